@@ -1,0 +1,27 @@
+"""Errors of the instruments package: each names the instrument and the step."""
+
+from __future__ import annotations
+
+
+class InstrumentError(RuntimeError):
+    """Base of every instrument failure; ``hint`` tells the user what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class PlanLimitError(InstrumentError, ValueError):
+    """A plate plan exceeds a declared limit; nothing was dispatched."""
+
+
+class ProtocolSimulationError(InstrumentError):
+    """A generated Opentrons protocol failed ``opentrons.simulate``; the batch is stopped."""
+
+
+class DriverNotAvailableError(InstrumentError):
+    """The configured driver is not built or its optional dependency is missing."""

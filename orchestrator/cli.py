@@ -1,0 +1,74 @@
+"""``sdl``: validate, run, inspect and export campaigns.
+
+Exit codes: 0 success, 1 the campaign or an instrument failed, 2 bad input (campaign
+file, arguments, store URL). Errors are one line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from instruments.errors import InstrumentError
+from orchestrator.errors import OrchestratorError, SpecError, StoreError
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sdl", description="Closed-loop experiment campaigns for self-driving labs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    store_help = "SQLAlchemy URL of the campaign store (default: sqlite:///runs/sdl.db)"
+
+    p = sub.add_parser("validate", help="check a campaign file; one line per problem")
+    p.add_argument("file")
+
+    p = sub.add_parser("run", help="run a campaign's closed loop")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("status", help="table of campaigns, or one campaign")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("export", help="one row per experiment")
+    p.add_argument("name")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--store", help=store_help)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # No network in most labs' instrument PCs: Prefect's usage telemetry stays off unless asked for.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The first start of Prefect's local server migrates its database: slow on a fresh machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from orchestrator import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return handler(args)
+    except SpecError as err:
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as err:
+        print(f"error: {err.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OrchestratorError, InstrumentError) as err:
+        print(f"error: {err.one_line()}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted: every finished step is in the store", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,42 @@
+"""Errors of the orchestrator package.
+
+Every error a user can cause carries a one-line message that names what is wrong and a
+hint that says how to fix it; the CLI prints ``message`` (and ``hint``) and never a
+traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error raised by the orchestrator package."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message and its hint as one line, for the CLI."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class SpecError(OrchestratorError, ValueError):
+    """A campaign file is malformed; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "campaign") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source}: {len(problems)} problem(s): " + "; ".join(problems))
+
+
+class StoreError(OrchestratorError, RuntimeError):
+    """The campaign store cannot be opened or does not hold what was asked for."""
+
+
+class CampaignStateError(OrchestratorError, ValueError):
+    """An ask/tell call does not fit the campaign's state (unknown id, wrong status...)."""
+
+
+class PlannerError(OrchestratorError, RuntimeError):
+    """The planner cannot propose (e.g. the constraints leave no feasible point)."""

@@ -1,0 +1,44 @@
+"""Experiments of a campaign as rows: one per experiment, for CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from orchestrator.spec_loader import parse_spec
+from orchestrator.store import CampaignInfo, CampaignStore
+
+FIXED_COLUMNS = ("id", "iteration", "sequence", "well", "status")
+TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
+
+
+def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): fixed columns, every parameter, every objective, failure reason, times."""
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    parameters = [p.name for p in spec.parameters]
+    objectives = [o.name for o in spec.objectives]
+    columns = [*FIXED_COLUMNS, *parameters, *objectives, "failure_reason", *TIME_COLUMNS]
+    rows = []
+    for e in store.experiments(campaign.id):
+        row: dict[str, Any] = {"id": e.id, "iteration": e.iteration, "sequence": e.sequence, "well": e.well,
+                               "status": e.status}
+        row.update({p: e.params.get(p) for p in parameters})
+        row.update({o: (e.values or {}).get(o) for o in objectives})
+        row["failure_reason"] = e.failure_reason
+        row.update({t: (getattr(e, t).isoformat() if getattr(e, t) else None) for t in TIME_COLUMNS})
+        rows.append(row)
+    return columns, rows
+
+
+def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_json(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    return json.dumps([{c: r[c] for c in columns} for r in rows], indent=2)

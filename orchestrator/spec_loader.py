@@ -1,0 +1,95 @@
+"""Read a campaign file into a ``CampaignSpec``, or one line per problem.
+
+Nothing here raises anything but ``SpecError``: a syntax error, a missing field or a
+wrong value all become ``"<field path>: <what is wrong>; <how to fix it>"`` lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import CampaignSpec, CrossFieldProblems
+
+MAX_FILE_BYTES = 1_000_000
+
+
+def spec_hash(yaml_text: str) -> str:
+    """SHA-256 of the campaign text, as stored with the campaign."""
+    return hashlib.sha256(yaml_text.encode()).hexdigest()
+
+
+def load_spec(path: str | Path) -> tuple[CampaignSpec, str]:
+    """Read and validate ``path``; returns the spec and the exact YAML text."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError([f"file is larger than {MAX_FILE_BYTES // 1000} kB; a campaign file is a few kB"], str(path))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(["file not found; check the path"], str(path)) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise SpecError([f"cannot read the file ({type(err).__name__}); give a readable UTF-8 YAML file"], str(path)) from None
+    return parse_spec(text, source=str(path)), text
+
+
+def parse_spec(text: str, source: str = "campaign") -> CampaignSpec:
+    """Validate campaign YAML ``text``; ``source`` names it in error lines."""
+    data = _parse_yaml(text, source)
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError([line for e in err.errors() for line in _describe(e, data)], source) from None
+
+
+def _parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError([f"{where}YAML syntax error: {problem}; check indentation, colons and quotes"], source) from None
+    if not isinstance(data, dict):
+        raise SpecError(["the file must be a YAML mapping with fields such as name:, budget:, parameters:"], source)
+    return data
+
+
+def _describe(error: dict[str, Any], data: Any) -> list[str]:
+    """One or more lines for one pydantic error: ``path: problem; fix``."""
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, CrossFieldProblems):
+        return cause.problems
+    path = _path(error["loc"], data)
+    kind, message = error["type"], error["msg"]
+    if kind == "missing":
+        return [f"{path}: required field is missing; add it"]
+    if kind == "extra_forbidden":
+        return [f"{path}: unknown field; remove it or check its spelling"]
+    if kind == "value_error":
+        return [f"{path}: {message.removeprefix('Value error, ')}"]
+    return [f"{path}: {message[0].lower()}{message[1:]}, got {_short(error.get('input'))}; correct the value"]
+
+
+def _path(loc: tuple[Any, ...], data: Any) -> str:
+    """``('parameters', 0, 'bounds')`` -> ``parameters[0](red).bounds``; tagged-union noise is dropped."""
+    parts, node = [], data
+    for key in loc:
+        if isinstance(key, int):
+            name = node[key].get("name") if isinstance(node, list) and key < len(node) and isinstance(node[key], dict) else None
+            parts.append(f"[{key}]" + (f"({name})" if isinstance(name, str) else ""))
+            node = node[key] if isinstance(node, list) and key < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(key))
+            node = node.get(key) if isinstance(node, dict) else None
+    return "".join(parts) or "campaign"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

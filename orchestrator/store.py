@@ -1,0 +1,297 @@
+"""The campaign store: the source of truth for every campaign, experiment and reading.
+
+Any SQLAlchemy URL works; the default is a SQLite file (WAL mode) under ``runs/``. Every
+state change is one transaction and leaves an append-only event row behind it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import CampaignStateError, StoreError
+from orchestrator.store_models import (
+    SCHEMA_VERSION,
+    Base,
+    CampaignRow,
+    EventRow,
+    ExperimentRow,
+    IterationRow,
+    MeasurementRow,
+    SchemaInfo,
+    utcnow,
+)
+
+DEFAULT_STORE_PATH = Path("runs") / "sdl.db"
+TERMINAL = ("measured", "failed", "abandoned")
+_TRANSITIONS = {
+    "proposed": {"dispatched", "measured", "failed", "abandoned"},
+    "dispatched": {"measured", "failed", "abandoned"},
+}
+
+
+def default_store_url() -> str:
+    """``sqlite:///runs/sdl.db`` relative to the working directory."""
+    return f"sqlite:///{DEFAULT_STORE_PATH.as_posix()}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A snapshot of one experiment row (detached from the database)."""
+
+    id: int
+    campaign_id: int
+    sequence: int
+    iteration: int
+    status: str
+    params: dict[str, Any]
+    proposed_params: dict[str, Any]
+    values: dict[str, float] | None
+    failure_reason: str | None
+    well: str | None
+    proposal_info: dict[str, Any]
+    created_at: datetime
+    dispatched_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    description: str
+    spec_yaml: str
+    spec_hash: str
+    versions: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+def _experiment(row: ExperimentRow) -> Experiment:
+    return Experiment(
+        row.id, row.campaign_id, row.sequence, row.iteration, row.status, dict(row.params),
+        dict(row.proposed_params), row.objective_values, row.failure_reason, row.well,
+        dict(row.proposal_info or {}), row.created_at, row.dispatched_at, row.finished_at,
+    )
+
+
+def _campaign(row: CampaignRow) -> CampaignInfo:
+    return CampaignInfo(
+        row.id, row.name, row.description, row.spec_yaml, row.spec_hash, dict(row.versions), row.status, row.created_at
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class CampaignStore:
+    """Opens (and creates) the store at ``url``; describe it with ``display``."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_store_url()
+        self.engine = self._engine(self.url)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as err:
+            raise StoreError(f"cannot open store {self.display}: {err.orig}", hint="check --store") from None
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._stamp_schema()
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"not a database URL: {url!r}", hint="use e.g. sqlite:///runs/sdl.db") from None
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(parsed)
+        except (ArgumentError, ImportError) as err:
+            raise StoreError(f"cannot use store URL {url!r}: {err}", hint="use sqlite:///... or postgresql+psycopg://...") from None
+        if parsed.drivername.startswith("sqlite"):
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    @property
+    def display(self) -> str:
+        """The URL a user can pass back as ``--store`` (password hidden), path made absolute."""
+        parsed = make_url(self.url)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            return f"sqlite:///{Path(parsed.database).resolve()}"
+        return parsed.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._session.begin() as session:
+            yield session
+
+    def _stamp_schema(self) -> None:
+        with self._tx() as s:
+            info = s.get(SchemaInfo, 1)
+            if info is None:
+                s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
+            elif info.version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.display} has schema version {info.version}, this code reads {SCHEMA_VERSION}",
+                    hint="use a matching version of sdl-orchestrator",
+                )
+
+    # campaigns ---------------------------------------------------------------------------
+
+    def create_campaign(self, name: str, description: str, spec_yaml: str, spec_hash: str, versions: dict) -> CampaignInfo:
+        with self._tx() as s:
+            if s.scalar(select(CampaignRow).where(CampaignRow.name == name)) is not None:
+                raise CampaignStateError(f"campaign {name!r} already exists in {self.display}")
+            row = CampaignRow(name=name, description=description, spec_yaml=spec_yaml, spec_hash=spec_hash,
+                              versions=versions, status="created")
+            s.add(row)
+            s.flush()
+            s.add(EventRow(campaign_id=row.id, kind="campaign_created", detail={"spec_hash": spec_hash}))
+            return _campaign(row)
+
+    def find_campaign(self, name: str) -> CampaignInfo | None:
+        with self._tx() as s:
+            row = s.scalar(select(CampaignRow).where(CampaignRow.name == name))
+            return _campaign(row) if row else None
+
+    def get_campaign(self, name: str) -> CampaignInfo:
+        found = self.find_campaign(name)
+        if found is None:
+            known = ", ".join(c.name for c in self.campaigns()) or "none yet"
+            raise StoreError(f"no campaign named {name!r} in {self.display}", hint=f"campaigns there: {known}")
+        return found
+
+    def campaigns(self) -> list[CampaignInfo]:
+        with self._tx() as s:
+            return [_campaign(r) for r in s.scalars(select(CampaignRow).order_by(CampaignRow.id))]
+
+    def set_campaign_status(self, campaign_id: int, status: str, **detail: Any) -> None:
+        with self._tx() as s:
+            row = s.get(CampaignRow, campaign_id)
+            row.status, row.updated_at = status, utcnow()
+            s.add(EventRow(campaign_id=campaign_id, kind=f"campaign_{status}", detail=detail))
+
+    # experiments -------------------------------------------------------------------------
+
+    def add_proposals(
+        self, campaign_id: int, iteration: int, proposals: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[Experiment]:
+        """Record a batch of (params, proposal_info) as ``proposed`` experiments, one transaction."""
+        with self._tx() as s:
+            start = len(s.scalars(select(ExperimentRow.id).where(ExperimentRow.campaign_id == campaign_id)).all())
+            rows = [
+                ExperimentRow(campaign_id=campaign_id, sequence=start + i, iteration=iteration, status="proposed",
+                              proposed_params=dict(p), params=dict(p), proposal_info=dict(info))
+                for i, (p, info) in enumerate(proposals)
+            ]
+            s.add_all(rows)
+            s.flush()
+            s.add_all(EventRow(campaign_id=campaign_id, experiment_id=r.id, kind="proposed", detail={"params": r.params})
+                      for r in rows)
+            return [_experiment(r) for r in rows]
+
+    def experiments(self, campaign_id: int, status: str | None = None) -> list[Experiment]:
+        with self._tx() as s:
+            query = select(ExperimentRow).where(ExperimentRow.campaign_id == campaign_id)
+            if status is not None:
+                query = query.where(ExperimentRow.status == status)
+            return [_experiment(r) for r in s.scalars(query.order_by(ExperimentRow.sequence))]
+
+    def experiment(self, experiment_id: int) -> Experiment:
+        with self._tx() as s:
+            return _experiment(self._row(s, experiment_id))
+
+    def _row(self, s: Session, experiment_id: int) -> ExperimentRow:
+        row = s.get(ExperimentRow, experiment_id)
+        if row is None:
+            raise CampaignStateError(f"no experiment with id {experiment_id}", hint="use an id returned by ask()")
+        return row
+
+    def _move(self, s: Session, row: ExperimentRow, status: str, **detail: Any) -> None:
+        if status not in _TRANSITIONS.get(row.status, set()):
+            raise CampaignStateError(
+                f"experiment {row.id} is {row.status}; it cannot become {status}",
+                hint="only proposed or dispatched experiments can change",
+            )
+        s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind=status,
+                       detail={"from": row.status, **detail}))
+        row.status = status
+        if status == "dispatched":
+            row.dispatched_at = utcnow()
+        else:
+            row.finished_at = utcnow()
+
+    def mark_dispatched(self, assignments: Mapping[int, tuple[str, Mapping[str, Any]]]) -> None:
+        """Experiments id -> (well, params actually made) become ``dispatched``, one transaction."""
+        with self._tx() as s:
+            for experiment_id, (well, params) in assignments.items():
+                row = self._row(s, experiment_id)
+                self._move(s, row, "dispatched", well=well, params=dict(params))
+                row.well, row.params = well, dict(params)
+
+    def record_result(
+        self, experiment_id: int, values: Mapping[str, float], measurement: Mapping[str, Any] | None = None
+    ) -> Experiment:
+        """Objective values (and the raw reading) of one experiment, one transaction."""
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "measured", values=dict(values))
+            row.objective_values = {k: float(v) for k, v in values.items()}
+            if measurement is not None:
+                s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
+            return _experiment(row)
+
+    def record_failure(self, experiment_id: int, reason: str, measurement: Mapping[str, Any] | None = None) -> Experiment:
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "failed", reason=reason)
+            row.failure_reason = reason
+            if measurement is not None:
+                s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
+            return _experiment(row)
+
+    def measurements(self, experiment_id: int) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(MeasurementRow).where(MeasurementRow.experiment_id == experiment_id))
+            return [
+                {"kind": r.kind, "instrument": r.instrument, "wavelengths_nm": r.wavelengths_nm, "values": r.values,
+                 "saturated": r.saturated, "meta": r.meta, "created_at": r.created_at}
+                for r in rows
+            ]
+
+    # iterations --------------------------------------------------------------------------
+
+    def record_iteration(self, campaign_id: int, iteration: int, instrument: str, plan: Mapping[str, Any],
+                         protocol_text: str, run_log: str, duration_s: float) -> None:
+        with self._tx() as s:
+            s.add(IterationRow(campaign_id=campaign_id, iteration=iteration, instrument=instrument, plan=dict(plan),
+                               protocol_text=protocol_text, run_log=run_log, duration_s=duration_s))
+            s.add(EventRow(campaign_id=campaign_id, kind="protocol_run", detail={"iteration": iteration}))
+
+    def iterations(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(IterationRow).where(IterationRow.campaign_id == campaign_id).order_by(IterationRow.iteration))
+            return [
+                {"iteration": r.iteration, "instrument": r.instrument, "plan": r.plan, "protocol_text": r.protocol_text,
+                 "run_log": r.run_log, "duration_s": r.duration_s, "created_at": r.created_at}
+                for r in rows
+            ]
+
+    def events(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(EventRow).where(EventRow.campaign_id == campaign_id).order_by(EventRow.id))
+            return [{"kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": r.at} for r in rows]

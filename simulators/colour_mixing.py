@@ -1,0 +1,114 @@
+"""Colour mixing by Beer-Lambert over dyes with distinct absorption bands.
+
+A well holds volumes of dye stocks made up with water to a total volume. Each dye stock
+has a Gaussian absorption band; the absorbance of the mixture is additive (Beer-Lambert):
+
+    A(lambda) = L * sum_d (v_d / V) * a_d * exp(-0.5 * ((lambda - peak_d) / width_d)^2)
+
+with L the optical path length [cm], v_d the dye volume [uL], V the well volume [uL] and
+a_d the absorbance per cm of the undiluted stock at its peak [1/cm].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Dye:
+    """One dye stock: Gaussian band ``peak_nm`` +- ``width_nm`` (sigma) and peak strength.
+
+    ``absorptivity_per_cm`` is the absorbance per cm of the undiluted stock at its peak.
+    """
+
+    name: str
+    peak_nm: float
+    width_nm: float
+    absorptivity_per_cm: float
+
+    def band(self, wavelengths_nm: np.ndarray) -> np.ndarray:
+        """Peak-normalised band shape, shape ``(n_wavelengths,)``."""
+        return np.exp(-0.5 * ((wavelengths_nm - self.peak_nm) / self.width_nm) ** 2)
+
+
+#: Three food-colour-like dyes: each absorbs where the others are nearly transparent.
+DEFAULT_DYES: tuple[Dye, ...] = (
+    Dye("red", peak_nm=515.0, width_nm=32.0, absorptivity_per_cm=3.0),
+    Dye("yellow", peak_nm=430.0, width_nm=28.0, absorptivity_per_cm=3.0),
+    Dye("blue", peak_nm=630.0, width_nm=38.0, absorptivity_per_cm=3.0),
+)
+
+
+class ColourMixingModel:
+    """Absorbance spectra of dye mixtures, noise-free or with detector noise.
+
+    Args:
+        dyes: the dye stocks; their names are the reagent names the robot pipettes.
+        wavelengths_nm: detector wavelengths [nm], shape ``(n_wavelengths,)``.
+        path_length_cm: optical path through the well [cm].
+        absorbance_noise_sd: standard deviation of additive detector noise [AU].
+        max_absorbance: detector ceiling [AU]; readings above it are saturated.
+    """
+
+    def __init__(
+        self,
+        dyes: tuple[Dye, ...] = DEFAULT_DYES,
+        wavelengths_nm: np.ndarray | None = None,
+        path_length_cm: float = 0.9,
+        absorbance_noise_sd: float = 0.0,
+        max_absorbance: float = 4.0,
+    ) -> None:
+        if len({d.name for d in dyes}) != len(dyes):
+            raise ValueError("dye names must be unique")
+        self.dyes = tuple(dyes)
+        self.wavelengths_nm = (
+            np.arange(400.0, 701.0, 2.0) if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
+        )
+        self.path_length_cm = float(path_length_cm)
+        self.absorbance_noise_sd = float(absorbance_noise_sd)
+        self.max_absorbance = float(max_absorbance)
+        self._bands = np.stack([d.band(self.wavelengths_nm) * d.absorptivity_per_cm for d in self.dyes])
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "ColourMixingModel":
+        """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
+        dyes = tuple(Dye(**d) for d in settings.get("dyes", ())) or DEFAULT_DYES
+        grid = settings.get("wavelengths_nm", {})
+        wavelengths = np.arange(
+            float(grid.get("start", 400.0)), float(grid.get("stop", 700.0)) + 1e-9, float(grid.get("step", 2.0))
+        )
+        return cls(
+            dyes=dyes,
+            wavelengths_nm=wavelengths,
+            path_length_cm=float(settings.get("path_length_cm", 0.9)),
+            absorbance_noise_sd=float(noise.get("absorbance_sd", 0.0)),
+            max_absorbance=float(settings.get("max_absorbance", 4.0)),
+        )
+
+    @property
+    def reagents(self) -> tuple[str, ...]:
+        """Names of the dye stocks, in model order."""
+        return tuple(d.name for d in self.dyes)
+
+    def absorbance(self, volumes_ul: Mapping[str, float], total_ul: float) -> np.ndarray:
+        """Noise-free absorbance [AU] of a well, shape ``(n_wavelengths,)``.
+
+        ``volumes_ul`` maps dye name to volume [uL]; unknown names are ignored (water,
+        other reagents); ``total_ul`` is the well volume [uL].
+        """
+        if total_ul <= 0:
+            return np.zeros_like(self.wavelengths_nm)
+        fractions = np.array([max(0.0, float(volumes_ul.get(d.name, 0.0))) / total_ul for d in self.dyes])
+        return self.path_length_cm * fractions @ self._bands
+
+    def measure(
+        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, bool]:
+        """A noisy reading: (absorbance [AU] shape ``(n_wavelengths,)``, saturated flag)."""
+        clean = self.absorbance(volumes_ul, total_ul)
+        noisy = clean + rng.normal(0.0, self.absorbance_noise_sd, size=clean.shape)
+        saturated = bool(np.any(noisy >= self.max_absorbance))
+        return np.minimum(noisy, self.max_absorbance), saturated

@@ -1,0 +1,21 @@
+"""Which simulator models exist, by the name a campaign's ``simulation.model`` uses."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from simulators.colour_mixing import ColourMixingModel
+
+#: model name -> factory(settings, noise)
+SIMULATORS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]] = {
+    "colour_mixing": ColourMixingModel.from_settings,
+}
+
+
+def build_simulator(name: str, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> Any:
+    """Build simulator ``name``; raises ``KeyError`` naming the known models."""
+    try:
+        factory = SIMULATORS[name]
+    except KeyError:
+        raise KeyError(f"unknown simulator {name!r}; known: {', '.join(sorted(SIMULATORS))}") from None
+    return factory(settings, noise)
