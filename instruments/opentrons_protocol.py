@@ -90,7 +90,10 @@ def simulate_protocol(protocol_text: str, file_name: str = "protocol.py") -> tup
     try:
         runlog, _bundle = simulate(io.StringIO(protocol_text), file_name=file_name, log_level="error")
     except Exception as err:  # the simulator raises many types; each is a failed protocol
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # ProtocolEngineExecuteError's str() is the repr of every nested error, tracebacks
+        # included; its to_stderr_string() is the simulator's own one-line summary.
+        summary = err.to_stderr_string() if callable(getattr(err, "to_stderr_string", None)) else str(err)
+        message = summary.strip().splitlines()[0] if summary.strip() else type(err).__name__
         raise ProtocolSimulationError(
             f"opentrons.simulate rejected {file_name}: {type(err).__name__}: {message}",
             hint="the batch was stopped before any robot moved; check labware and volumes",

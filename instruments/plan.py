@@ -127,7 +127,7 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float]) -> None:
         seen.add(w.well)
         for reagent, volume in w.volumes_ul.items():
             if volume < 0:
-                problems.append(f"{where}: {reagent} volume {volume:g} uL is negative (the other volumes exceed the fill volume)")
+                problems.append(f"{where}: {reagent} volume {volume:g} uL is negative (the other volumes exceed the fill volume of {plan.fill_volume_ul:g} uL)")
             elif 0 < volume < deck.small.min_ul:
                 problems.append(f"{where}: {reagent} volume {volume:g} uL is below the {deck.small.min_ul:g} uL pipette minimum")
         total = sum(w.volumes_ul.values())

@@ -1,1 +1,22 @@
-"""placeholder"""
+"""sdl-orchestrator: closed-loop experiment orchestration for self-driving labs.
+
+``from orchestrator import Campaign`` gives the ask/tell API. It is imported lazily, on
+first use, so that ``import orchestrator`` stays light (no SQLAlchemy, pydantic or torch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.campaign import Campaign
+
+__all__ = ["Campaign"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Campaign":
+        from orchestrator.campaign import Campaign
+
+        return Campaign
+    raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

@@ -170,6 +170,8 @@ class Campaign:
         checked = {}
         for name, value in values.items():
             try:
+                if isinstance(value, (bool, str, bytes)):  # float() would take True or "0.12"
+                    raise TypeError(type(value).__name__)
                 number = float(value)
             except (TypeError, ValueError):
                 raise CampaignStateError(f"objective {name!r}: {value!r} is not a number") from None

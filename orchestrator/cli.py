@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--protocols", metavar="DIR", help="also write each iteration's Opentrons protocol and run log here")
     p.add_argument("--store", help=store_help)
     return parser
 

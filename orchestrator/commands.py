@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.export import experiment_rows, to_csv, to_json
+from orchestrator.export import experiment_rows, to_csv, to_json, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import CampaignInfo, CampaignStore
 
@@ -102,7 +102,11 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = CampaignStore(args.store)
-    columns, rows = experiment_rows(store, store.get_campaign(args.name))
+    campaign = store.get_campaign(args.name)
+    columns, rows = experiment_rows(store, campaign)
+    if args.protocols:
+        written = write_protocols(store, campaign, Path(args.protocols))
+        print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
     text = to_csv(columns, rows) if args.format == "csv" else to_json(columns, rows) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

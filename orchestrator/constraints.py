@@ -8,6 +8,7 @@ constraint is ``sum_i coefficients[name_i] * name_i  <op>  rhs``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal, Mapping
@@ -56,7 +57,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             break
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise ConstraintSyntaxError(f"unexpected character {text[pos:].strip()[0]!r} at position {pos}")
+            at = len(text) - len(text[pos:].lstrip())  # the character itself, not the blanks before it
+            raise ConstraintSyntaxError(f"unexpected character {text[at]!r} at position {at}")
         kind = match.lastgroup
         tokens.append((kind, match.group(kind)))
         pos = match.end()
@@ -122,4 +124,6 @@ def parse_linear_constraint(text: str) -> LinearConstraint:
     coefficients = {n: c for n, c in coefficients.items() if c != 0.0}
     if not coefficients:
         raise ConstraintSyntaxError("names no parameter")
+    if not all(math.isfinite(x) for x in (*coefficients.values(), right_const - left_const)):
+        raise ConstraintSyntaxError("a number is too large to be finite; use smaller numbers")
     return LinearConstraint(text=text, coefficients=coefficients, op=_OPS[tokens[split][1]], rhs=right_const - left_const)

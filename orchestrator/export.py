@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 from orchestrator.spec_loader import parse_spec
@@ -42,3 +43,15 @@ def to_csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 def to_json(columns: list[str], rows: list[dict[str, Any]]) -> str:
     return json.dumps([{c: r[c] for c in columns} for r in rows], indent=2)
+
+
+def write_protocols(store: CampaignStore, campaign: CampaignInfo, directory: Path) -> list[Path]:
+    """Write ``iteration_NNN.py`` (the protocol) and ``iteration_NNN.log`` (its run log) per iteration."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for it in store.iterations(campaign.id):
+        stem = directory / f"iteration_{it['iteration']:03d}"
+        stem.with_suffix(".py").write_text(it["protocol_text"], encoding="utf-8")
+        stem.with_suffix(".log").write_text(it["run_log"], encoding="utf-8")
+        written.append(stem.with_suffix(".py"))
+    return written

@@ -133,7 +133,13 @@ class Planner:
         }
         suggestions = []
         for i in range(n):
-            params = self.space.from_unit(candidates[i].numpy())
+            params = self.space.feasible_from_unit(candidates[i].numpy())
+            if params is None:
+                raise PlannerError(
+                    f"the optimiser's proposal {self.space.from_unit(candidates[i].numpy())} breaks a constraint "
+                    "once its integers are rounded, and no nearby rounding meets the constraints",
+                    hint="check the constraints on integer parameters; they leave almost no room",
+                )
             suggestions.append(Suggestion(params, {
                 **base, "predicted_mean": sign * float(mean[i]), "predicted_sd": float(sd[i]),
             }))

@@ -67,6 +67,65 @@ class SearchSpace:
     def is_feasible(self, params: Mapping[str, Any]) -> bool:
         return all(c.is_satisfied(params) for c in self.constraints)
 
+    def feasible_from_unit(self, u: np.ndarray) -> dict[str, Any] | None:
+        """``from_unit(u)`` made feasible, or None when no nearby feasible point exists.
+
+        The optimiser meets the constraints with unrounded integers; rounding can break
+        them (``n + x <= 10.5`` with n = 3.6, x = 6.9). Then each rounding (floor or ceiling
+        of every constrained integer) is tried, nearest first, moving the continuous
+        parameters as little as the constraints need.
+        """
+        params = self.from_unit(u)
+        if self.is_feasible(params):
+            return params
+        in_constraints = {name for c in self.constraints for name in c.coefficients}
+        integers = [p for p in self.numeric if p.type == "integer" and p.name in in_constraints]
+        raw = {p.name: p.bounds[0] + float(np.clip(u[self.columns[p.name][0]], 0.0, 1.0)) * (p.bounds[1] - p.bounds[0])
+               for p in integers}
+        options = [
+            sorted({min(max(f(raw[p.name]), math.ceil(p.bounds[0])), math.floor(p.bounds[1])) for f in (math.floor, math.ceil)})
+            for p in integers
+        ]
+
+        def distance(combo: tuple[int, ...]) -> float:
+            return sum(((v - raw[p.name]) / (p.bounds[1] - p.bounds[0])) ** 2 for p, v in zip(integers, combo))
+
+        for combo in sorted(itertools.product(*options), key=distance):
+            candidate = self._move_continuous({**params, **{p.name: v for p, v in zip(integers, combo)}})
+            if candidate is not None:
+                return candidate
+        return None
+
+    def _move_continuous(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The feasible point nearest ``params`` (unit coordinates) that changes only continuous values."""
+        if self.is_feasible(params):
+            return params
+        from scipy.optimize import minimize
+
+        movable = [p for p in self.numeric if p.type == "continuous"
+                   and any(p.name in c.coefficients for c in self.constraints)]
+        if not movable:
+            return None
+        lo = np.array([p.bounds[0] for p in movable])
+        span = np.array([p.bounds[1] - p.bounds[0] for p in movable])
+        start = (np.array([float(params[p.name]) for p in movable]) - lo) / span
+
+        def point(v: np.ndarray) -> dict[str, Any]:
+            return {**params, **{p.name: float(lo[i] + np.clip(v[i], 0.0, 1.0) * span[i]) for i, p in enumerate(movable)}}
+
+        def residual(v: np.ndarray, c: LinearConstraint) -> float:
+            """``lhs - rhs``, signed so that ``>= 0`` (``== 0`` for equalities) is feasible."""
+            x = point(v)
+            lhs = sum(a * float(x[name]) for name, a in c.coefficients.items())
+            return c.rhs - lhs if c.op == "<=" else lhs - c.rhs
+
+        constraints = [{"type": "eq" if c.op == "==" else "ineq", "fun": residual, "args": (c,)} for c in self.constraints]
+        result = minimize(lambda v: float(np.sum((v - start) ** 2)), start, method="SLSQP",
+                          bounds=[(0.0, 1.0)] * len(movable), constraints=constraints,
+                          options={"ftol": 1e-12, "maxiter": 200})
+        candidate = point(result.x)
+        return candidate if self.is_feasible(candidate) else None
+
     def unit_constraints(self) -> list[tuple[list[int], list[float], float, str]]:
         """Constraints in unit coordinates as ``(columns, coefficients, rhs, op)`` with op ``>=`` or ``==``.
 

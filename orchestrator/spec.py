@@ -56,7 +56,7 @@ class Parameter(_Strict):
             raise ValueError(f"a {self.type} parameter takes 'bounds', not 'values'; remove 'values'")
         lower, upper = self.bounds
         if not (math.isfinite(lower) and math.isfinite(upper)):
-            raise ValueError("bounds must be finite numbers")
+            raise ValueError("bounds must be finite numbers, not .inf or .nan; write [lower, upper] with two numbers")
         if lower >= upper:
             raise ValueError(f"lower bound {lower:g} is not below upper bound {upper:g}; write [lower, upper]")
         if self.type == "integer" and math.ceil(lower) > math.floor(upper):
@@ -265,7 +265,7 @@ class CampaignSpec(_Strict):
                 )
             elif param.bounds[0] < 0:
                 problems.append(
-                    f"parameters.{reagent}.bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
+                    f"parameters[{self.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
                     "set the lower bound to 0 or more"
                 )
         return problems

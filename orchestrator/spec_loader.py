@@ -44,7 +44,7 @@ def parse_spec(text: str, source: str = "campaign") -> CampaignSpec:
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError([line for e in err.errors() for line in _describe(e, data)], source) from None
+        raise SpecError([_one_line(line) for e in err.errors() for line in _describe(e, data)], source) from None
 
 
 def _parse_yaml(text: str, source: str) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def _parse_yaml(text: str, source: str) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError([f"{where}YAML syntax error: {problem}; check indentation, colons and quotes"], source) from None
+        raise SpecError([_one_line(f"{where}YAML syntax error: {problem}; check indentation, colons and quotes")], source) from None
     if not isinstance(data, dict):
         raise SpecError(["the file must be a YAML mapping with fields such as name:, budget:, parameters:"], source)
     return data
@@ -88,6 +88,11 @@ def _path(loc: tuple[Any, ...], data: Any) -> str:
             parts.append(("." if parts else "") + str(key))
             node = node.get(key) if isinstance(node, dict) else None
     return "".join(parts) or "campaign"
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other unprintable characters (from keys or names in the file) so a problem stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _short(value: Any) -> str:

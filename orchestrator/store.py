@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import CampaignStateError, StoreError
@@ -105,7 +105,7 @@ class CampaignStore:
         self.engine = self._engine(self.url)
         try:
             Base.metadata.create_all(self.engine)
-        except OperationalError as err:
+        except DatabaseError as err:  # OperationalError, or e.g. "file is not a database"
             raise StoreError(f"cannot open store {self.display}: {err.orig}", hint="check --store") from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._stamp_schema()
@@ -116,12 +116,16 @@ class CampaignStore:
             parsed = make_url(url)
         except ArgumentError:
             raise StoreError(f"not a database URL: {url!r}", hint="use e.g. sqlite:///runs/sdl.db") from None
+        shown = parsed.render_as_string(hide_password=True)
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"cannot create the folder of store {shown!r}: {err}", hint="check --store") from None
         try:
             engine = create_engine(parsed)
         except (ArgumentError, ImportError) as err:
-            raise StoreError(f"cannot use store URL {url!r}: {err}", hint="use sqlite:///... or postgresql+psycopg://...") from None
+            raise StoreError(f"cannot use store URL {shown!r}: {err}", hint="use sqlite:///... or postgresql+psycopg://...") from None
         if parsed.drivername.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)
         return engine

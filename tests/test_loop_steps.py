@@ -1,0 +1,99 @@
+"""The loop's steps without Prefect: safety before dispatch, bad readings, restarts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator.analysis import spectrum_problem
+from orchestrator.campaign import Campaign
+from orchestrator.loop import LoopError, make_runner
+from tests.conftest import demo_document, write_campaign
+
+
+def runner_for(tmp_path, mutate=lambda doc: None):
+    doc = demo_document()
+    doc["budget"] = {"experiments": 8, "batch_size": 4}
+    doc["planner"] = {"initial_experiments": 8}
+    mutate(doc)
+    campaign = Campaign.from_yaml(write_campaign(tmp_path, doc), store=f"sqlite:///{tmp_path / 's.db'}")
+    return make_runner(campaign, dry_run=True, log=lambda _: None)
+
+
+def run_one_iteration(runner):
+    batch = runner.propose()
+    plan = runner.prepare(batch)
+    runner.record(runner.analyse(plan, runner.measure(plan)))
+    return batch
+
+
+def test_one_iteration_records_values_spectra_and_protocol(tmp_path):
+    runner = runner_for(tmp_path)
+    batch = run_one_iteration(runner)
+    experiments = runner.campaign.experiments()
+    assert [e.id for e in experiments] == [p.id for p in batch]
+    assert all(e.status == "measured" and e.values["distance"] > 0 for e in experiments)
+    assert [e.well for e in experiments] == ["P1-A1", "P1-B1", "P1-C1", "P1-D1"]
+    (iteration,) = runner.store.iterations(runner.campaign.info.id)
+    assert iteration["plan"]["wells"][0]["experiment_id"] == batch[0].id
+    # the simulated plate holds what the plan asked for, made up to the fill volume
+    for e in experiments:
+        assert runner.instruments.lab.total_ul(e.well) == pytest.approx(300, rel=0.05)
+
+
+def test_plan_beyond_reagent_stock_is_refused_before_any_instrument_call(tmp_path):
+    def little_red(doc):
+        doc["instruments"]["liquid_handler"]["reagents"]["red"]["stock_ul"] = 20
+
+    runner = runner_for(tmp_path, little_red)
+    batch = runner.propose()
+    with pytest.raises(LoopError, match="red: needs .* only 20 uL of stock is left"):
+        runner.prepare(batch)
+    assert runner.instruments.lab.wells == {}  # nothing was dispensed
+    assert runner.store.iterations(runner.campaign.info.id) == []
+    assert all(e.status == "failed" and e.dispatched_at is None for e in runner.campaign.experiments())
+
+
+def test_stock_ledger_counts_every_stored_plan(tmp_path):
+    runner = runner_for(tmp_path)
+    before = runner.stock_left()
+    batch = run_one_iteration(runner)
+    after = runner.stock_left()
+    used = sum(e.params["red"] for e in runner.campaign.experiments())
+    assert before["red"] - after["red"] == pytest.approx(used)
+    assert len(batch) == 4
+
+
+def test_saturated_readings_are_failed_and_never_reach_the_planner(tmp_path):
+    def low_ceiling(doc):
+        doc["simulation"]["settings"]["max_absorbance"] = 0.01
+
+    runner = runner_for(tmp_path, low_ceiling)
+    run_one_iteration(runner)
+    experiments = runner.campaign.experiments()
+    assert all(e.status == "failed" and "saturated" in e.failure_reason for e in experiments)
+    assert runner.campaign.observations() == []
+    assert all(len(runner.store.measurements(e.id)) == 1 for e in experiments)  # the raw reading is kept
+
+
+def test_non_finite_readings_are_a_problem():
+    assert spectrum_problem(np.array([0.1, np.nan]), False) == "reading contains NaN or infinite values"
+    assert spectrum_problem(np.array([0.1, np.inf]), False) is not None
+    assert spectrum_problem(np.array([0.1, 0.2]), True).startswith("detector saturated")
+    assert spectrum_problem(np.array([0.1, 0.2]), False) is None
+
+
+def test_dispatched_but_unmeasured_experiments_block_a_restart(tmp_path):
+    runner = runner_for(tmp_path)
+    batch = runner.propose()
+    runner.prepare(batch)  # the robot ran; the process "dies" before measuring
+    again = make_runner(runner.campaign, dry_run=True, log=lambda _: None)
+    with pytest.raises(LoopError, match="dispatched but not measured"):
+        again.refuse_unsafe_restart()
+
+
+def test_proposals_left_by_an_interrupted_run_are_used_first(tmp_path):
+    runner = runner_for(tmp_path)
+    asked = runner.campaign.ask(4)
+    assert [p.id for p in runner.propose()] == [p.id for p in asked]
+    assert len(runner.campaign.experiments()) == 4

@@ -1,0 +1,545 @@
+"""`sdl validate`: the demo campaign is valid; every malformed file gives exit 2 and one
+line per problem that names the field and says how to fix it, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from orchestrator.cli import main
+from orchestrator.errors import SpecError
+from orchestrator.spec import CampaignSpec
+from orchestrator.spec_loader import MAX_FILE_BYTES, parse_spec
+from tests.conftest import DEMO, demo_document, write_campaign
+
+DEMO_TEXT = DEMO.read_text()
+
+
+def validate(path: Path | str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``sdl validate path`` in-process: (exit code, stdout, stderr)."""
+    code = main(["validate", str(path)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_problems(path: Path | str, out: str, err: str) -> list[str]:
+    """The failure contract: nothing on stdout, no traceback, each stderr line prefixed by the file."""
+    assert out == ""
+    assert "Traceback" not in err and "Traceback" not in out
+    assert err.endswith("\n")
+    lines = err.splitlines()
+    assert lines, "a failing validate prints at least one problem"
+    prefix = f"{path}: "
+    for line in lines:
+        assert line.startswith(prefix), line
+        assert line[len(prefix):].strip(), f"empty problem: {line!r}"
+    return [line[len(prefix):] for line in lines]
+
+
+# ---------------------------------------------------------------------------------------
+# the valid demo
+
+
+def test_demo_campaign_validates_in_process(capsys):
+    code, out, err = validate(DEMO, capsys)
+    assert code == 0, err
+    assert err == ""
+    assert out.startswith(f"{DEMO}: ok: campaign 'colour-match-demo', 3 parameter(s), 24 experiments in batches of 4")
+
+
+def test_demo_campaign_validates_through_console_script():
+    """The installed `sdl` entry point: its process exit code, and no traceback."""
+    sdl = Path(sys.executable).parent / "sdl"
+    assert sdl.exists(), f"console script not installed at {sdl}"
+    done = subprocess.run(
+        [str(sdl), "validate", str(DEMO)], capture_output=True, text=True, timeout=120, cwd=DEMO.parents[1]
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr == ""
+    assert "ok: campaign 'colour-match-demo'" in done.stdout
+
+
+def test_campaign_without_instruments_or_analysis_is_valid(tmp_path, capsys):
+    doc = demo_document()
+    del doc["instruments"], doc["analysis"]
+    path = write_campaign(tmp_path, doc)
+    code, out, err = validate(path, capsys)
+    assert code == 0, err
+    assert "ok: campaign 'colour-match-demo'" in out
+    spec = parse_spec(path.read_text())
+    assert spec.instruments is None and spec.analysis == []
+
+
+def test_minimal_campaign_is_valid_and_takes_defaults():
+    spec = parse_spec(
+        "name: tiny\n"
+        "budget: {experiments: 2, batch_size: 1}\n"
+        "parameters: [{name: x, type: continuous, bounds: [0, 1]}]\n"
+        "objectives: [{name: y, direction: maximize}]\n"
+    )
+    assert isinstance(spec, CampaignSpec)
+    assert spec.instruments is None and spec.simulation is None
+    assert spec.constraints == [] and spec.seed == 0
+    assert spec.planner.num_restarts == 8
+
+
+def test_instruments_without_analysis_is_a_problem(tmp_path, capsys):
+    doc = demo_document()
+    del doc["analysis"]
+    path = write_campaign(tmp_path, doc)
+    code, out, err = validate(path, capsys)
+    assert code == 2
+    problems = assert_one_line_problems(path, out, err)
+    assert problems == ["analysis: objective 'distance' has no analysis; add an entry with 'objective: distance'"]
+
+
+# ---------------------------------------------------------------------------------------
+# malformed files: one parametrized case each
+
+
+def _set(*keys: Any, value: Any) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        node = doc
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return mutate
+
+
+def _drop(*keys: Any) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        node = doc
+        for key in keys[:-1]:
+            node = node[key]
+        del node[keys[-1]]
+
+    return mutate
+
+
+def _rename_top(old: str, new: str) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        doc[new] = doc.pop(old)
+
+    return mutate
+
+
+def _append(*keys: Any, value: Any) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        node = doc
+        for key in keys:
+            node = node[key]
+        node.append(value)
+
+    return mutate
+
+
+def _all(*mutations: Callable[[dict], None]) -> Callable[[dict], None]:
+    def mutate(doc: dict) -> None:
+        for m in mutations:
+            m(doc)
+
+    return mutate
+
+
+LH = ("instruments", "liquid_handler")
+
+# id -> (mutation of the demo document, [(expected start of the problem, how-to-fix text), ...])
+# Each expected pair matches exactly one stderr line; the number of lines must match too.
+DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] = {
+    "missing-name": (_drop("name"), [("name: required field is missing", "add it")]),
+    "missing-budget": (_drop("budget"), [("budget: required field is missing", "add it")]),
+    "budget-experiments-not-a-number": (
+        _set("budget", "experiments", value="many"),
+        [("budget.experiments: input should be a valid integer", "got 'many'; correct the value")],
+    ),
+    "budget-batch-size-zero": (
+        _set("budget", "batch_size", value=0),
+        [("budget.batch_size: input should be greater than 0", "correct the value")],
+    ),
+    "bounds-lower-above-upper": (
+        _set("parameters", 0, "bounds", value=[150, 0]),
+        [("parameters[0](red): lower bound 150 is not below upper bound 0", "write [lower, upper]")],
+    ),
+    "bounds-lower-equals-upper": (
+        _set("parameters", 1, "bounds", value=[5, 5]),
+        [("parameters[1](yellow): lower bound 5 is not below upper bound 5", "write [lower, upper]")],
+    ),
+    "bounds-infinite": (
+        _set("parameters", 2, "bounds", value=[0, float("inf")]),
+        [("parameters[2](blue): bounds must be finite numbers", "write [lower, upper] with two numbers")],
+    ),
+    "bounds-not-a-pair": (
+        _set("parameters", 0, "bounds", value=[0, 1, 2]),
+        [("parameters[0](red).bounds: tuple should have at most 2 items", "correct the value")],
+    ),
+    "duplicate-parameter-names": (
+        _set("parameters", 1, "name", value="red"),
+        [("parameters: duplicate parameter name(s) red", "give each a unique name")],
+    ),
+    # Only one objective is supported: a second one (same name) is refused at the list's length.
+    "duplicate-objective-names": (
+        _append("objectives", value={"name": "distance", "direction": "minimize"}),
+        [("objectives: list should have at most 1 item", "correct the value")],
+    ),
+    "parameter-name-not-identifier": (
+        _set("parameters", 0, "name", value="red dye"),
+        [("parameters[0](red dye).name: string should match pattern", "correct the value")],
+    ),
+    "unknown-parameter-type": (
+        _set("parameters", 0, "type", value="real"),
+        [("parameters[0](red).type: input should be 'continuous', 'integer' or 'categorical'", "got 'real'; correct the value")],
+    ),
+    "categorical-without-values": (
+        _append("parameters", value={"name": "dye", "type": "categorical"}),
+        [("parameters[3](dye): a categorical parameter needs 'values'", "a list of at least one choice")],
+    ),
+    "categorical-with-bounds": (
+        _append("parameters", value={"name": "dye", "type": "categorical", "values": ["a", "b"], "bounds": [0, 1]}),
+        [("parameters[3](dye): a categorical parameter takes 'values', not 'bounds'", "remove 'bounds'")],
+    ),
+    "continuous-with-values": (
+        _set("parameters", 0, "values", value=[1, 2]),
+        [("parameters[0](red): a continuous parameter takes 'bounds', not 'values'", "remove 'values'")],
+    ),
+    "integer-bounds-without-integer": (
+        _append("parameters", value={"name": "n", "type": "integer", "bounds": [0.2, 0.8]}),
+        [("parameters[3](n): bounds [0.2, 0.8] contain no integer", "widen them")],
+    ),
+    "unknown-liquid-handler-driver": (
+        _set(*LH, "driver", value="hamilton_star"),
+        [("instruments.liquid_handler.driver: unknown driver 'hamilton_star'", "use one of: opentrons_flex, opentrons_ot2")],
+    ),
+    "spectrometer-driver-in-liquid-handler-role": (
+        _set(*LH, "driver", value="ocean_optics"),
+        [("instruments.liquid_handler.driver: unknown driver 'ocean_optics'", "use one of:")],
+    ),
+    "unknown-spectrometer-driver": (
+        _set("instruments", "spectrometer", "driver", value="avantes"),
+        [("instruments.spectrometer.driver: unknown driver 'avantes'", "use one of: ocean_optics, simulated_uvvis")],
+    ),
+    "unknown-simulator-model": (
+        _set("simulation", "model", value="beer_lambert"),
+        [("simulation.model: unknown simulator 'beer_lambert'", "use one of: colour_mixing")],
+    ),
+    "constraint-unknown-parameter": (
+        _set("constraints", 0, value="red + green <= 300"),
+        [("constraints[0] 'red + green <= 300' names green, not a numeric parameter", "use one of: blue, red, yellow")],
+    ),
+    "constraint-product-of-names": (
+        _set("constraints", 0, value="red * blue <= 3"),
+        [("constraints[0] 'red * blue <= 3': expected a number after 'red *'", "write e.g. 'a + 2*b <= 10'")],
+    ),
+    "constraint-python-code": (
+        _set("constraints", 0, value="import os"),
+        [("constraints[0] 'import os': needs exactly one of <=, >=, ==", "write e.g. 'a + 2*b <= 10'")],
+    ),
+    "constraint-call": (
+        _set("constraints", 0, value="__import__('os').system('ls') <= 1"),
+        [("constraints[0] \"__import__('os').system('ls') <= 1\": unexpected character '('", "write e.g.")],
+    ),
+    "negative-volume-bound-on-reagent": (
+        _set("parameters", 0, "bounds", value=[-5, 150]),
+        [("parameters[0](red).bounds: a volume cannot be negative (-5 uL)", "set the lower bound to 0 or more")],
+    ),
+    "budget-experiments-below-batch-size": (
+        _set("budget", "batch_size", value=50),
+        [("budget: batch_size 50 exceeds experiments 24", "raise experiments or lower batch_size")],
+    ),
+    "unknown-extra-field-typo": (
+        _rename_top("parameters", "paramters"),
+        [
+            ("paramters: unknown field", "remove it or check its spelling"),
+            ("parameters: required field is missing", "add it"),
+        ],
+    ),
+    "unknown-nested-field": (
+        _set(*LH, "fill_volume", value=300),
+        [("instruments.liquid_handler.fill_volume: unknown field", "remove it or check its spelling")],
+    ),
+    "objective-direction-unknown": (
+        _set("objectives", 0, "direction", value="max"),
+        [("objectives[0](distance).direction: input should be 'minimize' or 'maximize'", "got 'max'; correct the value")],
+    ),
+    "analysis-unknown-objective": (
+        _set("analysis", 0, "objective", value="colour"),
+        [
+            ("analysis[0].objective 'colour' is not an objective", "use one of: distance"),
+            ("analysis: objective 'distance' has no analysis", "add an entry with 'objective: distance'"),
+        ],
+    ),
+    "analysis-target-needs-exactly-one": (
+        _set("analysis", 0, "target", value={"mixture": {"red": 1}, "csv": "target.csv"}),
+        [("analysis[0].target: give exactly one of 'mixture'", "or 'csv' (a file)")],
+    ),
+    "reagent-not-a-parameter": (
+        _set(*LH, "reagents", "green", value={"well": "A5", "stock_ul": 15000}),
+        [("instruments.liquid_handler.reagents.green: not a numeric parameter", "each reagent key must be a parameter")],
+    ),
+    "reagent-bad-well": (
+        _set(*LH, "reagents", "red", "well", value="Z99"),
+        [("instruments.liquid_handler.reagents.red.well: string should match pattern", "got 'Z99'; correct the value")],
+    ),
+    "fill-volume-above-well-capacity": (
+        _set(*LH, "fill_volume_ul", value=400),
+        [("instruments.liquid_handler: fill_volume_ul 400 exceeds well_capacity_ul 360", "lower it")],
+    ),
+    "parameters-empty": (
+        _set("parameters", value=[]),
+        [("parameters: list should have at least 1 item", "correct the value")],
+    ),
+    "parameter-entry-not-a-mapping": (
+        _set("parameters", 0, value="red"),
+        [("parameters[0]: input should be a valid dictionary", "got 'red'; correct the value")],
+    ),
+    "campaign-name-with-spaces": (
+        _set("name", value="colour match"),
+        [("name: string should match pattern", "got 'colour match'; correct the value")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DOCUMENT_CASES))
+def test_malformed_document_gives_one_line_per_problem(case, tmp_path, capsys):
+    mutate, expected = DOCUMENT_CASES[case]
+    doc = demo_document()
+    mutate(doc)
+    path = write_campaign(tmp_path, doc)
+
+    code, out, err = validate(path, capsys)
+
+    assert code == 2, (out, err)
+    problems = assert_one_line_problems(path, out, err)
+    assert len(problems) == len(expected), problems
+    for start, fix in expected:
+        matching = [p for p in problems if p.startswith(start)]
+        assert len(matching) == 1, (start, problems)
+        assert fix in matching[0][len(start):], (fix, matching[0])
+
+
+def _big_file(tmp_path: Path) -> Path:
+    path = tmp_path / "big.yaml"
+    path.write_text(DEMO_TEXT + ("# padding\n" * (MAX_FILE_BYTES // 10 + 10)))
+    assert path.stat().st_size > MAX_FILE_BYTES
+    return path
+
+
+def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        return path
+
+    return make
+
+
+# id -> (file maker, [(expected start of the problem, how-to-fix text)]); file-level problems.
+FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[tuple[str, str]]]] = {
+    "yaml-unclosed-bracket": (
+        _write("c.yaml", "name: x\nbudget: {experiments: 4, batch_size: 2\nparameters: []\n"),
+        [("line 3 column 11: YAML syntax error: expected ',' or '}'", "check indentation, colons and quotes")],
+    ),
+    "yaml-bad-indentation": (
+        _write("c.yaml", "name: x\n  budget: 3\n"),
+        [("line 2 column 9: YAML syntax error: mapping values are not allowed here", "check indentation")],
+    ),
+    "yaml-tab-indentation": (
+        _write("c.yaml", "name: x\nbudget:\n\texperiments: 3\n"),
+        [("line 3 column 1: YAML syntax error:", "check indentation, colons and quotes")],
+    ),
+    "top-level-list": (
+        _write("c.yaml", "- name: x\n- budget: 3\n"),
+        [("the file must be a YAML mapping", "with fields such as name:, budget:, parameters:")],
+    ),
+    "top-level-scalar": (
+        _write("c.yaml", "just some text\n"),
+        [("the file must be a YAML mapping", "with fields such as name:")],
+    ),
+    "empty-file": (_write("c.yaml", ""), [("the file must be a YAML mapping", "with fields such as name:")]),
+    "only-comments": (_write("c.yaml", "# nothing yet\n"), [("the file must be a YAML mapping", "name:")]),
+    "file-not-found": (lambda tmp_path: tmp_path / "missing.yaml", [("file not found", "check the path")]),
+    "file-over-size-cap": (_big_file, [("file is larger than 1000 kB", "a campaign file is a few kB")]),
+    "not-utf8": (
+        _write("c.yaml", b"name: caf\xe9\n"),
+        [("cannot read the file (UnicodeDecodeError)", "give a readable UTF-8 YAML file")],
+    ),
+    "directory": (
+        lambda tmp_path: tmp_path,
+        [("cannot read the file (IsADirectoryError)", "give a readable UTF-8 YAML file")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FILE_CASES))
+def test_malformed_file_gives_one_line(case, tmp_path, capsys):
+    make, expected = FILE_CASES[case]
+    path = make(tmp_path)
+
+    code, out, err = validate(path, capsys)
+
+    assert code == 2, (out, err)
+    problems = assert_one_line_problems(path, out, err)
+    assert len(problems) == len(expected), problems
+    for (start, fix), problem in zip(expected, problems):
+        assert problem.startswith(start), problem
+        assert fix in problem, problem
+
+
+def test_several_field_problems_give_several_lines(tmp_path, capsys):
+    doc = demo_document()
+    del doc["name"]
+    doc["budget"]["experiments"] = "many"
+    doc["parameters"][0]["bounds"] = [9, 1]
+    doc["objectives"][0]["direction"] = "up"
+    doc["instruments"]["spectrometer"]["driver"] = "avantes"
+    path = write_campaign(tmp_path, doc)
+
+    code, out, err = validate(path, capsys)
+
+    assert code == 2
+    problems = assert_one_line_problems(path, out, err)
+    assert len(problems) == 5, problems
+    for start in (
+        "name: required field is missing",
+        "budget.experiments: input should be a valid integer",
+        "parameters[0](red): lower bound 9 is not below upper bound 1",
+        "objectives[0](distance).direction: input should be 'minimize' or 'maximize'",
+        "instruments.spectrometer.driver: unknown driver 'avantes'",
+    ):
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+
+
+def test_several_cross_field_problems_give_several_lines(tmp_path, capsys):
+    doc = demo_document()
+    doc["constraints"] = ["red + green <= 300", "red ** 2 <= 4", "red + blue >= 10"]
+    doc["instruments"]["liquid_handler"]["reagents"]["green"] = {"well": "A5", "stock_ul": 100}
+    doc["analysis"][0]["objective"] = "colour"
+    path = write_campaign(tmp_path, doc)
+
+    code, out, err = validate(path, capsys)
+
+    assert code == 2
+    problems = assert_one_line_problems(path, out, err)
+    assert [p.split(" ", 1)[0].split(":", 1)[0] for p in problems] == [
+        "constraints[0]",
+        "constraints[1]",
+        "instruments.liquid_handler.reagents.green",
+        "analysis[0].objective",
+        "analysis",
+    ], problems
+
+
+def test_field_values_with_newlines_stay_on_one_line(tmp_path, capsys):
+    """User text inside a problem (a key, a parameter's name) must not break the line."""
+    doc = demo_document()
+    doc["para\nmeters"] = 1
+    doc["parameters"][0]["name"] = "r\ned"
+    doc["instruments"]["liquid_handler"]["reagents"]["gr\u2028een"] = {"well": "A5", "stock_ul": 100}
+    path = write_campaign(tmp_path, doc)
+
+    code, out, err = validate(path, capsys)
+
+    assert code == 2
+    problems = assert_one_line_problems(path, out, err)
+    assert len(problems) == 2, problems
+    assert any(p.startswith("para\\nmeters: unknown field") for p in problems), problems
+    assert any(p.startswith("parameters[0](r\\ned).name: string should match pattern") for p in problems), problems
+
+    # The cross-field check (reached once the fields are right) escapes its keys too.
+    doc["parameters"][0]["name"] = "red"
+    del doc["para\nmeters"]
+    path = write_campaign(tmp_path, doc)
+    code, out, err = validate(path, capsys)
+    assert code == 2
+    problems = assert_one_line_problems(path, out, err)
+    assert problems == [
+        "instruments.liquid_handler.reagents.gr\\u2028een: not a numeric parameter; "
+        "each reagent key must be a parameter holding its volume in uL"
+    ]
+
+
+def test_spec_error_names_its_source():
+    with pytest.raises(SpecError) as info:
+        parse_spec("name: [", source="mine.yaml")
+    assert info.value.source == "mine.yaml"
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith("line 1 column 8: YAML syntax error")
+
+
+# ---------------------------------------------------------------------------------------
+# random mutations of the demo: a CampaignSpec or a SpecError of one-line problems, nothing else
+
+DEMO_DOCUMENT = demo_document()
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-3, max_value=400)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["red", "distance", "continuous", "categorical", "minimize", "A1", "red <= 1", "opentrons_ot2"])
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10) | st.sampled_from(["name", "type", "bounds", "values"]), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _locations(node: Any, path: tuple = ()) -> list[tuple]:
+    """Every key path inside ``node`` (not the root itself)."""
+    found = []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        found.append(path + (key,))
+        found.extend(_locations(child, path + (key,)))
+    return found
+
+
+@st.composite
+def mutated_documents(draw) -> dict:
+    doc = copy.deepcopy(DEMO_DOCUMENT)
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        locations = _locations(doc)
+        if not locations:
+            break
+        where = draw(st.sampled_from(locations))
+        parent = doc
+        for key in where[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()):
+            del parent[where[-1]]
+        else:
+            parent[where[-1]] = draw(values)
+    return doc
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=mutated_documents())
+def test_random_mutations_give_a_spec_or_one_line_problems(doc):
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    try:
+        spec = parse_spec(text, source="fuzz.yaml")
+    except SpecError as err:
+        assert err.source == "fuzz.yaml"
+        assert err.problems, "a SpecError lists at least one problem"
+        for problem in err.problems:
+            assert isinstance(problem, str) and problem.strip(), problem
+            assert len(problem.splitlines()) == 1 and "\n" not in problem and "\r" not in problem, repr(problem)
+            assert "Traceback" not in problem
+    else:
+        assert isinstance(spec, CampaignSpec)
