@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from instruments.deck import WELLS_PER_PLATE
 from instruments.registry import DRIVERS, drivers_for
 from orchestrator.constraints import ConstraintSyntaxError, LinearConstraint, parse_linear_constraint
 from simulators.registry import SIMULATORS
@@ -256,6 +257,11 @@ class CampaignSpec(_Strict):
         handler = self.instruments.liquid_handler
         by_name = {p.name: p for p in self.parameters}
         problems = []
+        if self.budget.batch_size > WELLS_PER_PLATE:
+            problems.append(
+                f"budget.batch_size: {self.budget.batch_size} wells do not fit one {WELLS_PER_PLATE}-well plate; "
+                f"use at most {WELLS_PER_PLATE}"
+            )
         for reagent in handler.reagents:
             param = by_name.get(reagent)
             if param is None or not param.is_numeric:

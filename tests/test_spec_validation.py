@@ -255,6 +255,10 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         _set("budget", "batch_size", value=50),
         [("budget: batch_size 50 exceeds experiments 24", "raise experiments or lower batch_size")],
     ),
+    "batch-larger-than-a-plate": (
+        _set("budget", value={"experiments": 200, "batch_size": 100}),
+        [("budget.batch_size: 100 wells do not fit one 96-well plate", "use at most 96")],
+    ),
     "unknown-extra-field-typo": (
         _rename_top("parameters", "paramters"),
         [
