@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 
-class InstrumentError(RuntimeError):
-    """Base of every instrument failure; ``hint`` tells the user what to do."""
+class HintedError(Exception):
+    """An error with a one-line ``message`` and a ``hint`` that says how to fix it.
+
+    The base of both the instruments' and the orchestrator's errors: the CLI prints
+    ``one_line()`` and never a traceback for these.
+    """
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -12,7 +16,12 @@ class InstrumentError(RuntimeError):
         self.hint = hint
 
     def one_line(self) -> str:
+        """The message and its hint as one line."""
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InstrumentError(HintedError, RuntimeError):
+    """Base of every instrument failure; ``hint`` tells the user what to do."""
 
 
 class PlanLimitError(InstrumentError, ValueError):

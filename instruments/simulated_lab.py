@@ -33,3 +33,22 @@ class SimulatedLab:
 
     def total_ul(self, label: str) -> float:
         return sum(self.wells.get(label, {}).values())
+
+
+class SimulatedInstrument:
+    """What every twin shares: a name, the shared lab, its config, and the Instrument verbs."""
+
+    def __init__(self, name: str, lab: SimulatedLab, config: Any = None) -> None:
+        self.name = name
+        self.lab = lab
+        self.config = config
+        self.connected = False
+
+    def connect(self) -> None:
+        self.connected = True
+
+    def close(self) -> None:
+        self.connected = False
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "simulated": True, "connected": self.connected}

@@ -12,28 +12,19 @@ from typing import Any
 from instruments.opentrons_protocol import render_protocol, simulate_protocol
 from instruments.plan import PlatePlan
 from instruments.protocols import RunReport
-from instruments.simulated_lab import SimulatedLab
+from instruments.simulated_lab import SimulatedInstrument, SimulatedLab
 from simulators.pipetting import delivered_volume
 
 
-class SimulatedOpentrons:
+class SimulatedOpentrons(SimulatedInstrument):
     """``LiquidHandler`` twin; ``robot_type`` is ``"OT-2"`` or ``"Flex"``."""
 
     def __init__(self, name: str, robot_type: str, lab: SimulatedLab, config: Any = None) -> None:
-        self.name = name
+        super().__init__(name, lab, config)
         self.robot_type = robot_type
-        self.lab = lab
-        self.config = config
-        self.connected = False
-
-    def connect(self) -> None:
-        self.connected = True
-
-    def close(self) -> None:
-        self.connected = False
 
     def health(self) -> dict[str, Any]:
-        return {"ok": True, "robot_type": self.robot_type, "simulated": True, "connected": self.connected}
+        return {**super().health(), "robot_type": self.robot_type}
 
     def run_plan(self, plan: PlatePlan) -> RunReport:
         if plan.robot_type != self.robot_type:

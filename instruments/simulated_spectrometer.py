@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from instruments.errors import InstrumentError
 from instruments.protocols import Spectrum
-from instruments.simulated_lab import SimulatedLab
+from instruments.simulated_lab import SimulatedInstrument
 
 
-class SimulatedSpectrometer:
+class SimulatedSpectrometer(SimulatedInstrument):
     """``Spectrometer`` twin: absorbance from the simulator model, with detector noise."""
-
-    def __init__(self, name: str, lab: SimulatedLab, config: Any = None) -> None:
-        self.name = name
-        self.lab = lab
-        self.config = config
-        self.connected = False
-
-    def connect(self) -> None:
-        self.connected = True
-
-    def close(self) -> None:
-        self.connected = False
-
-    def health(self) -> dict[str, Any]:
-        return {"ok": True, "simulated": True, "connected": self.connected}
 
     def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
         spectra = []

@@ -7,18 +7,11 @@ traceback for these.
 
 from __future__ import annotations
 
+from instruments.errors import HintedError
 
-class OrchestratorError(Exception):
+
+class OrchestratorError(HintedError):
     """Base of every error raised by the orchestrator package."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def one_line(self) -> str:
-        """The message and its hint as one line, for the CLI."""
-        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 class SpecError(OrchestratorError, ValueError):

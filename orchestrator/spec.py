@@ -122,9 +122,7 @@ class LiquidHandler(_Strict):
     @field_validator("driver")
     @classmethod
     def _known_driver(cls, name: str) -> str:
-        if name not in drivers_for("liquid_handler"):
-            raise ValueError(f"unknown driver {name!r}; use one of: {', '.join(drivers_for('liquid_handler'))}")
-        return name
+        return _known_driver(name, "liquid_handler")
 
     @model_validator(mode="after")
     def _fits_well(self) -> "LiquidHandler":
@@ -143,9 +141,7 @@ class Spectrometer(_Strict):
     @field_validator("driver")
     @classmethod
     def _known_driver(cls, name: str) -> str:
-        if name not in drivers_for("spectrometer"):
-            raise ValueError(f"unknown driver {name!r}; use one of: {', '.join(drivers_for('spectrometer'))}")
-        return name
+        return _known_driver(name, "spectrometer")
 
 
 class Instruments(_Strict):
@@ -296,6 +292,12 @@ class CampaignSpec(_Strict):
 
     def parameter(self, name: str) -> Parameter:
         return next(p for p in self.parameters if p.name == name)
+
+
+def _known_driver(name: str, role: str) -> str:
+    if name not in drivers_for(role):
+        raise ValueError(f"unknown driver {name!r}; use one of: {', '.join(drivers_for(role))}")
+    return name
 
 
 def _require_unique(names: list[str], what: str) -> None:

@@ -97,3 +97,15 @@ def test_proposals_left_by_an_interrupted_run_are_used_first(tmp_path):
     asked = runner.campaign.ask(4)
     assert [p.id for p in runner.propose()] == [p.id for p in asked]
     assert len(runner.campaign.experiments()) == 4
+
+
+def test_twins_implement_the_role_protocols(tmp_path):
+    from instruments.protocols import LiquidHandler, Spectrometer
+
+    runner = runner_for(tmp_path)
+    robot, spectrometer = runner.instruments.liquid_handler, runner.instruments.spectrometer
+    assert isinstance(robot, LiquidHandler) and isinstance(spectrometer, Spectrometer)
+    robot.connect()
+    assert robot.health() == {"ok": True, "simulated": True, "connected": True, "robot_type": "OT-2"}
+    robot.close()
+    assert robot.health()["connected"] is False
