@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -75,17 +75,23 @@ class CampaignInfo:
     created_at: datetime
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    """Timestamps are written in UTC; SQLite hands them back without a zone, so add it."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
 def _experiment(row: ExperimentRow) -> Experiment:
     return Experiment(
         row.id, row.campaign_id, row.sequence, row.iteration, row.status, dict(row.params),
         dict(row.proposed_params), row.objective_values, row.failure_reason, row.well,
-        dict(row.proposal_info or {}), row.created_at, row.dispatched_at, row.finished_at,
+        dict(row.proposal_info or {}), _utc(row.created_at), _utc(row.dispatched_at), _utc(row.finished_at),
     )
 
 
 def _campaign(row: CampaignRow) -> CampaignInfo:
     return CampaignInfo(
-        row.id, row.name, row.description, row.spec_yaml, row.spec_hash, dict(row.versions), row.status, row.created_at
+        row.id, row.name, row.description, row.spec_yaml, row.spec_hash, dict(row.versions), row.status,
+        _utc(row.created_at),
     )
 
 
@@ -273,7 +279,7 @@ class CampaignStore:
             rows = s.scalars(select(MeasurementRow).where(MeasurementRow.experiment_id == experiment_id))
             return [
                 {"kind": r.kind, "instrument": r.instrument, "wavelengths_nm": r.wavelengths_nm, "values": r.values,
-                 "saturated": r.saturated, "meta": r.meta, "created_at": r.created_at}
+                 "saturated": r.saturated, "meta": r.meta, "created_at": _utc(r.created_at)}
                 for r in rows
             ]
 
@@ -291,11 +297,11 @@ class CampaignStore:
             rows = s.scalars(select(IterationRow).where(IterationRow.campaign_id == campaign_id).order_by(IterationRow.iteration))
             return [
                 {"iteration": r.iteration, "instrument": r.instrument, "plan": r.plan, "protocol_text": r.protocol_text,
-                 "run_log": r.run_log, "duration_s": r.duration_s, "created_at": r.created_at}
+                 "run_log": r.run_log, "duration_s": r.duration_s, "created_at": _utc(r.created_at)}
                 for r in rows
             ]
 
     def events(self, campaign_id: int) -> list[dict[str, Any]]:
         with self._tx() as s:
             rows = s.scalars(select(EventRow).where(EventRow.campaign_id == campaign_id).order_by(EventRow.id))
-            return [{"kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": r.at} for r in rows]
+            return [{"kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": _utc(r.at)} for r in rows]

@@ -37,6 +37,7 @@ def test_demo_campaign_closes_in_and_keeps_everything(prefect_server, tmp_path, 
     assert {r["status"] for r in rows} == {"measured"}
     for r in rows:
         assert all(r[k] not in ("", None) for k in ("id", "iteration", "red", "yellow", "blue", "distance", "well"))
+        assert r["created_at"].endswith("+00:00") and r["finished_at"] >= r["dispatched_at"] >= r["created_at"]
     initial = [float(r["distance"]) for r in rows if int(r["sequence"]) < 8]
     best_initial, best_final = min(initial), min(float(r["distance"]) for r in rows)
     assert best_final <= 0.5 * best_initial, (best_initial, best_final)
