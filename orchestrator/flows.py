@@ -6,6 +6,7 @@ result caching (a cached physical step would be silently skipped) and never retr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,14 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run)
     try:
         while not runner.is_finished():
+            started = time.perf_counter()
             batch = _named(propose, name, campaign.next_iteration())(runner)
             iteration = batch[0].iteration
             plan = _named(prepare, name, iteration)(runner, batch)
             spectra = _named(measure, name, iteration)(runner, plan)
             outcomes = _named(analyse, name, iteration)(runner, plan, spectra)
             _named(record, name, iteration)(runner, outcomes)
+            runner.record_timing(iteration, time.perf_counter() - started)
             best = campaign.best()
             done = len(campaign.experiments()) - len(campaign.experiments("proposed"))
             logger.info(

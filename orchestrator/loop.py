@@ -8,7 +8,9 @@ directly. Every step writes its outcome to the store before the next one starts.
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +22,21 @@ from instruments.protocols import Spectrum
 from orchestrator.analysis import SpectralTarget, spectrum_problem
 from orchestrator.campaign import Campaign, Proposal
 from orchestrator.errors import OrchestratorError
+
+
+def _timed(step: Callable) -> Callable:
+    """Add the wall time [s] of a runner step to ``runner.step_seconds[step name]``."""
+
+    @functools.wraps(step)
+    def wrapper(self: "CampaignRunner", *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return step(self, *args, **kwargs)
+        finally:
+            name = step.__name__
+            self.step_seconds[name] = self.step_seconds.get(name, 0.0) + time.perf_counter() - started
+
+    return wrapper
 
 
 class LoopError(OrchestratorError, RuntimeError):
@@ -43,6 +60,7 @@ class CampaignRunner:
                  log: Callable[[str], None] = print) -> None:
         self.campaign, self.instruments, self.targets, self.log = campaign, instruments, targets, log
         self.store, self.handler_config = campaign.store, campaign.spec.instruments.liquid_handler
+        self.step_seconds: dict[str, float] = {}  # step name -> wall time [s] in the current iteration
 
     # before the loop ---------------------------------------------------------------------
 
@@ -62,6 +80,7 @@ class CampaignRunner:
 
     # steps -------------------------------------------------------------------------------
 
+    @_timed
     def propose(self) -> list[Proposal]:
         """Proposals left from an interrupted run first (never dispatched), else a new batch."""
         waiting = self.campaign.experiments("proposed")
@@ -70,6 +89,7 @@ class CampaignRunner:
         n = min(self.campaign.spec.budget.batch_size, self.campaign.remaining_budget())
         return self.campaign.ask(n)
 
+    @_timed
     def prepare(self, batch: list[Proposal]) -> PlatePlan:
         """Plan the plate, check every limit, mark the batch dispatched, run the robot."""
         wells_used = sum(1 for e in self.campaign.experiments() if e.well is not None)
@@ -91,12 +111,14 @@ class CampaignRunner:
                                     report.protocol_text, report.run_log, report.duration_s)
         return plan
 
+    @_timed
     def measure(self, plan: PlatePlan) -> list[Spectrum]:
         try:
             return self.instruments.spectrometer.read_wells([plan.label(w.well) for w in plan.wells])
         except InstrumentError as err:
             self._fail_batch(plan, f"{self.instruments.spectrometer.name}: {err.message}", err)
 
+    @_timed
     def analyse(self, plan: PlatePlan, spectra: list[Spectrum]) -> list[Outcome]:
         outcomes = []
         for well, spectrum in zip(plan.wells, spectra):
@@ -107,6 +129,7 @@ class CampaignRunner:
             outcomes.append(Outcome(well.experiment_id, values, problem, spectrum))
         return outcomes
 
+    @_timed
     def record(self, outcomes: list[Outcome]) -> None:
         for o in outcomes:
             reading = _measurement(o.spectrum)
@@ -114,6 +137,15 @@ class CampaignRunner:
                 self.store.record_failure(o.experiment_id, o.failure, reading)
             else:
                 self.store.record_result(o.experiment_id, o.values, reading)
+
+    def record_timing(self, iteration: int, wall_s: float) -> dict[str, float]:
+        """Store how long each step of ``iteration`` took [s], and the rest of ``wall_s`` as overhead."""
+        detail = {f"{step}_s": round(seconds, 6) for step, seconds in self.step_seconds.items()}
+        detail["overhead_s"] = round(max(0.0, wall_s - sum(self.step_seconds.values())), 6)
+        detail["iteration"] = iteration
+        self.store.record_event(self.campaign.info.id, "timing", detail)
+        self.step_seconds = {}
+        return detail
 
     # helpers -----------------------------------------------------------------------------
 

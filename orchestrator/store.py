@@ -301,6 +301,11 @@ class CampaignStore:
                 for r in rows
             ]
 
+    def record_event(self, campaign_id: int, kind: str, detail: Mapping[str, Any]) -> None:
+        """An event that changes no state (e.g. step timings), appended to the log."""
+        with self._tx() as s:
+            s.add(EventRow(campaign_id=campaign_id, kind=kind, detail=dict(detail)))
+
     def events(self, campaign_id: int) -> list[dict[str, Any]]:
         with self._tx() as s:
             rows = s.scalars(select(EventRow).where(EventRow.campaign_id == campaign_id).order_by(EventRow.id))

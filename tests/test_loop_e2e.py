@@ -151,6 +151,12 @@ def test_status_and_json_export(prefect_server, tmp_path, capsys):
     assert main(["export", "small-colour", "--format", "json", "--store", url]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 8 and all(isinstance(r["distance"], float) for r in rows)
+    store = CampaignStore(url)
+    timings = [e["detail"] for e in store.events(store.get_campaign("small-colour").id) if e["kind"] == "timing"]
+    assert [t["iteration"] for t in timings] == [1, 2]
+    for t in timings:
+        assert set(t) == {"iteration", "propose_s", "prepare_s", "measure_s", "analyse_s", "record_s", "overhead_s"}
+        assert t["prepare_s"] > 0 and t["overhead_s"] >= 0
     assert main(["export", "nope", "--store", url]) == 2
     assert "no campaign named 'nope'" in capsys.readouterr().err
 
