@@ -41,6 +41,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def planner_for(spec: CampaignSpec) -> Planner:
+    """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it)."""
+    objective = spec.objectives[0]
+    return Planner(
+        SearchSpace(spec.parameters, spec.linear_constraints()), objective.name, objective.direction == "maximize",
+        spec.seed,
+        initial_experiments=spec.planner.initial_experiments or max(2 * (len(spec.parameters) + 1), spec.budget.batch_size),
+        num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
+    )
+
+
 @dataclass(frozen=True)
 class Proposal:
     """An experiment to run: ``id`` for ``tell``/``fail``, ``params`` by parameter name."""
@@ -67,13 +78,9 @@ class Campaign:
         self.spec, self.yaml_text, self.store = spec, yaml_text, store
         self.source = source
         self.info = self._open_or_create()
-        self.space = SearchSpace(spec.parameters, spec.linear_constraints())
+        self.planner = planner_for(spec)
+        self.space = self.planner.space
         self.objective = spec.objectives[0]
-        self.planner = Planner(
-            self.space, self.objective.name, self.objective.direction == "maximize", spec.seed,
-            initial_experiments=spec.planner.initial_experiments or max(2 * (len(spec.parameters) + 1), spec.budget.batch_size),
-            num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
-        )
 
     @classmethod
     def from_yaml(cls, path: str | Path, store: str | None = None) -> "Campaign":

@@ -41,9 +41,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="one row per experiment")
     p.add_argument("name")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv", help="parquet needs -o")
     p.add_argument("--output", "-o", help="file to write (default: standard output)")
     p.add_argument("--protocols", metavar="DIR", help="also write each iteration's Opentrons protocol and run log here")
+    p.add_argument("--bundle", metavar="PATH",
+                   help="write a folder (or PATH.zip) with everything to share and replay the run (see sdl replay)")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("replay", help="re-run the planner over a bundle and check it gives the same proposals")
+    p.add_argument("bundle", help="folder or .zip written by sdl export NAME --bundle PATH")
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of one campaign; prints its path")
+    p.add_argument("name")
+    p.add_argument("--output", "-o", metavar="DIR", help="folder to write index.html and its figures to "
+                   "(default: runs/reports/NAME)")
     p.add_argument("--store", help=store_help)
     return parser
 
@@ -52,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # No network in most labs' instrument PCs: Prefect's usage telemetry stays off unless asked for.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # The first start of Prefect's local server migrates its database: slow on a fresh machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from orchestrator import commands

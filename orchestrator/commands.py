@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.export import experiment_rows, to_csv, to_json, write_protocols
+from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
-from orchestrator.store import CampaignInfo, CampaignStore
+from orchestrator.store import CampaignInfo, CampaignStore, default_report_dir
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -41,17 +42,34 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load_driver_class(resolve_driver(getattr(spec.instruments, role).driver, role, args.dry_run))
             except InstrumentError as err:
                 raise OrchestratorError(f"instruments.{role}: {err.message}", hint=err.hint) from None
-    from orchestrator.flows import campaign_flow
-
-    summary = campaign_flow(name=spec.name, yaml_text=text, source=str(Path(args.file).resolve()),
-                            store_url=store.url, dry_run=args.dry_run)
+    summary = _run_flow(spec.name, text, Path(args.file), store.url, args.dry_run)
     best = summary["best"]
     print(f"campaign {spec.name!r} finished: {summary['experiments']} experiments")
     if best:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
         print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
     print(f"next: sdl status {spec.name} --store {store.display}")
     return 0
+
+
+def _run_flow(name: str, text: str, path: Path, store_url: str, dry_run: bool) -> dict:
+    """Run the campaign flow; on a terminal, with a live progress bar instead of Prefect's INFO lines."""
+    interactive = sys.stderr.isatty() and sys.stdout.isatty()
+    if interactive:  # the bar and Prefect's console lines would overwrite each other
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from orchestrator.flows import campaign_flow
+    from orchestrator.progress import TerminalProgress, show_progress
+
+    def run() -> dict:
+        return campaign_flow(name=name, yaml_text=text, source=str(path.resolve()), store_url=store_url,
+                             dry_run=dry_run)
+
+    if not interactive:
+        return run()
+    with TerminalProgress() as bar, show_progress(bar):
+        return run()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -101,18 +119,62 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "parquet" and not args.output:
+        print("sdl export: error: --format parquet writes a binary file; give -o FILE", file=sys.stderr)
+        return 2
     store = CampaignStore(args.store)
     campaign = store.get_campaign(args.name)
     columns, rows = experiment_rows(store, campaign)
     if args.protocols:
         written = write_protocols(store, campaign, Path(args.protocols))
         print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
+    if args.bundle:
+        from orchestrator.bundle import write_bundle
+
+        files = write_bundle(store, campaign, Path(args.bundle))
+        print(f"wrote bundle of {len(rows)} experiments ({len(files)} files) to {args.bundle}; "
+              f"check it with: sdl replay {args.bundle}", file=sys.stderr)
+        if not args.output:  # the rows are in the bundle; standard output stays empty
+            return 0
+    if args.format == "parquet":
+        write_parquet(columns, rows, Path(args.output))
+        print(f"wrote {len(rows)} experiments to {args.output}")
+        return 0
     text = to_csv(columns, rows) if args.format == "csv" else to_json(columns, rows) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {len(rows)} experiments to {args.output}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Check the bundle, re-propose every batch, print a table; exit 1 when a proposal differs."""
+    from orchestrator.bundle import read_bundle
+    from orchestrator.replay import HEADER, replay, row, summary
+
+    bundle = read_bundle(Path(args.bundle))
+    meta = bundle.metadata
+    print(f"replaying campaign {meta.get('campaign')!r} from {args.bundle}: "
+          f"{len(meta.get('files', []))} file checksums ok")
+    print(HEADER)
+    results = []
+    for result in replay(bundle):
+        results.append(result)
+        print(row(result), flush=True)
+    print(summary(results))
+    return 0 if all(r.identical for r in results) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of one campaign (and its figures) and print the path of the page."""
+    store = CampaignStore(args.store)
+    store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
+    from orchestrator.report import build_report
+
+    out_dir = Path(args.output) if args.output else default_report_dir(args.name)
+    print(build_report(store, args.name, out_dir).resolve())
     return 0
 
 

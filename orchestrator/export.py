@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.spec_loader import parse_spec
 from orchestrator.store import CampaignInfo, CampaignStore
 
@@ -55,3 +56,21 @@ def write_protocols(store: CampaignStore, campaign: CampaignInfo, directory: Pat
         stem.with_suffix(".log").write_text(it["run_log"], encoding="utf-8")
         written.append(stem.with_suffix(".py"))
     return written
+
+
+def write_parquet(columns: list[str], rows: list[dict[str, Any]], path: Path) -> None:
+    """The rows as one Parquet file (pyarrow): the CSV's columns, typed; a mixed column becomes text."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:  # e.g. a pyarrow built for another NumPy
+        raise OrchestratorError(f"the Parquet export needs pyarrow, which cannot be imported: {err}",
+                                hint="use --format csv or json, or reinstall the locked environment") from None
+
+    def column(values: list[Any]) -> Any:
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a categorical parameter with values [1, "a"]
+            return pa.array([None if v is None else str(v) for v in values])
+
+    pq.write_table(pa.table({c: column([r[c] for r in rows]) for c in columns}), path)

@@ -127,7 +127,7 @@ class Planner:
             "model": "SingleTaskGP",
             "n_observations": len(observations),
             "n_pending": len(pending),
-            "acquisition_value": float(acq_value.max()),
+            "acquisition_value": float(acq_value.detach().max()),
             "lengthscales": model.covar_module.lengthscale.detach().squeeze().tolist(),
             "noise_variance": float(model.likelihood.noise.detach().mean()),
         }

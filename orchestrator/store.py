@@ -38,6 +38,11 @@ _TRANSITIONS = {
 }
 
 
+def default_report_dir(campaign_name: str) -> Path:
+    """Where ``sdl report`` and ``sdl run`` write a campaign's report: ``runs/reports/<name>``."""
+    return Path("runs") / "reports" / campaign_name
+
+
 def default_store_url() -> str:
     """``sqlite:///runs/sdl.db`` relative to the working directory."""
     return f"sqlite:///{DEFAULT_STORE_PATH.as_posix()}"
@@ -309,4 +314,5 @@ class CampaignStore:
     def events(self, campaign_id: int) -> list[dict[str, Any]]:
         with self._tx() as s:
             rows = s.scalars(select(EventRow).where(EventRow.campaign_id == campaign_id).order_by(EventRow.id))
-            return [{"kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": _utc(r.at)} for r in rows]
+            return [{"id": r.id, "kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": _utc(r.at)}
+                    for r in rows]

@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "campaigns" / "colour_match.yaml"
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 # Prefect binds its console log handler to sys.stderr when it is first imported. Import it
 # here, while pytest's session-wide capture stream is in place: imported later inside a test

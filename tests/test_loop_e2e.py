@@ -86,6 +86,17 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
     path = small_campaign(tmp_path)
     assert main(["run", str(path), "--dry-run", "--store", f"sqlite:///{tmp_path / 's.db'}"]) == 0
 
+    def artifacts():
+        """Artifacts by key, straight from the server's REST API."""
+        import httpx
+        from prefect.settings import PREFECT_API_URL
+
+        keys = ["small-colour-report", "small-colour-experiments"]
+        body = {"artifacts": {"key": {"any_": keys}}, "limit": 10}
+        response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
+        response.raise_for_status()
+        return {a["key"]: a for a in response.json()}
+
     async def runs():
         async with get_client() as client:
             by_name = FlowRunFilter(name=FlowRunFilterName(any_=["small-colour"]))
@@ -95,6 +106,13 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
 
     flow_runs, task_names = asyncio.run(runs())
     assert len(flow_runs) == 1 and flow_runs[0].state.is_completed()
+    assert "small-colour · report" in task_names
+    found = artifacts()
+    report = found["small-colour-report"]
+    assert report["type"] == "markdown" and "file://" in report["data"] and "index.html" in report["data"]
+    table = found["small-colour-experiments"]
+    assert table["type"] == "table"
+    assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == 8
     for iteration in (1, 2):
         for step in ("propose", "prepare", "measure", "analyse", "record"):
             assert f"small-colour · iteration {iteration:02d} · {step}" in task_names

@@ -1,0 +1,127 @@
+"""Everything the report shows, read once from the store: campaign, spec, experiments, timings.
+
+The simulator and the target spectrum are rebuilt from the stored campaign YAML, the way
+``orchestrator.loop.make_runner`` builds them for a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.analysis import SpectralTarget, build_target
+from orchestrator.errors import OrchestratorError
+from orchestrator.space import SearchSpace
+from orchestrator.spec import CampaignSpec, Objective
+from orchestrator.spec_loader import parse_spec
+from orchestrator.store import CampaignInfo, CampaignStore, Experiment
+
+
+@dataclass
+class ReportData:
+    """One campaign as the report sees it.
+
+    ``experiments`` are in proposal order (``sequence``); ``timings`` are the ``detail``
+    dicts of the campaign's ``timing`` events (seconds per step, see ``CampaignRunner``).
+    ``simulator`` and ``target`` are None when the spec has none (``target_note`` says why).
+    """
+
+    store: CampaignStore
+    info: CampaignInfo
+    spec: CampaignSpec
+    experiments: list[Experiment]
+    timings: list[dict[str, Any]]
+    space: SearchSpace
+    simulator: Any | None = None
+    target: SpectralTarget | None = None
+    target_note: str = ""
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> Objective:
+        return self.spec.objectives[0]
+
+    @property
+    def maximize(self) -> bool:
+        return self.objective.direction == "maximize"
+
+    @property
+    def measured(self) -> list[Experiment]:
+        return [e for e in self.experiments if e.status == "measured"]
+
+    @property
+    def failed(self) -> list[Experiment]:
+        return [e for e in self.experiments if e.status == "failed"]
+
+    def values(self, experiments: list[Experiment] | None = None) -> np.ndarray:
+        """Objective values of measured ``experiments`` (default: all measured), shape ``(n,)``."""
+        chosen = self.measured if experiments is None else experiments
+        return np.array([e.values[self.objective.name] for e in chosen], dtype=float)
+
+    def best(self) -> Experiment | None:
+        """The measured experiment with the best objective value, or None before any."""
+        measured = self.measured
+        if not measured:
+            return None
+        sign = -1.0 if self.maximize else 1.0
+        return min(measured, key=lambda e: sign * e.values[self.objective.name])
+
+    def fill_volume_ul(self) -> float:
+        """Well volume [uL] that spectra are computed for (1.0 without a liquid handler, as the target)."""
+        return self.spec.instruments.liquid_handler.fill_volume_ul if self.spec.instruments else 1.0
+
+
+def load_report_data(store: CampaignStore, campaign_name: str) -> ReportData:
+    """Read campaign ``campaign_name``; raises ``StoreError`` when the store has no such campaign."""
+    info = store.get_campaign(campaign_name)
+    spec = parse_spec(info.spec_yaml, source=f"stored spec of {info.name}")
+    timings = [dict(e["detail"]) for e in store.events(info.id) if e["kind"] == "timing"]
+    data = ReportData(store, info, spec, store.experiments(info.id), timings,
+                      SearchSpace(spec.parameters, spec.linear_constraints()))
+    data.simulator, data.target, data.target_note = _simulator_and_target(spec)
+    return data
+
+
+def _simulator_and_target(spec: CampaignSpec) -> tuple[Any | None, SpectralTarget | None, str]:
+    """The spec's simulator model and the target spectrum of its objective, or a note saying why not.
+
+    A CSV target is looked up relative to the current directory: the store keeps the
+    campaign text, not where its file was.
+    """
+    from simulators.registry import build_simulator
+
+    model = None
+    if spec.simulation is not None:
+        try:
+            model = build_simulator(spec.simulation.model, spec.simulation.settings, spec.simulation.noise)
+        except (KeyError, TypeError, ValueError) as err:
+            return None, None, f"the simulator could not be built ({err})"
+    entry = next((a for a in spec.analysis if a.objective == spec.objectives[0].name), None)
+    if entry is None:
+        return model, None, "the campaign file has no analysis entry (so no target spectrum) for its objective"
+    try:
+        target = build_target(entry, spec, Path.cwd(), model)
+    except OrchestratorError as err:
+        problems = "; ".join(getattr(err, "problems", [err.message]))
+        return model, None, f"the target spectrum is not available: {problems}"
+    return model, target, ""
+
+
+def best_so_far(values: np.ndarray, maximize: bool) -> np.ndarray:
+    """Running best of ``values`` (shape ``(n,)``, NaN for experiments without a value).
+
+    Returns shape ``(n,)``: the best value among experiments ``0..i``, NaN until the first value.
+    """
+    sign = -1.0 if maximize else 1.0
+    signed = np.where(np.isnan(values), np.inf, sign * values)
+    running = np.minimum.accumulate(signed) if len(signed) else signed
+    return np.where(np.isinf(running), np.nan, sign * running)
+
+
+def values_by_sequence(data: ReportData) -> np.ndarray:
+    """Objective value of every experiment in proposal order, NaN where not measured; shape ``(n,)``."""
+    name = data.objective.name
+    return np.array([e.values[name] if e.status == "measured" else np.nan for e in data.experiments], dtype=float)

@@ -1,0 +1,120 @@
+"""The model and importance sections: how well the GP predicts, what it looks like, what matters."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from orchestrator.report.data import ReportData
+from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
+from orchestrator.report.model import MIN_POINTS, ModelSummary, summarise_model
+from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png, unit_label
+
+
+def model_or_reason(data: ReportData) -> tuple[ModelSummary | None, str]:
+    """The fitted model's summary, or None and one sentence saying why there is none."""
+    n = len(data.measured)
+    if n < MIN_POINTS:
+        return None, (f"Too little data for a model: {n} measured experiment(s), "
+                      f"and a Gaussian process needs at least {MIN_POINTS}.")
+    try:
+        return summarise_model(data), ""
+    except (RuntimeError, ValueError) as err:  # e.g. a covariance that is not positive definite
+        return None, f"The Gaussian process could not be fitted to the {n} measured experiments: {err}."
+
+
+def loo_figure(data: ReportData, summary: ModelSummary) -> Png:
+    """LOO predicted vs observed [objective units] with +-2 sd bars and the identity line."""
+    fig = new_figure(4.6, 4.2)
+    ax = fig.add_subplot()
+    ax.errorbar(summary.observed, summary.loo_mean, yerr=2 * summary.loo_sd, fmt="o", ms=5, color=COLOURS["line"],
+                ecolor="#9db4dc", elinewidth=1.2, capsize=2.5, label="LOO prediction \u00b1 2 sd")
+    band = 2 * summary.loo_sd
+    values = np.concatenate([summary.observed, summary.loo_mean - band, summary.loo_mean + band])
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#555", lw=1, ls="--", label="predicted = observed")
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_aspect("equal")
+    name = data.objective.name
+    style_axes(ax, f"observed {name}", f"predicted {name} (leave-one-out)")
+    ax.legend(fontsize=8, loc="upper left")
+    return to_png(fig, "model_loo.png", "leave-one-out predicted against observed objective values")
+
+
+def slices_figure(data: ReportData, summary: ModelSummary) -> Png:
+    """Posterior mean +- 2 sd along each numeric parameter through the best point; infeasible grey."""
+    n = len(summary.slices)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = new_figure(3.3 * cols + 0.6, 2.9 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True).ravel()
+    legend: dict[str, object] = {}
+    for ax, s in zip(axes, summary.slices):
+        ax.fill_between(s.x, s.mean - 2 * s.sd, s.mean + 2 * s.sd, color="#9db4dc", alpha=0.5, label="\u00b1 2 sd")
+        ax.plot(s.x, s.mean, color=COLOURS["line"], lw=2, label="mean")
+        if not s.feasible.all():
+            ax.fill_between(s.x, 0, 1, where=~s.feasible, transform=ax.get_xaxis_transform(), color="#bbb",
+                            alpha=0.45, step="mid", label="breaks a constraint")
+        ax.axvline(s.at, color=COLOURS["best"], lw=1.5, ls="--", label="best point")
+        style_axes(ax, unit_label(s.name, s.unit), data.objective.name)
+        legend.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.legend(legend.values(), legend.keys(), loc="outside upper center", ncols=len(legend), fontsize=8,
+               frameon=False)
+    return to_png(fig, "model_slices.png", "model mean and two standard deviations along each parameter")
+
+
+def model_section(data: ReportData, summary: ModelSummary | None, reason: str) -> Section:
+    """Section ``model``: LOO predicted vs observed, and slices through the best point."""
+    if summary is None:
+        return Section("model", "Model", paragraph(esc(reason), "note"))
+    residual = summary.loo_mean - summary.observed
+    rmse = float(np.sqrt(np.mean(residual ** 2)))
+    covered = float(np.mean(np.abs(residual) <= 2 * summary.loo_sd))
+    loo = loo_figure(data, summary)
+    cuts = slices_figure(data, summary) if summary.slices else None
+    text = (f"The planner's model (SingleTaskGP, standardised outcome, ARD RBF kernel) refitted to all "
+            f"{len(summary.observed)} measured experiments. Leave-one-out RMSE {fmt(rmse)}; "
+            f"{covered:.0%} of the observations lie within \u00b1 2 sd of their prediction; "
+            f"fitted noise sd {fmt(summary.noise_sd)}.")
+    body = paragraph(esc(text)) + figure(loo, (
+        "Leave-one-out: each observation predicted from all the others in closed form with the hyperparameters "
+        "fitted to all points (no refit per left-out point); bars are \u00b1 2 sd of an observation."))
+    if cuts is not None:
+        body += figure(cuts, ("Model mean and \u00b1 2 sd (latent function) along each parameter, all other "
+                              "parameters held at the best experiment (dashed line); grey where the point breaks a "
+                              "constraint."))
+    return Section("model", "Model", body, tuple(png for png in (loo, cuts) if png is not None))
+
+
+def importance_figure(importance: dict[str, float]) -> Png:
+    """Horizontal bars of normalised importance (fractions summing to 1), largest on top."""
+    names = sorted(importance, key=importance.get)
+    fig = new_figure(6.0, 0.45 * len(names) + 1.2)
+    ax = fig.add_subplot()
+    ax.barh(names, [importance[n] for n in names], color=COLOURS["line"])
+    for i, n in enumerate(names):
+        ax.text(importance[n], i, f" {importance[n]:.0%}", va="center", fontsize=8)
+    ax.set_xlim(0, max(importance.values()) * 1.18)
+    style_axes(ax, "importance (inverse lengthscale, share of total)", "")
+    return to_png(fig, "importance.png", "parameter importance from the model's lengthscales")
+
+
+def importance_section(data: ReportData, summary: ModelSummary | None, reason: str) -> Section:
+    """Section ``importance``: normalised inverse ARD lengthscales, one-hot columns grouped."""
+    if summary is None:
+        return Section("importance", "Parameter importance", paragraph(esc(reason), "note"))
+    png = importance_figure(summary.importance)
+    rows = []
+    for p in data.space.parameters:
+        scales = summary.lengthscales[data.space.columns[p.name]]
+        rows.append((p.name, p.type, ", ".join(f"{v:.3g}" for v in scales), f"{summary.importance[p.name]:.1%}"))
+    body = figure(png, ("Importance of each parameter: the inverse of its ARD lengthscale in unit coordinates "
+                        "(a short lengthscale means the objective changes fast along it), normalised to sum to 1; "
+                        "a categorical parameter sums the inverse lengthscales of its one-hot columns."))
+    body += table(("parameter", "type", "lengthscale(s) [unit cube]", "importance"), rows)
+    return Section("importance", "Parameter importance", body, (png,))

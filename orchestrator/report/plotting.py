@@ -1,0 +1,54 @@
+"""Shared matplotlib helpers: Agg figures without pyplot's global state, rendered to PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from orchestrator.report.html import Png
+
+DPI = 110
+#: one colour per role, reused across figures
+COLOURS = {
+    "line": "#2859a8", "sobol": "#e8eef8", "bo": "#2859a8", "failed": "#c62828", "target": "#111111",
+    "baseline": "#8a93a3", "optimum": "#2e7d32", "best": "#f9a825", "latest": "#6a1b9a",
+}
+#: timing steps: label -> the ``timing`` event keys [s] summed into it, and its colour
+STEP_GROUPS = (
+    ("planner", ("propose_s",), "#2859a8"),
+    ("robot", ("prepare_s",), "#ef6c00"),
+    ("spectrometer", ("measure_s",), "#2e7d32"),
+    ("analysis + record", ("analyse_s", "record_s"), "#8e24aa"),
+    ("overhead", ("overhead_s",), "#9e9e9e"),
+)
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure ``width_in`` x ``height_in`` inches on the Agg canvas, with constrained layout."""
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig: Figure, name: str, alt: str) -> Png:
+    """Render ``fig`` as PNG bytes (``DPI`` dots per inch, no timestamp metadata)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return Png(name, buffer.getvalue(), alt)
+
+
+def style_axes(ax, xlabel: str, ylabel: str) -> None:
+    """Axis labels, a light grid behind the data, no top/right spines."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, color="#e4e7ec", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def unit_label(name: str, unit: str | None) -> str:
+    """``"red [uL]"``, or the bare name without a unit."""
+    return f"{name} [{unit}]" if unit else name
