@@ -45,7 +45,7 @@ def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: in
 
 def _build(info: DriverInfo, config: Any, lab: SimulatedLab | None) -> Any:
     cls = load_driver_class(info)
+    kwargs = {"robot_type": info.robot_type} if info.robot_type else {}
     if info.kind == "simulated":
-        kwargs = {"robot_type": info.robot_type} if info.robot_type else {}
         return cls(name=info.name, lab=lab, config=config, **kwargs)
-    return cls(name=info.name, config=config)
+    return cls(name=info.name, config=config, **kwargs)

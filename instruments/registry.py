@@ -33,10 +33,6 @@ class DriverInfo:
     not_built: str | None = None
 
 
-_NOT_BUILT_ROBOT = (
-    "the HTTP driver for real Opentrons robots is not built yet (tracked in issue 4); "
-    "run with --dry-run to use its simulated twin"
-)
 _NOT_BUILT_SPECTRO = (
     "the python-seabreeze driver for Ocean Optics spectrometers is not built yet (tracked in issue 4); "
     "run with --dry-run to use its simulated twin"
@@ -45,8 +41,10 @@ _NOT_BUILT_SPECTRO = (
 DRIVERS: dict[str, DriverInfo] = {
     d.name: d
     for d in (
-        DriverInfo("opentrons_ot2", "liquid_handler", "real", None, "simulated_ot2", "OT-2", _NOT_BUILT_ROBOT),
-        DriverInfo("opentrons_flex", "liquid_handler", "real", None, "simulated_flex", "Flex", _NOT_BUILT_ROBOT),
+        DriverInfo("opentrons_ot2", "liquid_handler", "real", "instruments.opentrons_http:OpentronsHTTP",
+                   "simulated_ot2", "OT-2"),
+        DriverInfo("opentrons_flex", "liquid_handler", "real", "instruments.opentrons_http:OpentronsHTTP",
+                   "simulated_flex", "Flex"),
         DriverInfo("simulated_ot2", "liquid_handler", "simulated", "instruments.simulated_robot:SimulatedOpentrons", robot_type="OT-2"),
         DriverInfo("simulated_flex", "liquid_handler", "simulated", "instruments.simulated_robot:SimulatedOpentrons", robot_type="Flex"),
         DriverInfo("ocean_optics", "spectrometer", "real", None, "simulated_uvvis", not_built=_NOT_BUILT_SPECTRO),

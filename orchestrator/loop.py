@@ -103,6 +103,7 @@ class CampaignRunner:
             raise LoopError(err.message, hint="nothing was dispatched; fix the limit and run again") from err
         self.store.mark_dispatched({w.experiment_id: (plan.label(w.well), self._made(w.volumes_ul, p.params))
                                     for w, p in zip(plan.wells, batch)})
+        self._remember_robot_runs(plan)
         try:
             report = self.instruments.liquid_handler.run_plan(plan)
         except InstrumentError as err:
@@ -159,6 +160,19 @@ class CampaignRunner:
             for reagent, used in PlatePlan.model_validate(it["plan"]).reagent_totals().items():
                 left[reagent] = left.get(reagent, 0.0) - used
         return left
+
+    def _remember_robot_runs(self, plan: PlatePlan) -> None:
+        """Drivers of real robots report their run id before play; store it with the batch first."""
+        handler = self.instruments.liquid_handler
+        if not hasattr(handler, "on_run_created"):
+            return
+        ids = [w.experiment_id for w in plan.wells]
+
+        def remember(run_id: str) -> None:
+            self.store.record_event(self.campaign.info.id, "robot_run_created",
+                                    {"iteration": plan.iteration, "run_id": run_id, "experiment_ids": ids})
+
+        handler.on_run_created = remember
 
     @staticmethod
     def _made(volumes_ul: dict[str, float], params: dict[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,7 @@ class LiquidHandler(_Strict):
 
     driver: str
     host: str | None = Field(default=None, description="robot address, for real drivers")
+    port: int = Field(default=31950, ge=1, le=65535, description="robot HTTP API port, for real drivers")
     fill_volume_ul: float = Field(gt=0)
     well_capacity_ul: float = Field(default=360.0, gt=0)
     diluent: Reagent | None = None

@@ -117,7 +117,8 @@ class CampaignStore:
         try:
             Base.metadata.create_all(self.engine)
         except DatabaseError as err:  # OperationalError, or e.g. "file is not a database"
-            raise StoreError(f"cannot open store {self.display}: {err.orig}", hint="check --store") from None
+            reason = " ".join(str(err.orig).split())  # drivers' messages span lines; ours is one
+            raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._stamp_schema()
 

@@ -14,9 +14,10 @@ DEMO = REPO / "campaigns" / "colour_match.yaml"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-# Prefect binds its console log handler to sys.stderr when it is first imported. Import it
-# here, while pytest's session-wide capture stream is in place: imported later inside a test
-# using capsys, the handler would keep writing to that test's stream after it is closed.
+# Prefect's console log handler keeps the stderr stream it found when logging was set up; a
+# test's capsys stream is closed after the test, and a later Prefect log line to it fails
+# (and recurses). The tests read Prefect's state through its API, not its console lines.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 import prefect  # noqa: E402,F401
 
 
@@ -38,3 +39,35 @@ def write_campaign(directory: Path, document: dict, name: str = "campaign.yaml")
     path = directory / name
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty campaign store on each backend: a SQLite file, and a new PostgreSQL database.
+
+    PostgreSQL needs a real server: ``eval "$(bash .ci/postgres.sh)"`` starts one on loopback
+    and sets SDL_TEST_POSTGRES_URL. Without it these cases skip, except in CI
+    (SDL_REQUIRE_POSTGRES=1), where they fail.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    admin_url = os.environ.get("SDL_TEST_POSTGRES_URL")
+    if not admin_url:
+        message = "no PostgreSQL server: run eval \"$(bash .ci/postgres.sh)\" to start one"
+        if os.environ.get("SDL_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from uuid import uuid4
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    database = f"sdl_test_{uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    yield make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    admin.dispose()

@@ -39,7 +39,9 @@ def child_env(prefect_server):
     """Environment for an `sdl` child process that talks to the test session's Prefect server."""
     from prefect.settings import PREFECT_API_URL
 
-    return {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "160"}
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "COLUMNS": "160"}
+    env.pop("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", None)  # the child logs as it would for a user
+    return env
 
 
 def run_in_pty(argv: list[str], env: dict, timeout_s: float = 240) -> str:

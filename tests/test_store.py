@@ -259,14 +259,14 @@ def _bad_urls(tmp_path: Path) -> dict[str, str]:
     return {
         "not-a-url": "not a url",
         "unknown-dialect": "nosuchdialect://host/db",
-        "missing-driver-with-password": "postgresql+psycopg://user:s3cret-pw@127.0.0.1:1/db",
+        "unreachable-server-with-password": "postgresql+psycopg://user:s3cret-pw@127.0.0.1:1/db",
         "directory": f"sqlite:///{tmp_path}",
         "not-a-database": f"sqlite:///{garbage}",
         "parent-is-a-file": f"sqlite:///{a_file / 'x.db'}",
     }
 
 
-@pytest.mark.parametrize("case", ["not-a-url", "unknown-dialect", "missing-driver-with-password", "directory",
+@pytest.mark.parametrize("case", ["not-a-url", "unknown-dialect", "unreachable-server-with-password", "directory",
                                   "not-a-database", "parent-is-a-file"])
 def test_bad_urls_give_a_one_line_store_error(tmp_path, case):
     url = _bad_urls(tmp_path)[case]
@@ -276,6 +276,6 @@ def test_bad_urls_give_a_one_line_store_error(tmp_path, case):
     assert "\n" not in str(err) and "\n" not in err.one_line()
     assert err.hint
     assert "s3cret-pw" not in err.one_line(), "the password leaked into the message"
-    named = {"not-a-url": "not a url", "unknown-dialect": "nosuchdialect", "missing-driver-with-password": "127.0.0.1",
+    named = {"not-a-url": "not a url", "unknown-dialect": "nosuchdialect", "unreachable-server-with-password": "127.0.0.1",
              "directory": str(tmp_path), "not-a-database": "garbage.db", "parent-is-a-file": "a_file"}[case]
     assert named in err.message
