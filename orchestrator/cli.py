@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
     p.add_argument("--store", help=store_help)
 
+    p = sub.add_parser("dashboard", help="start the Prefect dashboard on this machine and print its URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4200, help="port (default: 4200)")
+
     p = sub.add_parser("status", help="table of campaigns, or one campaign")
     p.add_argument("name", nargs="?")
     p.add_argument("--store", help=store_help)

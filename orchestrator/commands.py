@@ -72,6 +72,12 @@ def _run_flow(name: str, text: str, path: Path, store_url: str, dry_run: bool) -
         return run()
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from orchestrator.dashboard import serve_dashboard
+
+    return serve_dashboard(args.host, args.port)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     store = CampaignStore(args.store)
     console = Console(width=max(100, Console().width))
