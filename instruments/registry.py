@@ -34,7 +34,8 @@ class DriverInfo:
 
 
 _NOT_BUILT_SPECTRO = (
-    "the python-seabreeze driver for Ocean Optics spectrometers is not built yet (tracked in issue 4); "
+    "the Ocean Optics driver is not built yet for campaigns: instruments/ocean_optics.py works on its own, "
+    "but a campaign cannot yet give it the shutter/blank step its dark and reference spectra need (issue 4); "
     "run with --dry-run to use its simulated twin"
 )
 

@@ -18,9 +18,9 @@ from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import CampaignStateError, StoreError
+from orchestrator.store_schema import upgrade_to_head
 from orchestrator.store_models import (
     SCHEMA_VERSION,
-    Base,
     CampaignRow,
     EventRow,
     ExperimentRow,
@@ -115,7 +115,7 @@ class CampaignStore:
         self.url = url or default_store_url()
         self.engine = self._engine(self.url)
         try:
-            Base.metadata.create_all(self.engine)
+            upgrade_to_head(self.engine)
         except DatabaseError as err:  # OperationalError, or e.g. "file is not a database"
             reason = " ".join(str(err.orig).split())  # drivers' messages span lines; ours is one
             raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None

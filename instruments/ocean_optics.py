@@ -1,0 +1,272 @@
+"""Driver for Ocean Optics spectrometers over python-seabreeze (``pip install seabreeze``).
+
+One spectrometer with one light path (a cuvette holder or a flow cell): ``read_wells`` reads
+one sample per requested well label, in order, and reports absorbance
+``A = -log10((S - D) / (R - D))`` over ``config.wavelength_range_nm``. A plate reader is a
+different role. Dark (D) and reference (R) counts are kept by the driver and retaken when
+older than ``dark_every_s`` / ``reference_every_s`` [s] or when the integration time changes;
+each sample carries the D and R it was computed with in ``Spectrum.meta``.
+
+Only this small subset of ``seabreeze.spectrometers`` is used, so tests can pass a fake
+``backend``: ``list_devices()`` (devices with ``serial_number``, ``model``, ``is_open``),
+``Spectrometer(device)`` with ``wavelengths()``, ``intensities(correct_dark_counts=,
+correct_nonlinearity=)``, ``integration_time_micros(us)``, ``integration_time_micros_limits``,
+``max_intensity`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from instruments.errors import DriverNotAvailableError, InstrumentError
+from instruments.protocols import Spectrum
+
+#: Called before each acquisition with ``(kind, well)``, kind in dark/reference/sample: the
+#: place to close a lamp shutter, flush the blank, or route the flow cell to ``well``.
+BeforeAcquire = Callable[[str, "str | None"], None]
+
+_USB_HINT = "check the USB connection and that no other program holds the device"
+DEFAULTS = {"integration_time_ms": 100.0, "averages": 1, "dark_every_s": 600.0,
+            "reference_every_s": 1800.0, "correct_nonlinearity": False}
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """Averaged counts ``(n_pixels,)`` [a.u.] with when and how they were taken."""
+
+    counts: np.ndarray
+    saturated: bool
+    integration_us: int
+    taken_s: float  # monotonic clock [s]
+    at: datetime  # UTC
+
+
+def absorbance(sample: np.ndarray, dark: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``-log10((S - D) / (R - D))`` per pixel [AU]; NaN where ``S - D <= 0`` or ``R - D <= 0``.
+
+    All arrays have shape ``(n,)`` in counts [a.u.]; never warns and never returns inf.
+    """
+    s, r = np.asarray(sample, float) - dark, np.asarray(reference, float) - dark
+    valid = (s > 0) & (r > 0) & np.isfinite(s) & np.isfinite(r)
+    out = np.full(s.shape, np.nan)
+    out[valid] = -np.log10(s[valid] / r[valid])
+    return out
+
+
+def _import_seabreeze() -> Any:
+    """``seabreeze.spectrometers``, or a one-line error saying how to install it."""
+    try:
+        return importlib.import_module("seabreeze.spectrometers")
+    except ImportError as exc:
+        raise DriverNotAvailableError(
+            "the ocean_optics driver needs python-seabreeze, which is not installed",
+            hint="pip install seabreeze (optional extra) or run with --dry-run",
+        ) from exc
+
+
+class OceanOpticsSpectrometer:
+    """``Spectrometer`` for one Ocean Optics device, selected by ``config.serial``.
+
+    ``config`` is the campaign's spectrometer section; optional attributes (or the keyword
+    ``overrides``) ``integration_time_ms`` [ms], ``averages`` (scans averaged in software),
+    ``dark_every_s`` and ``reference_every_s`` [s], ``correct_nonlinearity`` (bool).
+    ``before_acquire(kind, well)`` prepares the light path; without it a stale dark or
+    reference is an error rather than a silent retake with the wrong thing in the beam.
+    """
+
+    def __init__(self, name: str, config: Any, *, backend: Any = None,
+                 before_acquire: BeforeAcquire | None = None,
+                 clock: Callable[[], float] = time.monotonic, **overrides: Any) -> None:
+        self.name = name
+        self.config = config
+        self._sb = backend if backend is not None else _import_seabreeze()
+        self._before = before_acquire
+        self._clock = clock
+        opts = {k: overrides.get(k, getattr(config, k, None)) for k in DEFAULTS}
+        opts = {k: DEFAULTS[k] if v is None else v for k, v in opts.items()}
+        self.averages = int(opts["averages"])
+        self.dark_every_s = float(opts["dark_every_s"])
+        self.reference_every_s = float(opts["reference_every_s"])
+        self.correct_nonlinearity = bool(opts["correct_nonlinearity"])
+        self._wanted_ms = float(opts["integration_time_ms"])
+        if self.averages < 1:
+            raise InstrumentError(f"{name}: averages must be >= 1, got {self.averages}", hint="set averages: 1 or more")
+        self._spec: Any = None
+        self._wl = np.empty(0)
+        self._it_us: int | None = None
+        self._dark: _Scan | None = None
+        self._ref: _Scan | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the device named by ``config.serial`` and set the integration time."""
+        if self._spec is None:
+            device = self._select_device()
+            self._spec = self._call("open", lambda: self._sb.Spectrometer(device))
+            self._wl = np.asarray(self._call("read wavelengths", self._spec.wavelengths), float)
+        if self._it_us is not None:
+            return
+        try:
+            self.set_integration_time_ms(self._wanted_ms)
+        except InstrumentError:
+            self.close()
+            raise
+
+    def _select_device(self) -> Any:
+        """The one listed device whose serial is ``config.serial`` (or the only one)."""
+        devices = list(self._call("list devices", self._sb.list_devices))
+        serials = [str(d.serial_number) for d in devices]
+        wanted = getattr(self.config, "serial", None)
+        found = ", ".join(serials) or "none"
+        if wanted is None:
+            if len(devices) == 1:
+                return devices[0]
+            hint = f"set instruments.spectrometer.serial to one of: {found}" if devices else "check the USB cable and power"
+            raise InstrumentError(f"{self.name}: {len(devices)} spectrometers found and no serial set", hint=hint)
+        matches = [d for d, s in zip(devices, serials) if s == str(wanted)]
+        if len(matches) != 1:
+            problem = "not found" if not matches else f"matches {len(matches)} devices"
+            raise InstrumentError(f"{self.name}: serial {wanted!r} {problem}; serials found: {found}",
+                                  hint="set instruments.spectrometer.serial to the serial of the attached device")
+        if getattr(matches[0], "is_open", False):
+            raise InstrumentError(f"{self.name}: spectrometer {wanted} is already open",
+                                  hint="close the other program (e.g. OceanView) that holds it")
+        return matches[0]
+
+    def close(self) -> None:
+        """Release the device; safe to call twice."""
+        spec, self._spec, self._it_us = self._spec, None, None
+        if spec is not None:
+            self._call("close", spec.close)
+
+    def health(self) -> dict[str, Any]:
+        """Connection state, device identity, settings and the age [s] of dark and reference."""
+        now = self._clock()
+        info: dict[str, Any] = {"name": self.name, "connected": self._spec is not None,
+                                "integration_time_ms": self._wanted_ms, "averages": self.averages}
+        if self._spec is not None:
+            info.update(serial=str(self._spec.serial_number), model=str(self._spec.model),
+                        max_intensity=float(self._spec.max_intensity))
+        for key, scan in (("dark_age_s", self._dark), ("reference_age_s", self._ref)):
+            info[key] = None if scan is None else now - scan.taken_s
+        return info
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def set_integration_time_ms(self, ms: float) -> None:
+        """Set the integration time [ms] within the device limits; a change voids D and R."""
+        if self._spec is None:
+            self._wanted_ms = float(ms)
+            return
+        lo, hi = (int(v) for v in self._spec.integration_time_micros_limits)
+        us = int(round(ms * 1000))
+        if not lo <= us <= hi:
+            raise InstrumentError(f"{self.name}: integration time {ms} ms is outside the device limits "
+                                  f"{lo / 1000:g}-{hi / 1000:g} ms", hint="set integration_time_ms within those limits")
+        if us != self._it_us:
+            self._it_us, self._dark, self._ref = None, None, None  # unknown until the device says yes
+            self._call("set integration time", lambda: self._spec.integration_time_micros(us))
+            self._it_us = us
+        self._wanted_ms = float(ms)
+
+    # -- acquisition ------------------------------------------------------------------------
+
+    def acquire_dark(self) -> Spectrum:
+        """Take and keep dark counts (light path blocked); shape ``(n_in_range,)`` [a.u.]."""
+        self._dark = self._take("dark", None)
+        return self._raw_spectrum("dark", self._dark)
+
+    def acquire_reference(self) -> Spectrum:
+        """Take and keep reference counts (blank in the beam); shape ``(n_in_range,)`` [a.u.]."""
+        self._ensure("dark")
+        self._ref = self._take("reference", None)
+        return self._raw_spectrum("reference", self._ref)
+
+    def acquire_sample(self, well: str = "sample") -> Spectrum:
+        """Absorbance [AU] of what is in the beam now, shape ``(n_in_range,)``.
+
+        Dark and reference are retaken first when stale; ``meta`` holds the sample, dark and
+        reference counts [a.u.] as lists with their UTC timestamps.
+        """
+        self._ensure("dark")
+        self._ensure("reference")
+        sample = self._take("sample", well)
+        assert self._dark is not None and self._ref is not None
+        m = self._in_range()
+        values = absorbance(sample.counts[m], self._dark.counts[m], self._ref.counts[m])
+        meta = {"sample_counts": sample.counts[m].tolist(),
+                "dark_counts": self._dark.counts[m].tolist(), "dark_timestamp": self._dark.at.isoformat(),
+                "reference_counts": self._ref.counts[m].tolist(), "reference_timestamp": self._ref.at.isoformat(),
+                "reference_saturated": self._ref.saturated, **self._settings()}
+        return Spectrum(well=well, kind="absorbance", wavelengths_nm=self._wl[m].copy(), values=values,
+                        saturated=sample.saturated, instrument=self.name, timestamp=sample.at, meta=meta)
+
+    def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
+        """One absorbance spectrum per well label, in order: one sample read per label.
+
+        A single cuvette or flow cell: ``before_acquire("sample", well)`` is where the lab
+        brings that well's liquid into the beam.
+        """
+        return [self.acquire_sample(well) for well in wells]
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _ensure(self, kind: str) -> None:
+        """Retake the dark or reference when missing, older than its schedule, or voided."""
+        scan, every = (self._dark, self.dark_every_s) if kind == "dark" else (self._ref, self.reference_every_s)
+        fresh = scan is not None and self._clock() - scan.taken_s <= every and scan.integration_us == self._it_us
+        if fresh:
+            return
+        if self._before is None:
+            state = "missing" if scan is None else "stale"
+            raise InstrumentError(f"{self.name}: {kind} spectrum is {state}",
+                                  hint=f"call acquire_{kind}() with the right thing in the beam, or give before_acquire")
+        if kind == "dark":
+            self.acquire_dark()
+        else:
+            self.acquire_reference()
+
+    def _take(self, kind: str, well: str | None) -> _Scan:
+        """Prepare the light path, then average ``averages`` scans; shapes ``(n_pixels,)``."""
+        self.connect()
+        if self._before is not None:
+            self._call(f"prepare {kind}", lambda: self._before(kind, well), hint="see the before_acquire hook's error")
+        limit = float(self._spec.max_intensity)
+        scans = [np.asarray(self._call(f"read {kind}", lambda: self._spec.intensities(
+            correct_dark_counts=False, correct_nonlinearity=self.correct_nonlinearity)), float)
+            for _ in range(self.averages)]
+        stack = np.vstack(scans)
+        saturated = bool(np.any(stack[:, self._in_range()] >= limit))
+        assert self._it_us is not None
+        return _Scan(stack.mean(axis=0), saturated, self._it_us, self._clock(), datetime.now(timezone.utc))
+
+    def _raw_spectrum(self, kind: str, scan: _Scan) -> Spectrum:
+        m = self._in_range()
+        return Spectrum(well="", kind=kind, wavelengths_nm=self._wl[m].copy(), values=scan.counts[m].copy(),
+                        saturated=scan.saturated, instrument=self.name, timestamp=scan.at, meta=self._settings())
+
+    def _in_range(self) -> np.ndarray:
+        """Boolean mask ``(n_pixels,)`` of pixels inside ``config.wavelength_range_nm``."""
+        lo, hi = getattr(self.config, "wavelength_range_nm", None) or (-np.inf, np.inf)
+        return (self._wl >= lo) & (self._wl <= hi)
+
+    def _settings(self) -> dict[str, Any]:
+        return {"integration_time_ms": (self._it_us or 0) / 1000, "averages": self.averages,
+                "serial": str(self._spec.serial_number) if self._spec is not None else None}
+
+    def _call(self, step: str, fn: Callable[[], Any], hint: str = _USB_HINT) -> Any:
+        """Run one backend call; any backend failure becomes one ``InstrumentError`` line."""
+        try:
+            return fn()
+        except InstrumentError:
+            raise
+        except Exception as exc:  # the backend's SeaBreezeError, USB errors, ...
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InstrumentError(f"{self.name}: {step} failed: {first}", hint=hint) from exc
