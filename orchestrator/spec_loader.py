@@ -47,9 +47,50 @@ def parse_spec(text: str, source: str = "campaign") -> CampaignSpec:
         raise SpecError([_one_line(line) for e in err.errors() for line in _describe(e, data)], source) from None
 
 
+MAX_DEPTH = 40
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML construct campaign files do not allow; the message is the whole problem line."""
+
+
+class _CampaignLoader(yaml.SafeLoader):
+    """Safe YAML, stricter: no aliases (no alias bombs), bounded nesting, no duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in "
+                           "a campaign file; write the values out")
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels; "
+                               "a campaign file needs a few")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise _Refused(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping; "
+                               "keep one")
+            if isinstance(key, (str, int, float, bool)):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _parse_yaml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_CampaignLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as err:
+        raise SpecError([_one_line(str(err))], source) from None
+    except RecursionError:
+        raise SpecError([f"nested deeper than {MAX_DEPTH} levels; a campaign file needs a few"], source) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
