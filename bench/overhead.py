@@ -1,0 +1,91 @@
+"""Orchestration overhead per experiment of an instant dry run, Prefect flow vs plain loop.
+
+Overhead = iteration wall time minus planner (propose), robot (prepare) and spectrometer
+(measure) time: analysis, store writes, and what Prefect adds around each task. The same
+campaign runs twice in this process: through the Prefect flow (against a temporary local
+Prefect server) and as the plain runner loop without Prefect, the baseline.
+
+    python3 -m uv run --frozen python bench/overhead.py [--experiments 48] [--batch 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestrator.campaign import Campaign  # noqa: E402
+from orchestrator.loop import make_runner  # noqa: E402
+from orchestrator.store import CampaignStore  # noqa: E402
+
+INSTRUMENT_AND_PLANNER = ("propose_s", "prepare_s", "measure_s")
+
+
+def campaign_text(name: str, experiments: int, batch: int) -> str:
+    doc = yaml.safe_load((REPO / "campaigns" / "colour_match.yaml").read_text())
+    doc.update(name=name, budget={"experiments": experiments, "batch_size": batch},
+               planner={"initial_experiments": experiments})  # Sobol only: the planner is not what we time
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def overhead_per_experiment_ms(store_url: str, name: str) -> float:
+    store = CampaignStore(store_url)
+    info = store.get_campaign(name)
+    timings = [e["detail"] for e in store.events(info.id) if e["kind"] == "timing"]
+    rest = sum(t["analyse_s"] + t["record_s"] + t["overhead_s"] for t in timings)
+    return 1000 * rest / len(store.experiments(info.id))
+
+
+def run_plain(text: str, store_url: str) -> None:
+    """The baseline: the same steps, timed the same way, with no Prefect around them."""
+    campaign = Campaign.from_text(text, store=store_url)
+    runner = make_runner(campaign, dry_run=True, log=lambda _: None)
+    while not runner.is_finished():
+        started = time.perf_counter()
+        plan = runner.prepare(runner.propose())
+        runner.record(runner.analyse(plan, runner.measure(plan)))
+        runner.record_timing(plan.iteration, time.perf_counter() - started)
+
+
+def run_prefect(text: str, store_url: str, name: str) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from orchestrator.flows import campaign_flow
+
+    with prefect_test_harness(server_startup_timeout=180):
+        campaign_flow(name=name, yaml_text=text, source=None, store_url=store_url, dry_run=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=4)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for label, runner in (("plain loop", run_plain), ("prefect flow", run_prefect)):
+            name = label.replace(" ", "-")
+            url = f"sqlite:///{Path(tmp) / (name + '.db')}"
+            text = campaign_text(name, args.experiments, args.batch)
+            runner(text, url) if runner is run_plain else runner(text, url, name)
+            results[label] = overhead_per_experiment_ms(url, name)
+    plain, flow = results["plain loop"], results["prefect flow"]
+    print(f"orchestration overhead per experiment ({args.experiments} experiments, batches of {args.batch}):")
+    print(f"  plain loop (baseline) {plain:8.2f} ms")
+    print(f"  prefect flow          {flow:8.2f} ms   ratio to baseline {flow / plain:5.2f}x")
+    print(f"  budget (issue 5)         50.00 ms   prefect flow {'within' if flow <= 50 else 'OVER'} budget")
+
+
+if __name__ == "__main__":
+    main()
