@@ -7,7 +7,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq postgresql) >/dev/null 2>&1
 fi
 bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
-data=$(mktemp -d /tmp/sdl-pg.XXXXXX)
+data=$(mktemp -d -t sdl-pg.XXXXXX)
 chown postgres "$data"
 runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=trust >/dev/null
 runuser -u postgres -- "$bin/pg_ctl" -D "$data" -o "-p $port -k $data -c listen_addresses=127.0.0.1" -l "$data/log" -w start >/dev/null
