@@ -17,12 +17,12 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from orchestrator.errors import CampaignStateError
 from orchestrator.planner import Planner
 from orchestrator.space import SearchSpace
-from orchestrator.spec import CampaignSpec
+from orchestrator.spec import CampaignSpec, Objective
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import CampaignInfo, CampaignStore, Experiment
 
@@ -50,6 +50,15 @@ def planner_for(spec: CampaignSpec) -> Planner:
         initial_experiments=spec.planner.initial_experiments or max(2 * (len(spec.parameters) + 1), spec.budget.batch_size),
         num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
     )
+
+
+def best_measured(experiments: Sequence[Experiment], objective: Objective) -> Experiment | None:
+    """The measured experiment with the best value of ``objective`` (by its direction), or None."""
+    measured = [e for e in experiments if e.status == "measured"]
+    if not measured:
+        return None
+    sign = -1.0 if objective.direction == "maximize" else 1.0
+    return min(measured, key=lambda e: sign * e.values[objective.name])
 
 
 @dataclass(frozen=True)
@@ -154,12 +163,8 @@ class Campaign:
 
     def best(self) -> Best | None:
         """The measured experiment with the best objective value, or None before any."""
-        measured = self.experiments("measured")
-        if not measured:
-            return None
-        sign = -1.0 if self.objective.direction == "maximize" else 1.0
-        top = min(measured, key=lambda e: sign * e.values[self.objective.name])
-        return Best(top.id, top.params, top.values)
+        top = best_measured(self.experiments("measured"), self.objective)
+        return Best(top.id, top.params, top.values) if top else None
 
     def _own(self, experiment_id: int) -> None:
         if not isinstance(experiment_id, int) or self.store.experiment(experiment_id).campaign_id != self.info.id:

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.campaign import best_measured
 from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import CampaignInfo, CampaignStore, default_report_dir
@@ -100,14 +101,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     experiments = store.experiments(campaign.id)
-    measured = [e for e in experiments if e.status == "measured"]
     objective = spec.objectives[0]
-    best = "-"
-    if measured:
-        pick = max if objective.direction == "maximize" else min
-        best = f"{objective.name}={_fmt(pick(e.values[objective.name] for e in measured))}"
+    top = best_measured(experiments, objective)
+    best = f"{objective.name}={_fmt(top.values[objective.name])}" if top else "-"
+    measured = sum(e.status == "measured" for e in experiments)
     failed = sum(e.status == "failed" for e in experiments)
-    return str(len(measured)), str(failed), str(spec.budget.experiments), best
+    return str(measured), str(failed), str(spec.budget.experiments), best
 
 
 def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInfo) -> None:

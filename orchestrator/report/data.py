@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.analysis import SpectralTarget, build_target
+from orchestrator.campaign import best_measured
 from orchestrator.errors import OrchestratorError
 from orchestrator.space import SearchSpace
 from orchestrator.spec import CampaignSpec, Objective
@@ -63,11 +64,7 @@ class ReportData:
 
     def best(self) -> Experiment | None:
         """The measured experiment with the best objective value, or None before any."""
-        measured = self.measured
-        if not measured:
-            return None
-        sign = -1.0 if self.maximize else 1.0
-        return min(measured, key=lambda e: sign * e.values[self.objective.name])
+        return best_measured(self.experiments, self.objective)
 
     def fill_volume_ul(self) -> float:
         """Well volume [uL] that spectra are computed for (1.0 without a liquid handler, as the target)."""
