@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -52,10 +51,7 @@ def run_plain(text: str, store_url: str) -> None:
     campaign = Campaign.from_text(text, store=store_url)
     runner = make_runner(campaign, dry_run=True, log=lambda _: None)
     while not runner.is_finished():
-        started = time.perf_counter()
-        plan = runner.prepare(runner.propose())
-        runner.record(runner.analyse(plan, runner.measure(plan)))
-        runner.record_timing(plan.iteration, time.perf_counter() - started)
+        runner.run_iteration()
 
 
 def run_prefect(text: str, store_url: str, name: str) -> None:

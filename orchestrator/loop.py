@@ -139,6 +139,14 @@ class CampaignRunner:
             else:
                 self.store.record_result(o.experiment_id, o.values, reading)
 
+    def run_iteration(self) -> PlatePlan:
+        """One whole iteration without Prefect (the flow runs the same steps as named tasks)."""
+        started = time.perf_counter()
+        plan = self.prepare(self.propose())
+        self.record(self.analyse(plan, self.measure(plan)))
+        self.record_timing(plan.iteration, time.perf_counter() - started)
+        return plan
+
     def record_timing(self, iteration: int, wall_s: float) -> dict[str, float]:
         """Store how long each step of ``iteration`` took [s], and the rest of ``wall_s`` as overhead."""
         detail = {f"{step}_s": round(seconds, 6) for step, seconds in self.step_seconds.items()}

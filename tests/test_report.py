@@ -28,14 +28,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
-def _run_iteration(runner) -> None:
-    started = time.perf_counter()
-    batch = runner.propose()
-    plan = runner.prepare(batch)
-    runner.record(runner.analyse(plan, runner.measure(plan)))
-    runner.record_timing(batch[0].iteration, time.perf_counter() - started)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Two Sobol batches and one BoTorch batch through the loop steps, two experiments failed via ask/fail."""
@@ -47,12 +39,12 @@ def built(tmp_path_factory):
     url = f"sqlite:///{tmp / 'store.db'}"
     campaign = Campaign.from_yaml(write_campaign(tmp, doc), store=url)
     runner = make_runner(campaign, dry_run=True, log=lambda _: None)
-    _run_iteration(runner)
+    runner.run_iteration()
     first, second = campaign.ask(2)
     campaign.fail(first.id, "bubble in well")
     campaign.fail(second.id, "tip not picked up: the tip rack was empty")
-    _run_iteration(runner)
-    _run_iteration(runner)
+    runner.run_iteration()
+    runner.run_iteration()
     started = time.perf_counter()
     index = build_report(campaign.store, "report-demo", tmp / "out")
     return {"url": url, "name": "report-demo", "index": index, "seconds": time.perf_counter() - started,

@@ -100,8 +100,7 @@ def test_illegal_transition_leaves_the_store_as_it_was(store_url, tmp_path):
 def test_no_pickles_and_no_non_finite_numbers_in_json_columns(store_url, tmp_path):
     campaign = Campaign.from_yaml(small_demo(tmp_path, "json-check"), store=store_url)
     runner = make_runner(campaign, dry_run=True, log=lambda _: None)
-    plan = runner.prepare(runner.propose())
-    runner.record(runner.analyse(plan, runner.measure(plan)))
+    runner.run_iteration()
     with campaign.store.engine.connect() as connection:
         for (values,) in connection.execute(text("SELECT \"values\" FROM measurements")):
             numbers = values if isinstance(values, list) else json.loads(values)
