@@ -34,3 +34,17 @@ class ProtocolSimulationError(InstrumentError):
 
 class DriverNotAvailableError(InstrumentError):
     """The configured driver is not built or its optional dependency is missing."""
+
+
+class InstrumentFault(InstrumentError):
+    """An instrument failed part-way (tip pick-up, reagent shortage, stop, timeout).
+
+    ``cause`` is short and machine-readable (e.g. ``"tip_pickup_failure"``); ``wells_done``
+    lists the well labels already dispensed (robot) or read (spectrometer) before the fault.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, cause: str = "instrument_fault",
+                 wells_done: tuple[str, ...] | list[str] = ()) -> None:
+        super().__init__(message, hint)
+        self.cause = cause
+        self.wells_done = list(wells_done)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from instruments.errors import DriverNotAvailableError
+from instruments.plan import DILUENT
 from instruments.protocols import LiquidHandler, Spectrometer
 from instruments.registry import DriverInfo, load_driver_class, resolve_driver
 from instruments.simulated_lab import SimulatedLab
+from simulators.faults import FaultInjector
 from simulators.registry import build_simulator
 
 
@@ -22,8 +25,13 @@ class InstrumentSet:
     robot_type: str
 
 
-def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: int) -> InstrumentSet:
-    """Instruments for the ``instruments`` section; ``simulation`` backs any twin."""
+def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: int,
+                      state_path: Path | None = None) -> InstrumentSet:
+    """Instruments for the ``instruments`` section; ``simulation`` backs any twin.
+
+    ``state_path``: JSON file where the simulated lab keeps its plate and robot run memory
+    across a restart of the orchestrator (None: in memory only).
+    """
     handler_info = resolve_driver(instruments.liquid_handler.driver, "liquid_handler", dry_run)
     spectro_info = resolve_driver(instruments.spectrometer.driver, "spectrometer", dry_run)
     lab = None
@@ -32,14 +40,28 @@ def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: in
             raise DriverNotAvailableError(
                 "simulated instruments need a 'simulation' section", hint="add simulation: {model: colour_mixing}"
             )
-        model = build_simulator(simulation.model, simulation.settings, simulation.noise)
-        lab = SimulatedLab(model=model, rng=np.random.default_rng(seed), noise=dict(simulation.noise))
+        lab = _build_lab(instruments.liquid_handler, simulation, seed, state_path)
     robot_type = handler_info.robot_type or "OT-2"
     return InstrumentSet(
         liquid_handler=_build(handler_info, instruments.liquid_handler, lab),
         spectrometer=_build(spectro_info, instruments.spectrometer, lab),
         lab=lab,
         robot_type=robot_type,
+    )
+
+
+def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None) -> SimulatedLab:
+    """The shared simulated bench: model, noise stream, faults, timing, and full reservoirs."""
+    model = build_simulator(simulation.model, simulation.settings, simulation.noise)
+    rates = dict(getattr(simulation, "faults", None) or {})
+    stocks = {name: r.stock_ul for name, r in handler.reagents.items()}
+    if handler.diluent is not None:
+        stocks[DILUENT] = handler.diluent.stock_ul
+    return SimulatedLab(
+        model=model, rng=np.random.default_rng(seed), noise=dict(simulation.noise),
+        faults=FaultInjector(rates, seed) if any(rates.values()) else None,
+        timing=getattr(simulation, "timing", "instant"), time_scale=float(getattr(simulation, "time_scale", 1.0)),
+        stocks_ul=stocks, state_path=state_path,
     )
 
 

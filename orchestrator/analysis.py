@@ -1,13 +1,36 @@
-"""Turn measured spectra into objective values."""
+"""Turn measured spectra into objective values.
+
+Kinds of analysis (``analysis[].kind`` in the campaign):
+
+- ``spectral_rmse``: RMS distance to a target spectrum (``SpectralTarget``).
+- ``peak_wavelength`` [nm], ``peak_width`` (FWHM [nm]), ``peak_intensity`` [reading units]:
+  of the highest peak inside a wavelength window after Gaussian smoothing (``PeakAnalysis``);
+  with ``target_peak_nm`` the objective is ``|peak - target_peak_nm|`` (plus ``width_weight``
+  times the FWHM), to minimise.
+
+A spectrum that cannot give an objective (no peak: e.g. no particles formed) raises
+``AnalysisFailure``; ``evaluate_objectives`` turns that into a failure reason for the record.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
 from orchestrator.errors import SpecError
+
+
+class AnalysisFailure(ValueError):
+    """A reading that cannot give the objective (a chemical or measurement failure, not a bug)."""
+
+
+class ObjectiveAnalysis(Protocol):
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        """The objective value of one spectrum; raises ``AnalysisFailure`` when it has none."""
+        ...
 
 
 class SpectralTarget:
@@ -29,9 +52,137 @@ class SpectralTarget:
         target = np.interp(wavelengths_nm[inside], self.wavelengths_nm, self.absorbance)
         return float(np.sqrt(np.mean((values[inside] - target) ** 2)))
 
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        """The objective: ``rmse`` [AU]."""
+        return self.rmse(wavelengths_nm, values)
 
-def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) -> SpectralTarget:
-    """The target of one ``analysis`` entry: a simulated mixture or a CSV file."""
+
+@dataclass(frozen=True)
+class Peak:
+    """The highest peak of a smoothed spectrum: position [nm], value at the peak and
+    prominence above the window's minimum [reading units], full width at half prominence [nm]."""
+
+    wavelength_nm: float
+    intensity: float
+    prominence: float
+    fwhm_nm: float
+
+
+def smooth(wavelengths_nm: np.ndarray, values: np.ndarray, sigma_nm: float) -> np.ndarray:
+    """Gaussian smoothing with standard deviation ``sigma_nm`` [nm] on any (also uneven) grid.
+
+    Weights are renormalised at the ends, so the edges are not pulled towards zero.
+    """
+    if sigma_nm <= 0:
+        return np.asarray(values, float).copy()
+    offsets = (wavelengths_nm[:, None] - wavelengths_nm[None, :]) / sigma_nm
+    weights = np.exp(-0.5 * offsets**2)
+    return weights @ values / weights.sum(axis=1)
+
+
+def find_peak(wavelengths_nm: np.ndarray, values: np.ndarray, window_nm: tuple[float, float] | None = None,
+              smoothing_nm: float = 4.0, min_prominence: float | None = None) -> Peak:
+    """The highest peak of a spectrum inside ``window_nm`` (all of it when None).
+
+    ``wavelengths_nm`` and ``values`` have shape ``(n,)``; non-finite pixels are dropped. A
+    peak must rise above the window's minimum by ``min_prominence`` [reading units] (default:
+    8 times the pixel noise, estimated from the residual of the smoothing) and must not sit
+    on the window's edge. Raises ``AnalysisFailure`` saying why there is no peak.
+    """
+    w, v = np.asarray(wavelengths_nm, float), np.asarray(values, float)
+    lo, hi = window_nm if window_nm is not None else (w.min(), w.max())
+    keep = np.isfinite(v) & (w >= lo) & (w <= hi)
+    w, v = w[keep], v[keep]
+    where = f"{lo:g}-{hi:g} nm"
+    if len(w) < 5:
+        raise AnalysisFailure(f"no peak: only {len(w)} valid pixels in {where}")
+    order = np.argsort(w)
+    w, v = w[order], v[order]
+    s = smooth(w, v, smoothing_nm)
+    top = int(np.argmax(s))
+    prominence = float(s[top] - s.min())
+    noise = 1.4826 * float(np.median(np.abs(v - s)))
+    threshold = min_prominence if min_prominence is not None else max(8.0 * noise, 1e-9 * float(np.abs(v).max()))
+    if prominence <= threshold:
+        raise AnalysisFailure(f"no peak in {where}: the spectrum rises only {prominence:.3g} above its minimum "
+                              f"(needs {threshold:.3g}); nothing formed or nothing emits")
+    if top in (0, len(w) - 1):
+        raise AnalysisFailure(f"no peak in {where}: the maximum is at the window edge ({w[top]:g} nm)")
+    centre = _vertex(w[top - 1: top + 2], s[top - 1: top + 2])
+    return Peak(centre, float(s[top]), prominence, _fwhm(w, s, top, s.min() + prominence / 2, where))
+
+
+def _vertex(x: np.ndarray, y: np.ndarray) -> float:
+    """Position of the vertex of the parabola through three points (sub-pixel peak position)."""
+    a, b, _ = np.polyfit(x, y, 2)
+    return float(np.clip(-b / (2 * a), x[0], x[2])) if a < 0 else float(x[1])
+
+
+def _fwhm(w: np.ndarray, s: np.ndarray, top: int, half: float, where: str) -> float:
+    """Width [nm] where ``s`` crosses ``half`` on both sides of ``top``; one side doubled if the other is cut."""
+    below = np.nonzero(s[:top] < half)[0]
+    left = float(np.interp(half, s[below[-1]: below[-1] + 2], w[below[-1]: below[-1] + 2])) if len(below) else None
+    below = np.nonzero(s[top:] < half)[0]
+    right = None
+    if len(below):
+        j = top + below[0]
+        right = float(np.interp(half, s[j - 1: j + 1][::-1], w[j - 1: j + 1][::-1]))
+    peak_nm = float(w[top])
+    if left is None and right is None:
+        raise AnalysisFailure(f"peak at {peak_nm:g} nm is wider than the window {where}: widen window_nm")
+    if left is None:
+        return 2.0 * (right - peak_nm)
+    if right is None:
+        return 2.0 * (peak_nm - left)
+    return right - left
+
+
+class PeakAnalysis:
+    """``peak_wavelength`` / ``peak_width`` / ``peak_intensity`` of the highest peak (see ``find_peak``).
+
+    With ``target_peak_nm`` (``peak_wavelength`` only) the objective is
+    ``|peak - target_peak_nm| + width_weight * FWHM`` [nm], to minimise.
+    """
+
+    KINDS = ("peak_wavelength", "peak_width", "peak_intensity")
+
+    def __init__(self, kind: str, window_nm: tuple[float, float] | None = None, smoothing_nm: float = 4.0,
+                 min_prominence: float | None = None, target_peak_nm: float | None = None,
+                 width_weight: float = 0.0) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown peak analysis {kind!r}; use one of: {', '.join(self.KINDS)}")
+        self.kind, self.window_nm, self.smoothing_nm = kind, window_nm, smoothing_nm
+        self.min_prominence, self.target_peak_nm, self.width_weight = min_prominence, target_peak_nm, width_weight
+
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        peak = find_peak(wavelengths_nm, values, self.window_nm, self.smoothing_nm, self.min_prominence)
+        if self.kind == "peak_width":
+            return peak.fwhm_nm
+        if self.kind == "peak_intensity":
+            return peak.intensity
+        if self.target_peak_nm is None:
+            return peak.wavelength_nm
+        return abs(peak.wavelength_nm - self.target_peak_nm) + self.width_weight * peak.fwhm_nm
+
+
+def evaluate_objectives(analyses: Mapping[str, ObjectiveAnalysis], wavelengths_nm: np.ndarray,
+                        values: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
+    """(objective -> value, None), or (None, why) when a reading cannot give an objective."""
+    results = {}
+    for objective, analysis in analyses.items():
+        try:
+            results[objective] = analysis.evaluate(wavelengths_nm, values)
+        except AnalysisFailure as err:
+            return None, f"{objective}: {err}"
+    return results, None
+
+
+def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) -> ObjectiveAnalysis:
+    """What computes one ``analysis`` entry's objective: a ``PeakAnalysis``, or the
+    ``SpectralTarget`` of a simulated mixture or a CSV file."""
+    if analysis.kind in PeakAnalysis.KINDS:
+        return PeakAnalysis(analysis.kind, analysis.window_nm, analysis.smoothing_nm, analysis.min_prominence,
+                            analysis.target_peak_nm, analysis.width_weight)
     target = analysis.target
     if target.csv is not None:
         path = (base_dir / target.csv).resolve()
@@ -45,7 +196,8 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) ->
         raise SpecError(["analysis.target.mixture needs a 'simulation' section to compute the target spectrum; "
                          "add one or give analysis.target.csv"])
     fill = spec.instruments.liquid_handler.fill_volume_ul if spec.instruments else 1.0
-    return SpectralTarget(model.wavelengths_nm, model.absorbance(target.mixture, fill))
+    spectrum = model.clean_spectrum if hasattr(model, "clean_spectrum") else model.absorbance
+    return SpectralTarget(model.wavelengths_nm, spectrum(target.mixture, fill))
 
 
 def spectrum_problem(values: np.ndarray, saturated: bool) -> str | None:

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from simulators.noise import baseline_drift, gaussian_noise, saturate
+
 
 @dataclass(frozen=True)
 class Dye:
@@ -51,7 +53,12 @@ class ColourMixingModel:
         path_length_cm: optical path through the well [cm].
         absorbance_noise_sd: standard deviation of additive detector noise [AU].
         max_absorbance: detector ceiling [AU]; readings above it are saturated.
+        drift_per_hour: baseline drift [AU per hour of simulated time], see
+            ``simulators.noise.baseline_drift``.
     """
+
+    #: ``Spectrum.kind`` of this model's readings.
+    kind = "absorbance"
 
     def __init__(
         self,
@@ -60,6 +67,7 @@ class ColourMixingModel:
         path_length_cm: float = 0.9,
         absorbance_noise_sd: float = 0.0,
         max_absorbance: float = 4.0,
+        drift_per_hour: float = 0.0,
     ) -> None:
         if len({d.name for d in dyes}) != len(dyes):
             raise ValueError("dye names must be unique")
@@ -70,6 +78,7 @@ class ColourMixingModel:
         self.path_length_cm = float(path_length_cm)
         self.absorbance_noise_sd = float(absorbance_noise_sd)
         self.max_absorbance = float(max_absorbance)
+        self.drift_per_hour = float(drift_per_hour)
         self._bands = np.stack([d.band(self.wavelengths_nm) * d.absorptivity_per_cm for d in self.dyes])
 
     @classmethod
@@ -86,6 +95,7 @@ class ColourMixingModel:
             path_length_cm=float(settings.get("path_length_cm", 0.9)),
             absorbance_noise_sd=float(noise.get("absorbance_sd", 0.0)),
             max_absorbance=float(settings.get("max_absorbance", 4.0)),
+            drift_per_hour=float(noise.get("drift_per_hour", 0.0)),
         )
 
     @property
@@ -104,11 +114,22 @@ class ColourMixingModel:
         fractions = np.array([max(0.0, float(volumes_ul.get(d.name, 0.0))) / total_ul for d in self.dyes])
         return self.path_length_cm * fractions @ self._bands
 
+    @property
+    def detector_ceiling(self) -> float:
+        """Highest reading the detector reports [AU]."""
+        return self.max_absorbance
+
+    def clean_spectrum(self, volumes_ul: Mapping[str, float], total_ul: float) -> np.ndarray:
+        """Noise-free reading of a well (here: its absorbance [AU]), shape ``(n_wavelengths,)``."""
+        return self.absorbance(volumes_ul, total_ul)
+
     def measure(
-        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator
+        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator, elapsed_h: float = 0.0
     ) -> tuple[np.ndarray, bool]:
-        """A noisy reading: (absorbance [AU] shape ``(n_wavelengths,)``, saturated flag)."""
-        clean = self.absorbance(volumes_ul, total_ul)
-        noisy = clean + rng.normal(0.0, self.absorbance_noise_sd, size=clean.shape)
-        saturated = bool(np.any(noisy >= self.max_absorbance))
-        return np.minimum(noisy, self.max_absorbance), saturated
+        """A noisy reading ``elapsed_h`` hours into the campaign.
+
+        Returns (absorbance [AU] shape ``(n_wavelengths,)``, saturated flag).
+        """
+        drift = baseline_drift(self.wavelengths_nm, elapsed_h, self.drift_per_hour)
+        clean = self.absorbance(volumes_ul, total_ul) + drift
+        return saturate(gaussian_noise(clean, self.absorbance_noise_sd, rng), self.max_absorbance)

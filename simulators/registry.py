@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from simulators.colour_mixing import ColourMixingModel
+from simulators.fluorescence import FluorescenceModel
+from simulators.silver_nanoparticles import SilverNanoparticleModel
 
 #: model name -> factory(settings, noise)
 SIMULATORS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]] = {
     "colour_mixing": ColourMixingModel.from_settings,
+    "fluorescence": FluorescenceModel.from_settings,
+    "silver_nanoparticles": SilverNanoparticleModel.from_settings,
 }
 
 

@@ -19,7 +19,7 @@ def known_optimum(data: ReportData) -> tuple[dict[str, float] | None, str]:
     minimised whose target is a ``mixture``, and that mixture is a feasible point of the space.
     """
     entry = next((a for a in data.spec.analysis if a.objective == data.objective.name), None)
-    if data.simulator is None or entry is None or entry.target.mixture is None:
+    if data.simulator is None or entry is None or entry.target is None or entry.target.mixture is None:
         return None, "the optimum is not known: that needs a simulation model and a target given as a mixture"
     if data.maximize or data.space.categorical:
         return None, "the optimum is not known: the objective is maximised or the space has categorical parameters"

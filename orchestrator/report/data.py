@@ -104,6 +104,8 @@ def _simulator_and_target(spec: CampaignSpec) -> tuple[Any | None, SpectralTarge
     except OrchestratorError as err:
         problems = "; ".join(getattr(err, "problems", [err.message]))
         return model, None, f"the target spectrum is not available: {problems}"
+    if not isinstance(target, SpectralTarget):
+        return model, None, f"the objective is a {entry.kind} analysis, which has no target spectrum"
     return model, target, ""
 
 
