@@ -62,6 +62,8 @@ DECKS: dict[str, Deck] = {
 
 WELLS_PER_PLATE = 96
 TIPS_PER_RACK = 96
+#: The tip rack (a ``Deck.labware`` key) each pipette ("small", "large") takes its tips from.
+TIP_RACKS = {"small": "tiprack_small", "large": "tiprack_large"}
 #: Volumes are dispensed in steps of this size [uL]; planned volumes are floored to it.
 VOLUME_STEP_UL = 0.1
 

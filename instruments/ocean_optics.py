@@ -11,7 +11,14 @@ Only this small subset of ``seabreeze.spectrometers`` is used, so tests can pass
 ``backend``: ``list_devices()`` (devices with ``serial_number``, ``model``, ``is_open``),
 ``Spectrometer(device)`` with ``wavelengths()``, ``intensities(correct_dark_counts=,
 correct_nonlinearity=)``, ``integration_time_micros(us)``, ``integration_time_micros_limits``,
-``max_intensity`` and ``close()``.
+``max_intensity`` and ``close()``; for campaigns that close a shutter or switch the lamp off
+for the dark, ``spectrometer.f.shutter.set_shutter_open(bool)`` or
+``spectrometer.f.strobe_lamp.enable_lamp(bool)``.
+
+In a campaign (``config.dark`` set, see ``orchestrator.spec.Spectrometer``) the driver
+builds its own ``before_acquire`` (``CampaignLightPath``): dark with the shutter closed or the
+lamp off, reference on the plate's blank well, sample on the well; bringing a well into the
+beam is the job of the ``present_well(label)`` hook that the lab's sampler sets.
 """
 
 from __future__ import annotations
@@ -82,10 +89,14 @@ class OceanOpticsSpectrometer:
 
     def __init__(self, name: str, config: Any, *, backend: Any = None,
                  before_acquire: BeforeAcquire | None = None,
+                 present_well: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, **overrides: Any) -> None:
         self.name = name
         self.config = config
         self._sb = backend if backend is not None else _import_seabreeze()
+        self.present_well = present_well
+        if before_acquire is None and getattr(config, "dark", None) is not None:
+            before_acquire = CampaignLightPath(self, config.dark, getattr(config, "blank_well", None))
         self._before = before_acquire
         self._clock = clock
         opts = {k: overrides.get(k, getattr(config, k, None)) for k in DEFAULTS}
@@ -102,11 +113,13 @@ class OceanOpticsSpectrometer:
         self._it_us: int | None = None
         self._dark: _Scan | None = None
         self._ref: _Scan | None = None
+        self._closed = False
 
     # -- connection -------------------------------------------------------------------------
 
     def connect(self) -> None:
         """Open the device named by ``config.serial`` and set the integration time."""
+        self._closed = False
         if self._spec is None:
             device = self._select_device()
             self._spec = self._call("open", lambda: self._sb.Spectrometer(device))
@@ -141,8 +154,8 @@ class OceanOpticsSpectrometer:
         return matches[0]
 
     def close(self) -> None:
-        """Release the device; safe to call twice."""
-        spec, self._spec, self._it_us = self._spec, None, None
+        """Release the device; safe to call twice. Reading again needs ``connect()`` first."""
+        spec, self._spec, self._it_us, self._closed = self._spec, None, None, True
         if spec is not None:
             self._call("close", spec.close)
 
@@ -158,7 +171,38 @@ class OceanOpticsSpectrometer:
             info[key] = None if scan is None else now - scan.taken_s
         return info
 
+    def info(self) -> dict[str, Any]:
+        """Identity: ``kind`` real, the device's model and serial (the configured serial before connect)."""
+        spec = self._spec
+        return {"name": self.name, "kind": "real", "model": str(spec.model) if spec is not None else None,
+                "serial": str(spec.serial_number) if spec is not None else getattr(self.config, "serial", None),
+                "host": None, "firmware": None}
+
     # -- settings ---------------------------------------------------------------------------
+
+    @property
+    def wavelengths_nm(self) -> np.ndarray:
+        """Wavelengths [nm] of the returned spectra, shape ``(n_in_range,)``; empty before connect."""
+        return self._wl[self._in_range()].copy()
+
+    @property
+    def integration_time_ms(self) -> float:
+        """The integration time [ms] in use (or to be set at connect)."""
+        return self._wanted_ms
+
+    def set_light(self, on: bool, how: str) -> None:
+        """Open/close the shutter (``how="shutter"``) or switch the lamp (``"lamp"``)."""
+        if self._closed:
+            raise InstrumentError(f"{self.name}: {how} control after close()", hint="call connect() again first")
+        self.connect()
+        feature = getattr(getattr(self._spec, "f", None), "shutter" if how == "shutter" else "strobe_lamp", None)
+        if feature is None:
+            other = "lamp" if how == "shutter" else "shutter"
+            raise InstrumentError(f"{self.name}: spectrometer {self._spec.model} has no {how} control for the dark",
+                                  hint=f"set instruments.spectrometer.dark: {other} if it has that, else cover the "
+                                       "light path with a before_acquire hook")
+        action = feature.set_shutter_open if how == "shutter" else feature.enable_lamp
+        self._call(f"{'open' if on else 'close'} {how}", lambda: action(bool(on)))
 
     def set_integration_time_ms(self, ms: float) -> None:
         """Set the integration time [ms] within the device limits; a change voids D and R."""
@@ -183,10 +227,13 @@ class OceanOpticsSpectrometer:
         self._dark = self._take("dark", None)
         return self._raw_spectrum("dark", self._dark)
 
-    def acquire_reference(self) -> Spectrum:
-        """Take and keep reference counts (blank in the beam); shape ``(n_in_range,)`` [a.u.]."""
+    def acquire_reference(self, for_well: str | None = None) -> Spectrum:
+        """Take and keep reference counts (blank in the beam); shape ``(n_in_range,)`` [a.u.].
+
+        ``for_well`` is the sample it is taken for (the light path picks that plate's blank).
+        """
         self._ensure("dark")
-        self._ref = self._take("reference", None)
+        self._ref = self._take("reference", for_well)
         return self._raw_spectrum("reference", self._ref)
 
     def acquire_sample(self, well: str = "sample") -> Spectrum:
@@ -196,7 +243,7 @@ class OceanOpticsSpectrometer:
         reference counts [a.u.] as lists with their UTC timestamps.
         """
         self._ensure("dark")
-        self._ensure("reference")
+        self._ensure("reference", well)
         sample = self._take("sample", well)
         assert self._dark is not None and self._ref is not None
         m = self._in_range()
@@ -218,7 +265,7 @@ class OceanOpticsSpectrometer:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _ensure(self, kind: str) -> None:
+    def _ensure(self, kind: str, well: str | None = None) -> None:
         """Retake the dark or reference when missing, older than its schedule, or voided."""
         scan, every = (self._dark, self.dark_every_s) if kind == "dark" else (self._ref, self.reference_every_s)
         fresh = scan is not None and self._clock() - scan.taken_s <= every and scan.integration_us == self._it_us
@@ -231,10 +278,13 @@ class OceanOpticsSpectrometer:
         if kind == "dark":
             self.acquire_dark()
         else:
-            self.acquire_reference()
+            self.acquire_reference(well)
 
     def _take(self, kind: str, well: str | None) -> _Scan:
         """Prepare the light path, then average ``averages`` scans; shapes ``(n_pixels,)``."""
+        if self._closed:
+            raise InstrumentError(f"{self.name}: {kind} acquisition after close()",
+                                  hint="call connect() again before reading a closed spectrometer")
         self.connect()
         if self._before is not None:
             self._call(f"prepare {kind}", lambda: self._before(kind, well), hint="see the before_acquire hook's error")
@@ -270,3 +320,44 @@ class OceanOpticsSpectrometer:
         except Exception as exc:  # the backend's SeaBreezeError, USB errors, ...
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise InstrumentError(f"{self.name}: {step} failed: {first}", hint=hint) from exc
+
+
+class CampaignLightPath:
+    """The ``before_acquire`` a campaign gets: how dark, blank and samples reach the beam.
+
+    ``dark`` is ``"shutter"`` (close the spectrometer's shutter) or ``"lamp"`` (switch its lamp
+    off); ``blank_well`` (e.g. ``"A12"``) is the well of each plate that holds the blank, read as
+    the reference for that plate's samples. Wells are brought into the beam by the driver's
+    ``present_well(label)`` hook; without one, a read is refused rather than measuring
+    whatever happens to sit in the holder.
+    """
+
+    def __init__(self, driver: OceanOpticsSpectrometer, dark: str, blank_well: str | None) -> None:
+        if dark not in ("shutter", "lamp"):
+            raise InstrumentError(f"{driver.name}: dark: {dark!r} cannot run unattended",
+                                  hint="set instruments.spectrometer.dark to shutter or lamp")
+        self.driver, self.dark, self.blank_well = driver, dark, blank_well
+        self.plate = "P1"  # plate of the last sample; a reference taken on its own uses its blank
+
+    def __call__(self, kind: str, well: str | None) -> None:
+        self.driver.set_light(kind != "dark", self.dark)
+        if kind == "dark":
+            return
+        label = self.blank_label(well) if kind == "reference" else str(well)
+        if kind == "sample" and "-" in label:
+            self.plate = label.split("-", 1)[0]
+        present = self.driver.present_well
+        if present is None:
+            raise InstrumentError(f"{self.driver.name}: nothing brings well {label} into the beam",
+                                  hint="give the driver a present_well hook (your sampler or plate-reader "
+                                       "accessory, see docs/plugins.md)")
+        present(label)
+
+    def blank_label(self, well: str | None) -> str:
+        """The blank well on the plate of ``well`` (else of the last sample): ``P2-A5`` -> ``P2-A12``."""
+        if self.blank_well is None:
+            raise InstrumentError(f"{self.driver.name}: no blank for the reference spectrum",
+                                  hint="set instruments.spectrometer.blank_well to the plate well that holds the blank")
+        if well and "-" in well:
+            self.plate = well.split("-", 1)[0]
+        return f"{self.plate}-{self.blank_well}"

@@ -82,16 +82,21 @@ class OpentronsHTTP:
         self.poll_interval_s, self.run_timeout_s, self.stuck_grace_s = poll_interval_s, run_timeout_s, stuck_grace_s
         self.release_timeout_s = release_timeout_s
         self.on_run_created = on_run_created
-        self._client = httpx.Client(
-            base_url=f"http://{host}:{port}", headers={"Opentrons-Version": API_VERSION},
-            timeout=httpx.Timeout(request_timeout_s, connect=connect_timeout_s),
-        )
+        self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        self._client = self._new_client()
+        self._closed = False
         self._health: dict[str, Any] = {}
+
+    def _new_client(self) -> httpx.Client:
+        return httpx.Client(base_url=f"http://{self.host}:{self.port}", headers={"Opentrons-Version": API_VERSION},
+                            timeout=self._timeout)
 
     # Instrument ---------------------------------------------------------------------------
 
     def connect(self) -> None:
         """Read ``GET /health`` and check the robot is the type the campaign names."""
+        if self._closed:
+            self._client, self._closed = self._new_client(), False
         info = self._call("GET", "/health", "reading its health")
         model, expected = info.get("robot_model"), ROBOT_MODELS[self.robot_type]
         if model and model != expected:
@@ -102,8 +107,9 @@ class OpentronsHTTP:
         self._health = info
 
     def close(self) -> None:
-        """Close the HTTP connection pool; the robot is left as it is."""
+        """Close the HTTP connection pool; the robot is left as it is. Safe to call twice."""
         self._client.close()
+        self._closed, self._health = True, {}
 
     def health(self) -> dict[str, Any]:
         """What the robot said at ``connect`` (name, model, software versions)."""
@@ -112,6 +118,12 @@ class OpentronsHTTP:
             "host": self.host, "port": self.port, "robot_type": self.robot_type,
             **{k: self._health[k] for k in ("name", "robot_model", "api_version") if k in self._health},
         }
+
+    def info(self) -> dict[str, Any]:
+        """Identity: ``kind`` real, the robot's model, name as ``serial`` and software version (after connect)."""
+        return {"name": self.name, "kind": "real", "model": self._health.get("robot_model") or ROBOT_MODELS[self.robot_type],
+                "serial": self._health.get("robot_serial"), "host": f"{self.host}:{self.port}",
+                "firmware": self._health.get("fw_version"), "software": self._health.get("api_version")}
 
     # LiquidHandler ------------------------------------------------------------------------
 
@@ -146,6 +158,21 @@ class OpentronsHTTP:
             self._release(run_id)
         return RunReport(protocol_text=protocol, run_log=run_log, duration_s=time.monotonic() - started,
                          instrument=self.name)
+
+    def run_status(self, run_id: str) -> dict[str, Any]:
+        """What became of run ``run_id`` (asked after a restart): ``status``, ``error``.
+
+        ``status`` is the robot's (``succeeded``, ``failed``, ``stopped``, ``running``, ...),
+        or ``unknown`` when the robot no longer has the run (404).
+        """
+        try:
+            run = self._call("GET", f"/runs/{run_id}", "reading what became of a run")["data"]
+        except _HTTPStatusError as err:
+            if err.status == 404:
+                return {"status": "unknown", "error": f"the robot has no run {run_id}"}
+            raise
+        errors = "; ".join(f"{e.get('errorType', 'error')}: {e.get('detail', '')}".strip() for e in run.get("errors") or [])
+        return {"status": run.get("status", "unknown"), "error": errors or None}
 
     # steps --------------------------------------------------------------------------------
 
@@ -260,6 +287,9 @@ class OpentronsHTTP:
 
     def _call(self, method: str, path: str, doing: str, **kwargs: Any) -> dict[str, Any]:
         """One request; JSON body on 2xx, ``InstrumentError`` otherwise."""
+        if self._closed:
+            raise InstrumentError(f"{self.name}: {doing} after close()",
+                                  hint="call connect() again before using a closed driver")
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.TransportError as err:

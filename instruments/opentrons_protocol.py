@@ -11,6 +11,7 @@ import json
 import logging
 import time
 
+from instruments.deck import TIP_RACKS
 from instruments.errors import ProtocolSimulationError
 from instruments.plan import PlatePlan
 
@@ -30,6 +31,8 @@ requirements = {{"robotType": {robot_type!r}, "apiLevel": {api_level!r}}}
 TRANSFERS = {transfers}
 MIX_VOLUME_UL = {mix_volume}
 SMALL_PIPETTE_MAX_UL = {small_max}
+# tips earlier batches already took from each rack: start from the next one
+TIPS_USED_BEFORE = {tips_used}
 
 
 def run(protocol: protocol_api.ProtocolContext) -> None:
@@ -39,6 +42,9 @@ def run(protocol: protocol_api.ProtocolContext) -> None:
     plate = protocol.load_labware({plate_labware!r}, {slot_plate!r})
 {trash}    small = protocol.load_instrument({small!r}, {small_mount!r}, tip_racks=[tips_small])
     large = protocol.load_instrument({large!r}, {large_mount!r}, tip_racks=[tips_large])
+    for pipette, rack, used in ((small, tips_small, TIPS_USED_BEFORE["small"]), (large, tips_large, TIPS_USED_BEFORE["large"])):
+        if 0 < used < len(rack.wells()):
+            pipette.starting_tip = rack.wells()[used]
     for source, destination, volume, mix in TRANSFERS:
         pipette = small if volume <= SMALL_PIPETTE_MAX_UL else large
         mix_after = (3, min(MIX_VOLUME_UL, pipette.max_volume)) if mix else None
@@ -67,6 +73,7 @@ def render_protocol(plan: PlatePlan) -> str:
         title=f"sdl iteration {plan.iteration}", iteration=plan.iteration, plate=plan.plate,
         robot_type=deck.robot_type, api_level=deck.api_level, transfers=transfers,
         mix_volume=round(plan.fill_volume_ul / 2, 1), small_max=deck.small.max_ul,
+        tips_used={pipette: plan.tips_start.get(rack, 0) for pipette, rack in TIP_RACKS.items()},
         tiprack_small=plan.labware["tiprack_small"], slot_tiprack_small=deck.slots["tiprack_small"],
         tiprack_large=plan.labware["tiprack_large"], slot_tiprack_large=deck.slots["tiprack_large"],
         reservoir=plan.labware["reservoir"], slot_reservoir=deck.slots["reservoir"],

@@ -8,12 +8,15 @@ Counts per pixel for one scan of integration time ``t`` [ms]::
 ``lamp(wl)`` [counts/ms] is a smooth bump, ``transmission`` a float or an array
 ``(n_pixels,)`` set per test. Deterministic under ``seed``; ``calls`` counts every API call;
 ``fault`` makes the next acquisition or integration-time call raise ``SeaBreezeError``.
+``features`` names the feature objects the device offers under ``spectrometer.f``
+(``shutter``, ``strobe_lamp``); both act on the light path (``shutter_open``).
 Only the subset of the python-seabreeze API that ``instruments.ocean_optics`` uses is here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,7 +32,8 @@ class FakeDevice:
     def __init__(self, serial: str, model: str = "FLAME-S", *, seed: int = 0, n_pixels: int = 512,
                  wl_range_nm: tuple[float, float] = (340.0, 1000.0), lamp_peak_per_ms: float = 400.0,
                  dark_offset: float = 1000.0, dark_rate_per_ms: float = 0.5, read_noise: float = 20.0,
-                 max_intensity: float = 65535.0, limits_us: tuple[int, int] = (1_000, 10_000_000)) -> None:
+                 max_intensity: float = 65535.0, limits_us: tuple[int, int] = (1_000, 10_000_000),
+                 features: tuple[str, ...] = ("shutter", "strobe_lamp")) -> None:
         self.serial_number = serial
         self.model = model
         self.is_open = False
@@ -43,6 +47,7 @@ class FakeDevice:
         self.rng = np.random.default_rng(seed)
         self.calls: Counter[str] = Counter()
         self.fault: str | None = None  # the next intensities() or integration-time call raises it
+        self.features = features
 
     def raise_fault(self) -> None:
         fault, self.fault = self.fault, None
@@ -72,6 +77,13 @@ class FakeSpectrometer:
         self._dev = device
         device.is_open = True
         device.calls["open"] += 1
+        offered = {"shutter": SimpleNamespace(set_shutter_open=self._light),
+                   "strobe_lamp": SimpleNamespace(enable_lamp=self._light)}
+        self.f = SimpleNamespace(**{name: offered[name] for name in device.features})
+
+    def _light(self, on: bool) -> None:
+        self._dev.calls["light"] += 1
+        self._dev.shutter_open = bool(on)
 
     @property
     def serial_number(self) -> str:

@@ -214,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         robot = self.robot
         if (method, path) == ("GET", "/health"):
-            return 200, {"name": "fake-robot", "robot_model": MODELS[robot.robot_type], "api_version": "8.8.2"}
+            return 200, {"name": "fake-robot", "robot_model": MODELS[robot.robot_type], "api_version": "8.8.2",
+                         "fw_version": "v1.1.0-fake", "robot_serial": f"FAKE{robot.robot_type.upper()}0001"}
         if (method, path) == ("GET", "/instruments"):
             data = [{"mount": m, "instrumentName": n, "instrumentType": "pipette", "ok": True}
                     for m, n in robot.pipettes.items()]

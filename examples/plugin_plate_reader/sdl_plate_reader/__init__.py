@@ -1,0 +1,1 @@
+"""Example plugin for sdl-orchestrator: a simulated filter plate reader."""
