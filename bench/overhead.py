@@ -1,7 +1,8 @@
 """Orchestration overhead per experiment of an instant dry run, Prefect flow vs plain loop.
 
 Overhead = iteration wall time minus planner (propose), robot (prepare) and spectrometer
-(measure) time: analysis, store writes, and what Prefect adds around each task. The same
+(measure) time: analysis, store writes, what Prefect adds around each task, the dashboard
+artifacts, and taking and giving back the instrument locks. The same
 campaign runs twice in this process: through the Prefect flow (against a temporary local
 Prefect server) and as the plain runner loop without Prefect, the baseline.
 
@@ -35,6 +36,9 @@ def campaign_text(name: str, experiments: int, batch: int) -> str:
     doc = yaml.safe_load((REPO / "campaigns" / "colour_match.yaml").read_text())
     doc.update(name=name, budget={"experiments": experiments, "batch_size": batch},
                planner={"initial_experiments": experiments})  # Sobol only: the planner is not what we time
+    # named locks: the flow takes and gives back its instrument locks as a real campaign does
+    doc["instruments"]["liquid_handler"]["lock"] = f"bench-robot-{name}"
+    doc["instruments"]["spectrometer"]["lock"] = f"bench-spectrometer-{name}"
     return yaml.safe_dump(doc, sort_keys=False)
 
 

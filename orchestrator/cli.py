@@ -19,7 +19,12 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {_printable(message)} (see {self.prog} --help)\n")
+
+
+def _printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: an argument may hold them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +36,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
 
     p = sub.add_parser("run", help="run a campaign's closed loop")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("resume", help="go on with a stopped or crashed campaign; settles in-doubt experiments first")
+    p.add_argument("name")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--in-doubt", choices=("ask", "measure", "failed"), default="ask",
+                   help="experiments dispatched but not measured: ask the robot (default), or say the plate "
+                        "was made (measure) or was not (failed)")
+
+    p = sub.add_parser("approve", help="answer a campaign that waits for approval of its batch")
+    p.add_argument("name")
+    decision = p.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="make the batch as proposed")
+    decision.add_argument("--reject", action="store_true", help="do not make it; the planner proposes again")
+    decision.add_argument("--edit", action="append", metavar="ID:PARAM=VALUE",
+                          help="change one value of one experiment, then make the batch (repeatable)")
+    p.add_argument("--note", default="", help="why; stored with the decision")
+
+    p = sub.add_parser("serve", help="serve a campaign's flow as a Prefect deployment on this PC")
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
     p.add_argument("--store", help=store_help)
@@ -77,15 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SpecError as err:
         for problem in err.problems:
-            print(f"{err.source}: {problem}", file=sys.stderr)
+            print(_printable(f"{err.source}: {problem}"), file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as err:
-        print(f"error: {err.one_line()}", file=sys.stderr)
+        print(f"error: {_printable(err.one_line())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (OrchestratorError, InstrumentError) as err:
-        print(f"error: {err.one_line()}", file=sys.stderr)
+        print(f"error: {_printable(err.one_line())}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # e.g. sdl export -o into a folder that does not exist
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {_printable(f'{err.strerror or err}{where}')} (check the paths given)", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: every finished step is in the store", file=sys.stderr)
         return 130
 
+
+
+if __name__ == "__main__":
+    sys.exit(main())

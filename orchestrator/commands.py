@@ -43,19 +43,94 @@ def cmd_run(args: argparse.Namespace) -> int:
                 load_driver_class(resolve_driver(getattr(spec.instruments, role).driver, role, args.dry_run))
             except InstrumentError as err:
                 raise OrchestratorError(f"instruments.{role}: {err.message}", hint=err.hint) from None
-    summary = _run_flow(spec.name, text, Path(args.file), store.url, args.dry_run)
+    _require_server_for_approval(spec)
+    summary = _run_flow(spec.name, text, str(Path(args.file).resolve()), store.url, args.dry_run)
+    _print_summary(spec.name, summary, store)
+    return 0
+
+
+def _require_server_for_approval(spec) -> None:
+    """A paused campaign is answered from another process: it needs a Prefect server both can reach."""
+    from orchestrator.serving import require_api_url
+
+    if spec.approval.mode != "none":
+        require_api_url(f"approval: {spec.approval.mode} (the dashboard and sdl approve answer it from outside)")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Go on with a campaign from the store alone: its stored file, and how it last ran."""
+    from orchestrator.errors import CampaignStateError
+
+    store = CampaignStore(args.store)
+    print(f"campaign store: {store.display}")
+    campaign = store.get_campaign(args.name)
+    started = [e for e in store.events(campaign.id) if e["kind"] == "campaign_running"]
+    if not started:
+        raise CampaignStateError(f"campaign {args.name!r} never ran a closed loop",
+                                 hint="start it with: sdl run FILE [--dry-run]")
+    last = started[-1]["detail"] or {}
+    if campaign.status == "completed" and not store.experiments(campaign.id, "dispatched"):
+        print(f"campaign {args.name!r} already finished; nothing to do. See: sdl status {args.name} --store {store.display}")
+        return 0
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    _require_server_for_approval(spec)
+    dry_run = bool(last.get("dry_run"))
+    print(f"resuming {args.name!r} ({'dry run' if dry_run else 'real instruments'}), in-doubt experiments: {args.in_doubt}")
+    summary = _run_flow(campaign.name, campaign.spec_yaml, last.get("source"), store.url, dry_run, args.in_doubt)
+    _print_summary(campaign.name, summary, store)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Resume the paused flow run of campaign ``name`` with a decision."""
+    from orchestrator.serving import answer_approval
+
+    edits: dict[str, dict] = {}
+    for item in args.edit or []:
+        experiment, assignment = _parse_edit(item)
+        edits.setdefault(experiment, {}).update(assignment)
+    decision = "edit" if edits else ("reject" if args.reject else "approve")
+    run_id = answer_approval(args.name, {"decision": decision, "note": args.note, "edits": edits})
+    print(f"campaign {args.name!r}: {decision} sent to flow run {run_id}")
+    return 0
+
+
+def _parse_edit(item: str) -> tuple[str, dict]:
+    """``"12:red=40"`` -> ``("12", {"red": 40.0})``; a value that is not a number stays text."""
+    from orchestrator.errors import OrchestratorError
+
+    experiment, _, assignment = item.partition(":")
+    name, _, value = assignment.partition("=")
+    if not experiment.strip().isdigit() or not name.strip() or not value.strip():
+        raise OrchestratorError(f"--edit {item!r} is not ID:PARAM=VALUE", hint="e.g. --edit 12:red=40")
+    try:
+        parsed: object = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        parsed = value.strip()
+    return experiment.strip(), {name.strip(): parsed}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the campaign's flow as a deployment; trigger it from the dashboard or the API."""
+    from orchestrator.serving import serve_campaign
+
+    spec, text = load_spec(args.file)
+    store = CampaignStore(args.store or spec.store.url)
+    return serve_campaign(spec.name, text, str(Path(args.file).resolve()), store.url, args.dry_run)
+
+
+def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
     best = summary["best"]
-    print(f"campaign {spec.name!r} finished: {summary['experiments']} experiments")
+    print(f"campaign {name!r} finished: {summary['experiments']} experiments")
     if best:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
         print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))
     if summary.get("report"):
         print(f"report: {summary['report']}")
-    print(f"next: sdl status {spec.name} --store {store.display}")
-    return 0
+    print(f"next: sdl status {name} --store {store.display}")
 
 
-def _run_flow(name: str, text: str, path: Path, store_url: str, dry_run: bool) -> dict:
+def _run_flow(name: str, text: str, source: str | None, store_url: str, dry_run: bool, in_doubt: str = "ask") -> dict:
     """Run the campaign flow; on a terminal, with a live progress bar instead of Prefect's INFO lines."""
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     if interactive:  # the bar and Prefect's console lines would overwrite each other
@@ -64,8 +139,8 @@ def _run_flow(name: str, text: str, path: Path, store_url: str, dry_run: bool) -
     from orchestrator.progress import TerminalProgress, show_progress
 
     def run() -> dict:
-        return campaign_flow(name=name, yaml_text=text, source=str(path.resolve()), store_url=store_url,
-                             dry_run=dry_run)
+        return campaign_flow(name=name, yaml_text=text, source=source, store_url=store_url, dry_run=dry_run,
+                             in_doubt=in_doubt)
 
     if not interactive:
         return run()
@@ -113,6 +188,11 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
     measured, failed, budget, best = _counts(store, campaign)
     console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
+    in_doubt = store.experiments(campaign.id, "dispatched")
+    if in_doubt:
+        console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "
+                      f"{', '.join(str(e.id) for e in in_doubt)}); if the campaign is not running any more they are "
+                      f"in doubt: settle them with: sdl resume {campaign.name}")
     columns, rows = experiment_rows(store, campaign)
     table = Table()
     shown = [c for c in columns if c not in ("sequence", "created_at", "dispatched_at")]

@@ -6,20 +6,26 @@ result caching (a cached physical step would be silently skipped) and never retr
 
 from __future__ import annotations
 
-import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from orchestrator.artifacts import LiveArtifacts, artifact_key
 from orchestrator.campaign import Campaign
+from orchestrator.errors import OrchestratorError
 from orchestrator.loop import CampaignRunner, make_runner
 from orchestrator.progress import ProgressUpdate, report_note, report_progress
 from orchestrator.store import TERMINAL, default_report_dir
 
 _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
+
+
+class ApprovalTimeout(OrchestratorError, RuntimeError):
+    """Nobody decided on a batch in time; it was not made."""
 
 
 @task(name="propose", **_STEP)
@@ -55,19 +61,19 @@ def publish(campaign: Campaign) -> str:
     from orchestrator.export import experiment_rows
     from orchestrator.report import build_report
 
+    from prefect.artifacts import create_markdown_artifact
+
     name, key = campaign.spec.name, artifact_key(campaign.spec.name)
     columns, rows = experiment_rows(campaign.store, campaign.info)
     create_table_artifact(key=f"{key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                           description=f"Every experiment of campaign {name}")
     path = build_report(campaign.store, name, default_report_dir(name)).resolve()
+    figure = next(iter(sorted(path.parent.glob("*convergence*.png"))), None)
+    create_markdown_artifact(key=f"{key}-convergence", markdown=LiveArtifacts(campaign).convergence_markdown(figure),
+                             description=f"Best {campaign.spec.objectives[0].name} after each iteration")
     create_link_artifact(key=f"{key}-report", link=path.as_uri(), link_text=f"Report of {name}",
                          description=f"campaign file sha256 {campaign.info.spec_hash}")
     return str(path)
-
-
-def artifact_key(campaign_name: str) -> str:
-    """Prefect artifact keys take lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", campaign_name.lower()).strip("-") or "campaign"
 
 
 def _named(step, campaign: str, iteration: int):
@@ -83,36 +89,112 @@ def _standing(campaign: Campaign, step: str) -> ProgressUpdate:
                           f"{objective} {best.values[objective]:.4g}" if best else None)
 
 
-def _run_iteration(runner: CampaignRunner, name: str) -> int:
-    """One iteration as five named tasks; returns its number."""
+def _review(runner: CampaignRunner, batch):
+    """Pause for a person's decision when the campaign asks for one; the batch to make, or None."""
+    from prefect.flow_runs import pause_flow_run
+
+    from orchestrator.approval import BatchDecision, apply_decision, describe, edit_problems, needs_approval
+
+    campaign = runner.campaign
+    if not needs_approval(campaign, batch):
+        return batch
+    settings, problems, attempt = campaign.spec.approval, [], 0
+    while True:
+        attempt += 1
+        report_progress(_standing(campaign, f"iteration {batch[0].iteration} · waiting for approval"))
+        form = BatchDecision.with_initial_data(description=describe(batch, problems))
+        try:
+            decision = pause_flow_run(wait_for_input=form, timeout=int(settings.timeout_hours * 3600),
+                                      poll_interval=max(1, int(settings.poll_seconds)),
+                                      key=f"approval-{batch[0].iteration}-{attempt}")
+        except Exception as err:
+            if type(err).__name__ != "FlowPauseTimeout":
+                raise
+            raise ApprovalTimeout(
+                f"no decision on the batch of iteration {batch[0].iteration} within {settings.timeout_hours:g} h; "
+                "nothing was made", hint=f"sdl resume {campaign.spec.name} asks again") from None
+        problems = edit_problems(campaign, batch, decision.edits) if decision.decision == "edit" else []
+        if not problems:
+            return apply_decision(campaign, batch, decision)
+        campaign.store.record_event(campaign.info.id, "approval_refused",
+                                    {"iteration": batch[0].iteration, "edits": dict(decision.edits), "problems": problems})
+        get_run_logger().warning("edit refused: %s", "; ".join(problems))
+
+
+def _run_iteration(runner: CampaignRunner, name: str, live: LiveArtifacts) -> int:
+    """One iteration as five named tasks (fewer when the robot or the reader faulted); returns its number."""
     campaign = runner.campaign
     started = time.perf_counter()
     iteration = campaign.next_iteration()
     report_progress(_standing(campaign, f"iteration {iteration} · propose"))
     batch = _named(propose, name, iteration)(runner)
     iteration = batch[0].iteration
+    waited = time.perf_counter()
+    batch = _review(runner, batch)
+    runner.step_seconds["approval"] = time.perf_counter() - waited  # a person's time, not overhead
+    if batch is None:  # rejected: the next iteration proposes again
+        return iteration
     report_progress(_standing(campaign, f"iteration {iteration} · prepare"))
     plan = _named(prepare, name, iteration)(runner, batch)
-    report_progress(_standing(campaign, f"iteration {iteration} · measure"))
-    spectra = _named(measure, name, iteration)(runner, plan)
-    report_progress(_standing(campaign, f"iteration {iteration} · analyse"))
-    outcomes = _named(analyse, name, iteration)(runner, plan, spectra)
-    _named(record, name, iteration)(runner, outcomes)
+    if plan is not None:
+        report_progress(_standing(campaign, f"iteration {iteration} · measure"))
+        spectra = _named(measure, name, iteration)(runner, plan)
+        if spectra is not None:
+            report_progress(_standing(campaign, f"iteration {iteration} · analyse"))
+            outcomes = _named(analyse, name, iteration)(runner, plan, spectra)
+            _named(record, name, iteration)(runner, outcomes)
+    _update_dashboard(live, get_run_logger())  # orchestration: inside the iteration's measured time
     runner.record_timing(iteration, time.perf_counter() - started)
     return iteration
 
 
+def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
+    """Hold a strict Prefect concurrency slot per physical instrument while it works; role -> limit name."""
+    from orchestrator.locks import ensure_limits, instrument_lock, lock_names
+
+    campaign = runner.campaign
+    names = lock_names(campaign.spec, dry_run)
+    ensure_limits(list(names.values()))
+
+    def held(role: str):
+        if role not in names:
+            return nullcontext()
+
+        def remember(times: dict) -> None:
+            campaign.store.record_event(campaign.info.id, "instrument_held", {"role": role, **times})
+
+        return instrument_lock(names[role], on_held=remember)
+
+    runner.instrument_guard = held
+    return names
+
+
+def _update_dashboard(live: LiveArtifacts, logger) -> None:
+    """Refresh the dashboard's artifacts; a failure here never stops the campaign."""
+    try:
+        live.update()
+    except Exception as err:
+        logger.warning("dashboard artifacts not updated (%s: %s)", type(err).__name__, err)
+
+
 @flow(name="sdl-campaign", flow_run_name="{name}", validate_parameters=False, persist_result=False, log_prints=True)
-def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str | None, dry_run: bool) -> dict[str, Any]:
-    """Run campaign ``name`` (its YAML text) against ``store_url`` until its budget is spent."""
+def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str | None, dry_run: bool,
+                  in_doubt: str = "ask") -> dict[str, Any]:
+    """Run campaign ``name`` (its YAML text) against ``store_url`` until its budget is spent.
+
+    Experiments a crash left dispatched but unmeasured are settled first (``in_doubt``: see
+    ``orchestrator.reconcile``); nothing is ever dispatched twice.
+    """
     logger = get_run_logger()
     campaign = Campaign.from_text(yaml_text, store=store_url, source=Path(source) if source else None)
     runner = make_runner(campaign, dry_run, log=logger.info)
-    runner.refuse_unsafe_restart()
-    campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run)
+    locks = _lock_instruments(runner, dry_run)
+    campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source, locks=locks)
+    live = LiveArtifacts(campaign)
     try:
+        runner.reconcile(in_doubt)
         while not runner.is_finished():
-            iteration = _run_iteration(runner, name)
+            iteration = _run_iteration(runner, name, live)
             standing = _standing(campaign, "done" if runner.is_finished() else "next iteration")
             line = (f"iteration {iteration}: {standing.done}/{standing.total} experiments done, "
                     f"best {standing.best or 'none yet'}")

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import CampaignStateError, StoreError
@@ -32,6 +32,9 @@ from orchestrator.store_models import (
 
 DEFAULT_STORE_PATH = Path("runs") / "sdl.db"
 TERMINAL = ("measured", "failed", "abandoned")
+#: why an experiment failed: "chemistry" teaches the planner where not to go; "instrument"
+#: (a robot or spectrometer fault) says nothing about the chemistry and is not learned.
+FAILURE_KINDS = ("chemistry", "instrument")
 _TRANSITIONS = {
     "proposed": {"dispatched", "measured", "failed", "abandoned"},
     "dispatched": {"measured", "failed", "abandoned"},
@@ -66,6 +69,7 @@ class Experiment:
     created_at: datetime
     dispatched_at: datetime | None
     finished_at: datetime | None
+    failure_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def _experiment(row: ExperimentRow) -> Experiment:
         row.id, row.campaign_id, row.sequence, row.iteration, row.status, dict(row.params),
         dict(row.proposed_params), row.objective_values, row.failure_reason, row.well,
         dict(row.proposal_info or {}), _utc(row.created_at), _utc(row.dispatched_at), _utc(row.finished_at),
+        row.failure_kind,
     )
 
 
@@ -124,6 +129,8 @@ class CampaignStore:
 
     @staticmethod
     def _engine(url: str) -> Engine:
+        if "\x00" in str(url):  # a NUL in a path makes sqlite3 raise a bare ValueError
+            raise StoreError(f"not a database URL: {url!r} holds a NUL character", hint="use e.g. sqlite:///runs/sdl.db")
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -156,11 +163,15 @@ class CampaignStore:
             yield session
 
     def _stamp_schema(self) -> None:
+        try:
+            with self._tx() as s:
+                if s.get(SchemaInfo, 1) is None:
+                    s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
+        except IntegrityError:  # another process stamped the new store first
+            pass
         with self._tx() as s:
             info = s.get(SchemaInfo, 1)
-            if info is None:
-                s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            elif info.version != SCHEMA_VERSION:
+            if info.version != SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.display} has schema version {info.version}, this code reads {SCHEMA_VERSION}",
                     hint="use a matching version of sdl-orchestrator",
@@ -251,13 +262,44 @@ class CampaignStore:
         else:
             row.finished_at = utcnow()
 
-    def mark_dispatched(self, assignments: Mapping[int, tuple[str, Mapping[str, Any]]]) -> None:
-        """Experiments id -> (well, params actually made) become ``dispatched``, one transaction."""
+    def mark_dispatched(self, assignments: Mapping[int, tuple[str, Mapping[str, Any]]],
+                        batch: Mapping[str, Any] | None = None) -> None:
+        """Experiments id -> (well, params actually made) become ``dispatched``, one transaction.
+
+        ``batch`` (the plate plan, as JSON) is kept in the same transaction as a
+        ``batch_dispatched`` event, so a restart knows what was sent even if nothing else
+        about the batch reached the store.
+        """
         with self._tx() as s:
+            campaign_id = None
             for experiment_id, (well, params) in assignments.items():
                 row = self._row(s, experiment_id)
                 self._move(s, row, "dispatched", well=well, params=dict(params))
-                row.well, row.params = well, dict(params)
+                row.well, row.params, campaign_id = well, dict(params), row.campaign_id
+            if batch is not None and campaign_id is not None:
+                s.add(EventRow(campaign_id=campaign_id, kind="batch_dispatched", detail=dict(batch)))
+
+    def edit_proposal(self, experiment_id: int, params: Mapping[str, Any], note: str) -> Experiment:
+        """A person changed a proposed experiment's values before it was made; one transaction.
+
+        ``proposed_params`` keeps what the planner asked for; ``params`` becomes the edit.
+        """
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            if row.status != "proposed":
+                raise CampaignStateError(f"experiment {row.id} is {row.status}; only a proposed experiment can be edited")
+            s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind="edited",
+                           detail={"before": dict(row.params), "after": dict(params), "note": note}))
+            row.params = dict(params)
+            return _experiment(row)
+
+    def abandon(self, experiment_id: int, reason: str) -> Experiment:
+        """An experiment that was never made (refused, rejected, never reached the robot)."""
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "abandoned", reason=reason)
+            row.failure_reason = reason
+            return _experiment(row)
 
     def record_result(
         self, experiment_id: int, values: Mapping[str, float], measurement: Mapping[str, Any] | None = None
@@ -271,11 +313,15 @@ class CampaignStore:
                 s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
             return _experiment(row)
 
-    def record_failure(self, experiment_id: int, reason: str, measurement: Mapping[str, Any] | None = None) -> Experiment:
+    def record_failure(self, experiment_id: int, reason: str, measurement: Mapping[str, Any] | None = None,
+                       kind: str = "chemistry") -> Experiment:
+        """An experiment failed for ``reason``; ``kind`` is one of ``FAILURE_KINDS``. One transaction."""
+        if kind not in FAILURE_KINDS:
+            raise CampaignStateError(f"failure kind {kind!r} is not one of {', '.join(FAILURE_KINDS)}")
         with self._tx() as s:
             row = self._row(s, experiment_id)
-            self._move(s, row, "failed", reason=reason)
-            row.failure_reason = reason
+            self._move(s, row, "failed", reason=reason, failure_kind=kind)
+            row.failure_reason, row.failure_kind = reason, kind
             if measurement is not None:
                 s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
             return _experiment(row)

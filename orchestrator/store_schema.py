@@ -7,18 +7,26 @@ first revision, which created exactly those tables.
 
 from __future__ import annotations
 
+import fcntl
+import threading
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"
+#: Alembic's ``op`` and ``context`` are process-wide proxies: two threads must never migrate
+#: at once, even two different stores
+_IN_PROCESS = threading.Lock()
+_ADVISORY_KEY = 0x5D1_0001  # any constant unlikely to clash with another application's lock
 
 
 def _config() -> Config:
@@ -39,16 +47,48 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Run the migrations this store still lacks (none, usually: a cheap version check)."""
-    current = current_revision(engine)
-    if current == head_revision():
+    """Run the migrations this store still lacks (none, usually: a cheap version check).
+
+    Two processes may open a new store at the same moment (a campaign starting while
+    ``sdl status`` looks at it): the migrations run under a lock, and the revision is read
+    again once the lock is held.
+    """
+    if current_revision(engine) == head_revision():
         return
-    config = _config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        if current is None and inspect(connection).has_table("campaigns"):
-            command.stamp(config, FIRST_REVISION)
-        command.upgrade(config, "head")
+    with _IN_PROCESS, migration_lock(engine):
+        current = current_revision(engine)
+        if current == head_revision():
+            return
+        config = _config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            if current is None and inspect(connection).has_table("campaigns"):
+                command.stamp(config, FIRST_REVISION)
+            command.upgrade(config, "head")
+
+
+@contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process migrates a store at a time: a file lock beside a SQLite file, an
+    advisory lock on PostgreSQL, nothing for in-memory stores."""
+    url = engine.url
+    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+        with open(f"{url.database}.migrate-lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    elif url.drivername.startswith("postgresql"):
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
+                connection.commit()
+    else:
+        yield
 
 
 def downgrade_to(engine: Engine, revision: str) -> None:

@@ -19,6 +19,7 @@ from orchestrator.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.loop import make_runner
 from orchestrator.replay import reconstruct_batches
+from orchestrator.store_models import SCHEMA_VERSION
 from tests.conftest import demo_document, write_campaign
 
 # No instruments section: driven by hand, with every kind of parameter.
@@ -122,7 +123,7 @@ def test_demo_bundle_metadata_lists_every_file_with_its_sha256(demo_store, tmp_p
     meta = json.loads((folder / "metadata.json").read_text())
     assert (meta["format"], meta["format_version"], meta["campaign"]) == ("sdl-bundle", 1, "colour-match-demo")
     assert meta["counts"] == {"measured": 12} and meta["experiments"] == 12
-    assert meta["store_schema_version"] == 1 and "botorch" in meta["versions"]
+    assert meta["store_schema_version"] == SCHEMA_VERSION and "botorch" in meta["versions"]
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"metadata.json"}
     assert {e["path"] for e in meta["files"]} == on_disk
     assert {"campaign.yaml", "experiments.json", "experiments.csv", "spectra.json", "iterations.json",

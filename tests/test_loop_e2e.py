@@ -91,11 +91,15 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
         import httpx
         from prefect.settings import PREFECT_API_URL
 
-        keys = ["small-colour-report", "small-colour-experiments"]
-        body = {"artifacts": {"key": {"any_": keys}}, "limit": 10}
+        keys = ["small-colour-report", "small-colour-experiments", "small-colour-progress", "small-colour-convergence"]
+        body = {"artifacts": {"key": {"any_": keys}, "flow_run_id": {"any_": [str(flow_runs[0].id)]}}, "limit": 50,
+                "sort": "CREATED_DESC"}
         response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
         response.raise_for_status()
-        return {a["key"]: a for a in response.json()}
+        latest = {}
+        for a in response.json():  # newest first: keep each key's latest version
+            latest.setdefault(a["key"], a)
+        return latest
 
     async def runs():
         async with get_client() as client:
@@ -113,6 +117,11 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
     table = found["small-colour-experiments"]
     assert table["type"] == "table"
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == 8
+    progress = found["small-colour-progress"]
+    assert progress["type"] == "progress" and float(progress["data"]) == 100.0
+    convergence = found["small-colour-convergence"]
+    assert convergence["type"] == "markdown" and "| 2 | 8 |" in convergence["data"]
+    assert "data:image/png;base64," in convergence["data"]  # the report's figure, once the campaign is done
     for iteration in (1, 2):
         for step in ("propose", "prepare", "measure", "analyse", "record"):
             assert f"small-colour · iteration {iteration:02d} · {step}" in task_names
@@ -145,15 +154,17 @@ def test_protocol_rejected_by_simulator_stops_the_batch(prefect_server, tmp_path
     campaign = store.get_campaign("small-colour")
     experiments = store.experiments(campaign.id)
     assert campaign.status == "failed"
-    assert len(experiments) == 4 and all(e.status == "failed" for e in experiments)
-    assert all("opentrons.simulate rejected" in e.failure_reason for e in experiments)
+    # nothing moved: never made, so abandoned (their budget is free for when the labware is fixed)
+    assert len(experiments) == 4 and all(e.status == "abandoned" for e in experiments)
+    assert all("not run" in e.failure_reason and "opentrons.simulate rejected" in e.failure_reason
+               for e in experiments)
 
 
-def test_real_driver_not_built_is_a_clear_error(tmp_path, capsys):
+def test_a_real_driver_without_its_optional_package_is_a_clear_error(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'real.db'}"
     assert main(["run", str(DEMO), "--store", url]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not built yet" in err[0] and "--dry-run" in err[0]
+    assert len(err) == 1 and "needs the optional package 'seabreeze'" in err[0] and "--dry-run" in err[0]
 
 
 def test_status_and_json_export(prefect_server, tmp_path, capsys):
@@ -173,7 +184,8 @@ def test_status_and_json_export(prefect_server, tmp_path, capsys):
     timings = [e["detail"] for e in store.events(store.get_campaign("small-colour").id) if e["kind"] == "timing"]
     assert [t["iteration"] for t in timings] == [1, 2]
     for t in timings:
-        assert set(t) == {"iteration", "propose_s", "prepare_s", "measure_s", "analyse_s", "record_s", "overhead_s"}
+        assert set(t) == {"iteration", "propose_s", "prepare_s", "measure_s", "analyse_s", "record_s", "lock_s",
+                          "approval_s", "overhead_s"}
         assert t["prepare_s"] > 0 and t["overhead_s"] >= 0
     assert main(["export", "nope", "--store", url]) == 2
     assert "no campaign named 'nope'" in capsys.readouterr().err

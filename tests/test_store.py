@@ -78,7 +78,7 @@ def test_every_transition_is_recorded_and_the_event_log_only_grows(store, campai
     (ev,) = step(lambda: store.record_result(e1, {"distance": 0.12}, reading([0.1, 0.2, 0.3])), ["measured"])
     assert json.loads(ev.detail) == {"from": "dispatched", "values": {"distance": 0.12}}
     (ev,) = step(lambda: store.record_failure(e2, "bubble in well"), ["failed"])
-    assert json.loads(ev.detail) == {"from": "proposed", "reason": "bubble in well"}
+    assert json.loads(ev.detail) == {"from": "proposed", "reason": "bubble in well", "failure_kind": "chemistry"}
     (ev,) = step(lambda: store.record_result(e3, {"distance": 0.5}), ["measured"])  # proposed -> measured (ask/tell)
     assert json.loads(ev.detail)["from"] == "proposed"
     step(lambda: store.record_iteration(campaign.id, 1, "simulated_ot2", {"wells": []}, "# protocol", "log", 1.5),
@@ -279,3 +279,9 @@ def test_bad_urls_give_a_one_line_store_error(tmp_path, case):
     named = {"not-a-url": "not a url", "unknown-dialect": "nosuchdialect", "unreachable-server-with-password": "127.0.0.1",
              "directory": str(tmp_path), "not-a-database": "garbage.db", "parent-is-a-file": "a_file"}[case]
     assert named in err.message
+
+
+def test_a_nul_in_the_url_is_a_store_error(tmp_path):
+    """Found by tests/test_fuzz_ask_tell.py: sqlite3 raised a bare ValueError."""
+    with pytest.raises(StoreError, match="NUL character"):
+        CampaignStore(f"sqlite:///{tmp_path}/a\x00b.db")

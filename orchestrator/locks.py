@@ -1,0 +1,81 @@
+"""One physical instrument, one campaign at a time: Prefect global concurrency limits.
+
+Each instrument gets a strict limit of 1 slot, named after what identifies the device (the
+robot's address, the spectrometer's serial, or the ``lock`` a campaign file gives). A
+campaign holds the slot only while the instrument works (a robot run, a plate read), so two
+campaigns can share a robot batch by batch but never drive it at the same moment. Dry runs
+lock only twins given a ``lock`` name, under a ``dry-run`` prefix: they never block a real
+campaign.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+#: how long a campaign waits for a busy instrument before it gives up [s]
+LOCK_WAIT_S = 6 * 3600.0
+#: a held slot is a lease the holder renews every 45 s; a holder that died (kill -9, power
+#: cut) stops renewing, and the server frees its slot within this plus its 15 s sweep [s].
+#: 60 s is the shortest lease the server accepts.
+LEASE_S = 60.0
+ROLES = ("liquid_handler", "spectrometer")
+
+
+def lock_names(spec: Any, dry_run: bool) -> dict[str, str]:
+    """Role -> concurrency-limit name for each instrument of ``spec`` that needs a lock.
+
+    In a dry run only twins given a ``lock:`` name are locked (campaigns sharing one
+    simulated bench); any other twin belongs to its run alone.
+    """
+    names = {}
+    for role in ROLES:
+        config = getattr(spec.instruments, role)
+        given = getattr(config, "lock", None)
+        if dry_run and not given:
+            continue
+        if dry_run:
+            ident = f"dry-run-{given}"
+        elif given:
+            ident = given
+        elif role == "liquid_handler":
+            ident = f"{config.driver}-{config.host}-{config.port}"
+        else:
+            ident = f"{config.driver}-{getattr(config, 'serial', None) or 'first-found'}"
+        names[role] = "sdl-instrument-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", ident).strip("-").lower()
+    return names
+
+
+def ensure_limits(names: list[str]) -> None:
+    """Create each strict limit of one slot that the Prefect server does not have yet."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+                continue
+            except ObjectNotFound:
+                pass
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:  # another campaign created it a moment ago
+                pass
+
+
+@contextmanager
+def instrument_lock(name: str, on_held: Callable[[dict[str, Any]], None] | None = None) -> Iterator[None]:
+    """Hold the one slot of limit ``name`` while the block runs; ``on_held`` gets the times held (epoch s)."""
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=LOCK_WAIT_S, lease_duration=LEASE_S):
+        acquired = time.time()
+        try:
+            yield
+        finally:
+            if on_held is not None:
+                on_held({"lock": name, "acquired_at": acquired, "released_at": time.time()})
