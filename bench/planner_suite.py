@@ -1,0 +1,350 @@
+"""Our planner against Ax, BayBE and random search, side by side, on the benchmark problems.
+
+Every method gets the same problems, seeds, budget and batch size, and the SAME initial
+design: the Sobol points our campaign proposes first, measured once and handed to each
+peer as completed experiments (Ax: attached trials counted as its initialisation;
+BayBE: measurements added before its first recommendation; random: kept, then uniform
+points). Our planner runs through the real ``Campaign`` ask/tell on a temporary SQLite
+store. Printed: median regret (hypervolume for the two-objective SnAr) per problem with
+our ratio to each peer, proposal latency p50/p95 at n = 10, 100, 500 observations and
+the time of one q = 8/24/96 batch, each with our ratio to Ax.
+
+    uv sync --group bench                 # the peers (see bench/peers/requirements-bench.txt)
+    uv run --group bench python bench/planner_suite.py --quick    # under 15 min on 2 cores
+    uv run --group bench python bench/planner_suite.py --full     # 30 paired seeds
+
+A peer that is not installed is skipped with one printed line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+warnings.filterwarnings("ignore")
+
+from bench.peers.common import Peer, load_peers  # noqa: E402
+from orchestrator.campaign import Campaign  # noqa: E402
+from simulators.benchmarks import PROBLEMS, BenchmarkProblem  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How much of the suite to run."""
+
+    problems: tuple[str, ...]
+    seeds: int
+    budget: int  # total experiments per run, initial design included
+    batch: int
+    latency_n: tuple[int, ...]
+    latency_repeats: dict[int, int]
+    batch_q: tuple[int, ...]
+    batch_n: int
+    baybe_timing_max_n: int  # BayBE latency/batch timings only up to this many observations / q
+
+
+QUICK = Mode(problems=("branin", "hartmann6", "mixed", "mit_catalyst", "colour_match"), seeds=2, budget=20, batch=4,
+             latency_n=(10, 100, 500), latency_repeats={10: 3, 100: 3, 500: 1}, batch_q=(8, 24, 96), batch_n=96,
+             baybe_timing_max_n=100)
+FULL = Mode(problems=tuple(PROBLEMS), seeds=30, budget=40, batch=4,
+            latency_n=(10, 100, 500), latency_repeats={10: 10, 100: 10, 500: 5}, batch_q=(8, 24, 96), batch_n=96,
+            baybe_timing_max_n=500)
+
+
+def initial_size(problem: BenchmarkProblem, mode: Mode) -> int:
+    """Size of the shared Sobol design: 2(d+1) as our campaigns default, at most a third of the budget."""
+    return min(2 * (len(problem.parameters) + 1), max(mode.budget // 3, mode.batch))
+
+
+# our planner ------------------------------------------------------------------------------
+
+
+class OurPlanner(Peer):
+    """``orchestrator`` through ``Campaign.ask``/``tell`` on a temporary SQLite store."""
+
+    name = "ours"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._count = 0
+
+    def campaign(self, problem: BenchmarkProblem, budget: int, batch: int, seed: int, n_initial: int) -> Campaign:
+        self._count += 1
+        text = problem.to_campaign_yaml(budget=budget, batch_size=min(batch, budget), seed=seed,
+                                        initial_experiments=n_initial)
+        return Campaign.from_text(text, store=f"sqlite:///{self.workdir / f'c{self._count}.db'}")
+
+    def initial_design(self, problem, n_initial, budget, batch, seed, evaluate):
+        """The shared design: our campaign's first ``n_initial`` (Sobol) proposals, measured."""
+        campaign = self.campaign(problem, budget, batch, seed, n_initial)
+        proposals = campaign.ask(n_initial)
+        history = []
+        for p in proposals:
+            params = problem.checked(p.params)
+            values = evaluate(params)
+            campaign.tell(p.id, values)
+            history.append((params, values))
+        return campaign, history
+
+    def continue_run(self, campaign: Campaign, problem, history, budget, batch, evaluate):
+        history = list(history)
+        while len(history) < budget:
+            for p in campaign.ask(min(batch, budget - len(history))):
+                params = problem.checked(p.params)
+                values = evaluate(params)
+                campaign.tell(p.id, values)
+                history.append((params, values))
+        return history
+
+    def time_proposal(self, problem, observed, q, seed):
+        campaign = self.campaign(problem, len(observed) + q, q, seed, n_initial=len(observed))
+        for p, (params, values) in zip(campaign.ask(len(observed)), observed):
+            if problem.checked(p.params) != params:
+                raise RuntimeError("the timing campaign's design differs from the observed points; same seed needed")
+            campaign.tell(p.id, values)
+        start = time.perf_counter()
+        campaign.ask(q)
+        return time.perf_counter() - start
+
+    def design(self, problem: BenchmarkProblem, n: int, seed: int) -> list[tuple[dict, dict]]:
+        """``n`` Sobol points of a campaign seeded ``seed``, with their noise-free values."""
+        campaign = self.campaign(problem, n, min(n, 96), seed, n_initial=n)
+        return [(problem.checked(p.params), problem.evaluate(p.params)) for p in campaign.ask(n)]
+
+
+# scoring -----------------------------------------------------------------------------------
+
+
+def score(problem: BenchmarkProblem, history: Sequence[tuple[dict, dict]]) -> float:
+    """Simple regret of the best noise-free value found, or the hypervolume (multi-objective)."""
+    clean = [problem.function(params) for params, _ in history]
+    if problem.is_multi_objective:
+        return problem.hypervolume(clean)
+    objective = problem.objectives[0]
+    values = [v[objective.name] for v in clean]
+    best = min(values) if objective.direction == "minimize" else max(values)
+    return max(problem.regret(best), 0.0)
+
+
+def run_problem(problem, mode, seeds, ours, peers, noise_frac, log, save=lambda scores: None) -> dict[str, list[float]]:
+    """Scores per method over ``seeds``; ``save`` gets the partial scores after every seed."""
+    scores: dict[str, list[float]] = {m.name: [] for m in [ours, *peers]}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        noise_sd = noise_frac * problem.noise_scale
+
+        def evaluate(params, rng=rng, noise_sd=noise_sd):
+            return problem.evaluate(params, rng=rng, noise_sd=noise_sd)
+
+        n_initial = initial_size(problem, mode)
+        started = time.perf_counter()
+        campaign, initial = ours.initial_design(problem, n_initial, mode.budget, mode.batch, seed, evaluate)
+        try:
+            scores["ours"].append(score(problem, ours.continue_run(campaign, problem, initial, mode.budget, mode.batch,
+                                                                   evaluate)))
+            line = [f"ours {time.perf_counter() - started:.0f}s"]
+        except Exception as err:  # reported like a peer's failure, so the other methods still run
+            scores["ours"].append(float("nan"))
+            line = [f"ours FAILED ({type(err).__name__}: {str(err)[:120]})"]
+        for peer in peers:
+            started = time.perf_counter()
+            try:
+                history = peer.run(problem, initial, mode.budget, mode.batch, seed, evaluate)
+                scores[peer.name].append(score(problem, history))
+                line.append(f"{peer.name} {time.perf_counter() - started:.0f}s")
+            except Exception as err:  # a peer that cannot do this problem is reported, not fatal
+                scores[peer.name].append(float("nan"))
+                line.append(f"{peer.name} FAILED ({type(err).__name__}: {str(err)[:120]})")
+        log(f"  {problem.name} seed {seed}: " + ", ".join(line) + "; scores: "
+            + ", ".join(f"{name} {v[-1]:.4g}" for name, v in scores.items()))
+        save(scores)
+    return scores
+
+
+# timing --------------------------------------------------------------------------------------
+
+
+def latency_table(ours: OurPlanner, methods: Sequence[Peer], mode: Mode, log) -> dict[str, dict[int, list[float]]]:
+    """Seconds per q=1 proposal on Hartmann6 after n observations, repeated per ``mode``.
+
+    The n observed points are our campaign's Sobol design (seed 1000 + repeat), the same
+    points for every method.
+    """
+    problem = PROBLEMS["hartmann6"]
+    times: dict[str, dict[int, list[float]]] = {m.name: {} for m in methods}
+    for n in mode.latency_n:
+        for rep in range(mode.latency_repeats[n]):
+            observed = ours.design(problem, n, seed=1000 + rep)
+            for m in methods:
+                if m.name == "baybe" and n > mode.baybe_timing_max_n:
+                    continue
+                times[m.name].setdefault(n, []).append(_timed(m, problem, observed, 1, 1000 + rep, log))
+            log(f"  latency n={n} rep {rep}: " + ", ".join(
+                f"{name} {t[n][-1]:.2f}s" for name, t in times.items() if n in t))
+    return times
+
+
+def batch_table(ours: OurPlanner, methods: Sequence[Peer], mode: Mode, log) -> dict[str, dict[int, float]]:
+    """Seconds for one q-point batch on Hartmann6 after ``mode.batch_n`` observations (same points for all)."""
+    problem = PROBLEMS["hartmann6"]
+    observed = ours.design(problem, mode.batch_n, seed=7)
+    times: dict[str, dict[int, float]] = {m.name: {} for m in methods}
+    for q in mode.batch_q:
+        for m in methods:
+            if m.name == "baybe" and q > mode.baybe_timing_max_n:
+                continue
+            times[m.name][q] = _timed(m, problem, observed, q, 7, log)
+        log(f"  batch q={q}: " + ", ".join(f"{name} {t[q]:.1f}s" for name, t in times.items() if q in t))
+    return times
+
+
+def _timed(method: Peer, problem, observed, q: int, seed: int, log) -> float:
+    try:
+        return method.time_proposal(problem, observed, q, seed=seed)
+    except Exception as err:  # one method failing a timing is reported, not fatal
+        log(f"  {method.name} failed to propose q={q} after n={len(observed)}: {type(err).__name__}: {str(err)[:160]}")
+        return float("nan")
+
+
+# report --------------------------------------------------------------------------------------
+
+
+def _median(values: Sequence[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return statistics.median(finite) if finite else float("nan")
+
+
+def _ratio(a: float, b: float) -> str:
+    if not (np.isfinite(a) and np.isfinite(b)) or b == 0:
+        return "  n/a"
+    return f"{a / b:.3g}"
+
+
+def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
+    print("\nmedian final score per problem (regret: lower is better; hypervolume [HV]: higher is better)")
+    header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
+    header += "".join(f"{'ours/' + n:>12}" for n in peer_names if n != "random") + f"{'ours/random':>12}"
+    print(header)
+    for name, scores in results["regret"].items():
+        med = {m: _median(v) for m, v in scores.items()}
+        label = name + (" [HV]" if PROBLEMS[name].is_multi_objective else "")
+        row = f"{label:<20}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
+        row += "".join(f"{_ratio(med['ours'], med[n]):>12}" for n in peer_names if n != "random")
+        row += f"{_ratio(med['ours'], med['random']) if 'random' in med else '  n/a':>12}"
+        print(row)
+    for title, key, unit in (("proposal latency, q=1, Hartmann6 [s]", "latency", "n"),
+                             ("one batch, Hartmann6 after %d observations [s]" % results["batch_n"], "batch", "q")):
+        table = results[key]
+        print(f"\n{title}")
+        methods = list(table)
+        sizes = sorted({s for t in table.values() for s in t}, key=int)
+        if key == "latency":
+            print(f"{unit:>5}" + "".join(f"{m + ' p50':>11}{m + ' p95':>11}" for m in methods) + f"{'ours/ax p50':>13}")
+            for s in sizes:
+                cells, p50 = "", {}
+                for m in methods:
+                    ts = table[m].get(s)
+                    if ts:
+                        p50[m] = float(np.percentile(ts, 50))
+                        cells += f"{p50[m]:>11.2f}{float(np.percentile(ts, 95)):>11.2f}"
+                    else:
+                        cells += f"{'-':>11}{'-':>11}"
+                print(f"{s:>5}{cells}{_ratio(p50.get('ours', np.nan), p50.get('ax', np.nan)):>13}")
+        else:
+            print(f"{unit:>5}" + "".join(f"{m:>11}" for m in methods) + f"{'ours/ax':>10}")
+            for s in sizes:
+                row = "".join(f"{table[m][s]:>11.2f}" if s in table[m] else f"{'-':>11}" for m in methods)
+                print(f"{s:>5}{row}{_ratio(table['ours'].get(s, np.nan), table.get('ax', {}).get(s, np.nan)):>10}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="2 seeds, 5 problems, budget 20, BayBE timed up to n/q = 100 (the default)")
+    size.add_argument("--full", action="store_true", help="30 paired seeds, every problem, budget 40")
+    parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), help="override the mode's problems")
+    parser.add_argument("--seeds", type=int, help="override the number of paired seeds")
+    parser.add_argument("--budget", type=int, help="override the experiments per run")
+    parser.add_argument("--peers", nargs="+", default=["ax", "baybe", "random"], choices=["ax", "baybe", "random"])
+    parser.add_argument("--noise", type=float, default=0.0,
+                        help="observation noise as a multiple of each problem's noise_scale (default 0: noise-free)")
+    parser.add_argument("--skip-timing", action="store_true", help="only the regret table")
+    parser.add_argument("--skip-regret", action="store_true", help="only the latency and batch tables")
+    parser.add_argument("--json", type=Path, help="also write every raw number to this file")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="print the tables of earlier --json files (merged) and exit")
+    args = parser.parse_args(argv)
+    if args.report:
+        merged: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": FULL.batch_n}
+        for path in args.report:
+            data = json.loads(path.read_text())
+            for key in ("regret", "latency", "batch"):
+                merged[key].update(data.get(key, {}))
+        names = sorted({m for scores in merged["regret"].values() for m in scores if m != "ours"},
+                       key=["ax", "baybe", "random"].index)
+        print_report(merged, names)
+        return
+
+    mode = FULL if args.full else QUICK
+    if args.budget:
+        from dataclasses import replace
+
+        mode = replace(mode, budget=args.budget)
+    problems = args.problems or list(mode.problems)
+    seeds = list(range(args.seeds if args.seeds else mode.seeds))
+    peers, skipped = load_peers(args.peers)
+    for line in skipped:
+        print(line, flush=True)
+    peer_names = [p.name for p in peers]
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    print(f"mode {'full' if args.full else 'quick'}: problems {', '.join(problems)}; seeds {seeds[0]}..{seeds[-1]}; "
+          f"budget {mode.budget} in batches of {mode.batch}; noise {args.noise:g} x noise_scale; "
+          f"peers: {', '.join(peer_names) or 'none'}", flush=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": mode.batch_n,
+                               "mode": "full" if args.full else "quick", "seeds": seeds, "budget": mode.budget}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = OurPlanner(Path(tmp))
+        for name in problems if not args.skip_regret else ():
+            problem = PROBLEMS[name]
+            log(f"{name}: shared Sobol design of {initial_size(problem, mode)} points")
+            results["regret"][name] = run_problem(
+                problem, mode, seeds, ours, peers, args.noise, log,
+                save=lambda partial, name=name: _save(args.json, {**results, "regret": {**results["regret"], name: partial}}))
+            medians = {m: _median(v) for m, v in results["regret"][name].items()}
+            log(f"  {name} medians: " + ", ".join(f"{m} {v:.4g}" for m, v in medians.items()))
+            _save(args.json, results)
+        if not args.skip_timing:
+            timed = [ours] + [p for p in peers if p.name != "random"]
+            results["latency"] = latency_table(ours, timed, mode, log)
+            _save(args.json, results)
+            results["batch"] = batch_table(ours, timed, mode, log)
+    print_report(results, peer_names)
+    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores")
+    _save(args.json, results)
+
+
+def _save(path: Path | None, results: dict[str, Any]) -> None:
+    """Write every raw number so far (a long run that is stopped still leaves its results)."""
+    if path is not None:
+        path.write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
