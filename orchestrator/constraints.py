@@ -1,9 +1,11 @@
-"""Linear constraints written as text, parsed without ``eval``.
+"""Constraints written as text, parsed without ``eval``.
 
     "red + yellow + blue <= 300"      "2*red - 0.5 blue >= 10"      "red + blue == 150"
 
 Both sides may hold names and numbers; everything is moved to the left so that a
-constraint is ``sum_i coefficients[name_i] * name_i  <op>  rhs``.
+constraint is ``sum_i coefficients[name_i] * name_i  <op>  rhs``. ``parse_constraint``
+also takes nonlinear inequalities (``a * b <= 30``, see ``orchestrator.expressions``);
+a text that turns out linear (``2*(a + b) <= 10``) still becomes a ``LinearConstraint``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
+
+from orchestrator.expressions import ExpressionError, NonlinearConstraint, linear_form, parse_nonlinear_constraint
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_]\w*)"
@@ -48,6 +52,18 @@ class LinearConstraint:
     def is_satisfied(self, values: Mapping[str, float], tol: float = 1e-6) -> bool:
         scale = max(1.0, abs(self.rhs))
         return self.slack(values) >= -tol * scale
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self.coefficients)
+
+    def residual(self, values: Mapping[str, Any]) -> Any:
+        """Signed ``lhs - rhs`` turned so that ``>= 0`` (``== 0`` for equalities) is feasible.
+
+        ``values`` may hold floats, numpy arrays or torch tensors of one shape.
+        """
+        lhs = sum(c * values[n] for n, c in self.coefficients.items())
+        return self.rhs - lhs if self.op == "<=" else lhs - self.rhs
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -127,3 +143,32 @@ def parse_linear_constraint(text: str) -> LinearConstraint:
     if not all(math.isfinite(x) for x in (*coefficients.values(), right_const - left_const)):
         raise ConstraintSyntaxError("a number is too large to be finite; use smaller numbers")
     return LinearConstraint(text=text, coefficients=coefficients, op=_OPS[tokens[split][1]], rhs=right_const - left_const)
+
+
+Constraint = LinearConstraint | NonlinearConstraint
+
+_NONLINEAR_HINTS = ("(", ")", "/", "**")
+
+
+def parse_constraint(text: str) -> Constraint:
+    """A linear constraint when the text is linear, else a nonlinear inequality.
+
+    Raises ``ConstraintSyntaxError`` with a one-line reason: the linear parser's when the
+    text is not an expression at all and looks linear (no parentheses, ``/`` or ``**``),
+    the expression parser's otherwise.
+    """
+    try:
+        return parse_linear_constraint(text)
+    except ConstraintSyntaxError as linear_error:
+        try:
+            parsed = parse_nonlinear_constraint(text)
+        except ExpressionError as expression_error:
+            looks_linear = expression_error.syntax and not any(h in text for h in _NONLINEAR_HINTS)
+            raise ConstraintSyntaxError(str(linear_error if looks_linear else expression_error)) from None
+    form = linear_form(("bin", "-", parsed.left, parsed.right))
+    if form is None:
+        return parsed
+    coefficients = {n: c for n, c in form[0].items() if c != 0.0}
+    if not coefficients or not all(math.isfinite(x) for x in (*coefficients.values(), form[1])):
+        return parsed
+    return LinearConstraint(text=text, coefficients=coefficients, op=parsed.op, rhs=-form[1])

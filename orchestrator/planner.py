@@ -1,13 +1,18 @@
 """The stateless planner: everything it needs comes in with each call.
 
-``suggest(observations, pending, n, n_proposed)`` returns ``n`` proposals: points of a
-seeded, constraint-filtered Sobol design first, then BoTorch ``SingleTaskGP`` +
-``qLogNoisyExpectedImprovement`` over the linear constraints, with in-flight experiments
-as pending points. Torch is imported only here, and only when a proposal is made.
+``suggest(observations, pending, n, n_proposed, failed=, uncertainty=)`` returns ``n``
+proposals: points of a seeded, constraint-filtered Sobol design first, then one GP per
+modelled output (``orchestrator.surrogates``: exact, subset-fitted above 500 observations,
+or multi-task with a warm start) and ``qLogNoisyExpectedImprovement`` (one objective) or
+``qLogNoisyExpectedHypervolumeImprovement`` (several), with outcome constraints and the
+chemistry-failure feasibility model as constraints (``orchestrator.acquisition``) and
+in-flight experiments as pending points. Every proposal's ``info`` explains it. Torch is
+imported only when a proposal is made.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -16,12 +21,20 @@ import numpy as np
 
 from orchestrator.errors import PlannerError
 from orchestrator.space import SearchSpace
+from orchestrator.surrogates import EXACT_FIT_MAX
 
 # gpytorch still calls torch.jit.script, which newer torch marks deprecated on every import.
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
 
 _SOBOL_CHUNK = 1024
 _SOBOL_MAX = 1 << 16
+_LARGE_BATCH = 1  # larger batches are chosen by local penalisation, not sequential greedy (Planner._optimize)
+_REFINED = 16  # points of a large batch's candidate set that get a local optimisation
+_PERTURBED_TOP = 32  # best raw points of a large batch whose neighbourhoods are sampled
+_PERTURBATIONS = 8  # neighbours sampled around each
+_PERTURBATION_SD = 0.05  # their spread, in unit coordinates
+_PENALTY_RADIUS = 0.5  # local penalty radius, in lengthscales
+_ENUMERATE_LIMIT = 16  # up to this many category combinations, each gets a restart of its own
 
 
 @dataclass(frozen=True)
@@ -32,42 +45,83 @@ class Suggestion:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _fast_predictive_variance(enabled: bool):
+    """GPyTorch's LOVE predictive variances above ``EXACT_FIT_MAX`` observations, else nothing.
+
+    An exact predictive covariance costs O(m n^2) per acquisition evaluation of m points;
+    LOVE's low-rank cache makes it O(m n k) with k ~ 100, which is what keeps a proposal
+    at n = 2000 within seconds (bench/large_n.py).
+    """
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    import gpytorch
+
+    return gpytorch.settings.fast_pred_var()
+
+
 class Planner:
-    """Bayesian optimisation of one objective over a ``SearchSpace``.
+    """Bayesian optimisation over a ``SearchSpace``.
 
     Args:
         space: parameters and linear constraints.
-        objective: name of the objective in observation values.
-        maximize: direction of the objective.
+        objective: name of the objective in observation values (ignored when
+            ``objectives`` is given).
+        maximize: direction of that objective (ignored when ``objectives`` is given).
         seed: makes every proposal reproducible from the same inputs.
         initial_experiments: size of the Sobol design.
+        objectives: the campaign's objectives (direction or target each); several give a
+            hypervolume acquisition.
+        outcome_constraints: constraints on measured outputs that are not objectives.
+        prior_data: (params, values) measured in an earlier campaign (warm start); they
+            enter the models as a second task.
+        prior_mean: ``f(params) -> float | {objective: value}``; the GPs model ``y - f``.
     """
 
     def __init__(self, space: SearchSpace, objective: str, maximize: bool, seed: int, initial_experiments: int,
-                 num_restarts: int = 8, raw_samples: int = 256) -> None:
-        self.space, self.objective, self.maximize, self.seed = space, objective, maximize, seed
+                 num_restarts: int = 8, raw_samples: int = 256, *, objectives: Sequence[Any] | None = None,
+                 outcome_constraints: Sequence[Any] = (), prior_data: Sequence[tuple[Mapping[str, Any],
+                 Mapping[str, float]]] = (), prior_mean: Any = None) -> None:
+        from orchestrator.spec import Objective
+
+        self.space, self.seed = space, seed
+        self.objectives = list(objectives) if objectives else [
+            Objective(name=objective, direction="maximize" if maximize else "minimize")]
+        self.objective, self.maximize = self.objectives[0].name, self.objectives[0].direction == "maximize"
+        self.outcome_constraints = list(outcome_constraints)
+        self.prior_data, self.prior_mean = list(prior_data), prior_mean
         self.initial_experiments = initial_experiments
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
 
     def suggest(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
-                pending: Sequence[Mapping[str, Any]], n: int, n_proposed: int) -> list[Suggestion]:
+                pending: Sequence[Mapping[str, Any]], n: int, n_proposed: int, *,
+                failed: Sequence[Mapping[str, Any]] = (),
+                uncertainty: Sequence[Mapping[str, float] | None] | None = None) -> list[Suggestion]:
         """``n`` proposals given measured ``observations`` (params, values) and ``pending`` params.
 
         ``n_proposed`` counts every experiment proposed so far (failed ones included): it
-        is the position in the Sobol design.
+        is the position in the Sobol design. ``failed``: params of experiments that failed
+        for a chemical reason (learned as infeasible; instrument faults are not passed).
+        ``uncertainty``: per observation, ``{output: sd}`` reported by the instrument, or None.
         """
         if n_proposed < self.initial_experiments or len(observations) < 2:
             return self.initial_design(n_proposed, n)
-        return self._bayesian(observations, pending, n, n_proposed)
+        return self._bayesian(observations, pending, n, n_proposed, failed, uncertainty)
 
     # initial design ------------------------------------------------------------------------
 
     def initial_design(self, start: int, n: int) -> list[Suggestion]:
-        """Points ``start .. start+n-1`` of the feasible subsequence of a scrambled Sobol sequence."""
+        """Points ``start .. start+n-1`` of the feasible subsequence of a scrambled Sobol sequence.
+
+        Rows are mapped by ``SearchSpace.design_points`` (which meets equality constraints
+        exactly by solving for pivot coordinates), snapped, and kept when every constraint
+        holds (rejection for inequalities, linear or not). The sequence depends only on the
+        seed, so a design is the same however it is split into batches.
+        """
         import torch
 
-        numeric = [p.name for p in self.space.numeric]
-        n_dims = len(numeric) + len(self.space.categorical)
+        n_dims = len(self.space.numeric) + len(self.space.categorical)
         points: list[dict[str, Any]] = []
         draws = _SOBOL_CHUNK
         while len(points) < start + n:
@@ -77,60 +131,64 @@ class Planner:
                     hint="the constraints leave almost no room; check them against the bounds",
                 )
             engine = torch.quasirandom.SobolEngine(max(n_dims, 1), scramble=True, seed=self.seed)
-            raw = engine.draw(draws, dtype=torch.float64).numpy()
-            points = [p for p in (self._from_sobol(row) for row in raw) if self.space.is_feasible(p)]
+            points = self._from_sobol(engine.draw(draws, dtype=torch.float64).numpy())
             draws *= 4
         info = {"strategy": "sobol", "seed": self.seed}
         return [Suggestion(points[i], {**info, "design_index": i}) for i in range(start, start + n)]
 
-    def _from_sobol(self, row: np.ndarray) -> dict[str, Any]:
-        u = np.zeros(self.space.dim)
-        for j, p in enumerate(self.space.numeric):
-            u[self.space.columns[p.name][0]] = row[j]
-        offset = len(self.space.numeric)
-        for j, p in enumerate(self.space.categorical):
-            cols = self.space.columns[p.name]
-            u[cols[min(int(row[offset + j] * len(cols)), len(cols) - 1)]] = 1.0
-        return self.space.from_unit(u)
+    def _from_sobol(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        """The feasible points among Sobol ``rows`` ``(k, n_numeric + n_categorical)``, in order, as parameter dicts."""
+        U, ok = self.space.design_points(rows)
+        keep = np.flatnonzero(ok & self.space.feasible_mask(U))
+        return [p for p in (self.space.from_unit(U[i]) for i in keep) if self.space.is_feasible(p)]
 
     # Bayesian optimisation ---------------------------------------------------------------------
 
-    def _bayesian(self, observations, pending, n, n_proposed) -> list[Suggestion]:
+    def _bayesian(self, observations, pending, n, n_proposed, failed=(), uncertainty=None) -> list[Suggestion]:
         import torch
 
         with torch.random.fork_rng():
             torch.manual_seed(self.seed * 1_000_003 + n_proposed)
-            return self._bayesian_seeded(observations, pending, n, n_proposed)
+            return self._bayesian_seeded(observations, pending, n, n_proposed, failed, uncertainty)
 
-    def _bayesian_seeded(self, observations, pending, n, n_proposed) -> list[Suggestion]:
+    def _bayesian_seeded(self, observations, pending, n, n_proposed, failed=(), uncertainty=None) -> list[Suggestion]:
+        """Fit one GP per output, optimise the acquisition, and explain every proposal in its ``info``."""
         import torch
-        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-        from botorch.sampling import SobolQMCNormalSampler
+        from botorch.models import ModelListGP
 
-        X = torch.tensor(np.stack([self.space.to_unit(p) for p, _ in observations]), dtype=torch.float64)
-        sign = 1.0 if self.maximize else -1.0
-        Y = torch.tensor([[sign * float(v[self.objective])] for _, v in observations], dtype=torch.float64)
-        model = self._fit(X, Y)
+        from orchestrator.acquisition import build_problem, make_acquisition, predictions
+        from orchestrator.surrogates import fit_output
+
+        problem = build_problem(self.space, self.objectives, self.outcome_constraints, observations, failed,
+                                uncertainty, self.prior_data, self.prior_mean)
+        fitted = [fit_output(data, self.seed + n_proposed) for data in problem.outputs]
+        models = [m for m, _ in fitted]
+        model = models[0] if len(models) == 1 else ModelListGP(*models)
         X_pending = (
             torch.tensor(np.stack([self.space.to_unit(p) for p in pending]), dtype=torch.float64) if pending else None
         )
-        acqf = qLogNoisyExpectedImprovement(
-            model, X_baseline=X, X_pending=X_pending, prune_baseline=True,
-            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([128]), seed=self.seed + n_proposed),
-        )
-        candidates, acq_value = self._optimize(acqf, n)
-        with torch.no_grad():
-            posterior = model.posterior(candidates)
-            mean, sd = posterior.mean.squeeze(-1), posterior.variance.clamp_min(0).sqrt().squeeze(-1)
+        with _fast_predictive_variance(len(observations) + len(failed) > EXACT_FIT_MAX):
+            acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending, self.seed + n_proposed)
+            candidates, acq_value = self._optimize(acqf, n)
+        value = float(acq_value.detach().max())
+        first = fitted[0][1]
         base = {
-            "strategy": "qLogNEI",
-            "model": "SingleTaskGP",
+            "strategy": acquisition,
+            "acquisition": acquisition,
+            "acquisition_value": value,
+            "expected_improvement": math.exp(value) if value < 700 else None,  # None: beyond float range
+            "model": first["model"],
+            "lengthscales": first["lengthscales"],
+            "outputscale": first["outputscale"],
+            "noise_variance": first["noise_variance"],
+            "models": {data.name: description for data, (_, description) in zip(problem.outputs, fitted)},
             "n_observations": len(observations),
             "n_pending": len(pending),
-            "acquisition_value": float(acq_value.detach().max()),
-            "lengthscales": model.covar_module.lengthscale.detach().squeeze().tolist(),
-            "noise_variance": float(model.likelihood.noise.detach().mean()),
+            "n_failed_chemistry": len(failed),
+            "n_prior_observations": len(self.prior_data),
+            **extra,
         }
+        explained = predictions(problem, model, candidates)
         suggestions = []
         for i in range(n):
             params = self.space.feasible_from_unit(candidates[i].numpy())
@@ -140,71 +198,275 @@ class Planner:
                     "once its integers are rounded, and no nearby rounding meets the constraints",
                     hint="check the constraints on integer parameters; they leave almost no room",
                 )
+            head = explained[i]["predicted"][self.objective]
             suggestions.append(Suggestion(params, {
-                **base, "predicted_mean": sign * float(mean[i]), "predicted_sd": float(sd[i]),
+                **base, **explained[i], "predicted_mean": head["mean"], "predicted_sd": head["sd"],
             }))
         return suggestions
 
     @staticmethod
     def _fit(X, Y):
-        from botorch.fit import fit_gpytorch_mll
-        from botorch.models import SingleTaskGP
-        from botorch.models.transforms import Standardize
-        from gpytorch.mlls import ExactMarginalLogLikelihood
+        """An exact ``SingleTaskGP`` (standardised outcome) fitted to ``X`` (n, d), ``Y`` (n, 1); the report uses it."""
+        from orchestrator.surrogates import OutputData, fit_output
 
-        model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        model, _ = fit_output(OutputData("y", X, Y), seed=0)
         return model
 
-    def _optimize(self, acqf, n: int):
-        import torch
-        from botorch.optim import optimize_acqf, optimize_acqf_mixed
+    def _effort(self, n: int) -> tuple[int, int, int]:
+        """``(restarts, raw points, solver iterations)`` per point of a sequential greedy batch of ``n``.
 
-        bounds = torch.stack([torch.zeros(self.space.dim), torch.ones(self.space.dim)]).to(torch.float64)
-        inequalities, equalities = [], []
-        for cols, coefs, rhs, op in self.space.unit_constraints():
-            entry = (torch.tensor(cols), torch.tensor(coefs, dtype=torch.float64), float(rhs))
-            (equalities if op == "==" else inequalities).append(entry)
-        common = dict(
-            acq_function=acqf, bounds=bounds, q=n, num_restarts=self.num_restarts,
-            inequality_constraints=inequalities or None, equality_constraints=equalities or None,
-            options={"batch_limit": 4, "maxiter": 200},
-        )
-        if self.space.categorical:
-            return optimize_acqf_mixed(fixed_features_list=self.space.category_assignments(),
-                                       raw_samples=self.raw_samples, **common)
-        starts = self._feasible_starts(acqf, n, inequalities) if inequalities and not equalities else None
-        if starts is None:
-            return optimize_acqf(raw_samples=self.raw_samples, **common)
-        return optimize_acqf(batch_initial_conditions=starts, **common)
-
-    def _feasible_starts(self, acqf, n: int, inequalities):
-        """Restart points for the optimiser under linear inequalities, or None to let BoTorch choose.
-
-        BoTorch samples its raw points from the constraint polytope by hit-and-run, which
-        takes most of a proposal's time here. When plain Sobol points are feasible often
-        enough, rejection sampling gives the same kind of starts in a fraction of the time;
-        the best ``num_restarts`` q-batches are then picked by acquisition value.
-        Returns a tensor of shape ``(num_restarts, n, dim)``.
+        Every point after the first carries the earlier ones as pending points, so the
+        effort per point drops with ``n`` (see ``bench/batch_latency.py``).
         """
+        if n == 1:
+            return self.num_restarts, self.raw_samples, 200
+        return max(1, self.num_restarts // 2), max(16, self.raw_samples // 2), 50
+
+    def _optimize(self, acqf, n: int):
+        """A batch of ``n`` points maximising ``acqf``: tensors ``(n, dim)`` and ``(n,)`` (acquisition values).
+
+        Up to ``_LARGE_BATCH`` points: sequential greedy, each point optimised with the ones
+        before it as pending points (``acqf.set_X_pending``); joint optimisation over
+        ``n * dim`` variables does not scale to plates. Larger batches (up to a 96-well
+        plate): ``_optimize_penalized``, whose cost hardly grows with ``n``. Measured with
+        ``bench/batch_latency.py`` (Hartmann6, n = 96, this 2-core machine shared with other
+        jobs, load ~9): q = 8 / 24 / 96 in 12 / 8 / 11 s in all, of which 8 / 5 / 9 s batch
+        optimisation; sequential greedy took 62 s of optimisation for q = 4 (load ~9) and
+        242 s for q = 8 (load ~12), hence ``_LARGE_BATCH = 1``. The issue's raw BoTorch and
+        Ax references for q = 96 are 38 s and 83 s.
+        Every point is optimised from
+        feasible starts (``_feasible_starts``) with the linear constraints, the nonlinear
+        ones as SLSQP constraints, and categories held at each start's values; each is
+        then snapped (integers, levels, categories) and repaired by
+        ``SearchSpace.feasible_from_unit``, falling back to the best feasible start, so
+        no proposal breaks a constraint.
+
+        Categories: up to ``_ENUMERATE_LIMIT`` combinations, every combination gets a
+        restart from its best raw point; above that, combinations are sampled with the
+        raw points (uniform over all combinations) and the restarts go to the best of
+        them, so the cost does not grow with the number of combinations.
+        """
+        import torch
+
+        if n > _LARGE_BATCH:
+            return self._optimize_penalized(acqf, n)
+        restarts, raw, maxiter = self._effort(n)
+        pool = self._feasible_starts(raw)
+        base_pending = getattr(acqf, "X_pending", None)
+        chosen, values = [], []
+        try:
+            for i in range(n):
+                if i:
+                    done = torch.stack(chosen)
+                    acqf.set_X_pending(done if base_pending is None else torch.cat([base_pending, done]))
+                x, value = self._optimize_point(acqf, pool, restarts, maxiter)
+                chosen.append(x)
+                values.append(value)
+        finally:
+            if n > 1:
+                acqf.set_X_pending(base_pending)
+        return torch.stack(chosen), torch.stack(values)
+
+    def _optimize_point(self, acqf, pool, restarts: int, maxiter: int):
+        """One feasible point ``(dim,)`` and its acquisition value, starting from the feasible ``pool`` ``(k, dim)``."""
+        import torch
+
+        with torch.no_grad():
+            pool_values = torch.cat([acqf(chunk.unsqueeze(1)) for chunk in pool.split(256)])
+        starts = self._pick_starts(pool, pool_values, restarts)
+        candidates = self._refine(acqf, starts, maxiter)
+        best = self._best_feasible(acqf, candidates[:, 0, :], pool, pool_values)
+        with torch.no_grad():
+            value = acqf(best.view(1, 1, -1)).reshape(())
+        return best, value
+
+    def _optimize_penalized(self, acqf, n: int):
+        """A large batch of ``n`` points in one pass: tensors ``(n, dim)`` and ``(n,)`` (acquisition values).
+
+        Sequential greedy evaluates the acquisition about 50 times per point with all earlier
+        points as pending ones, which for a 96-well plate is minutes. Here instead:
+        (1) the acquisition (q = 1; in-flight experiments are penalty centres, not pending
+        points, which would make every evaluation a joint posterior over them) is evaluated
+        once on a large feasible pool and on feasible neighbours of its best points; (2) the
+        best ``_REFINED`` of them are refined together by a short batched local optimisation,
+        then snapped and repaired; (3) ``n`` points are picked greedily from pool and
+        refined points, each pick multiplying the acquisition of the others by a local
+        penalty ``1 - exp(-|x - x_j|^2 / (2 rho^2 l^2))`` around it (``l``: the model's
+        lengthscales, ``rho = _PENALTY_RADIUS``; a log-acquisition adds the log).
+        This is local penalisation (Gonzalez et al., AISTATS 2016) with a distance-only
+        penalty; its cost hardly grows with ``n``.
+        """
+        in_flight = getattr(acqf, "X_pending", None)
+        if in_flight is not None:  # a plate in flight makes every evaluation a 97-point joint posterior
+            acqf.set_X_pending(None)
+        try:
+            return self._penalized_batch(acqf, n, in_flight)
+        finally:
+            if in_flight is not None:
+                acqf.set_X_pending(in_flight)
+
+    def _penalized_batch(self, acqf, n: int, in_flight):
+        """``_optimize_penalized`` with the acquisition's pending points cleared; ``in_flight`` ``(p, dim)``
+        (or None) become penalty centres instead."""
+        import torch
+
+        pool = self._feasible_starts(max(4 * self.raw_samples, 8 * n))
+        with torch.no_grad():
+            pool_values = torch.cat([acqf(chunk.unsqueeze(1)) for chunk in pool.split(256)])
+            near = self._perturb(pool[pool_values.topk(min(len(pool), _PERTURBED_TOP)).indices])
+            near_values = (torch.cat([acqf(chunk.unsqueeze(1)) for chunk in near.split(256)]) if len(near)
+                           else near[:, 0])
+        pool, pool_values = torch.cat([near, pool]), torch.cat([near_values, pool_values])
+        top = pool_values.topk(min(len(pool), _REFINED)).indices
+        refined = self._refine(acqf, pool[top].unsqueeze(1), maxiter=30)[:, 0, :]
+        repaired = []
+        for x, start in zip(refined, pool[top]):
+            params = self.space.feasible_from_unit(x.numpy())
+            repaired.append(torch.tensor(self.space.to_unit(params), dtype=torch.float64) if params else start)
+        repaired = torch.stack(repaired)
+        with torch.no_grad():
+            repaired_values = acqf(repaired.unsqueeze(1))
+        candidates = torch.cat([repaired, pool])
+        values = torch.cat([repaired_values, pool_values])
+        scale = self._lengthscales(acqf) * _PENALTY_RADIUS
+        penalized = values.clone()
+        for centre in (in_flight if in_flight is not None else []):
+            distance2 = (((candidates - centre) / scale) ** 2).sum(-1)
+            penalized = penalized + torch.log((-torch.expm1(-0.5 * distance2)).clamp_min(1e-300))
+        chosen = []
+        for _ in range(n):
+            j = int(penalized.argmax())
+            chosen.append(j)
+            distance2 = (((candidates - candidates[j]) / scale) ** 2).sum(-1)
+            penalized = penalized + torch.log((-torch.expm1(-0.5 * distance2)).clamp_min(1e-300))
+            penalized[j] = -torch.inf
+        return candidates[chosen], values[chosen]
+
+    def _perturb(self, points):
+        """Feasible neighbours of ``points`` ``(k, dim)``: ``_PERTURBATIONS`` each, Gaussian steps of
+        ``_PERTURBATION_SD`` in unit coordinates, snapped, equalities re-solved, infeasible ones dropped."""
+        import torch
+
+        steps = torch.randn(len(points), _PERTURBATIONS, self.space.dim, dtype=torch.float64) * _PERTURBATION_SD
+        moved = (points.unsqueeze(1) + steps).reshape(-1, self.space.dim).clamp(0.0, 1.0).numpy()
+        U, ok = self.space.meet_equalities(self.space.snap_unit(moved))
+        U = torch.tensor(U[ok & self.space.feasible_mask(U)], dtype=torch.float64)
+        for f in self.space.unit_nonlinear_constraints():
+            U = U[f(U) >= 0]
+        return U
+
+    def _refine(self, acqf, starts, maxiter: int):
+        """Local optimisation of feasible ``starts`` ``(r, 1, dim)`` under every constraint, categories held.
+
+        Returns candidates of the same shape (unsnapped; the starts themselves when the solver fails).
+        """
+        import torch
+        from botorch.generation.gen import gen_candidates_scipy
+
+        categories = self.space.category_columns()
+        free = [c for c in range(self.space.dim) if c not in set(categories)]
+        position = {c: i for i, c in enumerate(free)}
+        linear: dict[str, list] = {">=": [], "==": []}
+        for cols, coefs, rhs, op in self.space.unit_constraints():
+            linear[op].append((torch.tensor([position[c] for c in cols]), torch.tensor(coefs, dtype=torch.float64),
+                               float(rhs)))
+        nonlinear = [(f, True) for f in self.space.unit_nonlinear_constraints(position)]
+        objective = acqf
+        if categories:
+            from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
+
+            objective = FixedFeatureAcquisitionFunction(acqf, d=self.space.dim, columns=categories,
+                                                        values=[starts[:, 0, c] for c in categories])
+        try:
+            X, _ = gen_candidates_scipy(
+                initial_conditions=starts[..., free], acquisition_function=objective,
+                lower_bounds=torch.zeros(len(free), dtype=torch.float64),
+                upper_bounds=torch.ones(len(free), dtype=torch.float64),
+                inequality_constraints=linear[">="] or None, equality_constraints=linear["=="] or None,
+                nonlinear_inequality_constraints=nonlinear or None, options={"maxiter": maxiter},
+                use_parallel_mode=False if categories else None,
+            )
+        except (ValueError, RuntimeError):  # a solver failure: the starts themselves are feasible
+            return starts
+        candidates = starts.clone()
+        candidates[..., free] = X.detach()
+        return candidates
+
+    def _lengthscales(self, acqf):
+        """The model's lengthscales in unit coordinates, shape ``(dim,)`` (averaged over outputs); 0.2 when unknown."""
+        import torch
+
+        found = []
+        for module in acqf.model.modules():
+            scales = getattr(module, "lengthscale", None)
+            if isinstance(scales, torch.Tensor) and scales.shape[-1] == self.space.dim:
+                found.append(scales.detach().reshape(-1, self.space.dim).mean(0))
+        if not found:
+            return torch.full((self.space.dim,), 0.2, dtype=torch.float64)
+        return torch.stack(found).mean(0).to(torch.float64)
+
+    def _pick_starts(self, pool, pool_values, restarts: int):
+        """Restart points ``(r, 1, dim)`` from the feasible pool: Boltzmann-picked by value, plus the best
+        point of every category combination when there are at most ``_ENUMERATE_LIMIT``."""
         import torch
         from botorch.optim.initializers import initialize_q_batch
 
-        need = self.raw_samples * n
-        engine = torch.quasirandom.SobolEngine(self.space.dim, scramble=True, seed=int(torch.randint(0, 2**31 - 1, (1,))))
-        feasible, drawn = [], 0
-        while sum(len(x) for x in feasible) < need and drawn < 64 * need:
-            X = engine.draw(max(need, 1024), dtype=torch.float64)
-            drawn += len(X)
-            ok = torch.ones(len(X), dtype=torch.bool)
-            for cols, coefs, rhs in inequalities:
-                ok &= X[:, cols] @ coefs >= rhs
-            feasible.append(X[ok])
-        pool = torch.cat(feasible)
-        if len(pool) < need:
-            return None
-        raw = pool[:need].view(self.raw_samples, n, self.space.dim)
+        starts, _ = initialize_q_batch(pool.unsqueeze(1), pool_values, min(restarts, len(pool)))
+        combinations = self.space.n_category_combinations()
+        if not 1 < combinations <= _ENUMERATE_LIMIT:
+            return starts
+        best_of: dict[tuple[float, ...], int] = {}  # one-hot columns of a combination -> its best pool row
+        for i, key in enumerate(map(tuple, pool[:, self.space.category_columns()].tolist())):
+            if key not in best_of or pool_values[i] > pool_values[best_of[key]]:
+                best_of[key] = i
+        extra = pool[sorted(best_of.values())].unsqueeze(1)
+        return torch.cat([extra, starts])
+
+    def _best_feasible(self, acqf, candidates, pool, pool_values):
+        """The best of the optimised ``candidates`` ``(r, dim)`` once snapped and repaired, as a unit vector ``(dim,)``.
+
+        Falls back to the best pool point when none can be made feasible.
+        """
+        import torch
+
+        repaired = []
+        for x in candidates:
+            params = self.space.feasible_from_unit(x.numpy())
+            if params is not None:
+                repaired.append(torch.tensor(self.space.to_unit(params), dtype=torch.float64))
+        if not repaired:
+            return pool[int(pool_values.argmax())]
+        stacked = torch.stack(repaired)
         with torch.no_grad():
-            values = torch.cat([acqf(chunk) for chunk in raw.split(64)])
-        starts, _ = initialize_q_batch(raw, values, self.num_restarts)
-        return starts
+            values = acqf(stacked.unsqueeze(1))
+        return stacked[int(values.argmax())]
+
+    def _feasible_starts(self, count: int):
+        """Up to ``count`` feasible, snapped unit points ``(k, dim)``: raw points for the optimiser's restarts.
+
+        Sobol rows (seeded from torch's generator, itself seeded per proposal) go through the
+        design mapping (equalities solved exactly) and rejection for inequalities; points that
+        are feasible only within the tolerance are dropped, since SLSQP needs feasible starts
+        for the nonlinear constraints. Raises ``PlannerError`` when none is found.
+        """
+        import torch
+
+        n_dims = max(len(self.space.numeric) + len(self.space.categorical), 1)
+        engine = torch.quasirandom.SobolEngine(n_dims, scramble=True, seed=int(torch.randint(0, 2**31 - 1, (1,))))
+        curved = self.space.unit_nonlinear_constraints()
+        found, total, drawn = [], 0, 0
+        while total < count and drawn < _SOBOL_MAX:
+            rows = engine.draw(max(4 * count, _SOBOL_CHUNK), dtype=torch.float64).numpy()
+            drawn += len(rows)
+            U, ok = self.space.design_points(rows)
+            U = torch.tensor(U[ok & self.space.feasible_mask(U)], dtype=torch.float64)
+            for f in curved:
+                U = U[f(U) >= 0]
+            found.append(U)
+            total += len(U)
+        if total == 0:
+            raise PlannerError(
+                f"no feasible point in {drawn} quasi-random draws to start the optimiser from",
+                hint="the constraints leave almost no room; check them against the bounds",
+            )
+        return torch.cat(found)[:count]
