@@ -6,8 +6,9 @@ loop drives::
     c = Campaign.from_yaml("campaigns/x.yaml", store="sqlite:///x.db")
     batch = c.ask(4)
     c.tell(batch[0].id, {"distance": 0.12})
-    c.fail(batch[1].id, reason="bubble in well")
-    c.best()
+    c.fail(batch[1].id, reason="bubble in well")                  # chemistry: learned as infeasible
+    c.fail(batch[2].id, reason="tip jam", kind="instrument")       # not learned; may be proposed again
+    c.best(); c.pareto_front(); c.should_stop()
 """
 
 from __future__ import annotations
@@ -17,14 +18,20 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from orchestrator.constraints import parse_linear_constraint
 from orchestrator.errors import CampaignStateError
 from orchestrator.planner import Planner
 from orchestrator.space import SearchSpace
 from orchestrator.spec import CampaignSpec, Objective
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
+from orchestrator.stopping import StopDecision, decide
 from orchestrator.store import CampaignInfo, CampaignStore, Experiment
+from orchestrator.warm_start import load_warm_start
+
+#: event kind recording an instrument's reported measurement sd per output
+UNCERTAINTY_EVENT = "measurement_uncertainty"
 
 _VERSIONED = ("sdl-orchestrator", "botorch", "gpytorch", "torch", "numpy", "scipy", "pydantic", "sqlalchemy",
               "prefect", "opentrons")
@@ -41,24 +48,53 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def planner_for(spec: CampaignSpec) -> Planner:
-    """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it)."""
+def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]] = (),
+                prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> Planner:
+    """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it).
+
+    ``prior_data``: a warm start's earlier observations; ``prior_mean``: a callable that
+    overrides the spec's ``prior_mean``. With either, the default Sobol design shrinks to
+    one batch (at least 2 points): the earlier data or the model already say where to look.
+    """
     objective = spec.objectives[0]
+    if prior_mean is None and spec.prior_mean is not None:
+        from orchestrator.prior_mean import build_prior_mean
+
+        prior_mean = build_prior_mean(spec.prior_mean.simulator, spec.prior_mean.settings)
+    default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
+    if prior_data or prior_mean is not None:
+        default_design = max(2, spec.budget.batch_size)
     return Planner(
         SearchSpace(spec.parameters, spec.linear_constraints()), objective.name, objective.direction == "maximize",
         spec.seed,
-        initial_experiments=spec.planner.initial_experiments or max(2 * (len(spec.parameters) + 1), spec.budget.batch_size),
+        initial_experiments=spec.planner.initial_experiments or default_design,
         num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
+        objectives=spec.objectives, outcome_constraints=[parse_linear_constraint(t) for t in spec.outcome_constraints],
+        prior_data=prior_data, prior_mean=prior_mean,
     )
 
 
 def best_measured(experiments: Sequence[Experiment], objective: Objective) -> Experiment | None:
-    """The measured experiment with the best value of ``objective`` (by its direction), or None."""
+    """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None."""
     measured = [e for e in experiments if e.status == "measured"]
     if not measured:
         return None
-    sign = -1.0 if objective.direction == "maximize" else 1.0
-    return min(measured, key=lambda e: sign * e.values[objective.name])
+    return max(measured, key=lambda e: objective.score(e.values[objective.name]))
+
+
+def pareto_front(experiments: Sequence[Experiment], objectives: Sequence[Objective]) -> list[Experiment]:
+    """Measured experiments that no other measured experiment dominates, in sequence order.
+
+    ``a`` dominates ``b`` when it scores at least as well on every objective and better
+    on one (scores: ``Objective.score``, higher is better).
+    """
+    measured = [e for e in experiments if e.status == "measured"]
+    scored = [(e, [o.score(e.values[o.name]) for o in objectives]) for e in measured]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+    return [e for e, s in scored if not any(dominates(t, s) for _, t in scored)]
 
 
 @dataclass(frozen=True)
@@ -83,24 +119,29 @@ class Best:
 class Campaign:
     """A campaign in a store. Build it with ``from_yaml`` or ``from_text``."""
 
-    def __init__(self, spec: CampaignSpec, yaml_text: str, store: CampaignStore, source: Path | None = None) -> None:
+    def __init__(self, spec: CampaignSpec, yaml_text: str, store: CampaignStore, source: Path | None = None,
+                 prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
+        """``prior_mean``: ``f(params) -> float | {objective: value}``, a mechanistic model the GP corrects."""
         self.spec, self.yaml_text, self.store = spec, yaml_text, store
         self.source = source
+        # the planner first: a warm start that cannot load must not leave a new campaign behind
+        self.planner = planner_for(spec, load_warm_start(spec, store.url), prior_mean)
         self.info = self._open_or_create()
-        self.planner = planner_for(spec)
         self.space = self.planner.space
         self.objective = spec.objectives[0]
 
     @classmethod
-    def from_yaml(cls, path: str | Path, store: str | None = None) -> "Campaign":
+    def from_yaml(cls, path: str | Path, store: str | None = None,
+                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> "Campaign":
         """Load ``path``; ``store`` (a SQLAlchemy URL) overrides the file's ``store.url``."""
         spec, text = load_spec(path)
-        return cls(spec, text, CampaignStore(store or spec.store.url), source=Path(path))
+        return cls(spec, text, CampaignStore(store or spec.store.url), source=Path(path), prior_mean=prior_mean)
 
     @classmethod
-    def from_text(cls, yaml_text: str, store: str | None = None, source: Path | None = None) -> "Campaign":
+    def from_text(cls, yaml_text: str, store: str | None = None, source: Path | None = None,
+                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> "Campaign":
         spec = parse_spec(yaml_text, source=str(source or "campaign"))
-        return cls(spec, yaml_text, CampaignStore(store or spec.store.url), source=source)
+        return cls(spec, yaml_text, CampaignStore(store or spec.store.url), source=source, prior_mean=prior_mean)
 
     def _open_or_create(self) -> CampaignInfo:
         digest = spec_hash(self.yaml_text)
@@ -124,7 +165,8 @@ class Campaign:
         return [(e.params, e.values) for e in self.experiments("measured")]
 
     def remaining_budget(self) -> int:
-        return self.spec.budget.experiments - len(self.experiments())
+        """Experiments still to propose; abandoned ones (never made) give their place back."""
+        return self.spec.budget.experiments - sum(e.status != "abandoned" for e in self.experiments())
 
     def next_iteration(self) -> int:
         return max((e.iteration for e in self.experiments()), default=0) + 1
@@ -134,7 +176,7 @@ class Campaign:
     def ask(self, n: int | None = None) -> list[Proposal]:
         """Propose ``n`` experiments (default: the batch size) and record them as proposed."""
         n = self.spec.budget.batch_size if n is None else n
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise CampaignStateError(f"ask(n) needs a positive whole number, got {n!r}")
         left = self.remaining_budget()
         if n > left:
@@ -144,40 +186,101 @@ class Campaign:
             )
         everything = self.experiments()
         pending = [e.params for e in everything if e.status in ("proposed", "dispatched")]
-        suggestions = self.planner.suggest(self.observations(), pending, n, n_proposed=len(everything))
+        measured = [e for e in everything if e.status == "measured"]
+        sds = self._uncertainties()
+        suggestions = self.planner.suggest(
+            [(e.params, e.values) for e in measured], pending, n, n_proposed=len(everything),
+            failed=[e.params for e in everything if e.status == "failed" and _is_chemistry(e)],
+            uncertainty=[sds.get(e.id) for e in measured] if sds else None,
+        )
         iteration = self.next_iteration()
         rows = self.store.add_proposals(self.info.id, iteration, [(s.params, s.info) for s in suggestions])
         return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
-    def tell(self, experiment_id: int, values: Mapping[str, float]) -> Experiment:
-        """Record the objective values of a proposed (or dispatched) experiment."""
-        self._own(experiment_id)
-        return self.store.record_result(experiment_id, self._checked_values(values))
+    def tell(self, experiment_id: int, values: Mapping[str, float],
+             uncertainty: Mapping[str, float] | None = None) -> Experiment:
+        """Record the values of a proposed (or dispatched) experiment.
 
-    def fail(self, experiment_id: int, reason: str) -> Experiment:
-        """Record that an experiment failed, and why; it never reaches the planner."""
+        ``values`` needs every objective and may hold outcomes named in outcome
+        constraints. ``uncertainty``: the instrument's standard deviation per value (same
+        units), used by the model as observed noise.
+        """
+        self._own(experiment_id)
+        checked = self._checked_values(values)
+        sds = self._checked_uncertainty(uncertainty, checked)
+        experiment = self.store.record_result(experiment_id, checked)
+        if sds:
+            self.store.record_event(self.info.id, UNCERTAINTY_EVENT, {"experiment_id": experiment_id, "sd": sds})
+        return experiment
+
+    def fail(self, experiment_id: int, reason: str, kind: str = "chemistry") -> Experiment:
+        """Record that an experiment failed, and why.
+
+        ``kind="chemistry"`` (nothing formed, saturated, clogged): the planner learns the
+        point as infeasible and steers away from it. ``kind="instrument"`` (a robot or
+        spectrometer fault): not learned; the point may be proposed again.
+        """
         self._own(experiment_id)
         if not str(reason).strip():
             raise CampaignStateError("fail() needs a reason", hint="say what went wrong, e.g. 'bubble in well'")
-        return self.store.record_failure(experiment_id, str(reason))
+        if not _storable_text(str(reason)):
+            raise CampaignStateError(f"fail() reason {str(reason)[:60]!r} is not valid text (a lone surrogate)",
+                                     hint="pass the reason as ordinary text")
+        if kind not in ("chemistry", "instrument"):
+            raise CampaignStateError(f"fail() kind {kind!r} is not 'chemistry' or 'instrument'",
+                                     hint="chemistry failures are learned as infeasible; instrument faults are not")
+        return self.store.record_failure(experiment_id, str(reason), kind=kind)
 
     def best(self) -> Best | None:
-        """The measured experiment with the best objective value, or None before any."""
+        """The measured experiment with the best value of the first objective, or None before any.
+
+        With several objectives this is the point of the Pareto front that is best on the
+        first objective; ``pareto_front()`` gives the whole trade-off.
+        """
         top = best_measured(self.experiments("measured"), self.objective)
         return Best(top.id, top.params, top.values) if top else None
 
+    def pareto_front(self) -> list[Best]:
+        """The non-dominated measured experiments over all objectives (one objective: the best ones)."""
+        return [Best(e.id, e.params, e.values) for e in pareto_front(self.experiments("measured"), self.spec.objectives)]
+
+    def should_stop(self) -> StopDecision:
+        """Whether a stopping rule of the campaign file holds now (see ``orchestrator.stopping``)."""
+        return decide(self.spec, self.experiments())
+
+    def _uncertainties(self) -> dict[int, dict[str, float]]:
+        """Experiment id -> reported sd per value, from the event log."""
+        return {int(e["detail"]["experiment_id"]): dict(e["detail"]["sd"])
+                for e in self.store.events(self.info.id) if e["kind"] == UNCERTAINTY_EVENT}
+
+    def _checked_uncertainty(self, uncertainty: Mapping[str, float] | None, values: Mapping[str, float]) -> dict[str, float]:
+        if uncertainty is None:
+            return {}
+        if not isinstance(uncertainty, Mapping) or not set(uncertainty) <= set(values):
+            raise CampaignStateError(f"tell() uncertainty must map names of the given values to sds; got {_short(uncertainty)}")
+        checked = {}
+        for name, sd in uncertainty.items():
+            if isinstance(sd, (bool, str, bytes)) or not isinstance(sd, (int, float)) or not _finite(sd) or sd < 0:
+                raise CampaignStateError(f"uncertainty of {name!r}: {_short(sd)} is not a finite sd >= 0")
+            checked[name] = float(sd)
+        return checked
+
     def _own(self, experiment_id: int) -> None:
-        if not isinstance(experiment_id, int) or self.store.experiment(experiment_id).campaign_id != self.info.id:
+        if (not isinstance(experiment_id, int) or isinstance(experiment_id, bool)  # True would be id 1
+                or not 0 < experiment_id < 2**63  # beyond a 64-bit row id: no such experiment, and SQLite overflows
+                or self.store.experiment(experiment_id).campaign_id != self.info.id):
             raise CampaignStateError(
-                f"experiment {experiment_id!r} does not belong to campaign {self.spec.name!r}",
+                f"experiment {_short(experiment_id)} does not belong to campaign {self.spec.name!r}",
                 hint="use an id returned by this campaign's ask()",
             )
 
     def _checked_values(self, values: Mapping[str, float]) -> dict[str, float]:
         names = {o.name for o in self.spec.objectives}
-        if not isinstance(values, Mapping) or set(values) != names:
+        outcomes = set(self.spec.outcome_names())
+        if not isinstance(values, Mapping) or not names <= set(values) or not set(values) <= names | outcomes:
+            accepts = f" (and optionally: {', '.join(sorted(outcomes))})" if outcomes else ""
             raise CampaignStateError(
-                f"tell() needs a value for exactly these objectives: {', '.join(sorted(names))}; got {values!r}"
+                f"tell() needs a value for exactly these objectives: {', '.join(sorted(names))}{accepts}; got {_short(values)}"
             )
         checked = {}
         for name, value in values.items():
@@ -185,8 +288,8 @@ class Campaign:
                 if isinstance(value, (bool, str, bytes)):  # float() would take True or "0.12"
                     raise TypeError(type(value).__name__)
                 number = float(value)
-            except (TypeError, ValueError):
-                raise CampaignStateError(f"objective {name!r}: {value!r} is not a number") from None
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+                raise CampaignStateError(f"objective {name!r}: {_short(value)} is not a finite number") from None
             if not math.isfinite(number):
                 raise CampaignStateError(
                     f"objective {name!r} is {number}; a non-finite value never reaches the planner",
@@ -194,3 +297,35 @@ class Campaign:
                 )
             checked[name] = number
         return checked
+
+
+def _is_chemistry(experiment: Experiment) -> bool:
+    """Failures recorded before failure kinds existed count as chemistry, like the migration says."""
+    return (getattr(experiment, "failure_kind", None) or "chemistry") == "chemistry"
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` cut to 60 characters (a huge int or array stays readable; the message stays one line)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    text = " ".join(text.splitlines())  # e.g. a 2-D numpy array prints over lines
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _storable_text(text: str) -> bool:
+    """False for text a database cannot store: lone surrogates (e.g. from a bad decode) have no UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(number: int | float) -> bool:
+    """``math.isfinite`` that says False for an int too large for a float instead of raising."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False

@@ -201,6 +201,12 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
             logger.info(line)
             report_note(line)
             report_progress(standing)
+        decision = campaign.should_stop()
+        if decision.stop:
+            campaign.store.record_event(campaign.info.id, "stopped", {"reason": decision.reason})
+            for waiting in campaign.experiments("proposed"):  # proposed but never made: not to be made now
+                campaign.store.abandon(waiting.id, f"campaign stopped before it was made: {decision.reason}")
+            logger.info("stopping: %s", decision.reason)
     except BaseException:
         campaign.store.set_campaign_status(campaign.info.id, "failed")
         raise

@@ -89,7 +89,10 @@ class CampaignRunner:
         return reconcile(self, policy)
 
     def is_finished(self) -> bool:
-        return self.campaign.remaining_budget() == 0 and not self.campaign.experiments("proposed")
+        """The budget is spent, or a stopping rule of the campaign file holds (``Campaign.should_stop``)."""
+        if self.campaign.remaining_budget() == 0 and not self.campaign.experiments("proposed"):
+            return True
+        return self.campaign.should_stop().stop
 
     # steps -------------------------------------------------------------------------------
 

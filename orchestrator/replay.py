@@ -8,7 +8,14 @@ exactly what ``Campaign.ask`` passed for every batch of proposals:
   with the params actually made (a ``dispatched`` event replaces the proposed ones);
 - ``pending``: params of the experiments proposed or dispatched but not finished, in
   sequence order;
-- ``n_proposed``: how many experiments were proposed before the batch.
+- ``n_proposed``: how many experiments were proposed before the batch;
+- ``failed``: params of the experiments that failed for a chemical reason (a ``failed``
+  event's ``kind``, chemistry when absent), in sequence order;
+- ``uncertainty``: the sds reported with each observation (``measurement_uncertainty``
+  events), or None when none was reported.
+
+A campaign with ``warm_start`` replays only where the earlier campaign's store can be
+opened (its ``warm_start.store`` URL); the default "same store" is not in a bundle.
 
 A batch is a run of consecutive ``proposed`` events of the same iteration.
 """
@@ -20,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from orchestrator.bundle import Bundle, BundleError
-from orchestrator.campaign import planner_for
+from orchestrator.campaign import UNCERTAINTY_EVENT, planner_for
 from orchestrator.spec import CampaignSpec
 from orchestrator.spec_loader import parse_spec
+from orchestrator.warm_start import load_warm_start
 
 REL_TOL = 1e-9
 _FINISHED = ("measured", "failed", "abandoned")
@@ -37,6 +45,8 @@ class Batch:
     pending: list[dict[str, Any]]
     n_proposed: int
     experiment_ids: list[int] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    uncertainty: list[dict[str, float] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,8 @@ def reconstruct_batches(experiments: list[dict[str, Any]], events: list[dict[str
                                        "params": dict(detail["params"]), "values": None}
         elif kind in ("dispatched", *_FINISHED):
             _apply(state, event, kind, detail)
+        elif kind == UNCERTAINTY_EVENT and detail.get("experiment_id") in state:
+            state[detail["experiment_id"]]["sd"] = dict(detail["sd"])
         in_batch = kind == "proposed"
     return batches
 
@@ -90,6 +102,8 @@ def _apply(state: dict[int, dict[str, Any]], event: dict[str, Any], kind: str, d
         raise BundleError(f"event {event['id']} ({kind}) comes before experiment {event.get('experiment_id')!r} "
                           "was proposed")
     current["status"] = kind
+    if kind == "failed":
+        current["failure_kind"] = detail.get("kind") or "chemistry"
     if kind == "dispatched":
         current["params"] = dict(detail["params"])
     elif kind == "measured":
@@ -99,11 +113,15 @@ def _apply(state: dict[int, dict[str, Any]], event: dict[str, Any], kind: str, d
 def _snapshot(state: dict[int, dict[str, Any]], iteration: int) -> Batch:
     """What ``Campaign.ask`` saw: its store queries order experiments by sequence."""
     ordered = sorted(state.values(), key=lambda s: s["sequence"])
+    measured = [s for s in ordered if s["status"] == "measured"]
+    sds = [s.get("sd") for s in measured]
     return Batch(
         iteration=iteration,
-        observations=[(dict(s["params"]), dict(s["values"])) for s in ordered if s["status"] == "measured"],
+        observations=[(dict(s["params"]), dict(s["values"])) for s in measured],
         pending=[dict(s["params"]) for s in ordered if s["status"] in ("proposed", "dispatched")],
         n_proposed=len(ordered),
+        failed=[dict(s["params"]) for s in ordered if s["status"] == "failed" and s["failure_kind"] == "chemistry"],
+        uncertainty=sds if any(sd is not None for sd in sds) else None,
     )
 
 
@@ -128,12 +146,17 @@ def compare(spec: CampaignSpec, stored: dict[str, Any], replayed: dict[str, Any]
 def replay(bundle: Bundle) -> Iterator[BatchResult]:
     """Re-propose every batch of ``bundle`` with the campaign's planner; yields one result per batch."""
     spec = parse_spec(bundle.text("campaign.yaml"), source=f"{bundle.path}/campaign.yaml")
-    planner = planner_for(spec)
+    prior_data = load_warm_start(spec, spec.warm_start.store) if spec.warm_start and spec.warm_start.store else []
+    if spec.warm_start and not spec.warm_start.store:
+        raise BundleError("this campaign was warm-started from a campaign in its own store, which a bundle does "
+                          "not hold; set warm_start.store to that store's URL to replay it")
+    planner = planner_for(spec, prior_data)
     experiments = bundle.json("experiments.json")
     stored = {e["id"]: e["proposed_params"] for e in experiments}
     for batch in reconstruct_batches(experiments, bundle.json("events.json")):
         n = len(batch.experiment_ids)
-        suggestions = planner.suggest(batch.observations, batch.pending, n, n_proposed=batch.n_proposed)
+        suggestions = planner.suggest(batch.observations, batch.pending, n, n_proposed=batch.n_proposed,
+                                      failed=batch.failed, uncertainty=batch.uncertainty)
         checks = [compare(spec, stored[i], s.params) for i, s in zip(batch.experiment_ids, suggestions)]
         yield BatchResult(batch.iteration, n, str(suggestions[0].info.get("strategy", "?")),
                           sum(ok for ok, _ in checks), max(d for _, d in checks))

@@ -12,8 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from instruments.deck import WELLS_PER_PLATE
-from instruments.registry import DRIVERS, drivers_for
-from orchestrator.constraints import ConstraintSyntaxError, LinearConstraint, parse_linear_constraint
+from instruments.registry import DRIVERS, check_driver_name
+from orchestrator.constraints import (
+    Constraint, ConstraintSyntaxError, LinearConstraint, parse_constraint, parse_linear_constraint,
+)
 from simulators.registry import SIMULATORS
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -33,24 +35,88 @@ class _Strict(BaseModel):
 
 
 class Parameter(_Strict):
-    """One input of the experiment; ``bounds`` for numbers, ``values`` for categories."""
+    """One input of the experiment.
+
+    Kinds (``type``):
+      * ``continuous``: ``bounds: [lower, upper]``; ``scale: log`` (bounds > 0) makes the
+        planner search ``log(x)``; proposals are always in user units.
+      * ``integer``: ``bounds``, proposals are whole numbers; ``scale: log`` allowed.
+      * ``discrete``: numeric ``values: [0.5, 1, 2, 5]``; proposals are exactly one level.
+        ``bounds`` is filled in as ``[min, max]`` of the levels.
+      * ``categorical``: ``values`` (names or numbers), one-hot in the planner.
+      * ``fixed``: ``value: 25``; recorded with every experiment, never searched.
+    Any kind can be held fixed with ``fixed: true`` and a ``value`` inside its domain.
+    """
 
     name: str = Field(pattern=IDENTIFIER)
-    type: Literal["continuous", "integer", "categorical"]
+    type: Literal["continuous", "integer", "discrete", "categorical", "fixed"]
     bounds: tuple[float, float] | None = None
     values: list[str | int | float] | None = None
+    value: str | int | float | None = None
+    fixed: bool = False
+    scale: Literal["linear", "log"] = "linear"
     unit: str | None = None
 
     @model_validator(mode="after")
     def _check_domain(self) -> "Parameter":
+        if self.type == "fixed":
+            return self._check_fixed_type()
         if self.type == "categorical":
-            if not self.values:
-                raise ValueError("a categorical parameter needs 'values': a list of at least one choice")
-            if self.bounds is not None:
-                raise ValueError("a categorical parameter takes 'values', not 'bounds'; remove 'bounds'")
-            if len(set(map(str, self.values))) != len(self.values):
-                raise ValueError("'values' has duplicates; list each choice once")
-            return self
+            self._check_categorical()
+        elif self.type == "discrete":
+            self._check_discrete()
+        else:
+            self._check_bounds()
+        if self.scale == "log":
+            self._check_log_scale()
+        if self.fixed:
+            if self.value is None:
+                raise ValueError("a parameter with 'fixed: true' needs 'value: ...' inside its domain")
+            self._check_value_in_domain()
+        elif self.value is not None:
+            raise ValueError("'value' is only for fixed parameters; add 'fixed: true' or remove 'value'")
+        return self
+
+    def _check_fixed_type(self) -> "Parameter":
+        if self.value is None:
+            raise ValueError("a fixed parameter needs 'value: ...' (a number or a name)")
+        if isinstance(self.value, float) and not math.isfinite(self.value):
+            raise ValueError("a fixed parameter's value must be finite")
+        if self.values is not None:
+            raise ValueError("a fixed parameter takes 'value', not 'values'; remove 'values'")
+        if self.scale != "linear":
+            raise ValueError("'scale' is for continuous, integer or discrete parameters; remove it")
+        point = (float(self.value), float(self.value)) if self.is_numeric else None
+        if self.bounds is not None and self.bounds != point:  # a re-validated spec carries the filled-in bounds
+            raise ValueError("a fixed parameter takes 'value', not 'bounds'; remove 'bounds'")
+        object.__setattr__(self, "bounds", point)
+        return self
+
+    def _check_categorical(self) -> None:
+        if not self.values:
+            raise ValueError("a categorical parameter needs 'values': a list of at least one choice")
+        if self.bounds is not None:
+            raise ValueError("a categorical parameter takes 'values', not 'bounds'; remove 'bounds'")
+        if len(set(map(str, self.values))) != len(self.values):
+            raise ValueError("'values' has duplicates; list each choice once")
+        if self.scale != "linear":
+            raise ValueError("'scale' is for continuous, integer or discrete parameters; remove it")
+
+    def _check_discrete(self) -> None:
+        if not self.values or len(self.values) < 2:
+            raise ValueError("a discrete parameter needs 'values': a list of at least two numbers "
+                             "(use type: fixed for a single value)")
+        if any(isinstance(v, (bool, str)) or not math.isfinite(float(v)) for v in self.values):
+            raise ValueError("a discrete parameter's 'values' must all be finite numbers; "
+                             "use type: categorical for names")
+        if len(set(float(v) for v in self.values)) != len(self.values):
+            raise ValueError("'values' has duplicates; list each level once")
+        span = (float(min(self.values)), float(max(self.values)))
+        if self.bounds is not None and tuple(self.bounds) != span:  # a re-validated spec carries the filled-in bounds
+            raise ValueError("a discrete parameter takes 'values', not 'bounds'; remove 'bounds'")
+        object.__setattr__(self, "bounds", span)
+
+    def _check_bounds(self) -> None:
         if self.bounds is None:
             raise ValueError(f"a {self.type} parameter needs 'bounds: [lower, upper]'")
         if self.values is not None:
@@ -58,15 +124,49 @@ class Parameter(_Strict):
         lower, upper = self.bounds
         if not (math.isfinite(lower) and math.isfinite(upper)):
             raise ValueError("bounds must be finite numbers, not .inf or .nan; write [lower, upper] with two numbers")
+        if not math.isfinite(upper - lower):
+            raise ValueError(f"bounds [{lower:g}, {upper:g}] are too far apart to compute with; narrow them")
         if lower >= upper:
             raise ValueError(f"lower bound {lower:g} is not below upper bound {upper:g}; write [lower, upper]")
         if self.type == "integer" and math.ceil(lower) > math.floor(upper):
             raise ValueError(f"bounds [{lower:g}, {upper:g}] contain no integer; widen them")
-        return self
+
+    def _check_log_scale(self) -> None:
+        if self.bounds[0] <= 0:
+            raise ValueError(f"scale: log needs values above 0, but the lowest is {self.bounds[0]:g}; "
+                             "raise it or use scale: linear")
+
+    def _check_value_in_domain(self) -> None:
+        value = self.value
+        if self.type == "categorical":
+            if str(value) not in map(str, self.values):
+                raise ValueError(f"fixed value {value!r} is not one of 'values'; pick one of them")
+            return
+        if isinstance(value, (bool, str)):
+            raise ValueError(f"fixed value {value!r} of a {self.type} parameter must be a number")
+        lower, upper = self.bounds
+        if not lower <= float(value) <= upper:
+            raise ValueError(f"fixed value {value:g} is outside bounds [{lower:g}, {upper:g}]; move it inside")
+        if self.type == "integer" and float(value) != round(float(value)):
+            raise ValueError(f"fixed value {value:g} of an integer parameter must be a whole number")
+        if self.type == "discrete" and float(value) not in {float(v) for v in self.values}:
+            raise ValueError(f"fixed value {value:g} is not one of the discrete 'values'; pick one of them")
 
     @property
     def is_numeric(self) -> bool:
+        """True for numbers: continuous, integer, discrete, and fixed with a numeric value."""
+        if self.type == "fixed":
+            return isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
         return self.type != "categorical"
+
+    @property
+    def is_fixed(self) -> bool:
+        """Recorded with every experiment, never searched."""
+        return self.type == "fixed" or self.fixed
+
+    @property
+    def is_log(self) -> bool:
+        return self.scale == "log"
 
 
 class Budget(_Strict):
@@ -84,8 +184,86 @@ class Budget(_Strict):
 
 
 class Objective(_Strict):
+    """What to optimise: a ``direction``, or a ``target`` value to get as close to as possible.
+
+    ``reference`` is this objective's coordinate of the hypervolume reference point when
+    there are several objectives (for a target objective: the largest acceptable distance
+    ``|y - target|``); left out, it is inferred from the data (see ``orchestrator.acquisition``).
+    """
+
     name: str = Field(pattern=IDENTIFIER)
-    direction: Literal["minimize", "maximize"]
+    direction: Literal["minimize", "maximize"] | None = None
+    target: float | None = None
+    reference: float | None = None
+
+    @model_validator(mode="after")
+    def _direction_or_target(self) -> "Objective":
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"objective {self.name!r}: target must be a finite number")
+        if (self.direction is None) == (self.target is None):
+            raise ValueError(
+                f"objective {self.name!r} needs exactly one of 'direction: minimize|maximize' or 'target: VALUE'"
+            )
+        return self
+
+    def score(self, value: float) -> float:
+        """``value`` turned into "higher is better": y, -y, or -|y - target|."""
+        if self.target is not None:
+            return -abs(float(value) - self.target)
+        return float(value) if self.direction == "maximize" else -float(value)
+
+    @property
+    def goal(self) -> str:
+        """How the objective is optimised, for tables and plot labels: 'minimize', 'maximize' or 'target 520'."""
+        return self.direction if self.target is None else f"target {self.target:g}"
+
+
+class StopAtTarget(_Strict):
+    """Stop once the best measured ``objective`` reaches ``value`` (for a target objective:
+    once some ``|y - target|`` is at most ``value``)."""
+
+    objective: str
+    value: float
+
+
+class StopWithoutImprovement(_Strict):
+    """Stop when the expected improvement (in the objective's units; hypervolume units with
+    several objectives) of each of the last ``patience`` model-based batches is below
+    ``max_expected_improvement``."""
+
+    max_expected_improvement: float = Field(gt=0)
+    patience: PositiveInt = 2
+
+
+class Stopping(_Strict):
+    """When a campaign is done: budget spent, target reached, or no expected improvement left."""
+
+    budget: bool = True
+    target: StopAtTarget | None = None
+    no_improvement: StopWithoutImprovement | None = None
+
+
+class WarmStart(_Strict):
+    """Learn from an earlier campaign's measured experiments.
+
+    ``store``: its SQLAlchemy URL (default: this campaign's store). ``fill``: values for
+    parameters of this campaign that the earlier one did not have.
+    """
+
+    campaign: str = Field(pattern=SLUG)
+    store: str | None = None
+    fill: dict[str, float | int | str] = {}
+
+
+class PriorMeanSpec(_Strict):
+    """A mechanistic model as the GP's prior mean: the GP learns ``y - f(x)``.
+
+    ``simulator`` names a model in ``orchestrator.prior_mean.PRIOR_MEANS`` whose factory takes
+    ``settings`` and returns ``f(params) -> {objective: value}``.
+    """
+
+    simulator: str
+    settings: dict[str, Any] = {}
 
 
 class Reagent(_Strict):
@@ -119,6 +297,8 @@ class LiquidHandler(_Strict):
     diluent: Reagent | None = None
     reagents: dict[str, Reagent]
     labware: Labware = Labware()
+    lock: str | None = Field(default=None, max_length=80,
+                             description="name of the physical robot; campaigns naming the same one never use it at once")
 
     @field_validator("driver")
     @classmethod
@@ -135,14 +315,40 @@ class LiquidHandler(_Strict):
 
 
 class Spectrometer(_Strict):
+    """Which spectrometer, how it reads, and how its dark and blank reach the beam.
+
+    ``integration_time_ms`` [ms] and ``averages`` (scans averaged in software) set each read.
+    Dark and reference spectra are retaken when older than ``dark_every_s`` / ``reference_every_s``
+    [s] and whenever the integration time changes. ``dark`` says how the light is blocked for a
+    dark spectrum: ``shutter`` (the spectrometer's shutter) or ``lamp`` (its light source off);
+    ``manual`` (a person covers the light path) is refused, as campaigns run unattended.
+    ``blank_well`` is the well of every plate that holds the blank, read as the reference.
+    """
+
     driver: str
     serial: str | None = None
+    lock: str | None = Field(default=None, max_length=80,
+                             description="name of the physical spectrometer; campaigns naming the same one never use it at once")
     wavelength_range_nm: tuple[float, float] = (400.0, 700.0)
+    integration_time_ms: float = Field(default=100.0, gt=0, le=600_000)
+    averages: PositiveInt = 1
+    dark_every_s: float = Field(default=600.0, gt=0)
+    reference_every_s: float = Field(default=1800.0, gt=0)
+    dark: Literal["shutter", "lamp", "manual"] = "shutter"
+    blank_well: str | None = Field(default=None, pattern=r"^[A-H](?:[1-9]|1[0-2])$")
 
     @field_validator("driver")
     @classmethod
     def _known_driver(cls, name: str) -> str:
         return _known_driver(name, "spectrometer")
+
+    @field_validator("dark")
+    @classmethod
+    def _unattended_dark(cls, how: str) -> str:
+        if how == "manual":
+            raise ValueError("dark: manual needs a person to cover the light path before every dark spectrum, "
+                             "and campaigns run unattended; use dark: shutter or dark: lamp")
+        return how
 
 
 class Instruments(_Strict):
@@ -156,6 +362,10 @@ class Simulation(_Strict):
     model: str
     settings: dict[str, Any] = {}
     noise: dict[str, float] = {}
+    faults: dict[str, float] = Field(default={}, description="fault name -> probability (simulators.faults)")
+    timing: Literal["instant", "realistic"] = Field(
+        default="instant", description="instant never sleeps; realistic sleeps each simulated duration x time_scale")
+    time_scale: float = Field(default=1.0, ge=0, description="factor on realistic sleeps (0.05: 20x faster)")
 
     @field_validator("model")
     @classmethod
@@ -163,6 +373,13 @@ class Simulation(_Strict):
         if name not in SIMULATORS:
             raise ValueError(f"unknown simulator {name!r}; use one of: {', '.join(sorted(SIMULATORS))}")
         return name
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, rates: dict[str, float]) -> dict[str, float]:
+        from simulators.faults import check_rates
+
+        return check_rates(rates)
 
 
 class SpectralTarget(_Strict):
@@ -179,11 +396,49 @@ class SpectralTarget(_Strict):
 
 
 class Analysis(_Strict):
-    """How one objective is computed from a measured spectrum."""
+    """How one objective is computed from a measured spectrum (see ``orchestrator.analysis``).
+
+    ``spectral_rmse`` needs ``target``. ``peak_wavelength`` [nm], ``peak_width`` (FWHM [nm])
+    and ``peak_intensity`` take the highest peak inside ``window_nm`` after Gaussian smoothing
+    (``smoothing_nm``, sigma [nm]); ``target_peak_nm`` (peak_wavelength only, implied when
+    ``kind`` is left out) makes the objective ``|peak - target_peak_nm| + width_weight * FWHM``.
+    """
 
     objective: str
-    kind: Literal["spectral_rmse"] = "spectral_rmse"
-    target: SpectralTarget
+    kind: Literal["spectral_rmse", "peak_wavelength", "peak_width", "peak_intensity"] = "spectral_rmse"
+    target: SpectralTarget | None = None
+    target_peak_nm: float | None = Field(default=None, gt=0)
+    width_weight: float = Field(default=0.0, ge=0, description="nm of objective per nm of FWHM")
+    window_nm: tuple[float, float] | None = None
+    smoothing_nm: float = Field(default=4.0, ge=0)
+    min_prominence: float | None = Field(default=None, gt=0, description="in the reading's units (AU, counts)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _peak_target_implies_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target_peak_nm") is not None and "kind" not in data:
+            return {**data, "kind": "peak_wavelength"}
+        return data
+
+    @model_validator(mode="after")
+    def _settings_fit_kind(self) -> "Analysis":
+        if self.kind == "spectral_rmse" and self.target is None:
+            raise ValueError("kind spectral_rmse needs 'target' (a mixture in uL or a csv file)")
+        if self.kind != "spectral_rmse" and self.target is not None:
+            raise ValueError(f"'target' is only for kind spectral_rmse, not {self.kind}; "
+                             "to aim at a peak position use target_peak_nm")
+        if self.target_peak_nm is not None and self.kind != "peak_wavelength":
+            raise ValueError(f"target_peak_nm only applies to kind peak_wavelength, not {self.kind}")
+        if self.width_weight > 0 and self.target_peak_nm is None:
+            raise ValueError("width_weight needs target_peak_nm (it adds weight x FWHM to |peak - target|)")
+        if self.window_nm is not None:
+            lo, hi = self.window_nm
+            if not lo < hi:
+                raise ValueError(f"window_nm [{lo:g}, {hi:g}]: the start must be below the end")
+            if self.target_peak_nm is not None and not lo <= self.target_peak_nm <= hi:
+                raise ValueError(f"target_peak_nm {self.target_peak_nm:g} is outside window_nm [{lo:g}, {hi:g}]; "
+                                 "widen the window or move the target")
+        return self
 
 
 class Planner(_Strict):
@@ -196,6 +451,19 @@ class Store(_Strict):
     url: str | None = None
 
 
+class Approval(_Strict):
+    """When a person must approve a batch before the robot makes it.
+
+    ``each_batch``: every batch. ``on_anomaly``: a batch that follows a batch with a failed
+    experiment. The flow pauses (Prefect pause-for-input) for at most ``timeout_hours``;
+    without a decision by then the batch is not made and the run stops (``sdl resume`` asks again).
+    """
+
+    mode: Literal["none", "each_batch", "on_anomaly"] = "none"
+    timeout_hours: float = Field(default=16.0, gt=0, le=24 * 14)
+    poll_seconds: float = Field(default=5.0, gt=0, le=600)
+
+
 class CampaignSpec(_Strict):
     """A whole campaign file."""
 
@@ -205,12 +473,23 @@ class CampaignSpec(_Strict):
     budget: Budget
     parameters: list[Parameter] = Field(min_length=1)
     constraints: list[str] = []
-    objectives: list[Objective] = Field(min_length=1, max_length=1)
+    objectives: list[Objective] = Field(min_length=1)
+    outcome_constraints: list[str] = []
+    stopping: Stopping = Stopping()
+    warm_start: WarmStart | None = None
+    prior_mean: PriorMeanSpec | None = None
     instruments: Instruments | None = None
     simulation: Simulation | None = None
     analysis: list[Analysis] = []
     planner: Planner = Planner()
     store: Store = Store()
+    approval: Approval = Approval()
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_shorthand(cls, value: Any) -> Any:
+        """``approval: each_batch`` is short for ``approval: {mode: each_batch}``."""
+        return {"mode": value} if isinstance(value, str) else value
 
     @field_validator("parameters")
     @classmethod
@@ -227,25 +506,85 @@ class CampaignSpec(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "CampaignSpec":
         problems = self._constraint_problems() + self._instrument_problems() + self._analysis_problems()
+        problems += self._objective_problems()
         if problems:
             raise CrossFieldProblems(problems)
         return self
 
-    def _constraint_problems(self) -> list[str]:
-        numeric = {p.name for p in self.parameters if p.is_numeric}
+    def _objective_problems(self) -> list[str]:
+        """Outcome constraints, stopping rules and warm start checked against the objectives and parameters."""
+        objectives = {o.name for o in self.objectives}
+        parameters = {p.name for p in self.parameters}
         problems = []
-        for i, text in enumerate(self.constraints):
+        for i, text in enumerate(self.outcome_constraints):
             try:
                 parsed = parse_linear_constraint(text)
             except ConstraintSyntaxError as err:
-                problems.append(f"constraints[{i}] {text!r}: {err}; write e.g. 'a + 2*b <= 10'")
+                problems.append(f"outcome_constraints[{i}] {text!r}: {err}; write e.g. 'absorbance <= 2'")
                 continue
-            unknown = sorted(set(parsed.coefficients) - numeric)
+            if parsed.op == "==":
+                problems.append(f"outcome_constraints[{i}] {text!r}: a measured outcome cannot be held equal; "
+                                "use <= or >=")
+            clash = sorted(set(parsed.coefficients) & (objectives | parameters))
+            if clash:
+                problems.append(f"outcome_constraints[{i}] {text!r} names {', '.join(clash)}, an objective or "
+                                "parameter; outcome constraints are on other measured outputs (e.g. absorbance)")
+        target = self.stopping.target
+        if target is not None and target.objective not in objectives:
+            problems.append(f"stopping.target.objective {target.objective!r} is not an objective; "
+                            f"use one of: {', '.join(sorted(objectives))}")
+        if self.warm_start is not None and self.warm_start.campaign == self.name:
+            problems.append("warm_start.campaign names this campaign; name an earlier campaign")
+        if self.prior_mean is not None:
+            from orchestrator.prior_mean import PRIOR_MEANS
+
+            if self.prior_mean.simulator not in PRIOR_MEANS:
+                problems.append(f"prior_mean.simulator {self.prior_mean.simulator!r} is unknown; use one of: "
+                                f"{', '.join(sorted(PRIOR_MEANS)) or '(none registered)'}")
+        return problems
+
+    def outcome_names(self) -> list[str]:
+        """Measured outputs named in outcome constraints (not objectives), in order of appearance."""
+        names: list[str] = []
+        for text in self.outcome_constraints:
+            names += [n for n in parse_linear_constraint(text).coefficients if n not in names]
+        return names
+
+    def _constraint_problems(self) -> list[str]:
+        """Each constraint parses, names numeric parameters, and (for ``==``) only continuous linear-scale ones.
+
+        An equality cannot survive rounding, so integer, discrete and log-scale parameters
+        are refused in equalities rather than silently repaired.
+        """
+        by_name = {p.name: p for p in self.parameters if p.is_numeric}
+        problems = []
+        if all(p.is_fixed for p in self.parameters):  # the search space itself, checked with its constraints
+            problems.append("parameters: every parameter is fixed, so there is nothing to search; "
+                            "leave at least one parameter free")
+        for i, text in enumerate(self.constraints):
+            try:
+                parsed = parse_constraint(text)
+            except ConstraintSyntaxError as err:
+                problems.append(f"constraints[{i}] {text!r}: {err}; write e.g. 'a + 2*b <= 10' or 'a * b <= 30'")
+                continue
+            unknown = sorted(set(parsed.names) - set(by_name))
             if unknown:
                 problems.append(
                     f"constraints[{i}] {text!r} names {', '.join(unknown)}, not a numeric parameter; "
-                    f"use one of: {', '.join(sorted(numeric))}"
+                    f"use one of: {', '.join(sorted(by_name))}"
                 )
+                continue
+            if all(by_name[n].is_fixed for n in parsed.names):
+                problems.append(f"constraints[{i}] {text!r} names only fixed parameters; it constrains nothing, remove it")
+            elif getattr(parsed, "op", None) == "==":
+                rounded = sorted(n for n in parsed.names if not by_name[n].is_fixed
+                                 and (by_name[n].type != "continuous" or by_name[n].is_log))
+                if rounded:
+                    kinds = ", ".join(f"{n} ({'log-scale' if by_name[n].is_log else by_name[n].type})" for n in rounded)
+                    problems.append(
+                        f"constraints[{i}] {text!r}: an equality needs continuous linear-scale parameters, not {kinds}; "
+                        "make them continuous, or write two inequalities with some slack"
+                    )
         return problems
 
     def _instrument_problems(self) -> list[str]:
@@ -288,17 +627,23 @@ class CampaignSpec(_Strict):
             ]
         return problems
 
-    def linear_constraints(self) -> list[LinearConstraint]:
-        return [parse_linear_constraint(text) for text in self.constraints]
+    def linear_constraints(self) -> list[Constraint]:
+        """Every constraint, parsed: ``LinearConstraint`` where the text is linear, else ``NonlinearConstraint``.
+
+        The name is historical; ``SearchSpace`` takes both kinds (see ``parsed_constraints``).
+        """
+        return self.parsed_constraints()
+
+    def parsed_constraints(self) -> list[Constraint]:
+        """Every constraint, parsed: ``LinearConstraint`` where the text is linear, else ``NonlinearConstraint``."""
+        return [parse_constraint(text) for text in self.constraints]
 
     def parameter(self, name: str) -> Parameter:
         return next(p for p in self.parameters if p.name == name)
 
 
 def _known_driver(name: str, role: str) -> str:
-    if name not in drivers_for(role):
-        raise ValueError(f"unknown driver {name!r}; use one of: {', '.join(drivers_for(role))}")
-    return name
+    return check_driver_name(name, role)  # built-in and plugin drivers alike
 
 
 def _require_unique(names: list[str], what: str) -> None:

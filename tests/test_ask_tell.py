@@ -430,3 +430,41 @@ def test_integer_and_categorical_parameters_through_ask_tell(tmp_path):
     assert best.values["yield_pct"] == max(
         p.params["n_mixes"] + p.params["volume"] + (2.0 if p.params["solvent"] == "water" else 0.0) for p in proposals
     )
+
+
+# found by tests/test_fuzz_ask_tell.py -------------------------------------------------------
+
+
+def test_bools_and_ids_beyond_64_bits_are_refused(plain_file, store_url):
+    c = Campaign.from_yaml(plain_file, store=store_url)
+    with pytest.raises(CampaignStateError, match="positive whole number"):
+        c.ask(True)  # not 1
+    batch = c.ask(2)
+    before = snapshot(c)
+    for bad_id in (True, 2**63, 2**64, -(2**63) - 1, 10**5000):
+        with pytest.raises(CampaignStateError) as caught:
+            c.tell(bad_id, {"distance": 0.1})
+        assert "\n" not in caught.value.one_line() and len(caught.value.one_line()) < 300
+        with pytest.raises(CampaignStateError):
+            c.fail(bad_id, reason="bubble in well")
+    assert snapshot(c) == before
+    assert c.store.experiment(batch[0].id).status == "proposed"
+
+
+def test_values_beyond_float_range_and_unstorable_reasons_are_refused(plain_file, store_url):
+    import numpy as np
+
+    c = Campaign.from_yaml(plain_file, store=store_url)
+    batch = c.ask(2)
+    before = snapshot(c)
+    with pytest.raises(CampaignStateError, match="not a finite number"):
+        c.tell(batch[0].id, {"distance": 10**400})
+    with pytest.raises(CampaignStateError) as caught:
+        c.tell(batch[0].id, {"distance": np.ones((2, 2))})
+    assert "\n" not in caught.value.one_line()
+    with pytest.raises(CampaignStateError, match="not a finite sd"):
+        c.tell(batch[0].id, {"distance": 0.1}, uncertainty={"distance": 10**400})
+    with pytest.raises(CampaignStateError, match="not valid text"):
+        c.fail(batch[1].id, reason="\ud800 from a bad decode")
+    assert snapshot(c) == before
+    assert c.fail(batch[1].id, reason="bubble in well").status == "failed"

@@ -44,7 +44,7 @@ def summary_section(data: ReportData) -> Section:
         ("experiments", f"{count['measured']} measured, {count['failed']} failed, {count['abandoned']} abandoned, "
                         f"{len(data.experiments)} proposed of a budget of {spec.budget.experiments} "
                         f"(batches of {spec.budget.batch_size})"),
-        ("objective", f"{data.objective.name} ({data.objective.direction})"),
+        ("objective", f"{data.objective.name} ({data.objective.goal})"),
         ("best experiment", best_text),
         ("spec sha256", info.spec_hash),
         ("store", data.store.display),

@@ -83,7 +83,7 @@ def convergence_figure(data: ReportData, baseline: Baseline | None, optimum_know
         ax.scatter(failed, np.full(len(failed), 0.03), marker="x", color=COLOURS["failed"], s=40,
                    transform=ax.get_xaxis_transform(), label="failed (no value)", zorder=5)
     ax.set_xlim(0.5, max(len(values), len(baseline.median) if baseline else 0, 1) + 0.5)
-    style_axes(ax, "experiment number (proposal order)", f"{data.objective.name} ({data.objective.direction})")
+    style_axes(ax, "experiment number (proposal order)", f"{data.objective.name} ({data.objective.goal})")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return to_png(fig, "convergence.png", "best objective value so far against experiment number")
 

@@ -64,7 +64,7 @@ def parameter_figure(data: ReportData) -> Png:
     mapped = [_pair_panel(ax, data, px, py, optimum) for ax, (px, py) in zip(axes, pairs)][0]
     axes[0].legend(fontsize=7, loc="best")
     if data.measured:
-        fig.colorbar(mapped, ax=list(axes), shrink=0.9, label=f"{data.objective.name} ({data.objective.direction})")
+        fig.colorbar(mapped, ax=list(axes), shrink=0.9, label=f"{data.objective.name} ({data.objective.goal})")
     return to_png(fig, "parameter_space.png", "pairwise scatter of the parameters coloured by objective value")
 
 

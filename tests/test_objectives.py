@@ -1,0 +1,158 @@
+"""Several objectives, a target value, outcome constraints and reported uncertainty, through YAML and ask/tell."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import Campaign
+from orchestrator.errors import CampaignStateError, SpecError
+from orchestrator.spec_loader import parse_spec
+
+ONE_D = """\
+name: {name}
+seed: 2
+budget: {{experiments: 12, batch_size: 1}}
+parameters:
+  - {{name: x, type: continuous, bounds: [0, 1]}}
+objectives:
+{objectives}
+{extra}
+planner: {{initial_experiments: 4, num_restarts: 2, raw_samples: 32}}
+"""
+
+
+def campaign(tmp_path, name: str, objectives: str, extra: str = "") -> Campaign:
+    text = ONE_D.format(name=name, objectives=objectives, extra=extra)
+    return Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def tell_design(c: Campaign, f) -> list:
+    """Ask and tell the 4-point Sobol design with ``f(params) -> values``."""
+    batch = c.ask(4)
+    for p in batch:
+        c.tell(p.id, f(p.params))
+    return batch
+
+
+# several objectives --------------------------------------------------------------------------
+
+TWO = "  - {name: cost, direction: minimize}\n  - {name: waste, direction: minimize}"
+
+
+def test_pareto_front_and_best_with_two_objectives(tmp_path):
+    c = campaign(tmp_path, "pareto", TWO)
+    batch = c.ask(4)
+    values = [(1.0, 5.0), (2.0, 2.0), (3.0, 3.0), (5.0, 1.0)]  # (3, 3) is dominated by (2, 2)
+    for p, (cost, waste) in zip(batch, values):
+        c.tell(p.id, {"cost": cost, "waste": waste})
+    front = c.pareto_front()
+    assert [b.id for b in front] == [batch[0].id, batch[1].id, batch[3].id]
+    assert c.best().id == batch[0].id  # best on the first objective, a point of the front
+    assert c.best().id in {b.id for b in front}
+
+
+def test_two_objectives_propose_by_hypervolume_with_an_inferred_reference_point(tmp_path):
+    c = campaign(tmp_path, "ehvi", TWO)
+    tell_design(c, lambda p: {"cost": p["x"], "waste": (1 - p["x"]) ** 2})
+    (proposal,) = c.ask(1)
+    info = proposal.info
+    assert info["strategy"] == "qLogNEHVI"
+    costs = [-e.values["cost"] for e in c.experiments("measured")]
+    wastes = [-e.values["waste"] for e in c.experiments("measured")]
+    # worst observed (higher-is-better) value minus 10% of the observed range
+    expected = [min(v) - 0.1 * (max(v) - min(v)) for v in (costs, wastes)]
+    assert info["reference_point"] == pytest.approx(expected)
+    assert set(info["predicted"]) == {"cost", "waste"}
+    assert set(info["models"]) == {"cost", "waste"}
+    assert 0.0 <= proposal.params["x"] <= 1.0
+
+
+def test_a_given_reference_point_is_used(tmp_path):
+    objectives = ("  - {name: cost, direction: minimize, reference: 2.0}\n"
+                  "  - {name: purity, direction: maximize, reference: 0.5}")
+    c = campaign(tmp_path, "ref", objectives)
+    tell_design(c, lambda p: {"cost": p["x"], "purity": p["x"] ** 0.5})
+    assert c.ask(1)[0].info["reference_point"] == [-2.0, 0.5]
+
+
+# target value ------------------------------------------------------------------------------
+
+
+def test_a_target_value_is_approached_from_either_side(tmp_path):
+    c = campaign(tmp_path, "target", "  - {name: peak_nm, target: 520}")
+    tell_design(c, lambda p: {"peak_nm": 400 + 200 * p["x"]})  # hits 520 nm at x = 0.6
+    (proposal,) = c.ask(1)
+    assert proposal.info["strategy"] == "qLogNEI"
+    assert abs(proposal.params["x"] - 0.6) < 0.05, proposal.params
+    assert abs(proposal.info["predicted_mean"] - 520) < 10
+    c.tell(proposal.id, {"peak_nm": 400 + 200 * proposal.params["x"]})
+    measured = c.experiments("measured")
+    nearest = min(measured, key=lambda e: abs(e.values["peak_nm"] - 520))
+    assert c.best().id == nearest.id  # nearest the target, not the largest or smallest
+    assert nearest.values["peak_nm"] not in (max(e.values["peak_nm"] for e in measured),
+                                             min(e.values["peak_nm"] for e in measured))
+
+
+# outcome constraints and uncertainty --------------------------------------------------------------
+
+CONSTRAINED = 'outcome_constraints: ["absorbance <= 1"]'
+
+
+def test_an_outcome_constraint_keeps_proposals_in_the_linear_range(tmp_path):
+    c = campaign(tmp_path, "outcome", "  - {name: signal, direction: maximize}", CONSTRAINED)
+    tell_design(c, lambda p: {"signal": p["x"], "absorbance": 2 * p["x"]})  # absorbance <= 1 means x <= 0.5
+    (proposal,) = c.ask(1)
+    assert 0.3 <= proposal.params["x"] <= 0.55, proposal.params
+    assert set(proposal.info["models"]) == {"signal", "absorbance"}
+    assert 0.0 <= proposal.info["probability_feasible"] <= 1.0
+    assert proposal.info["predicted"]["absorbance"]["mean"] < 1.1
+
+
+def test_tell_requires_objectives_and_accepts_declared_outcomes(tmp_path):
+    c = campaign(tmp_path, "outcome-tell", "  - {name: signal, direction: maximize}", CONSTRAINED)
+    a, b, d = c.ask(3)
+    assert c.tell(a.id, {"signal": 0.2}).values == {"signal": 0.2}  # the outcome may be missing
+    assert c.tell(b.id, {"signal": 0.3, "absorbance": 0.7}).values == {"signal": 0.3, "absorbance": 0.7}
+    with pytest.raises(CampaignStateError, match="optionally: absorbance"):
+        c.tell(d.id, {"absorbance": 0.7})
+    with pytest.raises(CampaignStateError):
+        c.tell(d.id, {"signal": 0.1, "colour": 3.0})
+
+
+def test_reported_uncertainty_reaches_the_model_as_observed_noise(tmp_path):
+    c = campaign(tmp_path, "noisy", "  - {name: signal, direction: maximize}")
+    batch = c.ask(4)
+    for p in batch:
+        c.tell(p.id, {"signal": p.params["x"]}, uncertainty={"signal": 0.05})
+    assert c._uncertainties() == {p.id: {"signal": 0.05} for p in batch}
+    (proposal,) = c.ask(1)
+    model = proposal.info["models"]["signal"]
+    assert model["observed_noise"] is True
+    values = [p.params["x"] for p in batch]
+    mean = sum(values) / len(values)
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    # the fixed noise in standardised units: sd^2 / var(y)
+    assert model["noise_variance"] == pytest.approx(0.05 ** 2 / variance, rel=1e-6)
+    with pytest.raises(CampaignStateError, match="not a finite sd"):
+        c.tell(proposal.id, {"signal": 0.5}, uncertainty={"signal": -1.0})
+
+
+# validation ------------------------------------------------------------------------------------
+
+BAD_FILES = [
+    ("  - {name: a, direction: minimize, target: 3}", "", "exactly one of 'direction"),
+    ("  - {name: a}", "", "exactly one of 'direction"),
+    ("  - {name: a, direction: minimize}", 'outcome_constraints: ["a <= 2"]', "an objective or parameter"),
+    ("  - {name: a, direction: minimize}", 'outcome_constraints: ["absorbance == 2"]', "use <= or >="),
+    ("  - {name: a, direction: minimize}", 'outcome_constraints: ["absorbance <<= 2"]', "outcome_constraints[0]"),
+    ("  - {name: a, direction: minimize}", "stopping: {target: {objective: b, value: 1}}", "stopping.target.objective"),
+    ("  - {name: a, direction: minimize}", "prior_mean: {simulator: nope}", "prior_mean.simulator 'nope'"),
+]
+
+
+@pytest.mark.parametrize("objectives, extra, message", BAD_FILES)
+def test_bad_objective_sections_give_one_line_errors(objectives, extra, message):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(ONE_D.format(name="bad", objectives=objectives, extra=extra))
+    text = caught.value.one_line()
+    assert message in text and "\n" not in text
