@@ -27,19 +27,25 @@ def spec_hash(yaml_text: str) -> str:
 def load_spec(path: str | Path) -> tuple[CampaignSpec, str]:
     """Read and validate ``path``; returns the spec and the exact YAML text."""
     path = Path(path)
+    source = _one_line(str(path))  # a name with a line break must not break the one-line problems
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError([f"file is larger than {MAX_FILE_BYTES // 1000} kB; a campaign file is a few kB"], str(path))
-        text = path.read_text(encoding="utf-8")
+            raise SpecError([f"file is larger than {MAX_FILE_BYTES // 1000} kB; a campaign file is a few kB"], source)
+        with path.open(encoding="utf-8") as stream:  # bounded read: /dev/zero or a growing file cannot fill memory
+            text = stream.read(MAX_FILE_BYTES + 1)
+    except SpecError:
+        raise
     except FileNotFoundError:
-        raise SpecError(["file not found; check the path"], str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise SpecError([f"cannot read the file ({type(err).__name__}); give a readable UTF-8 YAML file"], str(path)) from None
-    return parse_spec(text, source=str(path)), text
+        raise SpecError(["file not found; check the path"], source) from None
+    except (OSError, ValueError) as err:  # a folder, no permission, not UTF-8, a NUL in or too long a name...
+        raise SpecError([f"cannot read the file ({type(err).__name__}); give a readable UTF-8 YAML file"], source) from None
+    return parse_spec(text, source=source), text
 
 
 def parse_spec(text: str, source: str = "campaign") -> CampaignSpec:
     """Validate campaign YAML ``text``; ``source`` names it in error lines."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:  # text from Campaign.from_text has no file to stat
+        raise SpecError([f"text is larger than {MAX_FILE_BYTES // 1000} kB; a campaign file is a few kB"], source)
     data = _parse_yaml(text, source)
     try:
         return CampaignSpec.model_validate(data)
@@ -72,7 +78,18 @@ class _CampaignLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's scalar constructors let Python's own errors out for values such as
+        # `2020-13-45` (a date), `!!int abc` or `!!bool x`; each becomes one problem line.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as err:
+            raise _Refused(f"line {node.start_mark.line + 1}: {node.tag.rsplit(':', 1)[-1]} value cannot be read "
+                           f"({type(err).__name__}: {err}); quote it to make it text, or correct it") from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # e.g. `!!set x`: PyYAML's own error says what it expected
+            return super().construct_mapping(node, deep=deep)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

@@ -50,3 +50,18 @@ def test_duplicate_keys_inside_a_parameter_are_refused_too():
 
 def test_the_demo_still_parses():
     assert parse_spec(DEMO.read_text()).name == "colour-match-demo"
+
+
+# found by tests/test_fuzz_spec.py: PyYAML's scalar constructors let ValueError, KeyError... out
+
+@pytest.mark.parametrize("value", ["2020-13-45", "2001-12-14 25:00:00", "!!int abc", "!!int 0x", "!!float x",
+                                   "!!bool maybe", "!!timestamp x", "!!set x", "1" * 5000])
+def test_a_value_yaml_cannot_construct_is_one_problem_not_a_crash(value):
+    (problem,) = problems_of(f"name: {value}\n")
+    assert problem.startswith("line 1"), problem
+
+
+def test_text_over_the_size_cap_is_refused_without_a_file():
+    """Campaign.from_text has no file to stat: the text itself is measured."""
+    (problem,) = problems_of("description: " + "x" * 1_000_000 + "\n")
+    assert "larger than 1000 kB" in problem
