@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.noise import baseline_drift, gaussian_noise, saturate, wavelength_grid
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,7 @@ class ColourMixingModel:
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "ColourMixingModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
         dyes = tuple(Dye(**d) for d in settings.get("dyes", ())) or DEFAULT_DYES
-        grid = settings.get("wavelengths_nm", {})
-        wavelengths = np.arange(
-            float(grid.get("start", 400.0)), float(grid.get("stop", 700.0)) + 1e-9, float(grid.get("step", 2.0))
-        )
+        wavelengths = wavelength_grid(settings, 400.0, 700.0, 2.0)
         return cls(
             dyes=dyes,
             wavelengths_nm=wavelengths,

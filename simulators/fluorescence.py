@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, saturate, shot_and_read_noise
+from simulators.noise import baseline_drift, saturate, shot_and_read_noise, wavelength_grid
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,7 @@ class FluorescenceModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "FluorescenceModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
-        grid = settings.get("wavelengths_nm", {})
-        wavelengths = np.arange(
-            float(grid.get("start", 420.0)), float(grid.get("stop", 720.0)) + 1e-9, float(grid.get("step", 1.0))
-        )
+        wavelengths = wavelength_grid(settings, 420.0, 720.0, 1.0)
         names = {k: settings[k] for k in ("dye", "polar", "quencher") if k in settings}
         return cls(
             **names,

@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.noise import baseline_drift, gaussian_noise, saturate, wavelength_grid
 
 #: Reagent names (the campaign's volume parameters) -> default stock concentration [mM].
 DEFAULT_STOCKS_MM: dict[str, float] = {
@@ -112,10 +112,7 @@ class SilverNanoparticleModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "SilverNanoparticleModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
-        grid = settings.get("wavelengths_nm", {})
-        wavelengths = np.arange(
-            float(grid.get("start", 350.0)), float(grid.get("stop", 800.0)) + 1e-9, float(grid.get("step", 2.0))
-        )
+        wavelengths = wavelength_grid(settings, 350.0, 800.0, 2.0)
         return cls(
             stocks_mm=settings.get("stocks_mm"),
             wavelengths_nm=wavelengths,
