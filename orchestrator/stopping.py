@@ -1,7 +1,7 @@
 """Stopping rules: ``stopping: {budget, target, no_improvement}`` checked by ``Campaign.should_stop``.
 
 - ``budget`` (default on): every experiment of the budget has been proposed and none is
-  still waiting for a result;
+  still waiting for a result (abandoned ones, never made, do not count);
 - ``target: {objective, value}``: the best measured value reaches ``value`` (``<=`` when
   minimising, ``>=`` when maximising, ``|y - target| <= value`` for a target objective);
 - ``no_improvement: {max_expected_improvement, patience}``: the expected improvement the
@@ -55,8 +55,9 @@ def decide(spec: CampaignSpec, experiments: Sequence[Experiment]) -> StopDecisio
             return decision
     if rules.budget:
         waiting = sum(e.status in ("proposed", "dispatched") for e in experiments)
-        if len(experiments) >= spec.budget.experiments and not waiting:
-            return StopDecision(True, f"budget spent: {len(experiments)} of {spec.budget.experiments} experiments")
+        spent = sum(e.status != "abandoned" for e in experiments)  # never made: no part of the budget
+        if spent >= spec.budget.experiments and not waiting:
+            return StopDecision(True, f"budget spent: {spent} of {spec.budget.experiments} experiments")
     return StopDecision(False, "")
 
 
