@@ -2,7 +2,7 @@
 
 Overhead = iteration wall time minus planner (propose), robot (prepare) and spectrometer
 (measure) time: analysis, store writes, what Prefect adds around each task, the dashboard
-artifacts, and taking and giving back the instrument locks. The same
+artifacts, and (third line) taking and giving back the instrument locks. The same
 campaign runs twice in this process: through the Prefect flow (against a temporary local
 Prefect server) and as the plain runner loop without Prefect, the baseline.
 
@@ -32,13 +32,13 @@ from orchestrator.store import CampaignStore  # noqa: E402
 INSTRUMENT_AND_PLANNER = ("propose_s", "prepare_s", "measure_s")
 
 
-def campaign_text(name: str, experiments: int, batch: int) -> str:
+def campaign_text(name: str, experiments: int, batch: int, locks: bool = False) -> str:
     doc = yaml.safe_load((REPO / "campaigns" / "colour_match.yaml").read_text())
     doc.update(name=name, budget={"experiments": experiments, "batch_size": batch},
                planner={"initial_experiments": experiments})  # Sobol only: the planner is not what we time
-    # named locks: the flow takes and gives back its instrument locks as a real campaign does
-    doc["instruments"]["liquid_handler"]["lock"] = f"bench-robot-{name}"
-    doc["instruments"]["spectrometer"]["lock"] = f"bench-spectrometer-{name}"
+    if locks:  # named locks: the flow takes and gives back instrument locks as a real campaign does
+        doc["instruments"]["liquid_handler"]["lock"] = f"bench-robot-{name}"
+        doc["instruments"]["spectrometer"]["lock"] = f"bench-spectrometer-{name}"
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -74,17 +74,21 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
-        for label, runner in (("plain loop", run_plain), ("prefect flow", run_prefect)):
-            name = label.replace(" ", "-")
+        for label, locks in (("plain loop", False), ("prefect flow", False), ("prefect flow + locks", True)):
+            name = label.replace(" ", "-").replace("+", "with")
             url = f"sqlite:///{Path(tmp) / (name + '.db')}"
-            text = campaign_text(name, args.experiments, args.batch)
-            runner(text, url) if runner is run_plain else runner(text, url, name)
+            text = campaign_text(name, args.experiments, args.batch, locks)
+            run_plain(text, url) if label == "plain loop" else run_prefect(text, url, name)
             results[label] = overhead_per_experiment_ms(url, name)
-    plain, flow = results["plain loop"], results["prefect flow"]
+    plain = results["plain loop"]
     print(f"orchestration overhead per experiment ({args.experiments} experiments, batches of {args.batch}):")
-    print(f"  plain loop (baseline) {plain:8.2f} ms")
-    print(f"  prefect flow          {flow:8.2f} ms   ratio to baseline {flow / plain:5.2f}x")
-    print(f"  budget (issue 5)         50.00 ms   prefect flow {'within' if flow <= 50 else 'OVER'} budget")
+    print(f"  plain loop (baseline)   {plain:8.2f} ms")
+    for label in ("prefect flow", "prefect flow + locks"):
+        flow = results[label]
+        print(f"  {label:<22}  {flow:8.2f} ms   ratio to baseline {flow / plain:6.2f}x   "
+              f"{'within' if flow <= 50 else 'OVER'} the 50 ms budget of issue 5")
+    print("  (a dry run takes no instrument locks unless its file names them; the locks cost is per batch,")
+    print("   two slots taken and given back, so it shrinks per experiment as batches grow)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -29,14 +30,25 @@ def artifact_key(campaign_name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", campaign_name.lower()).strip("-") or "campaign"
 
 
+#: the dashboard is refreshed at most this often [s]: a lab iteration takes minutes, so each
+#: one shows; an instant dry run does not pay three API calls per few-millisecond iteration
+MIN_INTERVAL_S = 10.0
+
+
 class LiveArtifacts:
     """Keeps a campaign's dashboard artifacts up to date; call ``update`` after each iteration."""
 
     def __init__(self, campaign: "Campaign") -> None:
         self.campaign, self.key = campaign, artifact_key(campaign.spec.name)
         self._progress_id: UUID | None = None
+        self._last = -MIN_INTERVAL_S
 
-    def update(self) -> None:
+    def update(self, force: bool = False) -> None:
+        """Refresh every artifact, unless the last refresh was under ``MIN_INTERVAL_S`` ago."""
+        now = time.monotonic()
+        if not force and now - self._last < MIN_INTERVAL_S:
+            return
+        self._last = now
         from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
         from prefect.artifacts import update_progress_artifact
 

@@ -169,10 +169,10 @@ def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
     return names
 
 
-def _update_dashboard(live: LiveArtifacts, logger) -> None:
+def _update_dashboard(live: LiveArtifacts, logger, force: bool = False) -> None:
     """Refresh the dashboard's artifacts; a failure here never stops the campaign."""
     try:
-        live.update()
+        live.update(force)
     except Exception as err:
         logger.warning("dashboard artifacts not updated (%s: %s)", type(err).__name__, err)
 
@@ -211,6 +211,7 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
         campaign.store.set_campaign_status(campaign.info.id, "failed")
         raise
     campaign.store.set_campaign_status(campaign.info.id, "completed")
+    _update_dashboard(live, logger, force=True)  # the final state, whenever the last refresh was
     try:
         report = publish.with_options(task_run_name=f"{name} · report")(campaign)
     except Exception as err:  # the campaign is complete and stored; a report can be made later
