@@ -32,6 +32,10 @@ def serve_dashboard(host: str, port: int) -> int:
         print(f"Prefect dashboard: {ui_url(configured)} (from PREFECT_API_URL; nothing started)")
         return 0
     api_url = f"http://{host}:{port}/api"
+    # Ctrl-C and SIGTERM stop it even when started from a background job, which inherits
+    # an ignored SIGINT (and Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
@@ -69,7 +73,7 @@ def _wait_until_healthy(server: subprocess.Popen, api_url: str) -> None:
 
 def _stop(server: subprocess.Popen) -> None:
     if server.poll() is None:
-        server.send_signal(signal.SIGINT)
+        server.terminate()  # SIGTERM: the server shuts down cleanly; a SIGINT it may have been told to ignore
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
