@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -32,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import text as sql
@@ -41,21 +40,11 @@ from orchestrator.campaign import Campaign
 from orchestrator.errors import CampaignStateError, OrchestratorError
 from orchestrator.spec_loader import parse_spec
 from orchestrator.store import CampaignStore
+from tests.fuzz_settings import QUICK_SHARE, examples
 
-settings.register_profile(
-    "sdl-fuzz", deadline=None, derandomize=True, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-FUZZ_SCALE = float(os.environ.get("SDL_FUZZ_SCALE", "1"))
 FUZZ_COUNTS: Counter[str] = Counter()
-QUICK_SHARE = 5  # the default run makes a fifth of the examples; the slow run (-m slow) all of them
 
 
-def examples(n: int, **more: Any) -> settings:
-    """The fuzz profile with ``n`` examples (times ``SDL_FUZZ_SCALE``); ``SDL_FUZZ_NO_SHRINK=1`` reports failures unshrunk."""
-    if os.environ.get("SDL_FUZZ_NO_SHRINK"):
-        more["phases"] = (Phase.explicit, Phase.reuse, Phase.generate)
-    return settings(settings.get_profile("sdl-fuzz"), max_examples=max(1, int(n * FUZZ_SCALE)), **more)
 
 
 # Sobol proposals only (initial_experiments = the budget): fast, and still the real planner.

@@ -22,28 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.errors import SpecError
 from orchestrator.spec_loader import load_spec
+from tests.fuzz_settings import QUICK_SHARE, examples
 from tests.conftest import DEMO
 
-settings.register_profile(
-    "sdl-fuzz", deadline=None, derandomize=True, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-FUZZ_SCALE = float(os.environ.get("SDL_FUZZ_SCALE", "1"))
 FUZZ_COUNTS: Counter[str] = Counter()
-QUICK_SHARE = 5  # the default run makes a fifth of the examples; the slow run (-m slow) all of them
 
 
-def examples(n: int) -> settings:
-    """The fuzz profile with ``n`` examples (times ``SDL_FUZZ_SCALE``); ``SDL_FUZZ_NO_SHRINK=1`` reports failures unshrunk."""
-    more = {"phases": (Phase.explicit, Phase.reuse, Phase.generate)} if os.environ.get("SDL_FUZZ_NO_SHRINK") else {}
-    return settings(settings.get_profile("sdl-fuzz"), max_examples=max(1, int(n * FUZZ_SCALE)), **more)
 
 
 DEMO_TEXT = DEMO.read_text()

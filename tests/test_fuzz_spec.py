@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.constraints import ConstraintSyntaxError, parse_linear_constraint
@@ -38,26 +38,15 @@ from orchestrator.errors import SpecError
 from orchestrator.space import SearchSpace
 from orchestrator.spec import CampaignSpec
 from orchestrator.spec_loader import MAX_DEPTH, MAX_FILE_BYTES, load_spec, parse_spec
+from tests.fuzz_settings import FUZZ_SCALE, QUICK_SHARE, examples
 from tests.conftest import demo_document
 
-# One profile for every fuzz module: reproducible (derandomized, no example database), no
-# per-example deadline (the first example pays for imports).
-settings.register_profile(
-    "sdl-fuzz", deadline=None, derandomize=True, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-)
-FUZZ_SCALE = float(os.environ.get("SDL_FUZZ_SCALE", "1"))
 FUZZ_COUNTS: Counter[str] = Counter()
 TOTAL_GOAL = 10_000
 
 
-QUICK_SHARE = 5  # the default run makes a fifth of the examples; the slow run (-m slow) all of them
 
 
-def examples(n: int) -> settings:
-    """The fuzz profile with ``n`` examples (times ``SDL_FUZZ_SCALE``); ``SDL_FUZZ_NO_SHRINK=1`` reports failures unshrunk."""
-    more = {"phases": (Phase.explicit, Phase.reuse, Phase.generate)} if os.environ.get("SDL_FUZZ_NO_SHRINK") else {}
-    return settings(settings.get_profile("sdl-fuzz"), max_examples=max(1, int(n * FUZZ_SCALE)), **more)
 
 
 def fuzz(check: Callable[..., None], full: int, **strategies: st.SearchStrategy) -> tuple[Callable, Callable]:
