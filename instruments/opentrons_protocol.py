@@ -14,6 +14,7 @@ import time
 from instruments.deck import TIP_RACKS
 from instruments.errors import ProtocolSimulationError
 from instruments.plan import PlatePlan
+from instruments.python_source import PARSE_LOCK
 
 _TEMPLATE = '''\
 """{title}
@@ -95,7 +96,8 @@ def simulate_protocol(protocol_text: str, file_name: str = "protocol.py") -> tup
         logging.getLogger(quiet).setLevel(logging.ERROR)
     started = time.perf_counter()
     try:
-        runlog, _bundle = simulate(io.StringIO(protocol_text), file_name=file_name, log_level="error")
+        with PARSE_LOCK:  # the simulator parses the protocol; see instruments/python_source.py
+            runlog, _bundle = simulate(io.StringIO(protocol_text), file_name=file_name, log_level="error")
     except Exception as err:  # the simulator raises many types; each is a failed protocol
         # ProtocolEngineExecuteError's str() is the repr of every nested error, tracebacks
         # included; its to_stderr_string() is the simulator's own one-line summary.

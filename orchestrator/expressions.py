@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
+from instruments.python_source import parse
+
 MAX_LENGTH = 300
 MAX_NODES = 200
 FUNCTIONS = ("sqrt", "exp", "log", "abs", "min", "max")
@@ -155,7 +157,7 @@ def parse_nonlinear_constraint(text: str) -> NonlinearConstraint:
     try:
         with warnings.catch_warnings():  # e.g. "1abc": refused below; Python's own warning is noise
             warnings.simplefilter("ignore", SyntaxWarning)
-            tree = ast.parse(text.strip(), mode="eval")
+            tree = parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise ExpressionError(f"is not a valid expression ({err.msg}, at column {err.offset})", syntax=True) from None
     except (RecursionError, MemoryError, ValueError):
