@@ -19,7 +19,8 @@ from orchestrator.report import SECTION_IDS, build_report
 from orchestrator.report.baseline import random_search, summarise, uniform_feasible_sampler
 from orchestrator.report.model import loo_closed_form
 from orchestrator.report.pareto import pareto_figure, pareto_mask
-from orchestrator.spec import Parameter
+from orchestrator.report.data import best_so_far
+from orchestrator.spec import Objective, Parameter
 from orchestrator.store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
@@ -170,12 +171,13 @@ def test_random_search_baseline_is_monotone_and_seeded():
     def score(x):
         return np.hypot(x[:, 0] - 30, x[:, 1] - 40)
 
-    curves = random_search(sampler, score, budget=12, n_campaigns=150, seed=3)
+    lowest, highest = Objective(name="d", direction="minimize"), Objective(name="d", direction="maximize")
+    curves = random_search(sampler, score, 12, lowest, n_campaigns=150, seed=3)
     assert curves.shape == (150, 12)
     assert np.all(np.diff(curves, axis=1) <= 0)
-    assert np.array_equal(curves, random_search(sampler, score, budget=12, n_campaigns=150, seed=3))
-    assert not np.array_equal(curves, random_search(sampler, score, budget=12, n_campaigns=150, seed=4))
-    up = random_search(sampler, score, budget=12, n_campaigns=150, seed=3, maximize=True)
+    assert np.array_equal(curves, random_search(sampler, score, 12, lowest, n_campaigns=150, seed=3))
+    assert not np.array_equal(curves, random_search(sampler, score, 12, lowest, n_campaigns=150, seed=4))
+    up = random_search(sampler, score, 12, highest, n_campaigns=150, seed=3)
     assert np.all(np.diff(up, axis=1) >= 0)
     band = summarise(curves)
     assert np.all(band.q25 <= band.median) and np.all(band.median <= band.q75)
@@ -196,7 +198,7 @@ def test_pareto_mask_finds_the_non_dominated_points():
     assert pareto_mask(values, [True, True]).tolist() == [False, False, False, False, False, False, True]
     with pytest.raises(ValueError):
         pareto_mask(values, [False])
-    png = pareto_figure(values[:5], ["cost", "time"], [False, False])
+    png = pareto_figure(values[:5], ["cost (minimize)", "time (minimize)"], pareto_mask(values[:5], [False, False]))
     assert png.data.startswith(b"\x89PNG") and len(png.data) > 5_000
 
 
@@ -212,3 +214,37 @@ def test_closed_form_leave_one_out_matches_refitting_without_each_point():
         solved = np.linalg.solve(K[np.ix_(keep, keep)], np.stack([r[keep], k], axis=1))
         assert mean[i] == pytest.approx(k @ solved[:, 0])
         assert var[i] == pytest.approx(K[i, i] - k @ solved[:, 1])
+
+
+def test_best_so_far_follows_direction_or_nearest_target():
+    values = np.array([np.nan, 530.0, 505.0, 518.0, np.nan, 540.0, 522.0])
+    hit_520 = Objective(name="peak", target=520.0)
+    assert np.allclose(best_so_far(values, hit_520), [np.nan, 530, 530, 518, 518, 518, 518], equal_nan=True)
+    lowest, highest = Objective(name="peak", direction="minimize"), Objective(name="peak", direction="maximize")
+    assert np.allclose(best_so_far(values, lowest), [np.nan, 530, 505, 505, 505, 505, 505], equal_nan=True)
+    assert np.allclose(best_so_far(values, highest), [np.nan, 530, 530, 530, 530, 540, 540], equal_nan=True)
+    rows = np.stack([values, values + 1.0])  # (campaigns, experiments): row by row
+    assert np.allclose(best_so_far(rows, hit_520)[1], [np.nan, 531, 531, 519, 519, 519, 519], equal_nan=True)
+
+
+def test_report_of_a_target_objective_judges_by_distance_to_the_target(tmp_path, monkeypatch):
+    text = """\
+name: hit_peak
+budget: {experiments: 6, batch_size: 3}
+parameters:
+  - {name: x, type: continuous, bounds: [0, 1]}
+objectives:
+  - {name: peak_nm, target: 520}
+  - {name: cost, direction: minimize}
+"""
+    url = f"sqlite:///{tmp_path / 'peak.db'}"
+    c = Campaign.from_text(text, store=url)
+    # (peak, cost): 560 is the farthest from 520 and the cheapest, 519 the nearest
+    measured = [(560.0, 1.0), (519.0, 5.0), (500.0, 2.0), (540.0, 3.0)]
+    for p, (peak, cost) in zip(c.ask(4), measured):
+        c.tell(p.id, {"peak_nm": peak, "cost": cost})
+    monkeypatch.chdir(tmp_path)
+    html = build_report(CampaignStore(url), "hit_peak", tmp_path / "report").read_text(encoding="utf-8")
+    # by distance the front is 560 (cost 1), 519 (5), 500 (2); 540 (3) is beaten by 500 (2)
+    assert "3 of 4 are non-dominated" in _section(html, "pareto")
+    assert "the best peak_nm is 519" in _section(html, "convergence")

@@ -15,7 +15,8 @@ import numpy as np
 
 from orchestrator.analysis import SpectralTarget
 from orchestrator.constraints import LinearConstraint
-from orchestrator.spec import Parameter
+from orchestrator.report.data import best_so_far
+from orchestrator.spec import Objective, Parameter
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -76,8 +77,8 @@ def uniform_feasible_sampler(parameters: Sequence[Parameter], constraints: Seque
     return draw
 
 
-def random_search(sample: Sampler, score: Scorer, budget: int, n_campaigns: int = 200, seed: int = 0,
-                  maximize: bool = False) -> np.ndarray:
+def random_search(sample: Sampler, score: Scorer, budget: int, objective: Objective, n_campaigns: int = 200,
+                  seed: int = 0) -> np.ndarray:
     """Best-so-far curves of ``n_campaigns`` random-search campaigns of ``budget`` experiments each.
 
     ``sample(rng, n)`` gives ``n`` points (shape ``(n, d)``), ``score(points)`` their objective
@@ -86,7 +87,7 @@ def random_search(sample: Sampler, score: Scorer, budget: int, n_campaigns: int 
     rng = np.random.default_rng(seed)
     points = sample(rng, n_campaigns * budget)
     values = np.asarray(score(points), dtype=float).reshape(n_campaigns, budget)
-    return np.maximum.accumulate(values, axis=1) if maximize else np.minimum.accumulate(values, axis=1)
+    return best_so_far(values, objective)
 
 
 def summarise(curves: np.ndarray) -> Baseline:

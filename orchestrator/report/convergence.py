@@ -21,8 +21,9 @@ def known_optimum(data: ReportData) -> tuple[dict[str, float] | None, str]:
     entry = next((a for a in data.spec.analysis if a.objective == data.objective.name), None)
     if data.simulator is None or entry is None or entry.target is None or entry.target.mixture is None:
         return None, "the optimum is not known: that needs a simulation model and a target given as a mixture"
-    if data.maximize or data.space.categorical:
-        return None, "the optimum is not known: the objective is maximised or the space has categorical parameters"
+    if data.objective.direction != "minimize" or data.space.categorical:
+        return None, ("the optimum is not known: the objective is not a distance to minimise "
+                      "or the space has categorical parameters")
     mixture, reagents = entry.target.mixture, set(getattr(data.simulator, "reagents", ()))
     point: dict[str, float] = {}
     for p in data.space.numeric:
@@ -45,8 +46,8 @@ def campaign_baseline(data: ReportData) -> tuple[Baseline | None, str]:
     try:
         sampler = uniform_feasible_sampler(data.spec.parameters, data.space.constraints)
         score = rmse_scorer(data.simulator, names, data.fill_volume_ul(), data.target)
-        curves = random_search(sampler, score, data.spec.budget.experiments, N_RANDOM_CAMPAIGNS,
-                               seed=data.spec.seed, maximize=data.maximize)
+        curves = random_search(sampler, score, data.spec.budget.experiments, data.objective, N_RANDOM_CAMPAIGNS,
+                               seed=data.spec.seed)
     except ValueError as err:
         return None, f"random points cannot be drawn or scored: {err}"
     return summarise(curves), ""
@@ -75,8 +76,11 @@ def convergence_figure(data: ReportData, baseline: Baseline | None, optimum_know
                 label="random search: median best so far")
     if optimum_known:
         ax.axhline(0.0, color=COLOURS["optimum"], lw=1.5, ls=":", label="known optimum (0)")
+    if data.objective.target is not None:
+        ax.axhline(data.objective.target, color=COLOURS["optimum"], lw=1.5, ls=":",
+                   label=f"target ({data.objective.target:g})")
     ax.scatter(x, values, s=16, color=COLOURS["line"], alpha=0.35, label="measured value")
-    ax.plot(x, best_so_far(values, data.maximize), color=COLOURS["line"], lw=2, marker="o", ms=3.5,
+    ax.plot(x, best_so_far(values, data.objective), color=COLOURS["line"], lw=2, marker="o", ms=3.5,
             drawstyle="steps-post", label="best so far")
     failed = x[[e.status == "failed" for e in data.experiments]]
     if len(failed):
@@ -90,7 +94,7 @@ def convergence_figure(data: ReportData, baseline: Baseline | None, optimum_know
 
 def _summary_sentence(data: ReportData, baseline: Baseline | None) -> str:
     values = values_by_sequence(data)
-    running = best_so_far(values, data.maximize)
+    running = best_so_far(values, data.objective)
     if not len(running) or np.isnan(running[-1]):
         return "No experiment has a measured value yet."
     text = f"After {len(values)} experiments the best {data.objective.name} is {fmt(float(running[-1]))}."

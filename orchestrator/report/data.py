@@ -46,10 +46,6 @@ class ReportData:
         return self.spec.objectives[0]
 
     @property
-    def maximize(self) -> bool:
-        return self.objective.direction == "maximize"
-
-    @property
     def measured(self) -> list[Experiment]:
         return [e for e in self.experiments if e.status == "measured"]
 
@@ -109,15 +105,32 @@ def _simulator_and_target(spec: CampaignSpec) -> tuple[Any | None, SpectralTarge
     return model, target, ""
 
 
-def best_so_far(values: np.ndarray, maximize: bool) -> np.ndarray:
-    """Running best of ``values`` (shape ``(n,)``, NaN for experiments without a value).
+def objective_scores(values: np.ndarray, objective: Objective) -> np.ndarray:
+    """``objective.score`` of every entry of ``values`` (any shape): higher is better, NaN stays NaN."""
+    values = np.asarray(values, dtype=float)
+    if objective.target is not None:
+        return -np.abs(values - objective.target)
+    return values if objective.direction == "maximize" else -values
 
-    Returns shape ``(n,)``: the best value among experiments ``0..i``, NaN until the first value.
+
+def best_so_far(values: np.ndarray, objective: Objective) -> np.ndarray:
+    """Running best of ``values`` along the last axis (shape ``(..., n)``, NaN where no value).
+
+    Best by ``objective``: its direction, or nearest its target. Returns the same shape: the
+    value of the best experiment among ``0..i`` (its own value, not a distance), NaN until
+    the first value.
     """
-    sign = -1.0 if maximize else 1.0
-    signed = np.where(np.isnan(values), np.inf, sign * values)
-    running = np.minimum.accumulate(signed) if len(signed) else signed
-    return np.where(np.isinf(running), np.nan, sign * running)
+    values = np.asarray(values, dtype=float)
+    if values.shape[-1] == 0:
+        return values.copy()
+    scores = np.nan_to_num(objective_scores(values, objective), nan=-np.inf)
+    running = np.maximum.accumulate(scores, axis=-1)
+    before = np.concatenate([np.full(values.shape[:-1] + (1,), -np.inf), running[..., :-1]], axis=-1)
+    positions = np.broadcast_to(np.arange(values.shape[-1]), values.shape)
+    # a tie keeps the earlier experiment: only a strictly better score takes over
+    best_at = np.maximum.accumulate(np.where(scores > before, positions, 0), axis=-1)
+    best = np.take_along_axis(values, best_at, axis=-1)
+    return np.where(np.isneginf(running), np.nan, best)
 
 
 def values_by_sequence(data: ReportData) -> np.ndarray:

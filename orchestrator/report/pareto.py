@@ -1,7 +1,7 @@
 """The Pareto section: non-dominated experiments when a campaign has two or more objectives.
 
-Campaign files allow one objective today, so the section usually says so; the helpers are
-generic and work on any ``(n, m)`` array of objective values.
+Dominance is judged on each objective's score (its direction, or the distance to its
+target); the figure shows the measured values themselves.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from orchestrator.report.data import ReportData
+from orchestrator.report.data import ReportData, objective_scores
 from orchestrator.report.html import Png, Section, esc, figure, paragraph
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png
 
@@ -33,16 +33,18 @@ def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     return valid & ~dominated
 
 
-def pareto_figure(values: np.ndarray, names: Sequence[str], maximize: Sequence[bool]) -> Png:
-    """Scatter of the first two objectives (shape ``(n, m)``, m >= 2) with the Pareto front joined up."""
-    front = pareto_mask(values, maximize)
+def pareto_figure(values: np.ndarray, labels: Sequence[str], front: np.ndarray) -> Png:
+    """Scatter of the first two objectives (``values`` shape ``(n, m)``, m >= 2) with the Pareto front joined up.
+
+    ``labels`` are the axis titles of the first two objectives; ``front`` (shape ``(n,)``
+    bool) marks the non-dominated rows.
+    """
     fig = new_figure(6.0, 4.6)
     ax = fig.add_subplot()
     ax.scatter(values[~front, 0], values[~front, 1], s=22, color=COLOURS["baseline"], label="dominated")
     ordered = values[front][np.argsort(values[front, 0])]
     ax.plot(ordered[:, 0], ordered[:, 1], "o-", color=COLOURS["line"], ms=6, label="Pareto front")
-    direction = ["max" if m else "min" for m in maximize]
-    style_axes(ax, f"{names[0]} ({direction[0]})", f"{names[1]} ({direction[1]})")
+    style_axes(ax, labels[0], labels[1])
     ax.legend(fontsize=8)
     return to_png(fig, "pareto.png", "Pareto front of the first two objectives")
 
@@ -58,8 +60,9 @@ def pareto_section(data: ReportData) -> Section:
     values = np.array([[e.values[n] for n in names] for e in data.measured], dtype=float).reshape(-1, len(names))
     if len(values) == 0:
         return Section("pareto", "Pareto front", paragraph("No measured experiments yet.", "note"))
-    maximize = [o.direction == "maximize" for o in objectives]
-    png = pareto_figure(values, names, maximize)
-    caption = (f"Measured experiments in the first two objectives; {int(pareto_mask(values, maximize).sum())} "
+    scores = np.stack([objective_scores(values[:, i], o) for i, o in enumerate(objectives)], axis=1)
+    front = pareto_mask(scores, [True] * len(objectives))
+    png = pareto_figure(values, [f"{o.name} ({o.goal})" for o in objectives[:2]], front)
+    caption = (f"Measured experiments in the first two objectives; {int(front.sum())} "
                f"of {len(values)} are non-dominated over all {len(names)} objectives.")
     return Section("pareto", "Pareto front", figure(png, caption), (png,))
