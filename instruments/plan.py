@@ -216,12 +216,13 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float]) -> None:
         elif count > TIPS_PER_RACK - used:
             problems.append(
                 f"{count} {pipette}-pipette tips needed but only {max(0, TIPS_PER_RACK - used)} are left in {rack} "
-                f"(slot {deck.slots[rack]}; {used} used by earlier batches): refill the rack with fresh tips, then "
-                "record the refill as a 'tips_refilled' event of the campaign (no sdl command for it yet)"
+                f"(slot {deck.slots[rack]}; {used} used by earlier batches): put in a full rack, record it with "
+                f"'sdl refill CAMPAIGN --tips {pipette}', then 'sdl resume CAMPAIGN'"
             )
     for reagent, needed in plan.reagent_totals().items():
         left = stock_left_ul.get(reagent, math.inf)
         if needed > left + 1e-9:
-            problems.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; refill and update stock_ul")
+            problems.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its reservoir well, "
+                            f"record it with 'sdl refill CAMPAIGN --stock {reagent}=UL', then 'sdl resume CAMPAIGN'")
     if problems:
         raise PlanLimitError(f"plan for iteration {plan.iteration} refused, nothing dispatched: " + "; ".join(problems))

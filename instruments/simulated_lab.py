@@ -40,6 +40,7 @@ class SimulatedLab:
             tracked (never runs dry).
         clock_s: simulated seconds since the campaign started (drives baseline drift).
         tips_used: tips picked up so far.
+        refills_done: ids of the refills (store events) already poured into ``stocks_ul``.
         state_path: JSON file that keeps wells, runs, stocks, clock and tips across a crash of
             the orchestrator (the plate and the robot's memory survive it); loaded at
             construction when it exists, rewritten atomically after every change (each
@@ -58,10 +59,11 @@ class SimulatedLab:
     stocks_ul: dict[str, float] = field(default_factory=dict)
     clock_s: float = 0.0
     tips_used: int = 0
+    refills_done: list[int] = field(default_factory=list)
     state_path: Path | None = None
     sleep: Callable[[float], None] = time.sleep
 
-    _SAVED = ("wells", "runs", "stocks_ul", "clock_s", "tips_used")
+    _SAVED = ("wells", "runs", "stocks_ul", "clock_s", "tips_used", "refills_done")
 
     def __post_init__(self) -> None:
         if self.timing not in TIMING_MODES:
@@ -92,6 +94,16 @@ class SimulatedLab:
             return False
         self.stocks_ul[reagent] -= volume_ul
         return True
+
+    def refill(self, refill_id: int, levels_ul: dict[str, float]) -> None:
+        """Top reservoir wells up to ``levels_ul`` (reagent -> uL), once per ``refill_id``."""
+        if refill_id in self.refills_done:
+            return
+        for reagent, level in levels_ul.items():
+            if reagent in self.stocks_ul:
+                self.stocks_ul[reagent] = float(level)
+        self.refills_done.append(refill_id)
+        self.save()
 
     # the robot's run memory ---------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import sys
 from typing import Sequence
 
 from instruments.errors import InstrumentError
-from orchestrator.errors import OrchestratorError, SpecError, StoreError
+from orchestrator.errors import OrchestratorError, SpecError, StoreError, UsageError
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     decision.add_argument("--edit", action="append", metavar="ID:PARAM=VALUE",
                           help="change one value of one experiment, then make the batch (repeatable)")
     p.add_argument("--note", default="", help="why; stored with the decision")
+
+    p = sub.add_parser("refill", help="record fresh tip racks or topped-up reservoir wells, before sdl resume")
+    p.add_argument("name")
+    p.add_argument("--tips", action="append", choices=("small", "large", "all"), default=[],
+                   help="the rack of this pipette was replaced with a full one (repeatable)")
+    p.add_argument("--stock", action="append", metavar="REAGENT=UL", default=[],
+                   help="the reservoir well of REAGENT now holds UL microlitres (repeatable)")
+    p.add_argument("--store", help=store_help)
 
     p = sub.add_parser("serve", help="serve a campaign's flow as a Prefect deployment on this PC")
     p.add_argument("file")
@@ -105,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in err.problems:
             print(_printable(f"{err.source}: {problem}"), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreError as err:
+    except (StoreError, UsageError) as err:
         print(f"error: {_printable(err.one_line())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (OrchestratorError, InstrumentError) as err:

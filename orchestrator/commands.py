@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -97,17 +98,50 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def _parse_edit(item: str) -> tuple[str, dict]:
     """``"12:red=40"`` -> ``("12", {"red": 40.0})``; a value that is not a number stays text."""
-    from orchestrator.errors import OrchestratorError
+    from orchestrator.errors import UsageError
 
     experiment, _, assignment = item.partition(":")
     name, _, value = assignment.partition("=")
     if not experiment.strip().isdigit() or not name.strip() or not value.strip():
-        raise OrchestratorError(f"--edit {item!r} is not ID:PARAM=VALUE", hint="e.g. --edit 12:red=40")
+        raise UsageError(f"--edit {item!r} is not ID:PARAM=VALUE", hint="e.g. --edit 12:red=40")
     try:
         parsed: object = int(value) if value.strip().lstrip("-").isdigit() else float(value)
     except ValueError:
         parsed = value.strip()
     return experiment.strip(), {name.strip(): parsed}
+
+
+def cmd_refill(args: argparse.Namespace) -> int:
+    """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
+    from orchestrator.consumables import parse_levels, record_refill, stock_left, tips_left
+
+    store = CampaignStore(args.store)
+    campaign = store.get_campaign(args.name)
+    handler = _liquid_handler(campaign)
+    racks = ["small", "large"] if "all" in args.tips else list(args.tips)
+    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
+    print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
+    plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id)
+    print(_deck_line(tips_left(plans, events), stock_left(handler, plans, events)))
+    return 0
+
+
+def _liquid_handler(campaign: CampaignInfo) -> Any:
+    """The campaign's liquid-handler section; ``UsageError`` when it has none (an ask/tell campaign)."""
+    from orchestrator.errors import UsageError
+
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    handler = spec.instruments.liquid_handler if spec.instruments else None
+    if handler is None:
+        raise UsageError(f"campaign {campaign.name!r} has no liquid handler, so no tips or reagent stock to refill",
+                         hint="refills are for campaigns with an instruments section")
+    return handler
+
+
+def _deck_line(tips: dict[str, int], stock: dict[str, float]) -> str:
+    """One line: fresh tips per rack and reagent stock [uL] left on the deck."""
+    return ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
+            + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -188,6 +222,13 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
     measured, failed, budget, best = _counts(store, campaign)
     console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    if spec.instruments is not None and spec.instruments.liquid_handler is not None:
+        from orchestrator.consumables import stock_left, tips_left
+
+        plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id)
+        console.print(_deck_line(tips_left(plans, events), stock_left(spec.instruments.liquid_handler, plans, events)),
+                      markup=False)
     in_doubt = store.experiments(campaign.id, "dispatched")
     if in_doubt:
         console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "

@@ -27,6 +27,10 @@ class StoreError(OrchestratorError, RuntimeError):
     """The campaign store cannot be opened or does not hold what was asked for."""
 
 
+class UsageError(OrchestratorError, ValueError):
+    """A command-line argument the command cannot use (the CLI exits 2, as for other bad input)."""
+
+
 class CampaignStateError(OrchestratorError, ValueError):
     """An ask/tell call does not fit the campaign's state (unknown id, wrong status...)."""
 

@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterator
 
 from instruments.errors import InstrumentError
 from instruments.factory import InstrumentSet
-from instruments.plan import DILUENT, BatchItem, PlatePlan, check_plan, compile_plan, position_after, tips_used_before
+from instruments.plan import BatchItem, PlatePlan, check_plan, compile_plan, position_after
 from instruments.protocols import Spectrum
 from orchestrator.analysis import ObjectiveAnalysis, evaluate_objectives, spectrum_problem
 from orchestrator.campaign import Campaign, Proposal
+from orchestrator.consumables import REFILLED, stock_left, tips_used
 from orchestrator.errors import OrchestratorError
 
 
@@ -115,12 +116,14 @@ class CampaignRunner:
         items = [BatchItem(p.id, p.params) for p in batch]
         labels = [e.well for e in self.campaign.experiments() if e.well is not None]
         stored = [it["plan"] for it in self.store.iterations(self.campaign.info.id)]
+        events = self.store.events(self.campaign.info.id)
+        self._refill_twins(events)
         blank = self.campaign.spec.instruments.spectrometer.blank_well
         try:
             plan = compile_plan(self.handler_config, self.instruments.robot_type, batch[0].iteration, items,
-                                position_after(labels), tips_used=tips_used_before(stored),
+                                position_after(labels), tips_used=tips_used(stored, events),
                                 reserved_wells=[blank] if blank else [])
-            check_plan(plan, self.stock_left())
+            check_plan(plan, stock_left(self.handler_config, stored, events))
         except InstrumentError as err:
             for p in batch:
                 self.store.abandon(p.id, f"plan refused before dispatch: {err.message}")
@@ -221,15 +224,19 @@ class CampaignRunner:
     # helpers -----------------------------------------------------------------------------
 
     def stock_left(self) -> dict[str, float]:
-        """Reagent stock [uL] still in the reservoir: declared stock minus every stored plan."""
-        handler = self.handler_config
-        left = {name: r.stock_ul for name, r in handler.reagents.items()}
-        if handler.diluent is not None:
-            left[DILUENT] = handler.diluent.stock_ul
-        for it in self.store.iterations(self.campaign.info.id):
-            for reagent, used in PlatePlan.model_validate(it["plan"]).reagent_totals().items():
-                left[reagent] = left.get(reagent, 0.0) - used
-        return left
+        """Reagent stock [uL] still in the reservoir: declared or refilled level minus the stored plans since."""
+        campaign_id = self.campaign.info.id
+        plans = [it["plan"] for it in self.store.iterations(campaign_id)]
+        return stock_left(self.handler_config, plans, self.store.events(campaign_id))
+
+    def _refill_twins(self, events: list[dict[str, Any]]) -> None:
+        """In a dry run, a refill someone recorded fills the twin's reservoir too (once per event)."""
+        lab = self.instruments.lab
+        if lab is None:
+            return
+        for event in events:
+            if event["kind"] == REFILLED and event["detail"].get("stock_ul"):
+                lab.refill(event["id"], event["detail"]["stock_ul"])
 
     def _remember_robot_runs(self, plan: PlatePlan) -> list[str]:
         """Drivers of real robots (and the twins) report their run id before play; store it first.

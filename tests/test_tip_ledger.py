@@ -99,7 +99,7 @@ def test_the_last_tips_of_a_rack_are_used_and_one_more_is_refused(simulator, han
     message = caught.value.message
     slot = DECKS[robot_type].slots["tiprack_small"]
     assert (f"{need['small']} small-pipette tips needed but only {need['small'] - 1} are left in tiprack_small "
-            f"(slot {slot}; {TIPS_PER_RACK - need['small'] + 1} used by earlier batches): refill the rack") in message
+            f"(slot {slot}; {TIPS_PER_RACK - need['small'] + 1} used by earlier batches): put in a full rack") in message
     assert "nothing dispatched" in message and "large-pipette" not in message
 
 

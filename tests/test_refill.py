@@ -1,0 +1,99 @@
+"""``sdl refill``: fresh tip racks and topped-up reservoir wells, recorded so the campaign can go on."""
+
+from __future__ import annotations
+
+import pytest
+
+from instruments.plan import TIP_RACKS
+from orchestrator.campaign import Campaign
+from orchestrator.cli import main
+from orchestrator.consumables import stock_left, tips_left, tips_used
+from orchestrator.store import CampaignStore
+from tests.conftest import demo_document, write_campaign
+
+
+def small_demo(tmp_path, red_stock_ul: float = 15000.0):
+    doc = demo_document()
+    doc["name"] = "refill-demo"
+    doc["budget"] = {"experiments": 8, "batch_size": 4}
+    doc["planner"] = {"initial_experiments": 4}
+    doc["instruments"]["liquid_handler"]["reagents"]["red"]["stock_ul"] = red_stock_ul
+    return write_campaign(tmp_path, doc), f"sqlite:///{tmp_path / 's.db'}"
+
+
+def test_a_campaign_stopped_by_empty_stock_goes_on_after_a_refill(prefect_server, tmp_path, capsys):
+    path, url = small_demo(tmp_path, red_stock_ul=20)
+    assert main(["run", str(path), "--dry-run", "--store", url]) == 1
+    err = capsys.readouterr().err
+    assert "red: needs" in err and "sdl refill CAMPAIGN --stock red=UL" in err
+
+    assert main(["refill", "refill-demo", "--stock", "red=5000", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert "refill recorded after iteration 0" in out and "red 5,000 uL" in out
+
+    assert main(["resume", "refill-demo", "--store", url]) == 0
+    store = CampaignStore(url)
+    campaign = store.get_campaign("refill-demo")
+    experiments = store.experiments(campaign.id)
+    assert sum(e.status == "measured" for e in experiments) == 8
+    assert sum(e.status == "abandoned" for e in experiments) == 4  # the refused batch, never dispensed
+    plans = [it["plan"] for it in store.iterations(campaign.id)]
+    red_used = sum(w["volumes_ul"].get("red", 0.0) for p in plans for w in p["wells"])
+    handler = Campaign.from_yaml(path, store=url).spec.instruments.liquid_handler
+    assert stock_left(handler, plans, store.events(campaign.id))["red"] == pytest.approx(5000 - red_used)
+    assert red_used > 20  # more than the declared stock: the twin's reservoir was refilled too
+
+
+def test_a_tip_refill_counts_only_the_batches_after_it(prefect_server, tmp_path, capsys):
+    path, url = small_demo(tmp_path)
+    assert main(["run", str(path), "--dry-run", "--store", url]) == 0
+    store = CampaignStore(url)
+    campaign = store.get_campaign("refill-demo")
+    plans = [it["plan"] for it in store.iterations(campaign.id)]
+    before = tips_used(plans, store.events(campaign.id))
+    assert before[TIP_RACKS["large"]] > 0
+
+    assert main(["refill", "refill-demo", "--tips", "large", "--store", url]) == 0
+    events = store.events(campaign.id)
+    after = tips_used(plans, events)
+    assert after == {TIP_RACKS["small"]: before[TIP_RACKS["small"]], TIP_RACKS["large"]: 0}
+    assert tips_left(plans, events)["large"] == 96
+
+    capsys.readouterr()
+    assert main(["status", "refill-demo", "--store", url]) == 0
+    assert "deck: tips left small" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ([], "nothing to record"),
+    (["--stock", "purple=100"], "has no reagent 'purple'"),
+    (["--stock", "red=-5"], "must be a positive volume"),
+    (["--stock", "red=lots"], "is not a volume in uL"),
+    (["--stock", "red"], "is not REAGENT=UL"),
+])
+def test_bad_refills_get_one_line_and_exit_2_and_record_nothing(tmp_path, capsys, arguments, message):
+    path, url = small_demo(tmp_path)
+    campaign = Campaign.from_yaml(path, store=url)
+    assert main(["refill", "refill-demo", *arguments, "--store", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not [e for e in campaign.store.events(campaign.info.id) if e["kind"] == "refilled"]
+
+
+def test_refill_is_refused_while_a_batch_is_in_flight(tmp_path, capsys):
+    path, url = small_demo(tmp_path)
+    campaign = Campaign.from_yaml(path, store=url)
+    (p, *_) = campaign.ask(4)
+    campaign.store.mark_dispatched({p.id: ("P1-A1", p.params)})
+    assert main(["refill", "refill-demo", "--tips", "all", "--store", url]) == 1
+    err = capsys.readouterr().err
+    assert f"experiments {p.id} of 'refill-demo' are dispatched" in err and "sdl resume refill-demo" in err
+
+
+def test_a_campaign_without_a_liquid_handler_has_nothing_to_refill(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    Campaign.from_text("name: asktell\nbudget: {experiments: 4, batch_size: 1}\n"
+                       "parameters: [{name: x, type: continuous, bounds: [0, 1]}]\n"
+                       "objectives: [{name: y, direction: maximize}]\n", store=url)
+    assert main(["refill", "asktell", "--tips", "all", "--store", url]) == 2
+    assert "has no liquid handler" in capsys.readouterr().err
