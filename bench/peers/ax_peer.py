@@ -26,6 +26,11 @@ def _quiet() -> None:
             logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _metric(name: str) -> str:
+    """Ax parses the objective string with sympy, which refuses Python keywords ("yield"): prefix every name."""
+    return f"m_{name}"
+
+
 def _client(problem, initial, seed: int) -> Client:
     _quiet()
     client = Client(random_seed=seed)
@@ -42,13 +47,17 @@ def _client(problem, initial, seed: int) -> Client:
             ))
     client.configure_experiment(parameters=parameters, parameter_constraints=[c.text for c in problem.constraints] or None)
     client.configure_optimization(objective=", ".join(
-        o.name if o.direction == "maximize" else f"-{o.name}" for o in problem.objectives))
+        _metric(o.name) if o.direction == "maximize" else f"-{_metric(o.name)}" for o in problem.objectives))
     client.configure_generation_strategy(initialization_budget=len(initial), initialize_with_center=False,
                                          initialization_random_seed=seed)
     for params, values in initial:
         index = client.attach_trial(parameters=_ax_params(problem, params))
-        client.complete_trial(index, raw_data=dict(values))
+        client.complete_trial(index, raw_data=_ax_values(values))
     return client
+
+
+def _ax_values(values):
+    return {_metric(name): value for name, value in values.items()}
 
 
 def _ax_params(problem, params):
@@ -80,7 +89,7 @@ class AxPeer(Peer):
             trials = _next(client, min(batch, budget - len(history)))
             for index, params in trials.items():
                 values = evaluate(problem.checked(params))
-                client.complete_trial(index, raw_data=dict(values))
+                client.complete_trial(index, raw_data=_ax_values(values))
                 history.append((problem.checked(params), values))
         return history
 
