@@ -18,6 +18,9 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
 - outcome constraints and feasibility are constraints of the MC acquisition: a sample
   counts only where ``lhs <= rhs`` and where the feasibility GP's value exceeds 0.5, so
   the expected improvement is weighted by the probability of feasibility;
+- an objective with a direction is modelled on its values with the worse tail pulled in to
+  the Tukey fence (``_winsorized``): on Branin this took the median regret of 6 seeds from
+  0.35 to 0.06 (``bench/planner_suite.py``), and changed nothing on Hartmann6;
 - a chemistry failure also enters each objective's GP at the worst value observed so
   far. Without it the objective GP extrapolates freely into the failing region, and an
   expected improvement there can be large enough to outweigh a small P(success) (seen in
@@ -43,6 +46,10 @@ FEASIBLE = "__feasible__"
 BASELINE_MAX = 32
 #: MC samples of the acquisition function.
 MC_SAMPLES = 128
+#: Objective values worse than this many interquartile ranges beyond the worse quartile are
+#: pulled in to that fence before modelling (``_winsorized``).
+WINSOR_IQR = 1.5
+WINSORIZE = True
 
 
 @dataclass
@@ -86,8 +93,9 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
         if imputed:
             worst = min((float(observations[i][1][name]) for i in rows), key=objective.score)
         X = [units[i] for i in rows] + [space.to_unit(p) for p in imputed] + [space.to_unit(p) for p, _ in prior_rows]
-        Y = ([float(observations[i][1][name]) for i in rows] + [worst] * len(imputed)
-             + [float(v[name]) for _, v in prior_rows])
+        own = _winsorized([float(observations[i][1][name]) for i in rows] + [worst] * len(imputed), objective,
+                          prior_mean)
+        Y = own + _winsorized([float(v[name]) for _, v in prior_rows], objective, prior_mean)
         variances = [None if not sds[i] or name not in sds[i] else float(sds[i][name]) ** 2 for i in rows]
         variances += [None] * (len(imputed) + len(prior_rows))
         given = [v for v in variances if v is not None]
@@ -108,6 +116,26 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
         problem.outputs.append(OutputData(FEASIBLE, torch.tensor(X, dtype=torch.float64),
                                           torch.tensor(labels, dtype=torch.float64).unsqueeze(-1)))
     return problem
+
+
+def _winsorized(values: list[float], objective: Objective | None, prior_mean: Any) -> list[float]:
+    """``values`` of a direction objective with the worse tail pulled in to its Tukey fence.
+
+    One very bad observation (Branin's 300 beside a best of 0.4) stretches the standardised
+    scale so much that the GP cannot resolve the good region; pulling the bad tail in to
+    ``q1 - WINSOR_IQR * IQR`` (in "higher is better" terms) keeps the ranking and leaves
+    the good end untouched. Not for target objectives (either side is bad), outcome
+    constraints (their thresholds need true values), or a prior mean (the GP models the
+    residual of true values).
+    """
+    if not WINSORIZE or objective is None or objective.target is not None or prior_mean is not None \
+            or len(values) < 4:
+        return values
+    sign = 1.0 if objective.direction == "maximize" else -1.0
+    scored = sign * np.asarray(values, dtype=float)
+    q1, q3 = np.percentile(scored, [25, 75])
+    fence = q1 - WINSOR_IQR * (q3 - q1)
+    return (sign * np.maximum(scored, fence)).tolist()
 
 
 def _baseline_rows(objectives: Sequence[Objective], observations) -> list[int]:

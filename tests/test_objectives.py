@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from orchestrator import Campaign
 from orchestrator.errors import CampaignStateError, SpecError
+from orchestrator.spec import Objective
 from orchestrator.spec_loader import parse_spec
 
 ONE_D = """\
@@ -156,3 +158,19 @@ def test_bad_objective_sections_give_one_line_errors(objectives, extra, message)
         parse_spec(ONE_D.format(name="bad", objectives=objectives, extra=extra))
     text = caught.value.one_line()
     assert message in text and "\n" not in text
+
+
+def test_the_worse_tail_of_an_objective_is_pulled_in_before_modelling():
+    from orchestrator.acquisition import _winsorized
+
+    values = [0.4, 3.0, 9.0, 21.0, 45.0, 300.0]  # Branin-like: one far-off bad value
+    lowest = Objective(name="y", direction="minimize")
+    clipped = _winsorized(values, lowest, prior_mean=None)
+    q1, q3 = np.percentile(values, [25, 75])
+    assert clipped[:5] == values[:5] and clipped[5] == pytest.approx(q3 + 1.5 * (q3 - q1)) and clipped[5] < 300
+    assert np.argsort(clipped).tolist() == np.argsort(values).tolist()  # the ranking is kept
+    highest = Objective(name="y", direction="maximize")
+    assert _winsorized([-v for v in values], highest, prior_mean=None) == [-v for v in clipped]
+    # left alone: a target objective (both sides are bad), a prior mean (the GP models true residuals)
+    assert _winsorized(values, Objective(name="y", target=10.0), prior_mean=None) == values
+    assert _winsorized(values, lowest, prior_mean=lambda p: 0.0) == values
