@@ -251,7 +251,7 @@ class Campaign:
     def _uncertainties(self) -> dict[int, dict[str, float]]:
         """Experiment id -> reported sd per value, from the event log."""
         return {int(e["detail"]["experiment_id"]): dict(e["detail"]["sd"])
-                for e in self.store.events(self.info.id) if e["kind"] == UNCERTAINTY_EVENT}
+                for e in self.store.events(self.info.id, UNCERTAINTY_EVENT)}
 
     def _checked_uncertainty(self, uncertainty: Mapping[str, float] | None, values: Mapping[str, float]) -> dict[str, float]:
         if uncertainty is None:

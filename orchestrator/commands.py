@@ -65,7 +65,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     store = CampaignStore(args.store)
     print(f"campaign store: {store.display}")
     campaign = store.get_campaign(args.name)
-    started = [e for e in store.events(campaign.id) if e["kind"] == "campaign_running"]
+    started = store.events(campaign.id, "campaign_running")
     if not started:
         raise CampaignStateError(f"campaign {args.name!r} never ran a closed loop",
                                  hint="start it with: sdl run FILE [--dry-run]")
@@ -113,7 +113,7 @@ def _parse_edit(item: str) -> tuple[str, dict]:
 
 def cmd_refill(args: argparse.Namespace) -> int:
     """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
-    from orchestrator.consumables import parse_levels, record_refill, stock_left, tips_left
+    from orchestrator.consumables import REFILLED, parse_levels, record_refill, stock_left, tips_left
 
     store = CampaignStore(args.store)
     campaign = store.get_campaign(args.name)
@@ -121,7 +121,7 @@ def cmd_refill(args: argparse.Namespace) -> int:
     racks = ["small", "large"] if "all" in args.tips else list(args.tips)
     detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
-    plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id)
+    plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id, REFILLED)
     print(_deck_line(tips_left(plans, events), stock_left(handler, plans, events)))
     return 0
 
@@ -224,9 +224,9 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     if spec.instruments is not None and spec.instruments.liquid_handler is not None:
-        from orchestrator.consumables import stock_left, tips_left
+        from orchestrator.consumables import REFILLED, stock_left, tips_left
 
-        plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id)
+        plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id, REFILLED)
         console.print(_deck_line(tips_left(plans, events), stock_left(spec.instruments.liquid_handler, plans, events)),
                       markup=False)
     in_doubt = store.experiments(campaign.id, "dispatched")

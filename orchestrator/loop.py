@@ -116,14 +116,14 @@ class CampaignRunner:
         items = [BatchItem(p.id, p.params) for p in batch]
         labels = [e.well for e in self.campaign.experiments() if e.well is not None]
         stored = [it["plan"] for it in self.store.iterations(self.campaign.info.id)]
-        events = self.store.events(self.campaign.info.id)
-        self._refill_twins(events)
+        refills = self.store.events(self.campaign.info.id, REFILLED)
+        self._refill_twins(refills)
         blank = self.campaign.spec.instruments.spectrometer.blank_well
         try:
             plan = compile_plan(self.handler_config, self.instruments.robot_type, batch[0].iteration, items,
-                                position_after(labels), tips_used=tips_used(stored, events),
+                                position_after(labels), tips_used=tips_used(stored, refills),
                                 reserved_wells=[blank] if blank else [])
-            check_plan(plan, stock_left(self.handler_config, stored, events))
+            check_plan(plan, stock_left(self.handler_config, stored, refills))
         except InstrumentError as err:
             for p in batch:
                 self.store.abandon(p.id, f"plan refused before dispatch: {err.message}")
@@ -227,15 +227,15 @@ class CampaignRunner:
         """Reagent stock [uL] still in the reservoir: declared or refilled level minus the stored plans since."""
         campaign_id = self.campaign.info.id
         plans = [it["plan"] for it in self.store.iterations(campaign_id)]
-        return stock_left(self.handler_config, plans, self.store.events(campaign_id))
+        return stock_left(self.handler_config, plans, self.store.events(campaign_id, REFILLED))
 
-    def _refill_twins(self, events: list[dict[str, Any]]) -> None:
+    def _refill_twins(self, refills: list[dict[str, Any]]) -> None:
         """In a dry run, a refill someone recorded fills the twin's reservoir too (once per event)."""
         lab = self.instruments.lab
         if lab is None:
             return
-        for event in events:
-            if event["kind"] == REFILLED and event["detail"].get("stock_ul"):
+        for event in refills:
+            if event["detail"].get("stock_ul"):
                 lab.refill(event["id"], event["detail"]["stock_ul"])
 
     def _remember_robot_runs(self, plan: PlatePlan) -> list[str]:

@@ -358,8 +358,12 @@ class CampaignStore:
         with self._tx() as s:
             s.add(EventRow(campaign_id=campaign_id, kind=kind, detail=dict(detail)))
 
-    def events(self, campaign_id: int) -> list[dict[str, Any]]:
+    def events(self, campaign_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        """The campaign's events, oldest first; only those of ``kind`` when given."""
         with self._tx() as s:
-            rows = s.scalars(select(EventRow).where(EventRow.campaign_id == campaign_id).order_by(EventRow.id))
+            query = select(EventRow).where(EventRow.campaign_id == campaign_id)
+            if kind is not None:
+                query = query.where(EventRow.kind == kind)
+            rows = s.scalars(query.order_by(EventRow.id))
             return [{"id": r.id, "kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": _utc(r.at)}
                     for r in rows]

@@ -105,6 +105,8 @@ def test_events_of_one_campaign_stay_with_it(store, campaign):
     propose(store, other, 1)
     assert [e["kind"] for e in store.events(campaign.id)] == ["campaign_created", "proposed", "proposed"]
     assert [e["kind"] for e in store.events(other.id)] == ["campaign_created", "proposed"]
+    assert [e["kind"] for e in store.events(campaign.id, "proposed")] == ["proposed", "proposed"]
+    assert store.events(other.id, "refilled") == []
     assert [e.sequence for e in store.experiments(other.id)] == [0]
 
 
