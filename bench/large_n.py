@@ -8,9 +8,9 @@ is timed on the unconstrained space and under ``CONSTRAINT``. Each line is one `
 warm-up proposal that pays the one-off imports, in wall and CPU seconds: on a shared
 machine the CPU seconds say what the proposal costs when the machine is idle. Above
 ``EXACT_FIT_MAX`` observations the planner fits hyperparameters on ``SUBSET_SIZE`` of
-them, conditions an exact GP on all, and uses LOVE predictive variances
-(``orchestrator.surrogates``, ``orchestrator.planner``); "exact fit" times the full
-marginal-likelihood fit alone.
+them and conditions an exact GP on all; above 500 it also uses LOVE predictive
+variances (``orchestrator.surrogates``, ``orchestrator.planner``); "exact fit" times the
+full marginal-likelihood fit alone.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``suggest(observations, pending, n, n_proposed, failed=, uncertainty=)`` returns ``n``
 proposals: points of a seeded, constraint-filtered Sobol design first, then one GP per
-modelled output (``orchestrator.surrogates``: exact, subset-fitted above 500 observations,
+modelled output (``orchestrator.surrogates``: exact, subset-fitted above 250 observations,
 or multi-task with a warm start) and ``qLogNoisyExpectedImprovement`` (one objective) or
 ``qLogNoisyExpectedHypervolumeImprovement`` (several), with outcome constraints and the
 chemistry-failure feasibility model as constraints (``orchestrator.acquisition``) and
@@ -21,7 +21,6 @@ import numpy as np
 
 from orchestrator.errors import PlannerError
 from orchestrator.space import SearchSpace
-from orchestrator.surrogates import EXACT_FIT_MAX
 
 # gpytorch still calls torch.jit.script, which newer torch marks deprecated on every import.
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
@@ -34,6 +33,7 @@ _PERTURBED_TOP = 32  # best raw points of a large batch whose neighbourhoods are
 _PERTURBATIONS = 8  # neighbours sampled around each
 _PERTURBATION_SD = 0.05  # their spread, in unit coordinates
 _PENALTY_RADIUS = 0.5  # local penalty radius, in lengthscales
+_LOVE_ABOVE = 500  # observations; below it exact predictive variances are cheap enough
 _ENUMERATE_LIMIT = 16  # up to this many category combinations, each gets a restart of its own
 
 
@@ -46,7 +46,7 @@ class Suggestion:
 
 
 def _fast_predictive_variance(enabled: bool):
-    """GPyTorch's LOVE predictive variances above ``EXACT_FIT_MAX`` observations, else nothing.
+    """GPyTorch's LOVE predictive variances above ``_LOVE_ABOVE`` observations, else nothing.
 
     An exact predictive covariance costs O(m n^2) per acquisition evaluation of m points;
     LOVE's low-rank cache makes it O(m n k) with k ~ 100, which is what keeps a proposal
@@ -167,7 +167,7 @@ class Planner:
         X_pending = (
             torch.tensor(np.stack([self.space.to_unit(p) for p in pending]), dtype=torch.float64) if pending else None
         )
-        with _fast_predictive_variance(len(observations) + len(failed) > EXACT_FIT_MAX):
+        with _fast_predictive_variance(len(observations) + len(failed) > _LOVE_ABOVE):
             acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending, self.seed + n_proposed)
             candidates, acq_value = self._optimize(acqf, n)
         value = float(acq_value.detach().max())
