@@ -12,6 +12,7 @@ imported only when a proposal is made.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ _PERTURBATIONS = 8  # neighbours sampled around each
 _PERTURBATION_SD = 0.05  # their spread, in unit coordinates
 _PENALTY_RADIUS = 0.5  # local penalty radius, in lengthscales
 _LOVE_ABOVE = 500  # observations; below it exact predictive variances are cheap enough
+_SINGLE_THREAD_MAX = 500  # observations up to which a proposal runs on one torch thread (surrogates.single_threaded)
 _ENUMERATE_LIMIT = 16  # up to this many category combinations, each gets a restart of its own
 
 
@@ -52,8 +54,6 @@ def _fast_predictive_variance(enabled: bool):
     LOVE's low-rank cache makes it O(m n k) with k ~ 100, which is what keeps a proposal
     at n = 2000 within seconds (bench/large_n.py).
     """
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext()
     import gpytorch
@@ -147,7 +147,10 @@ class Planner:
     def _bayesian(self, observations, pending, n, n_proposed, failed=(), uncertainty=None) -> list[Suggestion]:
         import torch
 
-        with torch.random.fork_rng():
+        from orchestrator.surrogates import single_threaded
+
+        small = len(observations) + len(failed) + len(self.prior_data) <= _SINGLE_THREAD_MAX
+        with torch.random.fork_rng(), single_threaded() if small else contextlib.nullcontext():
             torch.manual_seed(self.seed * 1_000_003 + n_proposed)
             return self._bayesian_seeded(observations, pending, n, n_proposed, failed, uncertainty)
 
