@@ -10,7 +10,7 @@ our ratio to each peer, proposal latency p50/p95 at n = 10, 100, 500 observation
 the time of one q = 8/24/96 batch, each with our ratio to Ax.
 
     uv sync --group bench                 # the peers (see bench/peers/requirements-bench.txt)
-    uv run --group bench python bench/planner_suite.py --quick    # under 15 min on 2 cores
+    uv run --group bench python bench/planner_suite.py --quick    # about 5 min on 2 cores
     uv run --group bench python bench/planner_suite.py --full     # 30 paired seeds
 
 A peer that is not installed is skipped with one printed line.
