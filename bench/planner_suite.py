@@ -186,34 +186,36 @@ def run_problem(problem, mode, seeds, ours, peers, noise_frac, log, save=lambda 
         n_initial = initial_size(problem, mode)
         started = time.perf_counter()
         campaign, initial = ours.initial_design(problem, n_initial, mode.budget, mode.batch, seed, evaluate)
-        try:
-            with time_limit(mode.run_time_limit_s):
-                history = ours.continue_run(campaign, problem, initial, mode.budget, mode.batch, evaluate)
-            scores["ours"].append(score(problem, history))
-            line = [f"ours {time.perf_counter() - started:.0f}s"]
-        except RunTimeLimit as err:
-            scores["ours"].append(float("nan"))
-            line = [f"ours NOT SCORED ({err})"]
-        except Exception as err:  # reported like a peer's failure, so the other methods still run
-            scores["ours"].append(float("nan"))
-            line = [f"ours FAILED ({type(err).__name__}: {str(err)[:120]})"]
-        for peer in peers:
-            started = time.perf_counter()
-            try:
-                with time_limit(mode.run_time_limit_s):
-                    history = peer.run(problem, initial, mode.budget, mode.batch, seed, evaluate)
-                scores[peer.name].append(score(problem, history))
-                line.append(f"{peer.name} {time.perf_counter() - started:.0f}s")
-            except RunTimeLimit as err:  # not scored: a partial run is not comparable
-                scores[peer.name].append(float("nan"))
-                line.append(f"{peer.name} NOT SCORED ({err})")
-            except Exception as err:  # a peer that cannot do this problem is reported, not fatal
-                scores[peer.name].append(float("nan"))
-                line.append(f"{peer.name} FAILED ({type(err).__name__}: {str(err)[:120]})")
+        runs = [(ours.name, started, lambda: ours.continue_run(campaign, problem, initial, mode.budget, mode.batch,
+                                                               evaluate))]
+        runs += [(peer.name, None, lambda peer=peer: peer.run(problem, initial, mode.budget, mode.batch, seed, evaluate))
+                 for peer in peers]
+        line = []
+        for name, since, run in runs:
+            value, text = _scored_run(problem, name, run, mode.run_time_limit_s, since)
+            scores[name].append(value)
+            line.append(text)
         log(f"  {problem.name} seed {seed}: " + ", ".join(line) + "; scores: "
             + ", ".join(f"{name} {v[-1]:.4g}" for name, v in scores.items()))
         save(scores)
     return scores
+
+
+def _scored_run(problem, name: str, run, limit_s: float | None, started: float | None) -> tuple[float, str]:
+    """(score, log text) of one method's run on one seed: NaN when it failed or went over ``limit_s``.
+
+    ``started``: when the method's clock started (our planner's includes the shared design);
+    None: now.
+    """
+    started = time.perf_counter() if started is None else started
+    try:
+        with time_limit(limit_s):
+            history = run()
+        return score(problem, history), f"{name} {time.perf_counter() - started:.0f}s"
+    except RunTimeLimit as err:  # not scored: a partial run is not comparable
+        return float("nan"), f"{name} NOT SCORED ({err})"
+    except Exception as err:  # a method that cannot do this problem is reported, so the others still run
+        return float("nan"), f"{name} FAILED ({type(err).__name__}: {str(err)[:120]})"
 
 
 # timing --------------------------------------------------------------------------------------
