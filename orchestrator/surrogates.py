@@ -92,7 +92,7 @@ def single_threaded():
 
 
 def _fit_mll(model: Any) -> None:
-    """Fit hyperparameters by marginal likelihood, on one thread (at most ``EXACT_FIT_MAX`` points)."""
+    """Fit hyperparameters by marginal likelihood, on one thread (see ``single_threaded``)."""
     from botorch.fit import fit_gpytorch_mll
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
