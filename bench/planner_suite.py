@@ -266,6 +266,33 @@ def _timed(method: Peer, problem, observed, q: int, seed: int, log) -> float:
 # report --------------------------------------------------------------------------------------
 
 
+def merge_results(parts: Sequence[dict[str, Any]], log) -> dict[str, Any]:
+    """One result from several ``--json`` files: seeds split with ``--first-seed``, or a method rerun.
+
+    Regret scores are matched by seed; where two files score the same problem, method and
+    seed, the later file wins (rerun only our planner after a change, keep the peers' runs).
+    A method missing some of a problem's seeds gets NaN there and is reported, since its
+    median is then over other seeds than the rest. Latency and batch tables are taken
+    whole per method from the last file that has them.
+    """
+    by_seed: dict[str, dict[str, dict[int, float]]] = {}
+    merged: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": FULL.batch_n}
+    for part in parts:
+        for problem, methods in part.get("regret", {}).items():
+            for method, values in methods.items():
+                by_seed.setdefault(problem, {}).setdefault(method, {}).update(zip(part["seeds"], values))
+        for key in ("latency", "batch"):
+            merged[key].update(part.get(key, {}))
+        merged["batch_n"] = part.get("batch_n", merged["batch_n"])
+    for problem, methods in by_seed.items():
+        seeds = sorted({s for scores in methods.values() for s in scores})
+        merged["regret"][problem] = {m: [scores.get(s, float("nan")) for s in seeds] for m, scores in methods.items()}
+        for method, scores in methods.items():
+            if len(scores) < len(seeds):
+                log(f"note: {problem}: {method} has {len(scores)} of {len(seeds)} seeds; its median is not paired")
+    return merged
+
+
 def _median(values: Sequence[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return statistics.median(finite) if finite else float("nan")
@@ -281,13 +308,20 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     print("\nmedian final score per problem (regret: lower is better; hypervolume [HV]: higher is better)")
     header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
     header += "".join(f"{'ours/' + n:>12}" for n in peer_names if n != "random") + f"{'ours/random':>12}"
+    rivals = [n for n in peer_names if n != "random"]
+    if len(rivals) > 1:
+        header += f"{'ours/better':>12}"
     print(header)
     for name, scores in results["regret"].items():
-        med = {m: _median(v) for m, v in scores.items()}
+        med = {m: _median(scores.get(m, [])) for m in ["ours", *peer_names]}
         label = name + (" [HV]" if PROBLEMS[name].is_multi_objective else "")
         row = f"{label:<20}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
-        row += "".join(f"{_ratio(med['ours'], med[n]):>12}" for n in peer_names if n != "random")
+        row += "".join(f"{_ratio(med['ours'], med[n]):>12}" for n in rivals)
         row += f"{_ratio(med['ours'], med['random']) if 'random' in med else '  n/a':>12}"
+        if len(rivals) > 1:  # the better peer: lower regret, or higher hypervolume
+            pick = max if PROBLEMS[name].is_multi_objective else min
+            finite = [med[n] for n in rivals if np.isfinite(med[n])]
+            row += f"{_ratio(med['ours'], pick(finite)) if finite else '  n/a':>12}"
         print(row)
     for title, key, unit in (("proposal latency, q=1, Hartmann6 [s]", "latency", "n"),
                              ("one batch, Hartmann6 after %d observations [s]" % results["batch_n"], "batch", "q")):
@@ -322,6 +356,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     size.add_argument("--full", action="store_true", help="30 paired seeds, every problem, budget 40")
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), help="override the mode's problems")
     parser.add_argument("--seeds", type=int, help="override the number of paired seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first paired seed (default 0): split a long run into parts, then merge them with --report")
     parser.add_argument("--budget", type=int, help="override the experiments per run")
     parser.add_argument("--peers", nargs="+", default=["ax", "baybe", "random"], choices=["ax", "baybe", "random"])
     parser.add_argument("--noise", type=float, default=0.0,
@@ -333,11 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="print the tables of earlier --json files (merged) and exit")
     args = parser.parse_args(argv)
     if args.report:
-        merged: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": FULL.batch_n}
-        for path in args.report:
-            data = json.loads(path.read_text())
-            for key in ("regret", "latency", "batch"):
-                merged[key].update(data.get(key, {}))
+        merged = merge_results([json.loads(path.read_text()) for path in args.report], print)
         names = sorted({m for scores in merged["regret"].values() for m in scores if m != "ours"},
                        key=["ax", "baybe", "random"].index)
         print_report(merged, names)
@@ -349,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         mode = replace(mode, budget=args.budget)
     problems = args.problems or list(mode.problems)
-    seeds = list(range(args.seeds if args.seeds else mode.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds if args.seeds else mode.seeds)))
     peers, skipped = load_peers(args.peers)
     for line in skipped:
         print(line, flush=True)

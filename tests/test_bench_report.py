@@ -1,0 +1,34 @@
+"""Merging the --json files of bench/planner_suite.py: seeds split across runs, and a method rerun."""
+
+from __future__ import annotations
+
+import math
+
+from bench.planner_suite import merge_results, print_report
+
+
+def test_split_seeds_are_joined_and_a_rerun_method_replaces_its_earlier_scores(capsys):
+    first = {"seeds": [0, 1], "regret": {"branin": {"ours": [0.5, 0.4], "ax": [0.3, 0.2], "baybe": [0.6, 0.7]}}}
+    second = {"seeds": [2, 3], "regret": {"branin": {"ours": [0.1, 0.2], "ax": [0.9, 0.8], "baybe": [0.5, 0.5]}}}
+    rerun = {"seeds": [0, 1, 2, 3], "regret": {"branin": {"ours": [0.01, 0.02, 0.03, 0.04]}}}
+    notes: list[str] = []
+    merged = merge_results([first, second], notes.append)
+    assert merged["regret"]["branin"] == {"ours": [0.5, 0.4, 0.1, 0.2], "ax": [0.3, 0.2, 0.9, 0.8],
+                                          "baybe": [0.6, 0.7, 0.5, 0.5]}
+    assert notes == []
+    merged = merge_results([first, second, rerun], notes.append)
+    assert merged["regret"]["branin"]["ours"] == [0.01, 0.02, 0.03, 0.04]
+    assert merged["regret"]["branin"]["ax"] == [0.3, 0.2, 0.9, 0.8]
+    print_report(merged, ["ax", "baybe"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("branin"))
+    # medians: ours 0.025, ax 0.55, baybe 0.55 -> ours/better = 0.025 / 0.55
+    assert row.split()[-1] == f"{0.025 / 0.55:.3g}"
+
+
+def test_a_method_missing_seeds_is_reported_as_unpaired():
+    partial = {"seeds": [0, 1, 2], "regret": {"hartmann6": {"ours": [1.0, 2.0, 3.0], "ax": [1.5]}}}
+    notes: list[str] = []
+    merged = merge_results([partial], notes.append)
+    ax = merged["regret"]["hartmann6"]["ax"]
+    assert ax[0] == 1.5 and all(math.isnan(v) for v in ax[1:])
+    assert notes == ["note: hartmann6: ax has 1 of 3 seeds; its median is not paired"]
