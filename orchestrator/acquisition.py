@@ -11,7 +11,9 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
   ``-|y - target|`` (target). A target objective is modelled as ``y`` itself, which is
   smoother than the distance, and the distance is taken sample by sample, so the
   acquisition knows the prediction may land on either side of the target;
-- one objective: ``qLogNoisyExpectedImprovement``; several:
+- one objective: ``qLogNoisyExpectedImprovement`` (on ``orchestrator.lean_gp``'s model,
+  when it applies and nothing constrains the objective, its ``LeanLogNEI``: the same
+  values from the same base samples, a fraction of the overhead); several:
   ``qLogNoisyExpectedHypervolumeImprovement`` with reference point given per objective
   or inferred as the worst observed (higher-is-better) value minus 10% of the observed
   range (1e-3 when all values are equal), so every measured point counts;
@@ -36,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from orchestrator import lean_gp
 from orchestrator.constraints import LinearConstraint
 from orchestrator.space import SearchSpace
 from orchestrator.spec import Objective
@@ -223,9 +226,11 @@ def reference_point(objectives: Sequence[Objective], observations) -> list[float
 def make_acquisition(problem: Problem, model, observations, X_pending, seed: int):
     """(acquisition function, its name, extra info) for ``problem`` (see the module docstring)."""
     import torch
+    from botorch.acquisition.cached_cholesky import supports_cache_root
     from botorch.sampling import SobolQMCNormalSampler
 
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed)
+    cache_root = supports_cache_root(model)  # False for orchestrator.lean_gp's model
     constraints = constraint_callables(problem) or None
     objectives = problem.objectives
     if len(objectives) == 1:
@@ -233,9 +238,13 @@ def make_acquisition(problem: Problem, model, observations, X_pending, seed: int
         from botorch.acquisition.objective import GenericMCObjective
 
         objective = GenericMCObjective(lambda Z, X=None: scores(objectives, Z)[..., 0])
+        if constraints is None and lean_gp.is_lean(model):
+            acqf = lean_gp.lean_log_nei(model, seed, X_baseline=problem.X_baseline, X_pending=X_pending,
+                                        prune_baseline=True, sampler=sampler, objective=objective)
+            return acqf, "qLogNEI", {}
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=problem.X_baseline, X_pending=X_pending,
                                             prune_baseline=True, sampler=sampler, objective=objective,
-                                            constraints=constraints)
+                                            constraints=constraints, cache_root=cache_root)
         return acqf, "qLogNEI", {}
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
@@ -244,7 +253,7 @@ def make_acquisition(problem: Problem, model, observations, X_pending, seed: int
     objective = GenericMCMultiOutputObjective(lambda Z, X=None: scores(objectives, Z))
     acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref, X_baseline=problem.X_baseline,
                                                    sampler=sampler, objective=objective, constraints=constraints,
-                                                   X_pending=X_pending, prune_baseline=True)
+                                                   X_pending=X_pending, prune_baseline=True, cache_root=cache_root)
     return acqf, "qLogNEHVI", {"reference_point": ref}
 
 

@@ -92,12 +92,21 @@ def single_threaded():
 
 
 def _fit_mll(model: Any) -> None:
-    """Fit hyperparameters by marginal likelihood, on one thread (see ``single_threaded``)."""
+    """Fit hyperparameters by marginal likelihood, on one thread (see ``single_threaded``).
+
+    BoTorch's optimiser (bounds, priors, retries) runs either way; for the plain
+    ``SingleTaskGP`` the loss is computed by ``orchestrator.lean_gp``, the same numbers
+    without gpytorch's per-call overhead.
+    """
     from botorch.fit import fit_gpytorch_mll
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
+    from orchestrator import lean_gp
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with single_threaded():
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        mll.train()
+        fit_gpytorch_mll(mll, closure=lean_gp.neg_mll_closure(mll) if lean_gp.is_supported(model) else None)
 
 
 def _single_task(X, Y, Yvar, prior):

@@ -1,0 +1,267 @@
+"""The planner's common GP in plain torch: the same numbers as gpytorch, without its dispatch.
+
+A proposal on a few hundred observations spends most of its time not in arithmetic but
+in gpytorch's lazy-tensor and module machinery: one marginal-likelihood evaluation at
+n = 100 took ~4 ms and one posterior of 8 points ~3.5 ms on this 2-core machine, where the
+Cholesky, the solves and the kernel take a fraction of a millisecond. A q = 1 proposal
+makes ~60 of each. For the model the planner fits most often, this module does the same
+algebra directly:
+
+- ``neg_mll_closure``: the exact negative marginal log likelihood per observation,
+  ``-(log N(y; c, K + diag(noise)) + sum of hyperparameter log-priors) / n``, for
+  BoTorch's own optimiser (same parameters, bounds, priors and retries; only the loss is
+  computed here);
+- ``LeanExactGP``: a BoTorch ``Model`` over a fitted model whose ``posterior`` is the exact
+  joint Gaussian posterior, computed from a Cholesky factor cached once;
+- ``lean_log_nei``: BoTorch's ``qLogNoisyExpectedImprovement`` on that model, with the
+  baseline's posterior samples drawn once and extended to each candidate by the
+  conditional Gaussian, instead of a joint Cholesky and its backward pass per call.
+
+Measured on Hartmann6 at n = 100 (this machine, one thread): a loss evaluation 2.3 ms
+against ~4 ms, a gradient of the acquisition at 8 points 4.4 ms against 8.8 ms.
+
+Supported (``is_supported``): an unbatched ``SingleTaskGP`` without input transform,
+with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel``
+(optionally inside a ``ScaleKernel``) and a homoskedastic or fixed-noise Gaussian
+likelihood. Anything else (multi-task, a mechanistic prior mean, other kernels) stays on
+gpytorch. ``tests/test_lean_gp.py`` checks the loss and its gradients, the posterior, and
+the acquisition's values and gradients (same base samples) against gpytorch and BoTorch.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+#: Jitter added to the diagonal, in standardised variance units, when a Cholesky fails.
+_JITTERS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
+
+
+def is_supported(model: Any) -> bool:
+    """Whether ``model`` is the plain ``SingleTaskGP`` this module reproduces exactly."""
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Standardize
+    from gpytorch.kernels import RBFKernel, ScaleKernel
+    from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
+    from gpytorch.means import ConstantMean
+
+    if type(model) is not SingleTaskGP or getattr(model, "input_transform", None) is not None:
+        return False
+    transform = getattr(model, "outcome_transform", None)
+    if transform is not None and type(transform) is not Standardize:
+        return False
+    kernel = model.covar_module
+    base = kernel.base_kernel if type(kernel) is ScaleKernel else kernel
+    return (
+        model.train_inputs[0].dim() == 2
+        and type(model.mean_module) is ConstantMean
+        and type(base) is RBFKernel
+        and base.active_dims is None
+        and type(model.likelihood) in (GaussianLikelihood, FixedNoiseGaussianLikelihood)
+        and not list(model.added_loss_terms())
+    )
+
+
+def _rbf(model: Any, A, B):
+    """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(b, d)``."""
+    import torch
+
+    kernel = model.covar_module
+    scaled = hasattr(kernel, "base_kernel")
+    lengthscale = (kernel.base_kernel if scaled else kernel).lengthscale  # (1, d)
+    a, b = A / lengthscale, B / lengthscale
+    centre = b.mean(-2, keepdim=True)  # centring keeps the quadratic expansion accurate
+    a, b = a - centre, b - centre
+    d2 = (a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)).clamp_min(0.0)
+    K = torch.exp(-0.5 * d2)
+    return K * kernel.outputscale if scaled else K
+
+
+def torch_solve_lower(L, B):
+    """``L^-1 B`` for a lower-triangular ``L``."""
+    import torch
+
+    return torch.linalg.solve_triangular(L, B, upper=False)
+
+
+def _noise(model: Any, n: int):
+    """Observation noise variances ``(n,)`` in the model's (standardised) units."""
+    return model.likelihood.noise.reshape(-1).expand(n)
+
+
+def _cholesky(K):
+    """Lower Cholesky factor of ``K``, adding jitter (``_JITTERS``) if it is not numerically positive definite."""
+    import torch
+
+    L, info = torch.linalg.cholesky_ex(K)
+    for jitter in _JITTERS:
+        if not bool(info.any()):
+            return L
+        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(K.shape[-1], dtype=K.dtype))
+    if bool(info.any()):
+        raise torch.linalg.LinAlgError("kernel matrix is not positive definite even with jitter 1e-4")
+    return L
+
+
+def neg_mll_closure(mll: Any):
+    """A ``ForwardBackwardClosure`` of ``mll``'s loss (see the module docstring) for ``fit_gpytorch_mll``."""
+    import math
+
+    import torch
+    from botorch.optim.closures.core import ForwardBackwardClosure
+    from botorch.optim.utils import get_parameters
+
+    model = mll.model
+    X, y = model.train_inputs[0], model.train_targets
+    n = y.shape[-1]
+
+    def loss():
+        K = _rbf(model, X, X) + torch.diag(_noise(model, n))
+        L = _cholesky(K)
+        r = (y - model.mean_module.constant).unsqueeze(-1)
+        alpha = torch.linalg.solve_triangular(L, r, upper=False)
+        log_likelihood = -0.5 * (alpha.pow(2).sum() + 2.0 * L.diagonal().log().sum() + n * math.log(2.0 * math.pi))
+        for _, module, prior, closure, _ in model.named_priors():
+            log_likelihood = log_likelihood + prior.log_prob(closure(module)).sum()
+        return -log_likelihood / n
+
+    return ForwardBackwardClosure(forward=loss, parameters=get_parameters(mll, requires_grad=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _model_base():
+    from botorch.models.model import Model
+
+    class LeanExactGP(Model):
+        """Exact posterior of a fitted, supported ``SingleTaskGP`` (``exact``), from a cached Cholesky factor.
+
+        Hyperparameters are frozen at construction: refit means a new ``LeanExactGP``.
+        ``posterior(X)`` for ``X`` ``(..., q, d)`` returns the joint Gaussian posterior over
+        the ``q`` points, in the outcome's original units, without observation noise.
+        """
+
+        _supports_cache_root = False  # BoTorch's cached-root path needs a GPyTorchModel
+
+        def __init__(self, exact: Any) -> None:
+            import torch
+
+            super().__init__()
+            self.exact = exact  # kept for its lengthscales and for describing the model
+            with torch.no_grad():
+                X, y = exact.train_inputs[0], exact.train_targets
+                self._X = X
+                self._constant = exact.mean_module.constant.detach().clone()
+                self._L = _cholesky(_rbf(exact, X, X) + torch.diag(_noise(exact, X.shape[0])))
+                self._alpha = torch.cholesky_solve((y - self._constant).unsqueeze(-1), self._L)  # (n, 1)
+                transform = getattr(exact, "outcome_transform", None)
+                self._shift = transform.means.reshape(()) if transform is not None else torch.zeros((), dtype=X.dtype)
+                self._scale = transform.stdvs.reshape(()) if transform is not None else torch.ones((), dtype=X.dtype)
+
+        @property
+        def num_outputs(self) -> int:
+            return 1
+
+        @property
+        def batch_shape(self):
+            import torch
+
+            return torch.Size([])
+
+        def prepared(self, A):
+            """Posterior means ``(..., a)`` at ``A`` ``(..., a, d)`` (output units) and ``L^-1 k(X_train, A)``
+            ``(..., n, a)``, the factor that ``covariance`` needs."""
+            Ka = _rbf(self.exact, A, self._X)
+            mean = self._shift + self._scale * (self._constant + (Ka @ self._alpha).squeeze(-1))
+            return mean, torch_solve_lower(self._L, Ka.transpose(-2, -1))
+
+        def covariance(self, A, Va, B, Vb):
+            """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), given their ``prepared`` factors."""
+            return self._scale.pow(2) * (_rbf(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
+
+        def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
+            import torch
+            from botorch.posteriors.gpytorch import GPyTorchPosterior
+            from gpytorch.distributions import MultivariateNormal
+
+            if observation_noise is not False:
+                raise NotImplementedError("LeanExactGP gives the noise-free posterior only; use the exact model")
+            mean, V = self.prepared(X)
+            posterior = GPyTorchPosterior(MultivariateNormal(mean, self.covariance(X, V, X, V)))
+            return posterior_transform(posterior) if posterior_transform is not None else posterior
+
+    return LeanExactGP
+
+
+def is_lean(model: Any) -> bool:
+    """Whether ``model`` is a ``LeanExactGP``."""
+    return isinstance(model, _model_base())
+
+
+def LeanExactGP(exact: Any):  # noqa: N802 - builds the BoTorch class lazily, like surrogates.PriorMean
+    """A ``LeanExactGP`` over the fitted, supported model ``exact`` (torch is imported only when needed)."""
+    return _model_base()(exact)
+
+
+@functools.lru_cache(maxsize=None)
+def _log_nei_class():
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+    class LeanLogNEI(qLogNoisyExpectedImprovement):
+        """BoTorch's ``qLogNoisyExpectedImprovement`` on a ``LeanExactGP``, single output, no constraints.
+
+        BoTorch draws joint samples of the baseline and the new points on every call (a
+        Cholesky of the joint posterior and its backward pass). Here the baseline's samples
+        are drawn once; each call extends them to the ``q`` new points by the conditional
+        ``f_X = mu_X + W^T z_b + chol(S_XX - W^T W) z_X`` with ``W = L_bb^-1 S_bX``, which is
+        the same joint Gaussian (BoTorch's cached-root idea, for our model). The improvement,
+        its smoothing and the pending points are BoTorch's own.
+        """
+
+        def _get_samples_and_objectives(self, X):
+            import torch
+
+            q = X.shape[-2]
+            fixed = self._baseline_for(q)
+            model, Xb = self.model, self.X_baseline
+            mean, V = model.prepared(X)  # (b, q), (b, n, q)
+            cross = model.covariance(X, V, Xb, fixed["V"])  # (b, q, B)
+            W = torch_solve_lower(fixed["L"], cross.transpose(-2, -1))  # (b, B, q)
+            residual = model.covariance(X, V, X, V) - W.transpose(-2, -1) @ W
+            root = residual.clamp_min(1e-12).sqrt() if q == 1 else _cholesky(residual)
+            f = (mean.unsqueeze(0) + torch.einsum("sj,bjq->sbq", fixed["z_b"], W)
+                 + torch.einsum("sk,bqk->sbq", fixed["z_x"], root))  # (S, b, q)
+            samples = f.unsqueeze(-1)
+            batch = X.shape[:-2]
+            S = fixed["samples"].shape[0]
+            self.baseline_samples = fixed["samples"].reshape(S, *(1,) * len(batch), -1, 1).expand(S, *batch, -1, -1)
+            self.baseline_obj = fixed["obj"].reshape(S, *(1,) * len(batch), -1).expand(S, *batch, -1)
+            return samples, self.objective(samples, X=X)
+
+        def _baseline_for(self, q: int) -> dict:
+            """Baseline samples and base samples for ``q`` new points, drawn once per ``q``."""
+            import torch
+            from botorch.utils.sampling import draw_sobol_normal_samples
+
+            cache = self.__dict__.setdefault("_lean_cache", {})
+            if q not in cache:
+                with torch.no_grad():
+                    Xb = self.X_baseline
+                    mean_b, V_b = self.model.prepared(Xb)
+                    L = _cholesky(self.model.covariance(Xb, V_b, Xb, V_b))
+                    B = Xb.shape[-2]
+                    z = draw_sobol_normal_samples(B + q, self.sample_shape.numel(), dtype=Xb.dtype,
+                                                  seed=self._lean_seed)
+                    samples = (mean_b + z[:, :B] @ L.transpose(-2, -1)).unsqueeze(-1)  # (S, B, 1)
+                    cache[q] = {"L": L, "V": V_b, "z_b": z[:, :B], "z_x": z[:, B:], "samples": samples,
+                                "obj": self.objective(samples, X=Xb)}
+            return cache[q]
+
+    return LeanLogNEI
+
+
+def lean_log_nei(model: Any, seed: int, **kwargs: Any):
+    """A ``LeanLogNEI`` (see ``_log_nei_class``) on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
+    ``qLogNoisyExpectedImprovement`` (``X_baseline``, ``X_pending``, ``sampler``, ``objective``, ...)."""
+    acqf = _log_nei_class()(model, cache_root=False, **kwargs)
+    acqf._lean_seed = seed
+    return acqf

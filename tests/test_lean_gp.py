@@ -1,0 +1,116 @@
+"""The plain-torch GP (orchestrator.lean_gp) gives gpytorch's numbers: loss, gradients, posterior."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from botorch.models import SingleTaskGP  # noqa: E402
+from botorch.models.transforms import Standardize  # noqa: E402
+from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
+
+from orchestrator import lean_gp  # noqa: E402
+
+
+def _data(n: int = 40, d: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.float64)
+    Y = (torch.sin(6 * X[:, :1]) + X[:, 1:2] ** 2 + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.float64)) * 30 + 7
+    return X, Y
+
+
+def _models(noise: bool):
+    X, Y = _data()
+    Yvar = torch.full_like(Y, 0.4) if noise else None
+    model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1))
+    with torch.no_grad():  # hyperparameters away from their initial values, so every term matters
+        model.covar_module.lengthscale = torch.tensor([[0.3, 0.7, 1.9]], dtype=torch.float64)
+        model.mean_module.constant.fill_(0.2)
+        if not noise:
+            model.likelihood.noise = torch.tensor([0.03], dtype=torch.float64)
+    return model
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["fitted noise", "observed noise"])
+def test_loss_and_gradients_match_gpytorch(noise):
+    model = _models(noise)
+    assert lean_gp.is_supported(model)
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    mll.train()
+    lean_value, lean_grads = lean_gp.neg_mll_closure(mll)()
+    params = [p for p in mll.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None
+    reference = -mll(model(*model.train_inputs), model.train_targets)
+    reference.backward()
+    assert float(lean_value.detach()) == pytest.approx(float(reference.detach()), rel=1e-9, abs=1e-12)
+    assert len(lean_grads) == len(params)
+    for ours, theirs in zip(lean_grads, (p.grad for p in params)):
+        assert torch.allclose(ours, theirs, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("noise", [False, True], ids=["fitted noise", "observed noise"])
+def test_posterior_matches_gpytorch_and_keeps_gradients(noise):
+    model = _models(noise)
+    model.eval()
+    lean = lean_gp.LeanExactGP(model)
+    X = torch.rand(5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    theirs = model.posterior(X)
+    ours = lean.posterior(X)
+    assert torch.allclose(ours.mean, theirs.mean, rtol=1e-9, atol=1e-9)
+    assert ours.mean.shape == theirs.mean.shape == (5, 3, 1)
+    assert torch.allclose(ours.mvn.covariance_matrix, theirs.mvn.covariance_matrix, rtol=1e-7, atol=1e-9)
+    (g_ours,) = torch.autograd.grad(ours.mean.sum() + ours.variance.sum(), X)
+    (g_theirs,) = torch.autograd.grad(theirs.mean.sum() + theirs.variance.sum(), X)
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_through_botorch_reaches_the_same_hyperparameters():
+    from botorch.fit import fit_gpytorch_mll
+
+    X, Y = _data(n=60, seed=3)
+    fitted = []
+    for closure in (None, lean_gp.neg_mll_closure):
+        model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        fit_gpytorch_mll(mll, closure=None if closure is None else closure(mll))
+        fitted.append(model.covar_module.lengthscale.detach())
+    assert torch.allclose(fitted[0], fitted[1], rtol=1e-3)
+
+
+def test_other_models_stay_on_gpytorch():
+    from botorch.models import MultiTaskGP
+    from gpytorch.kernels import MaternKernel
+
+    X, Y = _data()
+    assert not lean_gp.is_supported(SingleTaskGP(X, Y, covar_module=MaternKernel(ard_num_dims=3)))
+    tasks = torch.cat([X, (torch.arange(len(X)) % 2).to(X).unsqueeze(-1)], dim=-1)
+    assert not lean_gp.is_supported(MultiTaskGP(tasks, Y, task_feature=-1))
+    with pytest.raises(NotImplementedError, match="noise-free"):
+        lean_gp.LeanExactGP(_models(False).eval()).posterior(X[:2], observation_noise=True)
+
+
+def test_log_nei_equals_botorchs_joint_sampling():
+    """BoTorch's qLogNEI without the cached root draws the same base samples jointly over baseline and new
+    points; extending fixed baseline samples by the conditional must give the same values, with and
+    without a pending point, and gradients."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    model = _models(False).eval()
+    X_baseline = model.train_inputs[0][:12]
+    X = torch.rand(21, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    for X_pending in (None, X[0]):
+        kwargs = {"X_baseline": X_baseline, "X_pending": X_pending, "prune_baseline": False}
+        theirs = qLogNoisyExpectedImprovement(model, sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3),
+                                              cache_root=False, **kwargs)
+        ours = lean_gp.lean_log_nei(lean_gp.LeanExactGP(model), seed=3,
+                                    sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3), **kwargs)
+        X_theirs, X_ours = X[1:].clone().requires_grad_(True), X[1:].clone().requires_grad_(True)
+        expected, got = theirs(X_theirs), ours(X_ours)
+        assert expected.max() > -5  # some points are away from the far tail
+        assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6), (got, expected)
+        expected.sum().backward()
+        got.sum().backward()
+        assert torch.allclose(X_ours.grad, X_theirs.grad, rtol=1e-5, atol=1e-6)
