@@ -114,3 +114,34 @@ def test_log_nei_equals_botorchs_joint_sampling():
         expected.sum().backward()
         got.sum().backward()
         assert torch.allclose(X_ours.grad, X_theirs.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
+    """A plain single-objective proposal runs on LeanExactGP and LeanLogNEI; once a chemistry failure
+    adds a feasibility model, the models stay on gpytorch. Both proposals stay inside the space."""
+    import numpy as np
+
+    from orchestrator import acquisition, planner
+    from orchestrator.space import SearchSpace
+    from orchestrator.spec import Parameter
+
+    seen = []
+    make = acquisition.make_acquisition
+
+    def recording(problem, model, *args, **kwargs):
+        acqf, name, extra = make(problem, model, *args, **kwargs)
+        seen.append((type(model).__name__, type(acqf).__name__))
+        return acqf, name, extra
+
+    monkeypatch.setattr(acquisition, "make_acquisition", recording)
+    space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(3)])
+    rng = np.random.default_rng(0)
+    observed = [({f"x{i}": float(v) for i, v in enumerate(row)}, {"y": float(-((row - 0.3) ** 2).sum())})
+                for row in rng.random((12, 3))]
+    plain = planner.Planner(space, "y", True, seed=0, initial_experiments=4)
+    (first,) = plain.suggest(observed, [], 1, n_proposed=12)
+    (second,) = plain.suggest(observed, [], 1, n_proposed=13, failed=[{"x0": 0.9, "x1": 0.9, "x2": 0.9}])
+    assert seen == [("LeanExactGP", "LeanLogNEI"), ("ModelListGP", "qLogNoisyExpectedImprovement")]
+    for suggestion in (first, second):
+        assert all(0.0 <= suggestion.params[f"x{i}"] <= 1.0 for i in range(3))
+        assert suggestion.info["model"] == "SingleTaskGP" and len(suggestion.info["lengthscales"]) == 3
