@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-#: Jitter added to the diagonal, in standardised variance units, when a Cholesky fails.
+#: Jitter added to the diagonal, as a fraction of its mean, when a Cholesky fails.
 _JITTERS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
 
@@ -90,17 +90,21 @@ def _noise(model: Any, n: int):
 
 
 def _cholesky(K):
-    """Lower Cholesky factor of ``K``, adding jitter (``_JITTERS``) if it is not numerically positive definite."""
+    """Lower Cholesky factor of ``K`` ``(..., n, n)``, adding jitter (``_JITTERS``) if it is not numerically
+    positive definite; raises linear_operator's ``NotPSDError``, which BoTorch's fit answers with a retry."""
     import torch
+    from linear_operator.utils.errors import NotPSDError
 
     L, info = torch.linalg.cholesky_ex(K)
+    if not bool(info.any()):
+        return L
+    scale = K.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(torch.finfo(K.dtype).tiny)[..., None, None]
+    eye = torch.eye(K.shape[-1], dtype=K.dtype)
     for jitter in _JITTERS:
+        L, info = torch.linalg.cholesky_ex(K + jitter * scale * eye)
         if not bool(info.any()):
             return L
-        L, info = torch.linalg.cholesky_ex(K + jitter * torch.eye(K.shape[-1], dtype=K.dtype))
-    if bool(info.any()):
-        raise torch.linalg.LinAlgError("kernel matrix is not positive definite even with jitter 1e-4")
-    return L
+    raise NotPSDError(f"a covariance matrix is not positive definite even with jitter {_JITTERS[-1]:g} x its mean diagonal")
 
 
 def neg_mll_closure(mll: Any):
@@ -182,11 +186,15 @@ def _model_base():
             import torch
             from botorch.posteriors.gpytorch import GPyTorchPosterior
             from gpytorch.distributions import MultivariateNormal
+            from linear_operator import to_linear_operator
 
             if observation_noise is not False:
                 raise NotImplementedError("LeanExactGP gives the noise-free posterior only; use the exact model")
             mean, V = self.prepared(X)
-            posterior = GPyTorchPosterior(MultivariateNormal(mean, self.covariance(X, V, X, V)))
+            # as a linear operator, so that nothing factorises it until it is sampled (with jitter):
+            # the posterior of repeated points is singular
+            covariance = to_linear_operator(self.covariance(X, V, X, V))
+            posterior = GPyTorchPosterior(MultivariateNormal(mean, covariance))
             return posterior_transform(posterior) if posterior_transform is not None else posterior
 
     return LeanExactGP

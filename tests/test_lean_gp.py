@@ -145,3 +145,36 @@ def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
     for suggestion in (first, second):
         assert all(0.0 <= suggestion.params[f"x{i}"] <= 1.0 for i in range(3))
         assert suggestion.info["model"] == "SingleTaskGP" and len(suggestion.info["lengthscales"]) == 3
+
+
+def test_repeated_points_with_tiny_reported_noise_still_give_proposals():
+    """Each point measured three times with sd 1e-9: the posterior at the repeats is singular, which must
+    not stop a proposal (q = 1 and a batch), whatever the scale of the objective."""
+    import numpy as np
+
+    from orchestrator import planner
+    from orchestrator.space import SearchSpace
+    from orchestrator.spec import Parameter
+
+    space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(2)])
+    rows = np.random.default_rng(0).random((6, 2))
+    rows = np.concatenate([rows, rows, rows])
+    for scale in (1.0, 1e-4):
+        observed = [({"x0": float(r[0]), "x1": float(r[1])}, {"y": scale * float(np.sin(3 * r).sum())}) for r in rows]
+        sds = [{"y": 1e-9 * scale}] * len(observed)
+        plain = planner.Planner(space, "y", True, seed=0, initial_experiments=4)
+        for n in (1, 4):
+            proposals = plain.suggest(observed, [], n, n_proposed=18, uncertainty=sds)
+            assert len(proposals) == n
+            assert all(np.isfinite(p.info["acquisition_value"]) for p in proposals)
+            assert all(0.0 <= p.params[k] <= 1.0 for p in proposals for k in ("x0", "x1"))
+
+
+def test_cholesky_jitter_is_relative_and_failure_is_botorchs_retry_signal():
+    from linear_operator.utils.errors import NotPSDError
+
+    singular = torch.ones(3, 3, dtype=torch.float64) * 1e-6  # rank one, tiny scale
+    L = lean_gp._cholesky(singular)
+    assert torch.allclose(L @ L.T, singular, atol=1e-9)
+    with pytest.raises(NotPSDError):
+        lean_gp._cholesky(-torch.eye(3, dtype=torch.float64))
