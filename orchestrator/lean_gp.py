@@ -63,7 +63,7 @@ def is_supported(model: Any) -> bool:
 
 
 def _rbf(model: Any, A, B):
-    """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(b, d)``."""
+    """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(..., b, d)``."""
     import torch
 
     kernel = model.covar_module
@@ -72,12 +72,12 @@ def _rbf(model: Any, A, B):
     a, b = A / lengthscale, B / lengthscale
     centre = b.mean(-2, keepdim=True)  # centring keeps the quadratic expansion accurate
     a, b = a - centre, b - centre
-    d2 = (a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)).clamp_min(0.0)
-    K = torch.exp(-0.5 * d2)
+    d2 = a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)
+    K = torch.exp(-0.5 * d2.clamp_min(0.0))
     return K * kernel.outputscale if scaled else K
 
 
-def torch_solve_lower(L, B):
+def _solve_lower(L, B):
     """``L^-1 B`` for a lower-triangular ``L``."""
     import torch
 
@@ -123,7 +123,7 @@ def neg_mll_closure(mll: Any):
         K = _rbf(model, X, X) + torch.diag(_noise(model, n))
         L = _cholesky(K)
         r = (y - model.mean_module.constant).unsqueeze(-1)
-        alpha = torch.linalg.solve_triangular(L, r, upper=False)
+        alpha = _solve_lower(L, r)
         log_likelihood = -0.5 * (alpha.pow(2).sum() + 2.0 * L.diagonal().log().sum() + n * math.log(2.0 * math.pi))
         for _, module, prior, closure, _ in model.named_priors():
             log_likelihood = log_likelihood + prior.log_prob(closure(module)).sum()
@@ -176,7 +176,7 @@ def _model_base():
             ``(..., n, a)``, the factor that ``covariance`` needs."""
             Ka = _rbf(self.exact, A, self._X)
             mean = self._shift + self._scale * (self._constant + (Ka @ self._alpha).squeeze(-1))
-            return mean, torch_solve_lower(self._L, Ka.transpose(-2, -1))
+            return mean, _solve_lower(self._L, Ka.transpose(-2, -1))
 
         def covariance(self, A, Va, B, Vb):
             """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), given their ``prepared`` factors."""
@@ -233,7 +233,7 @@ def _log_nei_class():
             model, Xb = self.model, self.X_baseline
             mean, V = model.prepared(X)  # (b, q), (b, n, q)
             cross = model.covariance(X, V, Xb, fixed["V"])  # (b, q, B)
-            W = torch_solve_lower(fixed["L"], cross.transpose(-2, -1))  # (b, B, q)
+            W = _solve_lower(fixed["L"], cross.transpose(-2, -1))  # (b, B, q)
             residual = model.covariance(X, V, X, V) - W.transpose(-2, -1) @ W
             root = residual.clamp_min(1e-12).sqrt() if q == 1 else _cholesky(residual)
             f = (mean.unsqueeze(0) + torch.einsum("sj,bjq->sbq", fixed["z_b"], W)

@@ -20,21 +20,28 @@ def _data(n: int = 40, d: int = 3, seed: int = 0):
     return X, Y
 
 
-def _models(noise: bool):
+def _models(noise: bool, scaled: bool = False):
+    from gpytorch.kernels import RBFKernel, ScaleKernel
+
     X, Y = _data()
     Yvar = torch.full_like(Y, 0.4) if noise else None
-    model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1))
+    kernel = ScaleKernel(RBFKernel(ard_num_dims=3)) if scaled else None
+    model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1), covar_module=kernel)
     with torch.no_grad():  # hyperparameters away from their initial values, so every term matters
-        model.covar_module.lengthscale = torch.tensor([[0.3, 0.7, 1.9]], dtype=torch.float64)
+        base = model.covar_module.base_kernel if scaled else model.covar_module
+        base.lengthscale = torch.tensor([[0.3, 0.7, 1.9]], dtype=torch.float64)
+        if scaled:
+            model.covar_module.outputscale = torch.tensor(2.5, dtype=torch.float64)
         model.mean_module.constant.fill_(0.2)
         if not noise:
             model.likelihood.noise = torch.tensor([0.03], dtype=torch.float64)
     return model
 
 
-@pytest.mark.parametrize("noise", [False, True], ids=["fitted noise", "observed noise"])
-def test_loss_and_gradients_match_gpytorch(noise):
-    model = _models(noise)
+@pytest.mark.parametrize("noise,scaled", [(False, False), (True, False), (False, True)],
+                         ids=["fitted noise", "observed noise", "scale kernel"])
+def test_loss_and_gradients_match_gpytorch(noise, scaled):
+    model = _models(noise, scaled)
     assert lean_gp.is_supported(model)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     mll.train()
@@ -50,9 +57,10 @@ def test_loss_and_gradients_match_gpytorch(noise):
         assert torch.allclose(ours, theirs, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("noise", [False, True], ids=["fitted noise", "observed noise"])
-def test_posterior_matches_gpytorch_and_keeps_gradients(noise):
-    model = _models(noise)
+@pytest.mark.parametrize("noise,scaled", [(False, False), (True, False), (False, True)],
+                         ids=["fitted noise", "observed noise", "scale kernel"])
+def test_posterior_matches_gpytorch_and_keeps_gradients(noise, scaled):
+    model = _models(noise, scaled)
     model.eval()
     lean = lean_gp.LeanExactGP(model)
     X = torch.rand(5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
