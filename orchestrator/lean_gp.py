@@ -104,7 +104,8 @@ def _cholesky(K):
         L, info = torch.linalg.cholesky_ex(K + jitter * scale * eye)
         if not bool(info.any()):
             return L
-    raise NotPSDError(f"a covariance matrix is not positive definite even with jitter {_JITTERS[-1]:g} x its mean diagonal")
+    raise NotPSDError(f"a covariance matrix is not positive definite even with jitter {_JITTERS[-1]:g} "
+                      "x its mean diagonal")
 
 
 def neg_mll_closure(mll: Any):
@@ -179,7 +180,8 @@ def _model_base():
             return mean, _solve_lower(self._L, Ka.transpose(-2, -1))
 
         def covariance(self, A, Va, B, Vb):
-            """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), given their ``prepared`` factors."""
+            """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), from their ``prepared``
+            factors."""
             return self._scale.pow(2) * (_rbf(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
 
         def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
