@@ -239,7 +239,7 @@ def make_acquisition(problem: Problem, model, observations, X_pending, seed: int
 
         objective = GenericMCObjective(lambda Z, X=None: scores(objectives, Z)[..., 0])
         if constraints is None and lean_gp.is_lean(model):
-            acqf = lean_gp.lean_log_nei(model, seed, X_baseline=problem.X_baseline, X_pending=X_pending,
+            acqf = lean_gp.lean_log_nei(model, X_baseline=problem.X_baseline, X_pending=X_pending,
                                         prune_baseline=True, sampler=sampler, objective=objective)
             return acqf, "qLogNEI", {}
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=problem.X_baseline, X_pending=X_pending,

@@ -248,30 +248,32 @@ def _log_nei_class():
             return samples, self.objective(samples, X=X)
 
         def _baseline_for(self, q: int) -> dict:
-            """Baseline samples and base samples for ``q`` new points, drawn once per ``q``."""
+            """Baseline factors (once) and base samples for ``q`` new points (once per ``q``), drawn with the
+            sampler's seed so that they are the ones BoTorch's joint sampling would use."""
             import torch
             from botorch.utils.sampling import draw_sobol_normal_samples
 
             cache = self.__dict__.setdefault("_lean_cache", {})
             if q not in cache:
                 with torch.no_grad():
-                    Xb = self.X_baseline
-                    mean_b, V_b = self.model.prepared(Xb)
-                    L = _cholesky(self.model.covariance(Xb, V_b, Xb, V_b))
-                    B = Xb.shape[-2]
-                    z = draw_sobol_normal_samples(B + q, self.sample_shape.numel(), dtype=Xb.dtype,
-                                                  seed=self._lean_seed)
-                    samples = (mean_b + z[:, :B] @ L.transpose(-2, -1)).unsqueeze(-1)  # (S, B, 1)
-                    cache[q] = {"L": L, "V": V_b, "z_b": z[:, :B], "z_x": z[:, B:], "samples": samples,
-                                "obj": self.objective(samples, X=Xb)}
+                    if "baseline" not in cache:
+                        Xb = self.X_baseline
+                        mean_b, V_b = self.model.prepared(Xb)
+                        cache["baseline"] = {"mean": mean_b, "V": V_b,
+                                             "L": _cholesky(self.model.covariance(Xb, V_b, Xb, V_b))}
+                    base = cache["baseline"]
+                    B = base["L"].shape[-1]
+                    z = draw_sobol_normal_samples(B + q, self.sample_shape.numel(), dtype=base["L"].dtype,
+                                                  seed=self.sampler.seed)
+                    samples = (base["mean"] + z[:, :B] @ base["L"].transpose(-2, -1)).unsqueeze(-1)  # (S, B, 1)
+                    cache[q] = {"L": base["L"], "V": base["V"], "z_b": z[:, :B], "z_x": z[:, B:],
+                                "samples": samples, "obj": self.objective(samples, X=self.X_baseline)}
             return cache[q]
 
     return LeanLogNEI
 
 
-def lean_log_nei(model: Any, seed: int, **kwargs: Any):
+def lean_log_nei(model: Any, **kwargs: Any):
     """A ``LeanLogNEI`` (see ``_log_nei_class``) on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
     ``qLogNoisyExpectedImprovement`` (``X_baseline``, ``X_pending``, ``sampler``, ``objective``, ...)."""
-    acqf = _log_nei_class()(model, cache_root=False, **kwargs)
-    acqf._lean_seed = seed
-    return acqf
+    return _log_nei_class()(model, cache_root=False, **kwargs)

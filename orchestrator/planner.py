@@ -171,12 +171,13 @@ class Planner:
         fitted = [fit_output(data, self.seed + n_proposed) for data in problem.outputs]
         models = [m for m, _ in fitted]
         model = models[0] if len(models) == 1 else ModelListGP(*models)
-        if len(observations) + len(failed) <= _LOVE_ABOVE and lean_gp.is_supported(model):
+        large = len(observations) + len(failed) > _LOVE_ABOVE
+        if not large and lean_gp.is_supported(model):
             model = lean_gp.LeanExactGP(model)  # same posterior, a fraction of gpytorch's overhead
         X_pending = (
             torch.tensor(np.stack([self.space.to_unit(p) for p in pending]), dtype=torch.float64) if pending else None
         )
-        with _fast_predictive_variance(len(observations) + len(failed) > _LOVE_ABOVE):
+        with _fast_predictive_variance(large):
             acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending, self.seed + n_proposed)
             candidates, acq_value = self._optimize(acqf, n)
         value = float(acq_value.detach().max())

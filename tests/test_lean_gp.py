@@ -113,7 +113,7 @@ def test_log_nei_equals_botorchs_joint_sampling():
         kwargs = {"X_baseline": X_baseline, "X_pending": X_pending, "prune_baseline": False}
         theirs = qLogNoisyExpectedImprovement(model, sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3),
                                               cache_root=False, **kwargs)
-        ours = lean_gp.lean_log_nei(lean_gp.LeanExactGP(model), seed=3,
+        ours = lean_gp.lean_log_nei(lean_gp.LeanExactGP(model),
                                     sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3), **kwargs)
         X_theirs, X_ours = X[1:].clone().requires_grad_(True), X[1:].clone().requires_grad_(True)
         expected, got = theirs(X_theirs), ours(X_ours)
