@@ -227,6 +227,11 @@ def _log_nei_class():
         its smoothing and the pending points are BoTorch's own.
         """
 
+        def _init_baseline(self, *args, **kwargs):
+            # BoTorch re-initialises the baseline when pending points change (they join it): drop our factors
+            self.__dict__.pop("_lean_cache", None)
+            super()._init_baseline(*args, **kwargs)
+
         def _get_samples_and_objectives(self, X):
             import torch
 

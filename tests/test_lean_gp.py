@@ -124,6 +124,26 @@ def test_log_nei_equals_botorchs_joint_sampling():
         assert torch.allclose(X_ours.grad, X_theirs.grad, rtol=1e-5, atol=1e-6)
 
 
+def test_log_nei_follows_pending_points_set_after_construction():
+    """Sequential greedy sets pending points on a built acquisition (BoTorch folds them into the baseline);
+    the lean one must follow each change, and back, exactly as BoTorch's does."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    model = _models(False).eval()
+    kwargs = {"X_baseline": model.train_inputs[0][:12], "prune_baseline": False}
+    theirs = qLogNoisyExpectedImprovement(model, sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3),
+                                          cache_root=False, **kwargs)
+    ours = lean_gp.lean_log_nei(lean_gp.LeanExactGP(model), sampler=SobolQMCNormalSampler(torch.Size([256]), seed=3),
+                                **kwargs)
+    X = torch.rand(9, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    for pending in (None, X[:1, 0], X[:3, 0], None):
+        theirs.set_X_pending(pending)
+        ours.set_X_pending(pending)
+        expected, got = theirs(X[3:]), ours(X[3:])
+        assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6), (pending, got, expected)
+
+
 def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
     """A plain single-objective proposal runs on LeanExactGP and LeanLogNEI; once a chemistry failure
     adds a feasibility model, the models stay on gpytorch. Both proposals stay inside the space."""
