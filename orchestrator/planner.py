@@ -372,10 +372,14 @@ class Planner:
         """Local optimisation of feasible ``starts`` ``(r, 1, dim)`` under every constraint, categories held.
 
         Returns candidates of the same shape (unsnapped; the starts themselves when the solver fails).
+        With nonlinear constraints BoTorch's SLSQP path takes one start per call, so the
+        starts are refined one by one.
         """
         import torch
         from botorch.generation.gen import gen_candidates_scipy
 
+        if self.space.nonlinear_constraints and len(starts) > 1:
+            return torch.cat([self._refine(acqf, start.unsqueeze(0), maxiter) for start in starts])
         categories = self.space.category_columns()
         free = [c for c in range(self.space.dim) if c not in set(categories)]
         position = {c: i for i, c in enumerate(free)}
