@@ -372,13 +372,14 @@ class Planner:
         """Local optimisation of feasible ``starts`` ``(r, 1, dim)`` under every constraint, categories held.
 
         Returns candidates of the same shape (unsnapped; the starts themselves when the solver fails).
-        With nonlinear constraints BoTorch's SLSQP path takes one start per call, so the
+        With constraints that are nonlinear in unit coordinates (written nonlinear, or linear
+        in a log-scale parameter) BoTorch's SLSQP path takes one start per call, so the
         starts are refined one by one.
         """
         import torch
         from botorch.generation.gen import gen_candidates_scipy
 
-        if self.space.nonlinear_constraints and len(starts) > 1:
+        if len(starts) > 1 and self.space.unit_nonlinear_constraints():
             return torch.cat([self._refine(acqf, start.unsqueeze(0), maxiter) for start in starts])
         categories = self.space.category_columns()
         free = [c for c in range(self.space.dim) if c not in set(categories)]
@@ -393,7 +394,7 @@ class Planner:
             from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 
             objective = FixedFeatureAcquisitionFunction(acqf, d=self.space.dim, columns=categories,
-                                                        values=[starts[:, 0, c] for c in categories])
+                                                        values=starts[..., categories])  # (r, 1, categories)
         try:
             X, _ = gen_candidates_scipy(
                 initial_conditions=starts[..., free], acquisition_function=objective,
@@ -403,7 +404,9 @@ class Planner:
                 nonlinear_inequality_constraints=nonlinear or None, options={"maxiter": maxiter},
                 use_parallel_mode=False if categories else None,
             )
-        except (ValueError, RuntimeError):  # a solver failure: the starts themselves are feasible
+        except (ValueError, RuntimeError) as error:  # the starts themselves are feasible; say so, never silently
+            warnings.warn(f"local refinement failed, proposing from unrefined starts: {error}", RuntimeWarning,
+                          stacklevel=2)
             return starts
         candidates = starts.clone()
         candidates[..., free] = X.detach()

@@ -92,26 +92,6 @@ def test_a_96_well_batch_is_produced_and_feasible(tmp_path):
     c.tell(plate[0].id, {"y": response(plate[0].params)})
 
 
-def test_every_restart_is_refined_under_a_nonlinear_constraint():
-    """BoTorch's SLSQP takes one start per call with nonlinear constraints; a batch of restarts must still
-    each reach the optimum (they once came back unmoved, silently)."""
-    import torch
-
-    from orchestrator.planner import Planner
-    from orchestrator.space import SearchSpace
-    from orchestrator.spec import Parameter
-
-    space = SearchSpace([Parameter(name="a", type="continuous", bounds=(0.0, 10.0)),
-                         Parameter(name="b", type="continuous", bounds=(0.0, 10.0))],
-                        [parse_nonlinear_constraint("a * b <= 30")])
-    planner = Planner(space, "y", True, seed=0, initial_experiments=4)
-    target = torch.tensor([0.3, 0.2], dtype=torch.float64)  # a = 3, b = 2: well inside a * b <= 30
-    starts = planner._feasible_starts(4).unsqueeze(1)
-    refined = planner._refine(lambda X: -((X[..., 0, :] - target) ** 2).sum(-1), starts, maxiter=50)
-    assert refined.shape == starts.shape
-    assert torch.allclose(refined[:, 0, :], target.expand(4, 2), atol=1e-3), refined
-
-
 def test_expressions_evaluate_like_python_arithmetic():
     values = {"a": 3.0, "b": 4.0, "t": 5.0, "c": 0.5}
     cases = {

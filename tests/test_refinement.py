@@ -1,0 +1,53 @@
+"""The planner's local refinement really moves every restart, whatever the space holds.
+
+Both bugs this guards against were silent: BoTorch raised, the planner fell back to the
+unrefined starts, and proposals were merely the best raw points.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from orchestrator.constraints import parse_constraint  # noqa: E402
+from orchestrator.expressions import parse_nonlinear_constraint  # noqa: E402
+from orchestrator.planner import Planner  # noqa: E402
+from orchestrator.space import SearchSpace  # noqa: E402
+from orchestrator.spec import Parameter  # noqa: E402
+
+TARGET = (0.3, 0.2)  # unit coordinates of a and b: a = 3, b = 2, well inside a * b <= 30
+
+
+def _space(categorical: bool, nonlinear: bool, log_scale: bool = False) -> SearchSpace:
+    """``a``, ``b`` in [0, 10] (``b`` on a log scale over [0.1, 10] when ``log_scale``: then the linear
+    ``a + b <= 15`` is curved in unit coordinates), optionally a solvent and ``a * b <= 30``."""
+    b = (Parameter(name="b", type="continuous", bounds=(0.1, 10.0), scale="log") if log_scale
+         else Parameter(name="b", type="continuous", bounds=(0.0, 10.0)))
+    parameters = [Parameter(name="a", type="continuous", bounds=(0.0, 10.0)), b]
+    if categorical:
+        parameters.append(Parameter(name="solvent", type="categorical", values=["water", "dmso", "thf"]))
+    constraints = [parse_nonlinear_constraint("a * b <= 30")] if nonlinear else []
+    if log_scale:
+        constraints.append(parse_constraint("a + b <= 15"))
+    return SearchSpace(parameters, constraints)
+
+
+def _peak(X):
+    """An acquisition ``(b, 1, d) -> (b,)`` with its maximum at ``TARGET`` in the first two columns."""
+    return -((X[..., 0, :2] - torch.tensor(TARGET, dtype=X.dtype)) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize("categorical, nonlinear, log_scale",
+                         [(False, True, False), (True, False, False), (True, True, False), (False, False, True)],
+                         ids=["nonlinear constraint", "categories", "both", "linear constraint on a log scale"])
+def test_every_restart_reaches_the_optimum_and_keeps_its_categories(categorical, nonlinear, log_scale):
+    planner = Planner(_space(categorical, nonlinear, log_scale), "y", True, seed=0, initial_experiments=4)
+    starts = planner._feasible_starts(6).unsqueeze(1)
+    refined = planner._refine(_peak, starts, maxiter=50)
+    assert refined.shape == starts.shape
+    assert torch.allclose(refined[:, 0, :2], torch.tensor(TARGET, dtype=torch.float64).expand(6, 2), atol=1e-3), refined
+    assert torch.equal(refined[:, 0, 2:], starts[:, 0, 2:]), "categories are held at each start's values"
+    if categorical:
+        assert len({tuple(row) for row in starts[:, 0, 2:].tolist()}) > 1, "the starts should differ in category"
+
