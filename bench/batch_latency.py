@@ -73,10 +73,10 @@ def main() -> None:
     optimiser_seconds = []
     optimize = planner._optimize
 
-    def timed_optimize(acqf, q):
+    def timed_optimize(acqf, q, *args):
         start = time.perf_counter()
         try:
-            return optimize(acqf, q)
+            return optimize(acqf, q, *args)
         finally:
             optimiser_seconds.append(time.perf_counter() - start)
 

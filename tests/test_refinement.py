@@ -51,3 +51,32 @@ def test_every_restart_reaches_the_optimum_and_keeps_its_categories(categorical,
     if categorical:
         assert len({tuple(row) for row in starts[:, 0, 2:].tolist()}) > 1, "the starts should differ in category"
 
+
+def _integer_space(high: int) -> SearchSpace:
+    return SearchSpace([Parameter(name="i", type="integer", bounds=(1, high)),
+                        Parameter(name="j", type="integer", bounds=(1, 3))])
+
+
+def _observations(space: SearchSpace, n: int):
+    planner = Planner(space, "y", True, seed=1, initial_experiments=n)
+    return [(s.params, {"y": float(s.params["i"] + 0.5 * s.params["j"])}) for s in planner.initial_design(0, n)]
+
+
+def test_a_sequential_batch_repeats_neither_itself_nor_the_experiments_in_flight():
+    space = _integer_space(3)  # 9 points in all
+    observations = _observations(space, 4)
+    pending = [{"i": 3, "j": 3}, {"i": 3, "j": 2}]  # where the optimum is: the acquisition would go back there
+    planner = Planner(space, "y", True, seed=1, initial_experiments=4, num_restarts=2, raw_samples=16)
+    batch = planner.suggest(observations, pending, 3, 6)
+    keys = [(s.params["i"], s.params["j"]) for s in batch]
+    assert len(set(keys)) == 3, keys
+    assert not set(keys) & {(3, 3), (3, 2)}, keys
+    assert all(s.info["n_pending"] == 2 for s in batch)
+
+
+def test_a_space_too_small_for_new_points_still_gets_its_batch():
+    space = SearchSpace([Parameter(name="i", type="integer", bounds=(1, 2))])
+    observations = [({"i": 1}, {"y": 0.0}), ({"i": 2}, {"y": 1.0})]
+    planner = Planner(space, "y", True, seed=1, initial_experiments=2, num_restarts=2, raw_samples=16)
+    batch = planner.suggest(observations, [{"i": 1}, {"i": 2}], 3, 4)
+    assert len(batch) == 3 and all(s.params["i"] in (1, 2) for s in batch)
