@@ -19,6 +19,7 @@ cooler optimum.
 
     .venv/bin/python bench/warm_start.py                    # 10 seeds, noise-free
     .venv/bin/python bench/warm_start.py --seeds 3 --noise 1 --json out.json
+    .venv/bin/python bench/warm_start.py --first-seed 5 --seeds 5    # seeds 5..9, e.g. beside 0..4
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def experiments_to_target(problem: BenchmarkProblem, url: str, name: str, budget
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10, help="paired seeds 0..N-1 (default 10)")
+    parser.add_argument("--seeds", type=int, default=10, help="paired seeds K..K+N-1 (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="K: the first seed (default 0), to split a run")
     parser.add_argument("--budget", type=int, default=30, help="plant experiments per campaign (default 30)")
     parser.add_argument("--batch", type=int, default=1, help="plant batch size (default 1)")
     parser.add_argument("--lab-budget", type=int, default=20, help="lab experiments (default 20)")
@@ -102,7 +104,7 @@ def main() -> None:
           f"{args.budget}, batch {args.batch}; target yield {target:.4f} ({args.target_frac:g} x {plant.optimum}); "
           f"noise {args.noise:g} x 0.01", flush=True)
     started, rows = time.perf_counter(), []
-    for s in range(args.seeds):
+    for s in range(args.first_seed, args.first_seed + args.seeds):
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'warm.db'}"
