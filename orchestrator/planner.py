@@ -234,8 +234,8 @@ class Planner:
 
         Sequential greedy against local penalisation, budget 20 in batches of 4, median
         regret over 30 paired seeds (``bench/planner_suite.py``): Branin 0.099 vs 0.107,
-        Hartmann6 0.80 vs 1.25, mixed 0.012 vs 0.0057, with geometric-mean ratios over seeds
-        of 0.93 / 0.74 / 0.93 in its favour. Its cost grows with ``n`` (every point after the
+        Hartmann6 0.80 vs 1.25, mixed 0.012 vs 0.0057; geometric means of the per-seed ratios
+        0.93 / 0.74 / 1.02, better on 14 / 20 / 17 of the 30 seeds. Its cost grows with ``n`` (every point after the
         first carries the earlier ones): on Hartmann6 at 96 observations q = 1 / 2 / 4 / 8 take
         0.5 / 0.9 / 1.3 / 2.6 s (``bench/batch_latency.py``, this 2-core machine), where Ax
         takes 7.1 s for q = 8.
