@@ -5,7 +5,7 @@ For each seed s, in one temporary SQLite store:
 1. a finished lab campaign on ``mit_catalyst`` (our planner via ``Campaign`` ask/tell,
    ``--lab-budget`` experiments in batches of ``--lab-batch``, seed 100 + s);
 2. two plant campaigns on ``mit_catalyst_plant`` with seed s and batch ``--batch``: one
-   with ``warm_start: {campaign: <lab name>}`` (multi-task GP, Sobol design shrunk to one
+   with ``warm_start: {campaign: <lab name>}`` (the lab's GP as prior mean, Sobol design shrunk to one
    batch of >= 2) and one from scratch (default Sobol design, 2(d+1) = 10 points).
 
 Measured: the number of plant experiments until a measured yield [fraction of A charged]

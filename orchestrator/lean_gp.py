@@ -23,9 +23,10 @@ against ~4 ms, a gradient of the acquisition at 8 points 4.4 ms against 8.8 ms.
 Supported (``is_supported``): an unbatched ``SingleTaskGP`` without input transform,
 with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel``
 (optionally inside a ``ScaleKernel``) and a homoskedastic or fixed-noise Gaussian
-likelihood. Anything else (multi-task, a mechanistic prior mean, other kernels) stays on
-gpytorch. ``tests/test_lean_gp.py`` checks the loss and its gradients, the posterior, and
-the acquisition's values and gradients (same base samples) against gpytorch and BoTorch.
+likelihood. Anything else (a mechanistic prior mean or an earlier campaign's GP as the
+mean, other kernels) stays on gpytorch. ``tests/test_lean_gp.py`` checks the loss and its
+gradients, the posterior, and the acquisition's values and gradients (same base samples)
+against gpytorch and BoTorch.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 ``suggest(observations, pending, n, n_proposed, failed=, uncertainty=)`` returns ``n``
 proposals: points of a seeded, constraint-filtered Sobol design first, then one GP per
 modelled output (``orchestrator.surrogates``: exact, subset-fitted above 250 observations,
-or multi-task with a warm start; the plain single-output GP is evaluated by
-``orchestrator.lean_gp`` up to ``_LOVE_ABOVE`` observations) and
+stacked on an earlier campaign's GP with a warm start; the plain single-output GP is
+evaluated by ``orchestrator.lean_gp`` up to ``_LOVE_ABOVE`` observations) and
 ``qLogNoisyExpectedImprovement`` (one objective) or
 ``qLogNoisyExpectedHypervolumeImprovement`` (several), with outcome constraints and the
 chemistry-failure feasibility model as constraints (``orchestrator.acquisition``) and
@@ -79,8 +79,8 @@ class Planner:
         objectives: the campaign's objectives (direction or target each); several give a
             hypervolume acquisition.
         outcome_constraints: constraints on measured outputs that are not objectives.
-        prior_data: (params, values) measured in an earlier campaign (warm start); they
-            enter the models as a second task.
+        prior_data: (params, values) measured in an earlier campaign (warm start); a GP
+            fitted to them is the prior mean of this campaign's GPs.
         prior_mean: ``f(params) -> float | {objective: value}``; the GPs model ``y - f``.
     """
 

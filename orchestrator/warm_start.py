@@ -4,8 +4,9 @@ The earlier campaign's measured experiments become ``(params, values)`` in this 
 parameters: parameters both campaigns share keep their values (bounds may differ: a value
 outside this campaign's bounds lies outside the unit cube, which a GP handles); parameters
 only this campaign has take the value given in ``fill``; parameters only the earlier one
-had are dropped. The planner models them as a second task (``MultiTaskGP``), so the
-earlier campaign helps as much as the data say the two are correlated.
+had are dropped. The planner fits a GP to them alone and uses its posterior mean as the
+prior mean of this campaign's GP, which learns the difference with its own hyperparameters
+(``orchestrator.surrogates``).
 """
 
 from __future__ import annotations

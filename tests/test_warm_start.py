@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 
+import numpy as np
 import pytest
 
 from orchestrator import Campaign
@@ -63,7 +64,7 @@ def experiments_to_target(c: Campaign, budget: int) -> int:
     return budget + 1
 
 
-def test_warm_start_brings_the_earlier_campaign_in_as_a_second_task(tmp_path):
+def test_warm_start_stacks_this_campaigns_gp_on_the_earlier_one(tmp_path):
     url = f"sqlite:///{tmp_path / 'w.db'}"
     lab_campaign(url)
     c = Campaign.from_text(FILE.format(name="plant", seed=1, budget=10, extra="warm_start: {campaign: lab}", design=""),
@@ -75,8 +76,11 @@ def test_warm_start_brings_the_earlier_campaign_in_as_a_second_task(tmp_path):
         c.tell(p.id, {"yield_frac": plant_yield(p.params)})
     (p,) = c.ask(1)
     info = p.info
-    assert info["model"] == "MultiTaskGP" and info["n_prior_observations"] == 16 and info["n_observations"] == 2
-    assert -1.0 <= info["models"]["yield_frac"]["task_correlation"] <= 1.0
+    assert info["model"] == "SingleTaskGP on the residual of the earlier campaign's GP"
+    assert info["n_prior_observations"] == 16 and info["n_observations"] == 2
+    described = info["models"]["yield_frac"]
+    assert described["n_train"] == 2 and described["earlier_campaign"]["n_train"] == 16
+    assert described["earlier_campaign"]["model"] == "SingleTaskGP"
     # the earlier optimum pulls the first model-based proposal near it
     distance = math.dist((p.params["temperature"], p.params["ratio"]), LAB_OPTIMUM)
     assert distance < 0.25, p.params
@@ -139,3 +143,49 @@ def test_warm_start_reaches_the_target_in_fewer_experiments_than_from_scratch(tm
     print(f"experiments to target: warm {warm} (median {statistics.median(warm)}), "
           f"scratch {scratch} (median {statistics.median(scratch)})")
     assert statistics.median(warm) <= 0.7 * statistics.median(scratch)
+
+
+def _two_scale_data(n_lab: int, n_plant: int, offset: float):
+    """``OutputData`` with ``n_lab`` earlier rows of ``sin`` and ``n_plant`` rows of ``sin - offset`` (task 1)."""
+    import torch
+
+    from orchestrator.surrogates import OutputData
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.rand(n_lab + n_plant, 2, generator=generator, dtype=torch.float64)
+    task = torch.tensor([0.0] * n_lab + [1.0] * n_plant, dtype=torch.float64)
+    Y = (torch.sin(3 * X).sum(-1) - offset * task).unsqueeze(-1)
+    return OutputData("y", X, Y, task=task)
+
+
+def test_the_stacked_gp_carries_the_earlier_shape_and_learns_the_offset():
+    import torch
+
+    from orchestrator.surrogates import OutputData, fit_output
+
+    data = _two_scale_data(n_lab=30, n_plant=4, offset=0.5)
+    model, described = fit_output(data, seed=0)
+    assert described["model"] == "SingleTaskGP on the residual of the earlier campaign's GP"
+    assert described["n_train"] == 4 and described["earlier_campaign"]["n_train"] == 30
+    far = torch.tensor([[0.05, 0.95], [0.5, 0.5], [0.95, 0.05]], dtype=torch.float64)
+    with torch.no_grad():
+        predicted = model.posterior(far).mean.squeeze(-1)
+    truth = torch.sin(3 * far).sum(-1) - 0.5
+    assert torch.allclose(predicted, truth, atol=0.1), (predicted, truth)
+    plant = data.task == 1
+    alone, _ = fit_output(OutputData("y", data.X[plant], data.Y[plant]), seed=0)
+    with torch.no_grad():
+        assert not torch.allclose(alone.posterior(far).mean.squeeze(-1), truth, atol=0.1)  # what the lab data add
+
+
+def test_the_stacked_gp_fits_a_subset_above_the_threshold_and_keeps_a_prior_mean(monkeypatch):
+    from orchestrator import surrogates
+
+    monkeypatch.setattr(surrogates, "EXACT_FIT_MAX", 30)
+    monkeypatch.setattr(surrogates, "SUBSET_SIZE", 20)
+    data = _two_scale_data(n_lab=40, n_plant=35, offset=0.2)
+    data.prior = lambda U: np.sin(3 * U).sum(axis=1)  # a mechanistic model of both scales
+    _, described = surrogates.fit_output(data, seed=0)
+    subset = "SingleTaskGP (hyperparameters fitted on 20 of {})"
+    assert described["model"] == subset.format(35) + " on the residual of the earlier campaign's GP"
+    assert described["earlier_campaign"]["model"] == subset.format(40) + " on the residual of a prior mean"
