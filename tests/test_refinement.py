@@ -80,3 +80,12 @@ def test_a_space_too_small_for_new_points_still_gets_its_batch():
     planner = Planner(space, "y", True, seed=1, initial_experiments=2, num_restarts=2, raw_samples=16)
     batch = planner.suggest(observations, [{"i": 1}, {"i": 2}], 3, 4)
     assert len(batch) == 3 and all(s.params["i"] in (1, 2) for s in batch)
+
+
+def test_a_proposal_does_not_repeat_a_measured_experiment_while_another_is_left():
+    space = _integer_space(3)
+    every = [{"i": i, "j": j} for i in (1, 2, 3) for j in (1, 2, 3)]
+    observations = [(p, {"y": float(p["i"] + 0.5 * p["j"])}) for p in every if p != {"i": 1, "j": 1}]
+    planner = Planner(space, "y", True, seed=1, initial_experiments=4, num_restarts=2, raw_samples=16)
+    (proposal,) = planner.suggest(observations, [], 1, 8)
+    assert proposal.params == {"i": 1, "j": 1}  # the worst corner, but the only experiment not yet done
