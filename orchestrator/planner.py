@@ -263,12 +263,12 @@ class Planner:
             return self._optimize_penalized(acqf, n)
         pool = self._feasible_starts(self.raw_samples)
         chosen, values = [], []
-        done = [t for t in (measured, in_flight) if t is not None]
+        avoided = [t for t in (measured, in_flight) if t is not None]
         try:
             for i in range(n):
                 if i:
                     acqf.set_X_pending(torch.cat(([] if in_flight is None else [in_flight]) + [torch.stack(chosen)]))
-                taken = done + ([torch.stack(chosen)] if chosen else [])
+                taken = avoided + ([torch.stack(chosen)] if chosen else [])
                 x, value = self._optimize_point(acqf, pool, torch.cat(taken) if taken else None)
                 chosen.append(x)
                 values.append(value)
