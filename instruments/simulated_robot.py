@@ -64,9 +64,16 @@ class SimulatedOpentrons(SimulatedInstrument):
         if self.check_protocols:
             run_log, _ = simulate_protocol(protocol, file_name=f"iteration_{plan.iteration:03d}.py")
         run_id = uuid.uuid4().hex
-        if callable(self.on_run_created):
-            self.on_run_created(run_id)
+        # The robot knows a run before the store hears of it, as with the real driver (POST
+        # /runs, then the hook): a kill in between leaves a run the store never saw (nothing
+        # moved; the experiments are abandoned on resume), never a stored id the robot lacks.
         self.lab.start_run(run_id, plan.iteration, [w.experiment_id for w in plan.wells])
+        if callable(self.on_run_created):
+            try:
+                self.on_run_created(run_id)
+            except BaseException:
+                self.lab.finish_run(run_id, error="not started: the run could not be recorded")
+                raise
         started_s = self.lab.clock_s
         self._dispense(plan, run_id)
         self.lab.finish_run(run_id)

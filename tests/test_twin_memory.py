@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -41,13 +42,14 @@ def test_each_plan_gets_a_new_run_id_reported_before_anything_is_dispensed(handl
     lab = new_lab()
     robot = SimulatedOpentrons("robot", "OT-2", lab, check_protocols=False)
     seen = []
-    robot.on_run_created = lambda run_id: seen.append((run_id, dict(lab.wells), dict(lab.runs)))
+    robot.on_run_created = lambda run_id: seen.append((run_id, dict(lab.wells), copy.deepcopy(lab.runs)))
     first, second = plan_for(handler, 1), plan_for(handler, 2, wells_used=3)
     robot.run_plan(first)
     robot.run_plan(second)
     (id1, wells_then, runs_then), (id2, _, _) = seen
     assert id1 != id2 and len(id1) == 32 and int(id1, 16) >= 0  # uuid4 hex
-    assert wells_then == {} and runs_then == {}  # the hook ran before the first transfer
+    assert wells_then == {}  # the hook ran before the first transfer
+    assert runs_then[id1]["status"] == "running" and runs_then[id1]["wells"] == []  # and after the robot knew the run
     run = lab.runs[id1]
     assert run["iteration"] == 1 and run["experiment_ids"] == [w.experiment_id for w in first.wells]
     assert robot.run_status(id1) == {"status": "succeeded", "wells": [first.label(w.well) for w in first.wells],
@@ -66,7 +68,9 @@ def test_a_refusing_hook_stops_the_run_before_any_transfer(handler):
     robot.on_run_created = refuse
     with pytest.raises(RuntimeError, match="store is down"):
         robot.run_plan(plan_for(handler))
-    assert lab.wells == {} and lab.runs == {} and lab.tips_used == 0
+    assert lab.wells == {} and lab.tips_used == 0
+    (run,) = lab.runs.values()
+    assert run["status"] == "failed" and run["wells"] == [] and "could not be recorded" in run["error"]
 
 
 def test_the_plate_and_the_robot_memory_survive_a_new_lab_on_the_same_state_file(handler, tmp_path):
@@ -90,6 +94,17 @@ def test_the_plate_and_the_robot_memory_survive_a_new_lab_on_the_same_state_file
     failed = next(r for r in again.runs.values() if r["status"] == "failed")
     assert failed["wells"] == caught.value.wells_done and failed["error"].startswith("robot_stopped")
     assert not list(tmp_path.glob("*.tmp"))  # written through a temporary file, then replaced
+
+
+def test_the_run_is_saved_before_the_store_hears_of_it(handler, tmp_path):
+    """A kill -9 inside the hook leaves a run the store never saw, not a stored id the robot lacks."""
+    state = tmp_path / "lab.json"
+    lab = new_lab(state)
+    robot = SimulatedOpentrons("robot", "OT-2", lab, check_protocols=False)
+    on_disk = []
+    robot.on_run_created = lambda run_id: on_disk.append(json.loads(state.read_text())["runs"].get(run_id))
+    robot.run_plan(plan_for(handler))
+    assert on_disk[0] is not None and on_disk[0]["status"] == "running" and on_disk[0]["wells"] == []
 
 
 def test_a_running_run_is_saved_before_its_first_transfer(handler, tmp_path):
