@@ -21,10 +21,10 @@ Measured on Hartmann6 at n = 100 (this machine, one thread): a loss evaluation 2
 against ~4 ms, a gradient of the acquisition at 8 points 4.4 ms against 8.8 ms.
 
 Supported (``is_supported``): an unbatched ``SingleTaskGP`` without input transform,
-with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel``
-(optionally inside a ``ScaleKernel``) and a homoskedastic or fixed-noise Gaussian
-likelihood. Anything else (a mechanistic prior mean or an earlier campaign's GP as the
-mean, other kernels) stays on gpytorch. ``tests/test_lean_gp.py`` checks the loss and its
+with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel`` or a
+Matern 5/2 ``MaternKernel`` (optionally inside a ``ScaleKernel``) and a homoskedastic or
+fixed-noise Gaussian likelihood. Anything else (a mechanistic prior mean or an earlier
+campaign's GP as the mean, other kernels) stays on gpytorch. ``tests/test_lean_gp.py`` checks the loss and its
 gradients, the posterior, and the acquisition's values and gradients (same base samples)
 against gpytorch and BoTorch.
 """
@@ -42,7 +42,7 @@ def is_supported(model: Any) -> bool:
     """Whether ``model`` is the plain ``SingleTaskGP`` this module reproduces exactly."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Standardize
-    from gpytorch.kernels import RBFKernel, ScaleKernel
+    from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
     from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
     from gpytorch.means import ConstantMean
 
@@ -56,25 +56,34 @@ def is_supported(model: Any) -> bool:
     return (
         model.train_inputs[0].dim() == 2
         and type(model.mean_module) is ConstantMean
-        and type(base) is RBFKernel
+        and (type(base) is RBFKernel or (type(base) is MaternKernel and base.nu == 2.5))
         and base.active_dims is None
         and type(model.likelihood) in (GaussianLikelihood, FixedNoiseGaussianLikelihood)
         and not list(model.added_loss_terms())
     )
 
 
-def _rbf(model: Any, A, B):
-    """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(..., b, d)``."""
+def _kernel(model: Any, A, B):
+    """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(..., b, d)``:
+    RBF ``exp(-r^2 / 2)`` or Matern 5/2 ``(1 + sqrt(5) r + 5 r^2 / 3) exp(-sqrt(5) r)`` of the
+    lengthscale-scaled distance ``r``."""
+    import math
+
     import torch
 
     kernel = model.covar_module
     scaled = hasattr(kernel, "base_kernel")
-    lengthscale = (kernel.base_kernel if scaled else kernel).lengthscale  # (1, d)
-    a, b = A / lengthscale, B / lengthscale
+    base = kernel.base_kernel if scaled else kernel
+    a, b = A / base.lengthscale, B / base.lengthscale  # lengthscale: (1, d)
     centre = b.mean(-2, keepdim=True)  # centring keeps the quadratic expansion accurate
     a, b = a - centre, b - centre
     d2 = a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)
-    K = torch.exp(-0.5 * d2.clamp_min(0.0))
+    d2 = d2.clamp_min(0.0)
+    if hasattr(base, "nu"):  # Matern 5/2, the only nu is_supported admits; clamped as gpytorch does (gradient at r = 0)
+        r = math.sqrt(5.0) * d2.clamp_min(1e-30).sqrt()
+        K = (1.0 + r + r.pow(2) / 3.0) * torch.exp(-r)
+    else:
+        K = torch.exp(-0.5 * d2)
     return K * kernel.outputscale if scaled else K
 
 
@@ -122,7 +131,7 @@ def neg_mll_closure(mll: Any):
     n = y.shape[-1]
 
     def loss():
-        K = _rbf(model, X, X) + torch.diag(_noise(model, n))
+        K = _kernel(model, X, X) + torch.diag(_noise(model, n))
         L = _cholesky(K)
         r = (y - model.mean_module.constant).unsqueeze(-1)
         alpha = _solve_lower(L, r)
@@ -157,7 +166,7 @@ def _model_base():
                 X, y = exact.train_inputs[0], exact.train_targets
                 self._X = X
                 self._constant = exact.mean_module.constant.detach().clone()
-                self._L = _cholesky(_rbf(exact, X, X) + torch.diag(_noise(exact, X.shape[0])))
+                self._L = _cholesky(_kernel(exact, X, X) + torch.diag(_noise(exact, X.shape[0])))
                 self._alpha = torch.cholesky_solve((y - self._constant).unsqueeze(-1), self._L)  # (n, 1)
                 transform = getattr(exact, "outcome_transform", None)
                 self._shift = transform.means.reshape(()) if transform is not None else torch.zeros((), dtype=X.dtype)
@@ -176,14 +185,14 @@ def _model_base():
         def prepared(self, A):
             """Posterior means ``(..., a)`` at ``A`` ``(..., a, d)`` (output units) and ``L^-1 k(X_train, A)``
             ``(..., n, a)``, the factor that ``covariance`` needs."""
-            Ka = _rbf(self.exact, A, self._X)
+            Ka = _kernel(self.exact, A, self._X)
             mean = self._shift + self._scale * (self._constant + (Ka @ self._alpha).squeeze(-1))
             return mean, _solve_lower(self._L, Ka.transpose(-2, -1))
 
         def covariance(self, A, Va, B, Vb):
             """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), from their ``prepared``
             factors."""
-            return self._scale.pow(2) * (_rbf(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
+            return self._scale.pow(2) * (_kernel(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
 
         def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
             import torch

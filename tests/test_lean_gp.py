@@ -20,12 +20,13 @@ def _data(n: int = 40, d: int = 3, seed: int = 0):
     return X, Y
 
 
-def _models(noise: bool, scaled: bool = False):
-    from gpytorch.kernels import RBFKernel, ScaleKernel
+def _models(noise: bool, scaled: bool = False, matern: bool = False):
+    from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
 
     X, Y = _data()
     Yvar = torch.full_like(Y, 0.4) if noise else None
-    kernel = ScaleKernel(RBFKernel(ard_num_dims=3)) if scaled else None
+    kernel = MaternKernel(nu=2.5, ard_num_dims=3) if matern else RBFKernel(ard_num_dims=3)
+    kernel = ScaleKernel(kernel) if scaled else kernel
     model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1), covar_module=kernel)
     with torch.no_grad():  # hyperparameters away from their initial values, so every term matters
         base = model.covar_module.base_kernel if scaled else model.covar_module
@@ -38,10 +39,15 @@ def _models(noise: bool, scaled: bool = False):
     return model
 
 
-@pytest.mark.parametrize("noise,scaled", [(False, False), (True, False), (False, True)],
-                         ids=["fitted noise", "observed noise", "scale kernel"])
-def test_loss_and_gradients_match_gpytorch(noise, scaled):
-    model = _models(noise, scaled)
+_VARIANTS = pytest.mark.parametrize(
+    "noise,scaled,matern", [(False, False, False), (True, False, False), (False, True, False), (False, False, True),
+                            (True, True, True)],
+    ids=["fitted noise", "observed noise", "scale kernel", "matern", "matern, observed noise, scale kernel"])
+
+
+@_VARIANTS
+def test_loss_and_gradients_match_gpytorch(noise, scaled, matern):
+    model = _models(noise, scaled, matern)
     assert lean_gp.is_supported(model)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     mll.train()
@@ -57,10 +63,9 @@ def test_loss_and_gradients_match_gpytorch(noise, scaled):
         assert torch.allclose(ours, theirs, rtol=1e-7, atol=1e-10)
 
 
-@pytest.mark.parametrize("noise,scaled", [(False, False), (True, False), (False, True)],
-                         ids=["fitted noise", "observed noise", "scale kernel"])
-def test_posterior_matches_gpytorch_and_keeps_gradients(noise, scaled):
-    model = _models(noise, scaled)
+@_VARIANTS
+def test_posterior_matches_gpytorch_and_keeps_gradients(noise, scaled, matern):
+    model = _models(noise, scaled, matern)
     model.eval()
     lean = lean_gp.LeanExactGP(model)
     X = torch.rand(5, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
@@ -92,21 +97,22 @@ def test_other_models_stay_on_gpytorch():
     from gpytorch.kernels import MaternKernel
 
     X, Y = _data()
-    assert not lean_gp.is_supported(SingleTaskGP(X, Y, covar_module=MaternKernel(ard_num_dims=3)))
+    assert not lean_gp.is_supported(SingleTaskGP(X, Y, covar_module=MaternKernel(nu=1.5, ard_num_dims=3)))
     tasks = torch.cat([X, (torch.arange(len(X)) % 2).to(X).unsqueeze(-1)], dim=-1)
     assert not lean_gp.is_supported(MultiTaskGP(tasks, Y, task_feature=-1))
     with pytest.raises(NotImplementedError, match="noise-free"):
         lean_gp.LeanExactGP(_models(False).eval()).posterior(X[:2], observation_noise=True)
 
 
-def test_log_nei_equals_botorchs_joint_sampling():
+@pytest.mark.parametrize("matern", [False, True], ids=["rbf", "matern"])
+def test_log_nei_equals_botorchs_joint_sampling(matern):
     """BoTorch's qLogNEI without the cached root draws the same base samples jointly over baseline and new
     points; extending fixed baseline samples by the conditional must give the same values, with and
     without a pending point, and gradients."""
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
-    model = _models(False).eval()
+    model = _models(False, matern=matern).eval()
     X_baseline = model.train_inputs[0][:12]
     X = torch.rand(21, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     for X_pending in (None, X[0]):
