@@ -111,14 +111,15 @@ class OurPlanner(Peer):
 
     name = "ours"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, kernel: str | None = None) -> None:
         self.workdir = workdir
+        self.kernel = kernel  # the campaigns' planner.kernel; None: the default
         self._count = 0
 
     def campaign(self, problem: BenchmarkProblem, budget: int, batch: int, seed: int, n_initial: int) -> Campaign:
         self._count += 1
         text = problem.to_campaign_yaml(budget=budget, batch_size=min(batch, budget), seed=seed,
-                                        initial_experiments=n_initial)
+                                        initial_experiments=n_initial, kernel=self.kernel)
         return Campaign.from_text(text, store=f"sqlite:///{self.workdir / f'c{self._count}.db'}")
 
     def initial_design(self, problem, n_initial, budget, batch, seed, evaluate):
@@ -362,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--peers", nargs="+", default=["ax", "baybe", "random"], choices=["ax", "baybe", "random"])
     parser.add_argument("--noise", type=float, default=0.0,
                         help="observation noise as a multiple of each problem's noise_scale (default 0: noise-free)")
+    parser.add_argument("--kernel", choices=["rbf", "matern"], help="our planner's planner.kernel (default: rbf)")
     parser.add_argument("--skip-timing", action="store_true", help="only the regret table")
     parser.add_argument("--skip-regret", action="store_true", help="only the latency and batch tables")
     parser.add_argument("--json", type=Path, help="also write every raw number to this file")
@@ -392,12 +394,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print(f"mode {'full' if args.full else 'quick'}: problems {', '.join(problems)}; seeds {seeds[0]}..{seeds[-1]}; "
           f"budget {mode.budget} in batches of {mode.batch}; noise {args.noise:g} x noise_scale; "
-          f"peers: {', '.join(peer_names) or 'none'}", flush=True)
+          f"peers: {', '.join(peer_names) or 'none'}; our kernel: {args.kernel or 'rbf'}", flush=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": mode.batch_n,
                                "mode": "full" if args.full else "quick", "seeds": seeds, "budget": mode.budget}
     with tempfile.TemporaryDirectory() as tmp:
-        ours = OurPlanner(Path(tmp))
+        ours = OurPlanner(Path(tmp), kernel=args.kernel)
         for name in problems if not args.skip_regret else ():
             problem = PROBLEMS[name]
             log(f"{name}: shared Sobol design of {initial_size(problem, mode)} points")

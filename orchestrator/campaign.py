@@ -68,7 +68,7 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
         SearchSpace(spec.parameters, spec.linear_constraints()), objective.name, objective.direction == "maximize",
         spec.seed,
         initial_experiments=spec.planner.initial_experiments or default_design,
-        num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
+        num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples, kernel=spec.planner.kernel,
         objectives=spec.objectives, outcome_constraints=[parse_linear_constraint(t) for t in spec.outcome_constraints],
         prior_data=prior_data, prior_mean=prior_mean,
     )

@@ -87,7 +87,7 @@ class Planner:
     def __init__(self, space: SearchSpace, objective: str, maximize: bool, seed: int, initial_experiments: int,
                  num_restarts: int = 8, raw_samples: int = 256, *, objectives: Sequence[Any] | None = None,
                  outcome_constraints: Sequence[Any] = (), prior_data: Sequence[tuple[Mapping[str, Any],
-                 Mapping[str, float]]] = (), prior_mean: Any = None) -> None:
+                 Mapping[str, float]]] = (), prior_mean: Any = None, kernel: str = "rbf") -> None:
         from orchestrator.spec import Objective
 
         self.space, self.seed = space, seed
@@ -98,6 +98,7 @@ class Planner:
         self.prior_data, self.prior_mean = list(prior_data), prior_mean
         self.initial_experiments = initial_experiments
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
+        self.kernel = kernel  # one of surrogates.KERNELS
 
     def suggest(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
                 pending: Sequence[Mapping[str, Any]], n: int, n_proposed: int, *,
@@ -170,7 +171,7 @@ class Planner:
 
         problem = build_problem(self.space, self.objectives, self.outcome_constraints, observations, failed,
                                 uncertainty, self.prior_data, self.prior_mean)
-        fitted = [fit_output(data, self.seed + n_proposed) for data in problem.outputs]
+        fitted = [fit_output(data, self.seed + n_proposed, self.kernel) for data in problem.outputs]
         models = [m for m, _ in fitted]
         model = models[0] if len(models) == 1 else ModelListGP(*models)
         large = len(observations) + len(failed) > _LOVE_ABOVE
@@ -192,6 +193,7 @@ class Planner:
             "acquisition_value": value,
             "expected_improvement": math.exp(value) if value < 700 else None,  # None: beyond float range
             "model": first["model"],
+            "kernel": first["kernel"],
             "lengthscales": first["lengthscales"],
             "outputscale": first["outputscale"],
             "noise_variance": first["noise_variance"],
@@ -219,11 +221,12 @@ class Planner:
         return suggestions
 
     @staticmethod
-    def _fit(X, Y):
-        """An exact ``SingleTaskGP`` (standardised outcome) fitted to ``X`` (n, d), ``Y`` (n, 1); the report uses it."""
+    def _fit(X, Y, kernel: str = "rbf"):
+        """An exact ``SingleTaskGP`` (standardised outcome, covariance ``kernel``) fitted to ``X`` (n, d),
+        ``Y`` (n, 1); the report uses it."""
         from orchestrator.surrogates import OutputData, fit_output
 
-        model, _ = fit_output(OutputData("y", X, Y), seed=0)
+        model, _ = fit_output(OutputData("y", X, Y), seed=0, kernel=kernel)
         return model
 
     def _optimize(self, acqf, n: int, in_flight=None, measured=None):
@@ -238,13 +241,12 @@ class Planner:
         ``_optimize_penalized``, whose cost hardly grows with ``n``.
 
         Sequential greedy against local penalisation, budget 20 in batches of 4, median
-        regret over 30 paired seeds (``bench/planner_suite.py``): Branin 0.099 vs 0.107,
-        Hartmann6 0.80 vs 1.25, mixed 0.012 vs 0.0057; geometric means of the per-seed ratios
-        0.93 / 0.74 / 1.02, better on 14 / 20 / 17 of the 30 seeds. Its cost grows with ``n``
-        (every point after the first carries the earlier ones): on Hartmann6 at 96
-        observations q = 1 / 2 / 4 / 8 take
-        0.5 / 0.9 / 1.3 / 2.6 s (``bench/batch_latency.py``, this 2-core machine), where Ax
-        takes 7.1 s for q = 8.
+        regret over 30 paired seeds (``bench/planner_suite.py``, with the RBF kernel of then):
+        Branin 0.099 vs 0.107, Hartmann6 0.80 vs 1.25, mixed 0.012 vs 0.0057; geometric means of
+        the per-seed ratios 0.93 / 0.74 / 1.02, better on 14 / 20 / 17 of the 30 seeds. Its cost
+        grows with ``n`` (every point after the first carries the earlier ones): on Hartmann6 at
+        96 observations q = 1 / 2 / 4 / 8 take 0.5 / 0.9 / 1.3 / 2.6 s (``bench/batch_latency.py``,
+        this 2-core machine), where Ax takes 7.1 s for q = 8.
 
         Every point is optimised from feasible starts (``_feasible_starts``) with the
         linear constraints, the nonlinear ones as SLSQP constraints, and categories held at

@@ -445,6 +445,9 @@ class Planner(_Strict):
     initial_experiments: PositiveInt | None = Field(default=None, description="Sobol design size")
     num_restarts: PositiveInt = 8
     raw_samples: PositiveInt = 256
+    kernel: Literal["rbf", "matern"] = Field(
+        default="rbf", description="the GP's covariance: rbf (BoTorch's default) or matern (Matern 5/2 with a "
+        "Gamma lengthscale prior; better on several benchmarks, worse on mit_catalyst: see orchestrator/surrogates.py)")
 
 
 class Store(_Strict):

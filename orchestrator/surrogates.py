@@ -21,6 +21,23 @@ one) and an optional mechanistic prior mean. ``fit_output`` picks the model:
   exact one's at n=300 (0.1374 vs 0.1378) and n=500 (0.1157 vs 0.1152), at about half
   the proposal time at n=500 (see bench/large_n.py).
 
+The covariance (``KERNELS``, the campaign's ``planner.kernel``): ``rbf`` (default) is
+BoTorch's, an ARD RBF with its dimension-scaled LogNormal lengthscale prior (Hvarfner et al.,
+ICML 2024); ``matern`` is an ARD Matern 5/2 with a Gamma(2) prior on each lengthscale whose
+mode is where the LogNormal's is (``_matern_kernel``). Against ``rbf``, through our planner
+(budget 20 in batches of 4, paired seeds, ``bench/planner_suite.py --kernel matern``),
+geometric mean of the per-seed regret ratios and seeds better / worse: Hartmann6 0.78 (20 /
+10 of 30), mixed 0.60 (20 / 10), colour_match 0.73 (7 / 5 of 12); Branin 0.97 (17 / 12),
+Ackley-10 0.99 (6 / 6), SnAr hypervolume even (6 / 6); mit_catalyst worse on 4 of 12 seeds
+and better on 1 (median regret 0 for both). The same model computed through gpytorch instead
+of ``lean_gp`` (equal to rounding, so each run drifts apart) gave 0.81 / 0.39 / 0.62 / 1.14:
+single numbers move that much between runs. It is not the default because it lost on the
+two-scale ``mit_catalyst`` plant (``bench/warm_start.py``, 10 seeds): a median 19.5
+experiments to the target from scratch against 17, and warm-started 21 against 12. Our
+guess, not checked further: its short lengthscales on one-hot columns make each catalyst
+nearly its own function, which suits ``mixed`` (each catalyst moves the optimum) and not
+``mit_catalyst`` (the catalysts share one response shape).
+
 A prior mean ``f`` makes the GP model the residual ``y - f(x)`` (Chen et al., Nat Commun
 16, 8905 (2025)): ``f`` is the GP's mean function, plus a learned constant.
 
@@ -47,6 +64,10 @@ import numpy as np
 EXACT_FIT_MAX = 250
 #: Observations used to fit hyperparameters above ``EXACT_FIT_MAX``.
 SUBSET_SIZE = 250
+#: The covariances a campaign can choose (``planner.kernel``); the first is the default.
+KERNELS = ("rbf", "matern")
+#: Shape of the ``matern`` kernel's Gamma lengthscale prior; 2 gives a heavier tail than BayBE's 3.
+LENGTHSCALE_CONCENTRATION = 2.0
 #: Finite-difference step (unit coordinates) for the gradient of a prior mean.
 _FD_STEP = 1e-4
 
@@ -69,8 +90,9 @@ class OutputData:
     prior: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-def fit_output(data: OutputData, seed: int) -> tuple[Any, dict[str, Any]]:
-    """A fitted model of ``data`` and its description (name and hyperparameters, JSON-ready)."""
+def fit_output(data: OutputData, seed: int, kernel: str = KERNELS[0]) -> tuple[Any, dict[str, Any]]:
+    """A fitted model of ``data`` with the covariance named ``kernel`` (one of ``KERNELS``) and its
+    description (name and hyperparameters, JSON-ready)."""
     X, Y, Yvar = data.X, data.Y, data.Yvar
     make_mean = (lambda: PriorMean(data.prior)) if data.prior is not None else None
     suffix = " on the residual of a prior mean" if data.prior is not None else ""
@@ -78,15 +100,15 @@ def fit_output(data: OutputData, seed: int) -> tuple[Any, dict[str, Any]]:
     if data.task is not None and bool((data.task == 0).any()):
         rows = data.task == 0
         source, earlier = fit_output(OutputData(data.name, X[rows], Y[rows], None if Yvar is None else Yvar[rows],
-                                                prior=data.prior), seed)
+                                                prior=data.prior), seed, kernel)
         make_mean, suffix = (lambda: SourceMean(source)), " on the residual of the earlier campaign's GP"
         X, Y, Yvar = X[~rows], Y[~rows], None if Yvar is None else Yvar[~rows]
     n = X.shape[0]
     if n <= EXACT_FIT_MAX:
-        model, name = _single_task(X, Y, Yvar, make_mean), "SingleTaskGP"
+        model, name = _single_task(X, Y, Yvar, make_mean, kernel), "SingleTaskGP"
         _fit_mll(model)
     else:
-        model = _subset_fitted(X, Y, Yvar, make_mean, seed)
+        model = _subset_fitted(X, Y, Yvar, make_mean, seed, kernel)
         name = f"SingleTaskGP (hyperparameters fitted on {SUBSET_SIZE} of {n})"
     description = describe(model, name + suffix)
     description["observed_noise"] = Yvar is not None
@@ -132,27 +154,50 @@ def _fit_mll(model: Any) -> None:
         fit_gpytorch_mll(mll, closure=lean_gp.neg_mll_closure(mll) if lean_gp.is_supported(model) else None)
 
 
-def _single_task(X, Y, Yvar, make_mean=None):
-    """An unfitted ``SingleTaskGP`` (standardised outcome); ``make_mean()`` builds its ``OffsetMean``, if any."""
+def _single_task(X, Y, Yvar, make_mean=None, kernel: str = KERNELS[0]):
+    """An unfitted ``SingleTaskGP`` (standardised outcome, covariance ``kernel``); ``make_mean()`` builds its
+    ``OffsetMean``, if any."""
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Standardize
 
     mean = make_mean() if make_mean is not None else None
-    model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1), mean_module=mean)
+    model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1), mean_module=mean,
+                         covar_module=_matern_kernel(X.shape[-1]) if kernel == "matern" else None)
     if mean is not None:
         mean.scale_like(model.outcome_transform)
     return model
 
 
-def _subset_fitted(X, Y, Yvar, make_mean, seed: int):
+def _matern_kernel(d: int):
+    """The ``matern`` covariance: ARD Matern 5/2 over ``d`` unit columns (no output scale: the outcome
+    is standardised), each lengthscale with a ``Gamma(LENGTHSCALE_CONCENTRATION, rate)`` prior.
+
+    The rate puts the prior's mode where BoTorch's dimension-scaled LogNormal prior has its own,
+    ``sqrt(d) * exp(sqrt(2) - 3)``, so the scale grows with the dimension as there; the Gamma's
+    tail is much lighter than the LogNormal's, which keeps the fit from stretching a lengthscale
+    far beyond what a few points can show (BayBE's default GP does the same with concentration 3).
+    """
+    import math
+
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.kernels import MaternKernel
+    from gpytorch.priors import GammaPrior
+
+    mode = math.sqrt(d) * math.exp(math.sqrt(2.0) - 3.0)
+    prior = GammaPrior(LENGTHSCALE_CONCENTRATION, (LENGTHSCALE_CONCENTRATION - 1.0) / mode)
+    return MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=prior,
+                        lengthscale_constraint=GreaterThan(2.5e-2, transform=None, initial_value=mode))
+
+
+def _subset_fitted(X, Y, Yvar, make_mean, seed: int, kernel: str = KERNELS[0]):
     import torch
 
     n = X.shape[0]
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randperm(n, generator=generator)[:SUBSET_SIZE]
-    small = _single_task(X[rows], Y[rows], None if Yvar is None else Yvar[rows], make_mean)
+    small = _single_task(X[rows], Y[rows], None if Yvar is None else Yvar[rows], make_mean, kernel)
     _fit_mll(small)
-    model = _single_task(X, Y, Yvar, make_mean)
+    model = _single_task(X, Y, Yvar, make_mean, kernel)
     model.covar_module.load_state_dict(small.covar_module.state_dict())
     model.mean_module.load_state_dict(small.mean_module.state_dict(), strict=False)
     if Yvar is None:  # with observed noise the likelihood holds the per-row variances
@@ -170,11 +215,20 @@ def describe(model: Any, name: str) -> dict[str, Any]:
     base = getattr(kernel, "base_kernel", kernel)
     return {
         "model": name,
+        "kernel": _kernel_name(base),
         "n_train": int(model.train_inputs[0].shape[-2]),
         "lengthscales": [float(v) for v in base.lengthscale.detach().reshape(-1)],
         "outputscale": None if outputscale is None else float(outputscale.detach()),
         "noise_variance": float(model.likelihood.noise.detach().mean()),
     }
+
+
+def _kernel_name(kernel: Any) -> str:
+    """``"Matern 5/2"``, ``"RBF"`` or the kernel's class name."""
+    nu = getattr(kernel, "nu", None)
+    if nu is not None:
+        return f"Matern {int(2 * nu)}/2"
+    return "RBF" if type(kernel).__name__ == "RBFKernel" else type(kernel).__name__
 
 
 class _PriorValues:

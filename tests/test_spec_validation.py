@@ -308,6 +308,10 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         _set("parameters", 0, value="red"),
         [("parameters[0]: input should be a valid dictionary", "got 'red'; correct the value")],
     ),
+    "planner-kernel-unknown": (
+        _set("planner", "kernel", value="laplace"),
+        [("planner.kernel: input should be 'rbf' or 'matern'", "got 'laplace'; correct the value")],
+    ),
     "campaign-name-with-spaces": (
         _set("name", value="colour match"),
         [("name: string should match pattern", "got 'colour match'; correct the value")],

@@ -74,7 +74,7 @@ def fit(data: ReportData) -> Any:
     try:
         with torch.random.fork_rng():
             torch.manual_seed(data.spec.seed)
-            return Planner._fit(X, Y)
+            return Planner._fit(X, Y, data.spec.planner.kernel)
     finally:
         torch.set_num_threads(threads)
 
