@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -305,6 +306,16 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.3g}"
 
 
+def paired_signs(ours: Sequence[float], theirs: Sequence[float], higher_is_better: bool) -> tuple[int, int, float]:
+    """Seeds on which ours scored better and worse (ties and unscored seeds left out), and the two-sided
+    sign-test p-value of that split under "either is as likely to win a seed"."""
+    pairs = [(a, b) for a, b in zip(ours, theirs) if np.isfinite(a) and np.isfinite(b) and a != b]
+    better = sum((a > b) == higher_is_better for a, b in pairs)
+    worse = len(pairs) - better
+    tail = sum(math.comb(len(pairs), k) for k in range(min(better, worse) + 1)) / 2 ** len(pairs)
+    return better, worse, min(1.0, 2 * tail)
+
+
 def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     print("\nmedian final score per problem (regret: lower is better; hypervolume [HV]: higher is better)")
     header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
@@ -324,6 +335,17 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
             finite = [med[n] for n in rivals if np.isfinite(med[n])]
             row += f"{_ratio(med['ours'], pick(finite)) if finite else '  n/a':>12}"
         print(row)
+    rivals = [n for n in peer_names if n != "random"]
+    if rivals:
+        print("\npaired seeds: ours better / worse than each peer, and the two-sided sign-test p-value "
+              "(a median ratio with p > 0.05 may be luck of the seeds)")
+        for name, scores in results["regret"].items():
+            cells = []
+            for n in rivals:
+                better, worse, p = paired_signs(scores.get("ours", []), scores.get(n, []),
+                                                PROBLEMS[name].is_multi_objective)
+                cells.append(f"{n} {better}/{worse} p={p:.2g}")
+            print(f"{name:<20}" + "   ".join(cells))
     for title, key, unit in (("proposal latency, q=1, Hartmann6 [s]", "latency", "n"),
                              ("one batch, Hartmann6 after %d observations [s]" % results["batch_n"], "batch", "q")):
         table = results[key]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.planner_suite import merge_results, print_report
+from bench.planner_suite import merge_results, paired_signs, print_report
 
 
 def test_split_seeds_are_joined_and_a_rerun_method_replaces_its_earlier_scores(capsys):
@@ -32,3 +32,11 @@ def test_a_method_missing_seeds_is_reported_as_unpaired():
     ax = merged["regret"]["hartmann6"]["ax"]
     assert ax[0] == 1.5 and all(math.isnan(v) for v in ax[1:])
     assert notes == ["note: hartmann6: ax has 1 of 3 seeds; its median is not paired"]
+
+
+def test_paired_signs_count_seeds_and_give_the_exact_sign_test():
+    assert paired_signs([1, 2, 3, 4], [2, 3, 4, 5], higher_is_better=False) == (4, 0, 0.125)  # 2 * (1/16)
+    assert paired_signs([1, 2, 3, 4], [2, 3, 4, 5], higher_is_better=True) == (0, 4, 0.125)
+    better, worse, p = paired_signs([1, 5, float("nan"), 3], [2, 4, 1, 3], higher_is_better=False)
+    assert (better, worse, p) == (1, 1, 1.0)  # the unscored seed and the tie are left out
+    assert paired_signs([0.0] * 20, [1.0] * 20, False)[2] < 1e-5
