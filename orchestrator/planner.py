@@ -462,7 +462,7 @@ class Planner:
                 values = torch.cat([acqf(stacked.unsqueeze(1)), pool_values])
             options = torch.cat([stacked, pool])
         if taken is not None:
-            repeated = (options.unsqueeze(1) - taken.unsqueeze(0)).abs().amax(-1).le(1e-9).any(-1)
+            repeated = torch.cdist(options, taken, p=float("inf")).le(1e-9).any(-1)  # max-norm distance, (k, t)
             if not bool(repeated.all()):
                 values = values.masked_fill(repeated, -torch.inf)
         best = int(values.argmax())
