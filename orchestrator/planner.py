@@ -52,6 +52,18 @@ class Suggestion:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _distinct(points, values):
+    """The distinct rows of ``points`` ``(k, dim)`` and the best of ``values`` ``(k,)`` over each row's copies.
+
+    Pools drawn from a small discrete space hold many copies of each point.
+    """
+    import torch
+
+    unique, inverse = torch.unique(points, dim=0, return_inverse=True)
+    best = torch.full((len(unique),), -torch.inf, dtype=values.dtype).scatter_reduce(0, inverse, values, reduce="amax")
+    return unique, best
+
+
 def _fast_predictive_variance(enabled: bool):
     """GPyTorch's LOVE predictive variances above ``_LOVE_ABOVE`` observations, else nothing.
 
@@ -261,11 +273,11 @@ class Planner:
         """
         import torch
 
+        avoided = [t for t in (measured, in_flight) if t is not None]
         if n > _LARGE_BATCH:
-            return self._optimize_penalized(acqf, n)
+            return self._optimize_penalized(acqf, n, torch.cat(avoided) if avoided else None)
         pool = self._feasible_starts(self.raw_samples)
         chosen, values = [], []
-        avoided = [t for t in (measured, in_flight) if t is not None]
         try:
             for i in range(n):
                 if i:
@@ -290,7 +302,7 @@ class Planner:
         candidates = self._refine(acqf, starts, _SOLVER_ITERATIONS)
         return self._best_feasible(acqf, candidates[:, 0, :], pool, pool_values, taken)
 
-    def _optimize_penalized(self, acqf, n: int):
+    def _optimize_penalized(self, acqf, n: int, done=None):
         """A large batch of ``n`` points in one pass: tensors ``(n, dim)`` and ``(n,)`` (acquisition values).
 
         Sequential greedy evaluates the acquisition about 50 times per point with all earlier
@@ -307,19 +319,23 @@ class Planner:
         holds as pending points (several objectives) become penalty centres instead, since
         they would make every evaluation a joint posterior over them; qLogNEI holds them in
         its baseline, whose samples are drawn once, and keeps them there.
+
+        Candidates are distinct points, and none equals a row of ``done`` ``(m, dim)`` (measured or
+        in flight) or an earlier pick while any such new point is left; a space with fewer new
+        points than the plate then gets replicates, best penalised value first.
         """
         in_flight = getattr(acqf, "X_pending", None)
         if in_flight is not None:  # a plate in flight makes every evaluation a 97-point joint posterior
             acqf.set_X_pending(None)
         try:
-            return self._penalized_batch(acqf, n, in_flight)
+            return self._penalized_batch(acqf, n, in_flight, done)
         finally:
             if in_flight is not None:
                 acqf.set_X_pending(in_flight)
 
-    def _penalized_batch(self, acqf, n: int, in_flight):
+    def _penalized_batch(self, acqf, n: int, in_flight, done):
         """``_optimize_penalized`` with the acquisition's pending points cleared; ``in_flight`` ``(p, dim)``
-        (or None) become penalty centres instead."""
+        (or None) become penalty centres instead; rows of ``done`` ``(m, dim)`` (or None) are not new."""
         import torch
 
         pool = self._feasible_starts(max(4 * self.raw_samples, 8 * n))
@@ -338,8 +354,10 @@ class Planner:
         repaired = torch.stack(repaired)
         with torch.no_grad():
             repaired_values = acqf(repaired.unsqueeze(1))
-        candidates = torch.cat([repaired, pool])
-        values = torch.cat([repaired_values, pool_values])
+        candidates, values = _distinct(torch.cat([repaired, pool]), torch.cat([repaired_values, pool_values]))
+        fresh = torch.ones(len(candidates), dtype=torch.bool)
+        if done is not None and len(done):
+            fresh &= ~torch.cdist(candidates, done, p=float("inf")).le(1e-9).any(-1)
         scale = self._lengthscales(acqf) * _PENALTY_RADIUS
         penalized = values.clone()
         for centre in (in_flight if in_flight is not None else []):
@@ -347,11 +365,11 @@ class Planner:
             penalized = penalized + torch.log((-torch.expm1(-0.5 * distance2)).clamp_min(1e-300))
         chosen = []
         for _ in range(n):
-            j = int(penalized.argmax())
+            j = int((penalized.masked_fill(~fresh, -torch.inf) if bool(fresh.any()) else penalized).argmax())
             chosen.append(j)
+            fresh[j] = False
             distance2 = (((candidates - candidates[j]) / scale) ** 2).sum(-1)
             penalized = penalized + torch.log((-torch.expm1(-0.5 * distance2)).clamp_min(1e-300))
-            penalized[j] = -torch.inf
         return candidates[chosen], values[chosen]
 
     def _perturb(self, points):

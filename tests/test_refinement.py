@@ -89,3 +89,22 @@ def test_a_proposal_does_not_repeat_a_measured_experiment_while_another_is_left(
     planner = Planner(space, "y", True, seed=1, initial_experiments=4, num_restarts=2, raw_samples=16)
     (proposal,) = planner.suggest(observations, [], 1, 8)
     assert proposal.params == {"i": 1, "j": 1}  # the worst corner, but the only experiment not yet done
+
+
+def test_a_plate_takes_every_new_point_before_it_repeats_a_done_one():
+    """Plates (above eight points) use local penalisation over a sampled pool, which on a small discrete
+    space holds many copies of each point: the plate must still hold each new point once before any
+    measured or in-flight condition comes back as a replicate."""
+    space = SearchSpace([Parameter(name="i", type="integer", bounds=(1, 3)),
+                         Parameter(name="j", type="integer", bounds=(1, 4))])  # 12 points
+    every = [{"i": i, "j": j} for i in (1, 2, 3) for j in (1, 2, 3, 4)]
+    measured = every[::2]
+    observations = [(p, {"y": float(p["i"] + 0.5 * p["j"])}) for p in measured]
+    pending = [every[1], every[3]]
+    new = [p for p in every[1::2] if p not in pending]
+    planner = Planner(space, "y", True, seed=1, initial_experiments=4, num_restarts=2, raw_samples=16)
+    plate = [s.params for s in planner.suggest(observations, pending, 10, 8)]
+    assert len(plate) == 10
+    first = plate[:len(new)]
+    assert sorted(map(str, first)) == sorted(map(str, new)), plate  # every new point once, first
+    assert all(p in every for p in plate[len(new):])  # then replicates of done ones
