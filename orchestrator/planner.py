@@ -64,6 +64,14 @@ def _distinct(points, values):
     return unique, best
 
 
+def _equal_to_any(points, others):
+    """Whether each row of ``points`` ``(k, dim)`` equals some row of ``others`` ``(t, dim)`` (max-norm
+    distance under 1e-9): a bool ``(k,)``."""
+    import torch
+
+    return torch.cdist(points, others, p=float("inf")).le(1e-9).any(-1)
+
+
 def _fast_predictive_variance(enabled: bool):
     """GPyTorch's LOVE predictive variances above ``_LOVE_ABOVE`` observations, else nothing.
 
@@ -357,7 +365,7 @@ class Planner:
         candidates, values = _distinct(torch.cat([repaired, pool]), torch.cat([repaired_values, pool_values]))
         fresh = torch.ones(len(candidates), dtype=torch.bool)
         if done is not None and len(done):
-            fresh &= ~torch.cdist(candidates, done, p=float("inf")).le(1e-9).any(-1)
+            fresh &= ~_equal_to_any(candidates, done)
         scale = self._lengthscales(acqf) * _PENALTY_RADIUS
         penalized = values.clone()
         for centre in (in_flight if in_flight is not None else []):
@@ -480,7 +488,7 @@ class Planner:
                 values = torch.cat([acqf(stacked.unsqueeze(1)), pool_values])
             options = torch.cat([stacked, pool])
         if taken is not None:
-            repeated = torch.cdist(options, taken, p=float("inf")).le(1e-9).any(-1)  # max-norm distance, (k, t)
+            repeated = _equal_to_any(options, taken)
             if not bool(repeated.all()):
                 values = values.masked_fill(repeated, -torch.inf)
         best = int(values.argmax())
