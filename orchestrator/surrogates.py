@@ -215,7 +215,7 @@ def describe(model: Any, name: str) -> dict[str, Any]:
     base = getattr(kernel, "base_kernel", kernel)
     return {
         "model": name,
-        "kernel": _kernel_name(base),
+        "kernel": kernel_name(base),
         "n_train": int(model.train_inputs[0].shape[-2]),
         "lengthscales": [float(v) for v in base.lengthscale.detach().reshape(-1)],
         "outputscale": None if outputscale is None else float(outputscale.detach()),
@@ -223,8 +223,8 @@ def describe(model: Any, name: str) -> dict[str, Any]:
     }
 
 
-def _kernel_name(kernel: Any) -> str:
-    """``"Matern 5/2"``, ``"RBF"`` or the kernel's class name."""
+def kernel_name(kernel: Any) -> str:
+    """``"Matern 5/2"``, ``"RBF"`` or the class name of a fitted model's (base) kernel."""
     nu = getattr(kernel, "nu", None)
     if nu is not None:
         return f"Matern {int(2 * nu)}/2"

@@ -15,6 +15,7 @@ import numpy as np
 
 from orchestrator.planner import Planner
 from orchestrator.report.data import ReportData
+from orchestrator.surrogates import kernel_name
 
 MIN_POINTS = 3
 SLICE_POINTS = 101
@@ -49,6 +50,7 @@ class ModelSummary:
     importance: dict[str, float]
     lengthscales: np.ndarray
     noise_sd: float
+    kernel: str  # the fitted kernel's name, e.g. "RBF"
 
 
 def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +95,13 @@ def _loo(model: Any) -> tuple[np.ndarray, np.ndarray]:
     return mean * scale + shift, np.sqrt(var) * scale
 
 
+def _base_kernel(model: Any) -> Any:
+    return getattr(model.covar_module, "base_kernel", model.covar_module)
+
+
 def _lengthscales(model: Any) -> np.ndarray:
     """ARD lengthscales (unit coordinates), shape ``(dim,)``."""
-    kernel = getattr(model.covar_module, "base_kernel", model.covar_module)
-    return kernel.lengthscale.detach().reshape(-1).numpy().copy()
+    return _base_kernel(model).lengthscale.detach().reshape(-1).numpy().copy()
 
 
 def importance(data: ReportData, lengthscales: np.ndarray) -> dict[str, float]:
@@ -139,4 +144,5 @@ def summarise_model(data: ReportData) -> ModelSummary:
     ls = _lengthscales(model)
     scale = float(model.outcome_transform.stdvs.squeeze())
     noise_sd = float(np.sqrt(float(model.likelihood.noise.detach().mean()))) * scale
-    return ModelSummary(data.values(), loo_mean, loo_sd, slices, importance(data, ls), ls, noise_sd)
+    return ModelSummary(data.values(), loo_mean, loo_sd, slices, importance(data, ls), ls, noise_sd,
+                        kernel_name(_base_kernel(model)))
