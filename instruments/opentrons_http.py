@@ -174,6 +174,24 @@ class OpentronsHTTP:
         errors = "; ".join(f"{e.get('errorType', 'error')}: {e.get('detail', '')}".strip() for e in run.get("errors") or [])
         return {"status": run.get("status", "unknown"), "error": errors or None}
 
+    def close_unplayed_run(self, run_id: str) -> bool:
+        """Close run ``run_id`` if it was created but never played (asked after a restart): True when it was.
+
+        The run is first made not current (``PATCH current: false``), after which the robot
+        refuses to play it; then its recorded actions are read. No ``play`` among them: the
+        protocol never started, nothing moved, and now it never will. The robot refuses to
+        close a run that is going (``RunNotIdle``), and a run someone played has a ``play``
+        action: both give False and the run is left as it is.
+        """
+        try:
+            self._call("PATCH", f"/runs/{run_id}", "closing a run that was never played",
+                       json={"data": {"current": False}})
+        except _HTTPStatusError as err:
+            if err.error_id != "RunStopped":  # RunStopped: not current any more, so it cannot be played either
+                return False
+        run = self._call("GET", f"/runs/{run_id}", "reading the actions of a closed run")["data"]
+        return not any(action.get("actionType") == "play" for action in run.get("actions") or [])
+
     # steps --------------------------------------------------------------------------------
 
     def _check_pipettes(self, deck: Deck) -> None:

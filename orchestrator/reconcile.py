@@ -7,8 +7,11 @@ and the robot's run id is stored before the run is played. So after a crash:
   abandoned (never made) and their place in the budget goes to new proposals;
 - a run id stored: the robot is asked what became of that run. Succeeded: the plate was
   made, so its wells are measured now (reading never changes a plate). Failed or stopped:
-  the batch is recorded as failed by the instrument. Anything else (still running, robot
-  unreachable, a driver that cannot say): the user decides, with ``--in-doubt``.
+  the batch is recorded as failed by the instrument. Idle (created, never played; the
+  crash came between creating and playing it): the driver closes it, so it can never
+  start, and confirms it was never played; the experiments are abandoned as above.
+  Anything else (still running, robot unreachable, a driver that cannot say): the user
+  decides, with ``--in-doubt``.
 
 Nothing here ever dispatches a physical step again.
 """
@@ -95,6 +98,11 @@ def _settle(runner: "CampaignRunner", batch: InDoubtBatch, policy: str) -> str:
         return f"experiments {ids} never reached the robot (no run started); abandoned, their budget is free again"
     status = _run_status(runner, batch)
     state = status.get("status")
+    if state == "idle" and _closed_unplayed(runner, batch):
+        for experiment_id in batch.experiment_ids:
+            runner.store.abandon(experiment_id, f"robot run {batch.run_id} was created but never played: nothing moved")
+        return (f"robot run {batch.run_id} was never played (now closed, so it never will be); "
+                f"experiments {ids} abandoned, their budget is free again")
     if state == "succeeded":
         return _measure(runner, batch, f"robot run {batch.run_id} succeeded")
     if state in ("failed", "stopped"):
@@ -117,6 +125,17 @@ def _run_status(runner: "CampaignRunner", batch: InDoubtBatch) -> dict[str, Any]
         return dict(handler.run_status(batch.run_id))
     except InstrumentError as err:
         return {"status": "unknown", "error": err.message}
+
+
+def _closed_unplayed(runner: "CampaignRunner", batch: InDoubtBatch) -> bool:
+    """Whether the driver closed the batch's run and found it never played (False when it cannot say)."""
+    handler = runner.instruments.liquid_handler
+    if not hasattr(handler, "close_unplayed_run"):
+        return False
+    try:
+        return bool(handler.close_unplayed_run(batch.run_id))
+    except InstrumentError:
+        return False
 
 
 def _measure(runner: "CampaignRunner", batch: InDoubtBatch, why: str) -> str:

@@ -146,3 +146,59 @@ def test_the_real_driver_reports_what_became_of_a_run(tmp_path):
         assert robot.run_status(created[0]) == {"status": "succeeded", "error": None}
         assert robot.run_status("no-such-run")["status"] == "unknown"
         robot.close()
+
+
+def test_a_real_robot_run_created_but_never_played_is_closed_and_its_batch_abandoned(tmp_path):
+    from tests.opentrons_robot_server import RobotServer
+    from tests.test_opentrons_http import driver
+
+    runner = runner_for(tmp_path)
+    config = runner.handler_config.model_copy(update={"host": "127.0.0.1"})
+    with RobotServer() as server:
+        robot = driver(server, config)
+
+        def die_before_play(run_id, kind):
+            raise Crash()
+
+        robot._action = die_before_play  # the process is killed between creating the run and playing it,
+        robot._release = lambda run_id: None  # so it releases nothing either
+        runner.instruments.liquid_handler = robot
+        with pytest.raises(Crash):
+            runner.prepare(runner.propose())
+        (run,) = [r for r in server.robot.runs.values() if r["protocolId"]]
+        assert run["status"] == "idle" and run["current"]  # it would block the robot's next run
+
+        again = restarted(runner)
+        again.instruments.liquid_handler = driver(server, config)
+        (line,) = again.reconcile()
+        assert f"robot run {run['id']} was never played" in line
+        assert statuses(again) == ["abandoned"] * 4
+        assert again.campaign.remaining_budget() == 8
+        assert not run["current"] and not run["_started"] and run["actions"] == []
+        assert server.robot.create_run("next-protocol")[0] == 201  # the robot is free for the next batch
+
+
+def test_a_run_someone_played_is_never_taken_for_an_unplayed_one(tmp_path):
+    from instruments.plan import BatchItem, compile_plan
+    from instruments.opentrons_protocol import render_protocol
+    from tests.opentrons_robot_server import RobotServer
+    from tests.test_opentrons_http import driver
+
+    config = runner_for(tmp_path).handler_config.model_copy(update={"host": "127.0.0.1"})
+    with RobotServer() as server:
+        robot = driver(server, config)
+        created = []
+        robot.on_run_created = created.append
+        plan = compile_plan(config, "OT-2", 1, [BatchItem(1, {"red": 10.0, "yellow": 20.0, "blue": 30.0})], 0)
+        robot.run_plan(plan)
+        assert robot.close_unplayed_run(created[0]) is False  # finished and released: it has a play action
+        robot.close()
+    with RobotServer(fault="never") as server:  # a run that never ends
+        robot = driver(server, config)
+        server.robot.protocols["played-from-the-app"] = render_protocol(plan)
+        _, body = server.robot.create_run("played-from-the-app")
+        going = server.robot.runs[body["data"]["id"]]
+        server.robot.action(going, "play")
+        assert robot.close_unplayed_run(going["id"]) is False  # going: the robot refuses to close it
+        assert going["current"] and going["status"] == "running"
+        robot.close()
