@@ -112,15 +112,15 @@ class OurPlanner(Peer):
 
     name = "ours"
 
-    def __init__(self, workdir: Path, kernel: str | None = None) -> None:
+    def __init__(self, workdir: Path, planner: dict[str, str] | None = None) -> None:
         self.workdir = workdir
-        self.kernel = kernel  # the campaigns' planner.kernel; None: the default
+        self.planner = planner or {}  # entries of the campaigns' planner section (kernel, acquisition)
         self._count = 0
 
     def campaign(self, problem: BenchmarkProblem, budget: int, batch: int, seed: int, n_initial: int) -> Campaign:
         self._count += 1
         text = problem.to_campaign_yaml(budget=budget, batch_size=min(batch, budget), seed=seed,
-                                        initial_experiments=n_initial, kernel=self.kernel)
+                                        initial_experiments=n_initial, planner=self.planner)
         return Campaign.from_text(text, store=f"sqlite:///{self.workdir / f'c{self._count}.db'}")
 
     def initial_design(self, problem, n_initial, budget, batch, seed, evaluate):
@@ -385,7 +385,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--peers", nargs="+", default=["ax", "baybe", "random"], choices=["ax", "baybe", "random"])
     parser.add_argument("--noise", type=float, default=0.0,
                         help="observation noise as a multiple of each problem's noise_scale (default 0: noise-free)")
-    parser.add_argument("--kernel", choices=["rbf", "matern"], help="our planner's planner.kernel (default: rbf)")
+    parser.add_argument("--kernel", choices=["auto", "rbf", "matern"],
+                        help="our planner's planner.kernel (default: auto)")
+    parser.add_argument("--acquisition", choices=["qLogEI", "qLogNEI"],
+                        help="our planner's planner.acquisition (default: qLogEI)")
     parser.add_argument("--skip-timing", action="store_true", help="only the regret table")
     parser.add_argument("--skip-regret", action="store_true", help="only the latency and batch tables")
     parser.add_argument("--json", type=Path, help="also write every raw number to this file")
@@ -416,12 +419,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print(f"mode {'full' if args.full else 'quick'}: problems {', '.join(problems)}; seeds {seeds[0]}..{seeds[-1]}; "
           f"budget {mode.budget} in batches of {mode.batch}; noise {args.noise:g} x noise_scale; "
-          f"peers: {', '.join(peer_names) or 'none'}; our kernel: {args.kernel or 'rbf'}", flush=True)
+          f"peers: {', '.join(peer_names) or 'none'}; our kernel: {args.kernel or 'auto'}, acquisition: "
+          f"{args.acquisition or 'qLogEI'}", flush=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": mode.batch_n,
                                "mode": "full" if args.full else "quick", "seeds": seeds, "budget": mode.budget}
     with tempfile.TemporaryDirectory() as tmp:
-        ours = OurPlanner(Path(tmp), kernel=args.kernel)
+        options = {"kernel": args.kernel, "acquisition": args.acquisition}
+        ours = OurPlanner(Path(tmp), planner={k: v for k, v in options.items() if v})
         for name in problems if not args.skip_regret else ():
             problem = PROBLEMS[name]
             log(f"{name}: shared Sobol design of {initial_size(problem, mode)} points")

@@ -28,6 +28,7 @@ from orchestrator.spec import CampaignSpec, Objective
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.stopping import StopDecision, decide
 from orchestrator.store import CampaignInfo, CampaignStore, Experiment
+from orchestrator.surrogates import resolve_kernel
 from orchestrator.warm_start import load_warm_start
 
 #: event kind recording an instrument's reported measurement sd per output
@@ -62,13 +63,15 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
 
         prior_mean = build_prior_mean(spec.prior_mean.simulator, spec.prior_mean.settings)
     default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
-    if prior_data or prior_mean is not None:
+    prior_knowledge = bool(prior_data) or prior_mean is not None
+    if prior_knowledge:
         default_design = max(2, spec.budget.batch_size)
     return Planner(
         SearchSpace(spec.parameters, spec.linear_constraints()), objective.name, objective.direction == "maximize",
         spec.seed,
         initial_experiments=spec.planner.initial_experiments or default_design,
-        num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples, kernel=spec.planner.kernel,
+        num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
+        kernel=resolve_kernel(spec.planner.kernel, prior_knowledge), acquisition=spec.planner.acquisition,
         objectives=spec.objectives, outcome_constraints=[parse_linear_constraint(t) for t in spec.outcome_constraints],
         prior_data=prior_data, prior_mean=prior_mean,
     )

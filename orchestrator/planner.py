@@ -102,12 +102,16 @@ class Planner:
         prior_data: (params, values) measured in an earlier campaign (warm start); a GP
             fitted to them is the prior mean of this campaign's GPs.
         prior_mean: ``f(params) -> float | {objective: value}``; the GPs model ``y - f``.
+        kernel: the GPs' covariance, one of ``surrogates.KERNELS``.
+        acquisition: one of ``acquisition.ACQUISITIONS``: the function for one unconstrained
+            objective (see ``orchestrator.acquisition``).
     """
 
     def __init__(self, space: SearchSpace, objective: str, maximize: bool, seed: int, initial_experiments: int,
                  num_restarts: int = 8, raw_samples: int = 256, *, objectives: Sequence[Any] | None = None,
                  outcome_constraints: Sequence[Any] = (), prior_data: Sequence[tuple[Mapping[str, Any],
-                 Mapping[str, float]]] = (), prior_mean: Any = None, kernel: str = "rbf") -> None:
+                 Mapping[str, float]]] = (), prior_mean: Any = None, kernel: str = "matern",
+                 acquisition: str = "qLogEI") -> None:
         from orchestrator.spec import Objective
 
         self.space, self.seed = space, seed
@@ -119,6 +123,7 @@ class Planner:
         self.initial_experiments = initial_experiments
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.kernel = kernel  # one of surrogates.KERNELS
+        self.acquisition = acquisition  # one of acquisition.ACQUISITIONS
 
     def suggest(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
                 pending: Sequence[Mapping[str, Any]], n: int, n_proposed: int, *,
@@ -201,7 +206,8 @@ class Planner:
             torch.tensor(np.stack([self.space.to_unit(p) for p in pending]), dtype=torch.float64) if pending else None
         )
         with _fast_predictive_variance(large):
-            acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending, self.seed + n_proposed)
+            acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending,
+                                                        self.seed + n_proposed, self.acquisition)
             done = [params for params, _ in observations] + list(failed)
             measured = torch.tensor(np.stack([self.space.to_unit(params) for params in done]), dtype=torch.float64)
             candidates, acq_value = self._optimize(acqf, n, X_pending, measured)
@@ -324,7 +330,7 @@ class Planner:
         lengthscales, ``rho = _PENALTY_RADIUS``; a log-acquisition adds the log).
         This is local penalisation (Gonzalez et al., AISTATS 2016) with a distance-only
         penalty; its cost hardly grows with ``n``. In-flight experiments that the acquisition
-        holds as pending points (several objectives) become penalty centres instead, since
+        holds as pending points (qLogEI, several objectives) become penalty centres instead, since
         they would make every evaluation a joint posterior over them; qLogNEI holds them in
         its baseline, whose samples are drawn once, and keeps them there.
 

@@ -445,9 +445,13 @@ class Planner(_Strict):
     initial_experiments: PositiveInt | None = Field(default=None, description="Sobol design size")
     num_restarts: PositiveInt = 8
     raw_samples: PositiveInt = 256
-    kernel: Literal["rbf", "matern"] = Field(
-        default="rbf", description="the GP's covariance: rbf (BoTorch's default) or matern (Matern 5/2 with a "
-        "Gamma lengthscale prior; better on several benchmarks, worse on mit_catalyst: see orchestrator/surrogates.py)")
+    kernel: Literal["auto", "rbf", "matern"] = Field(
+        default="auto", description="the GP's covariance: matern (Matern 5/2 with a Gamma lengthscale prior), rbf "
+        "(BoTorch's, with its LogNormal prior), or auto: matern, rbf with warm_start or prior_mean; see "
+        "orchestrator/surrogates.py")
+    acquisition: Literal["qLogEI", "qLogNEI"] = Field(
+        default="qLogEI", description="for one objective that nothing constrains: qLogEI (the best predicted value "
+        "so far as the incumbent) or qLogNEI (a sampled incumbent); see orchestrator/acquisition.py")
 
 
 class Store(_Strict):

@@ -21,22 +21,26 @@ one) and an optional mechanistic prior mean. ``fit_output`` picks the model:
   exact one's at n=300 (0.1374 vs 0.1378) and n=500 (0.1157 vs 0.1152), at about half
   the proposal time at n=500 (see bench/large_n.py).
 
-The covariance (``KERNELS``, the campaign's ``planner.kernel``): ``rbf`` (default) is
-BoTorch's, an ARD RBF with its dimension-scaled LogNormal lengthscale prior (Hvarfner et al.,
-ICML 2024); ``matern`` is an ARD Matern 5/2 with a Gamma(2) prior on each lengthscale whose
-mode is where the LogNormal's is (``_matern_kernel``). Against ``rbf``, through our planner
-(budget 20 in batches of 4, paired seeds, ``bench/planner_suite.py --kernel matern``),
-geometric mean of the per-seed regret ratios and seeds better / worse: Hartmann6 0.78 (20 /
-10 of 30), mixed 0.60 (20 / 10), colour_match 0.73 (7 / 5 of 12); Branin 0.97 (17 / 12),
-Ackley-10 0.99 (6 / 6), SnAr hypervolume even (6 / 6); mit_catalyst worse on 4 of 12 seeds
-and better on 1 (median regret 0 for both). The same model computed through gpytorch instead
-of ``lean_gp`` (equal to rounding, so each run drifts apart) gave 0.81 / 0.39 / 0.62 / 1.14:
-single numbers move that much between runs. It is not the default because it lost on the
-two-scale ``mit_catalyst`` plant (``bench/warm_start.py``, 10 seeds): a median 19.5
-experiments to the target from scratch against 17, and warm-started 21 against 12. Our
-guess, not checked further: its short lengthscales on one-hot columns make each catalyst
-nearly its own function, which suits ``mixed`` (each catalyst moves the optimum) and not
-``mit_catalyst`` (the catalysts share one response shape).
+The covariance (``KERNELS``, the campaign's ``planner.kernel``): ``rbf`` is BoTorch's, an
+ARD RBF with its dimension-scaled LogNormal lengthscale prior (Hvarfner et al., ICML 2024);
+``matern`` is an ARD Matern 5/2 with a Gamma(2) prior on each lengthscale whose mode is
+where the LogNormal's is (``_matern_kernel``). The default, ``auto`` (``resolve_kernel``),
+is ``matern`` for a campaign that starts from nothing and ``rbf`` for one that starts from
+prior knowledge (an earlier campaign or a mechanistic prior mean).
+
+Measured through our planner with qLogEI (``orchestrator.acquisition``; budget 20 in
+batches of 4, paired seeds, ``bench/planner_suite.py``), ``matern`` against ``rbf`` with
+qLogNEI (the default until then), geometric mean of the per-seed regret ratios and seeds
+better / worse: Branin 0.51 (20 / 9 of 30), Hartmann6 0.71 (19 / 11), mixed 0.29 (21 / 9),
+colour_match 0.77 (9 / 3 of 12), Ackley-10 0.97 (6 / 6); mit_catalyst worse on 3 of 12 seeds
+and better on 1 (median regret 0 for both). ``rbf`` with qLogEI was worse on Hartmann6 (1.32,
+12 / 18). On the two-scale ``mit_catalyst`` plant (``bench/warm_start.py``, seeds 0-9, median
+experiments to the target) warm start only pays with ``rbf``: warm 12.5 against 18 from
+scratch with ``rbf``; with ``matern`` 19.5 against 20.5, and 20.5 against 20.5 with the
+earlier campaign's GP on ``rbf`` and this campaign's residual GP on ``matern``. Hence
+``auto``. Why, not checked: the Gamma prior's light tail keeps the residual GP's
+lengthscales short, so it cannot be the smooth offset between the scales that the earlier
+campaign's GP needs.
 
 A prior mean ``f`` makes the GP model the residual ``y - f(x)`` (Chen et al., Nat Commun
 16, 8905 (2025)): ``f`` is the GP's mean function, plus a learned constant.
@@ -64,7 +68,7 @@ import numpy as np
 EXACT_FIT_MAX = 250
 #: Observations used to fit hyperparameters above ``EXACT_FIT_MAX``.
 SUBSET_SIZE = 250
-#: The covariances a campaign can choose (``planner.kernel``); the first is the default.
+#: The covariances a campaign can choose (``planner.kernel``, besides ``auto``: ``resolve_kernel``).
 KERNELS = ("rbf", "matern")
 #: Shape of the ``matern`` kernel's Gamma lengthscale prior; 2 gives a heavier tail than BayBE's 3.
 LENGTHSCALE_CONCENTRATION = 2.0
@@ -88,6 +92,14 @@ class OutputData:
     Yvar: Any = None
     task: Any = None
     prior: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def resolve_kernel(kernel: str, prior_knowledge: bool) -> str:
+    """The covariance (one of ``KERNELS``) for ``planner.kernel`` ``kernel``: ``auto`` is ``rbf`` for a
+    campaign with ``prior_knowledge`` (an earlier campaign's data or a prior mean), else ``matern``."""
+    if kernel != "auto":
+        return kernel
+    return "rbf" if prior_knowledge else "matern"
 
 
 def fit_output(data: OutputData, seed: int, kernel: str = KERNELS[0]) -> tuple[Any, dict[str, Any]]:

@@ -416,7 +416,7 @@ def test_integer_and_categorical_parameters_through_ask_tell(tmp_path):
         for p in batch:
             bonus = 2.0 if p.params["solvent"] == "water" else 0.0
             c.tell(p.id, {"yield_pct": p.params["n_mixes"] + p.params["volume"] + bonus})
-    assert [p.info["strategy"] for p in proposals] == ["sobol"] * 4 + ["qLogNEI"]
+    assert [p.info["strategy"] for p in proposals] == ["sobol"] * 4 + ["qLogEI"]
     stored = {e.id: e.params for e in Campaign.from_yaml(path, store=url).experiments()}
     for p in proposals:
         n, volume, solvent = p.params["n_mixes"], p.params["volume"], p.params["solvent"]

@@ -112,7 +112,7 @@ def test_demo_bundle_folder_and_zip_replay_identically_elsewhere(demo_store, tmp
         assert code == 0, out
         assert out.strip().splitlines()[-1] == "replay: 12/12 proposals identical"
         strategies = [line.split()[2] for line in out.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"])]
-        assert strategies == ["sobol", "sobol", "qLogNEI"]
+        assert strategies == ["sobol", "sobol", "qLogEI"]
     assert sorted(zipfile.ZipFile(elsewhere / "bundle.zip").namelist()) == sorted(
         p.relative_to(elsewhere / "bundle").as_posix() for p in (elsewhere / "bundle").rglob("*") if p.is_file()
     )

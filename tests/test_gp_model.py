@@ -1,5 +1,6 @@
-"""The planner's GP covariances (orchestrator.surrogates.KERNELS): BoTorch's RBF by default, or a Matern 5/2
-with a dimension-scaled Gamma lengthscale prior (``planner.kernel: matern``)."""
+"""The planner's GP covariances (orchestrator.surrogates.KERNELS): a Matern 5/2 with a dimension-scaled Gamma
+lengthscale prior for a campaign from scratch, BoTorch's RBF for one with prior knowledge (``planner.kernel: auto``),
+or either on request."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_the_matern_prior_peaks_where_botorchs_does(d):
     assert lean_gp.is_supported(model)  # the fast path covers it
 
 
-def test_the_default_is_botorchs_rbf():
+def test_fit_outputs_default_is_botorchs_rbf():
     model, description = fit_output(OutputData("y", *_data(20, 3, 0)), seed=0)
     assert type(model.covar_module) is RBFKernel and description["kernel"] == "RBF"
 
@@ -57,13 +58,14 @@ def test_matern_keeps_a_few_points_from_stretching_the_lengthscales_of_unused_co
     assert stretched >= 3  # the contrast the prior is for
 
 
-@pytest.mark.parametrize("kernel,name", [(None, "RBF"), ("matern", "Matern 5/2")])
+@pytest.mark.parametrize("kernel,name", [(None, "Matern 5/2"), ("rbf", "RBF"), ("matern", "Matern 5/2")])
 def test_the_campaign_files_kernel_reaches_every_proposal(kernel, name, tmp_path):
     from orchestrator.campaign import Campaign
     from simulators.benchmarks import PROBLEMS
 
     problem = PROBLEMS["branin"]
-    text = problem.to_campaign_yaml(budget=8, batch_size=2, seed=0, initial_experiments=4, kernel=kernel)
+    text = problem.to_campaign_yaml(budget=8, batch_size=2, seed=0, initial_experiments=4,
+                                     planner={"kernel": kernel} if kernel else None)
     campaign = Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'c.db'}")
     for proposal in campaign.ask(4):
         campaign.tell(proposal.id, problem.evaluate(proposal.params))

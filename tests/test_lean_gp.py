@@ -151,8 +151,9 @@ def test_log_nei_follows_pending_points_set_after_construction():
 
 
 def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
-    """A plain single-objective proposal runs on LeanExactGP and LeanLogNEI; once a chemistry failure
-    adds a feasibility model, the models stay on gpytorch. Both proposals stay inside the space."""
+    """A plain single-objective proposal runs on LeanExactGP (with qLogEI, or LeanLogNEI when the campaign
+    asks for qLogNEI); once a chemistry failure adds a feasibility model, the models stay on gpytorch. Every
+    proposal stays inside the space."""
     import numpy as np
 
     from orchestrator import acquisition, planner
@@ -175,8 +176,11 @@ def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
     plain = planner.Planner(space, "y", True, seed=0, initial_experiments=4)
     (first,) = plain.suggest(observed, [], 1, n_proposed=12)
     (second,) = plain.suggest(observed, [], 1, n_proposed=13, failed=[{"x0": 0.9, "x1": 0.9, "x2": 0.9}])
-    assert seen == [("LeanExactGP", "LeanLogNEI"), ("ModelListGP", "qLogNoisyExpectedImprovement")]
-    for suggestion in (first, second):
+    nei = planner.Planner(space, "y", True, seed=0, initial_experiments=4, acquisition="qLogNEI")
+    (third,) = nei.suggest(observed, [], 1, n_proposed=12)
+    assert seen == [("LeanExactGP", "qLogExpectedImprovement"), ("ModelListGP", "qLogNoisyExpectedImprovement"),
+                    ("LeanExactGP", "LeanLogNEI")]
+    for suggestion in (first, second, third):
         assert all(0.0 <= suggestion.params[f"x{i}"] <= 1.0 for i in range(3))
         assert suggestion.info["model"] == "SingleTaskGP" and len(suggestion.info["lengthscales"]) == 3
 

@@ -55,7 +55,7 @@ def test_demo_campaign_closes_in_and_keeps_everything(prefect_server, tmp_path, 
         (reading,) = store.measurements(e.id)
         assert reading["kind"] == "absorbance" and len(reading["values"]) == len(reading["wavelengths_nm"]) == 151
     strategies = [e.proposal_info["strategy"] for e in store.experiments(campaign.id)]
-    assert strategies == ["sobol"] * 8 + ["qLogNEI"] * 16
+    assert strategies == ["sobol"] * 8 + ["qLogEI"] * 16
 
     # Every stored protocol, written out as a file, passes opentrons.simulate again on its own.
     from opentrons.simulate import format_runlog, simulate

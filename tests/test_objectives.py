@@ -83,8 +83,11 @@ def test_a_given_reference_point_is_used(tmp_path):
 def test_a_target_value_is_approached_from_either_side(tmp_path):
     c = campaign(tmp_path, "target", "  - {name: peak_nm, target: 520}")
     tell_design(c, lambda p: {"peak_nm": 400 + 200 * p["x"]})  # hits 520 nm at x = 0.6
+    nearest_nm = min(abs(e.values["peak_nm"] - 520) for e in c.experiments("measured"))
     (proposal,) = c.ask(1)
-    assert proposal.info["strategy"] == "qLogNEI"
+    assert proposal.info["strategy"] == "qLogEI"
+    # the incumbent: the best predicted score at a measured point, near the nearest measured distance (noise-free)
+    assert proposal.info["incumbent_score"] == pytest.approx(-nearest_nm, abs=2.0)
     assert abs(proposal.params["x"] - 0.6) < 0.05, proposal.params
     assert abs(proposal.info["predicted_mean"] - 520) < 10
     c.tell(proposal.id, {"peak_nm": 400 + 200 * proposal.params["x"]})
@@ -93,6 +96,16 @@ def test_a_target_value_is_approached_from_either_side(tmp_path):
     assert c.best().id == nearest.id  # nearest the target, not the largest or smallest
     assert nearest.values["peak_nm"] not in (max(e.values["peak_nm"] for e in measured),
                                              min(e.values["peak_nm"] for e in measured))
+
+
+def test_the_campaign_file_picks_the_acquisition_for_one_objective(tmp_path):
+    file = ONE_D.replace("raw_samples: 32}", "raw_samples: 32, acquisition: qLogNEI}")
+    text = file.format(name="nei", objectives="  - {name: y, direction: maximize}", extra="")
+    c = Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'n.db'}")
+    tell_design(c, lambda p: {"y": -(p["x"] - 0.3) ** 2})
+    (proposal,) = c.ask(1)
+    assert proposal.info["strategy"] == "qLogNEI" and "incumbent_score" not in proposal.info
+    assert abs(proposal.params["x"] - 0.3) < 0.2, proposal.params
 
 
 # outcome constraints and uncertainty --------------------------------------------------------------

@@ -78,7 +78,7 @@ def test_report_has_every_section_in_order_and_its_figures_beside_it(built):
     assert "known optimum (0) is the target mixture: red = 40, yellow = 95, blue = 22" in _section(html, "convergence")
     assert "200 random-search campaigns" in _section(html, "convergence")
     assert "leave-one-out" in _section(html, "model").lower()
-    assert "ARD RBF kernel" in _section(html, "model")  # named from the refitted model (planner.kernel: rbf)
+    assert "ARD Matern 5/2 kernel" in _section(html, "model")  # named from the refitted model (planner.kernel: auto)
     assert "single objective (distance)" in _section(html, "pareto")
     failures = _section(html, "failures")
     assert "bubble in well" in failures and "tip not picked up" in failures and "2 of 14 experiments failed" in failures

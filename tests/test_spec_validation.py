@@ -310,7 +310,11 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     ),
     "planner-kernel-unknown": (
         _set("planner", "kernel", value="laplace"),
-        [("planner.kernel: input should be 'rbf' or 'matern'", "got 'laplace'; correct the value")],
+        [("planner.kernel: input should be 'auto', 'rbf' or 'matern'", "got 'laplace'; correct the value")],
+    ),
+    "planner-acquisition-unknown": (
+        _set("planner", "acquisition", value="UCB"),
+        [("planner.acquisition: input should be 'qLogEI' or 'qLogNEI'", "got 'UCB'; correct the value")],
     ),
     "campaign-name-with-spaces": (
         _set("name", value="colour match"),

@@ -77,6 +77,7 @@ def test_warm_start_stacks_this_campaigns_gp_on_the_earlier_one(tmp_path):
     (p,) = c.ask(1)
     info = p.info
     assert info["model"] == "SingleTaskGP on the residual of the earlier campaign's GP"
+    assert info["kernel"] == "RBF"  # planner.kernel auto: prior knowledge takes the RBF kernel
     assert info["n_prior_observations"] == 16 and info["n_observations"] == 2
     described = info["models"]["yield_frac"]
     assert described["n_train"] == 2 and described["earlier_campaign"]["n_train"] == 16
@@ -111,7 +112,7 @@ def test_a_prior_mean_makes_the_gp_learn_the_residual(tmp_path):
     for p in c.ask(2):
         c.tell(p.id, {"yield_frac": plant_yield(p.params)})
     (p,) = c.ask(1)
-    assert p.info["model"] == "SingleTaskGP on the residual of a prior mean"
+    assert p.info["model"] == "SingleTaskGP on the residual of a prior mean" and p.info["kernel"] == "RBF"
     assert plant_yield(p.params) >= TARGET, p.params  # the model knows where the optimum is after 2 points
 
 

@@ -162,6 +162,8 @@ def proposals_section(data: ReportData) -> Section:
                "acquisition value (log EI)", "observations seen", f"measured {name}")
     rows = [_proposal_row(data, e) for e in data.experiments]
     text = ("Every proposal and how it was chosen: Sobol points come from the seeded initial design; "
-            "qLogNEI points maximise the log noisy expected improvement of the model fitted to the observations "
-            "seen, and carry its prediction at the point. The acquisition value is that of the whole batch.")
+            "qLogEI points maximise the log expected improvement over the best predicted value so far, qLogNEI "
+            "points the log noisy expected improvement (used when failures or outcome constraints weigh in), of "
+            "the model fitted to the observations seen; both carry its prediction at the point. The acquisition "
+            "value is that of the whole batch.")
     return Section("proposals", "Proposals", paragraph(esc(text)) + table(headers, rows, "wide"))

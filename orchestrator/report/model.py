@@ -15,7 +15,7 @@ import numpy as np
 
 from orchestrator.planner import Planner
 from orchestrator.report.data import ReportData
-from orchestrator.surrogates import kernel_name
+from orchestrator.surrogates import kernel_name, resolve_kernel
 
 MIN_POINTS = 3
 SLICE_POINTS = 101
@@ -76,7 +76,8 @@ def fit(data: ReportData) -> Any:
     try:
         with torch.random.fork_rng():
             torch.manual_seed(data.spec.seed)
-            return Planner._fit(X, Y, data.spec.planner.kernel)
+            prior_knowledge = data.spec.warm_start is not None or data.spec.prior_mean is not None
+            return Planner._fit(X, Y, resolve_kernel(data.spec.planner.kernel, prior_knowledge))
     finally:
         torch.set_num_threads(threads)
 

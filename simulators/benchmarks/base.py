@@ -183,10 +183,11 @@ class BenchmarkProblem:
     # campaign file -----------------------------------------------------------------------------
 
     def to_campaign_yaml(self, budget: int, batch_size: int, seed: int, initial_experiments: int | None = None,
-                         log_scale: bool = True, kernel: str | None = None) -> str:
+                         log_scale: bool = True, planner: Mapping[str, Any] | None = None) -> str:
         """A campaign file for this problem (ask/tell only: no instruments section).
 
-        ``initial_experiments`` and ``kernel`` go to the ``planner`` section when given.
+        ``initial_experiments`` and the entries of ``planner`` (e.g. ``{"kernel": "rbf"}``) go to
+        the ``planner`` section when given.
 
         ``log_scale`` writes ``scale: log`` for parameters declared log-scaled (a spec
         feature since issue 3); pass False for a spec without it, and the parameter is
@@ -216,13 +217,11 @@ class BenchmarkProblem:
         }
         if self.constraints:
             doc["constraints"] = [c.text for c in self.constraints]
-        planner: dict[str, Any] = {}
+        section: dict[str, Any] = dict(planner or {})
         if initial_experiments is not None:
-            planner["initial_experiments"] = int(initial_experiments)
-        if kernel is not None:
-            planner["kernel"] = kernel
-        if planner:
-            doc["planner"] = planner
+            section["initial_experiments"] = int(initial_experiments)
+        if section:
+            doc["planner"] = section
         return yaml.safe_dump(doc, sort_keys=False)
 
 
