@@ -37,10 +37,10 @@ and better on 1 (median regret 0 for both). ``rbf`` with qLogEI was worse on Har
 12 / 18). On the two-scale ``mit_catalyst`` plant (``bench/warm_start.py``, seeds 0-9, median
 experiments to the target) warm start only pays with ``rbf``: warm 12.5 against 18 from
 scratch with ``rbf``; with ``matern`` 19.5 against 20.5, and 20.5 against 20.5 with the
-earlier campaign's GP on ``rbf`` and this campaign's residual GP on ``matern``. Hence
-``auto``. Why, not checked: the Gamma prior's light tail keeps the residual GP's
-lengthscales short, so it cannot be the smooth offset between the scales that the earlier
-campaign's GP needs.
+earlier campaign's GP on ``rbf`` and this campaign's residual GP on ``matern``; with qLogNEI,
+the residual GP alone on ``rbf`` lost as well (seeds 5-9). Hence ``auto``. Why Matern in either GP
+of the stack loses the gain is not known. A mechanistic prior mean takes ``rbf`` by analogy
+(its GP also models a residual of prior knowledge); that case was not measured.
 
 A prior mean ``f`` makes the GP model the residual ``y - f(x)`` (Chen et al., Nat Commun
 16, 8905 (2025)): ``f`` is the GP's mean function, plus a learned constant.
