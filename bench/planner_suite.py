@@ -40,7 +40,9 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from bench.peers.common import Peer, load_peers  # noqa: E402
+from orchestrator.acquisition import ACQUISITIONS  # noqa: E402
 from orchestrator.campaign import Campaign  # noqa: E402
+from orchestrator.surrogates import KERNELS  # noqa: E402
 from simulators.benchmarks import PROBLEMS, BenchmarkProblem  # noqa: E402
 
 
@@ -385,9 +387,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--peers", nargs="+", default=["ax", "baybe", "random"], choices=["ax", "baybe", "random"])
     parser.add_argument("--noise", type=float, default=0.0,
                         help="observation noise as a multiple of each problem's noise_scale (default 0: noise-free)")
-    parser.add_argument("--kernel", choices=["auto", "rbf", "matern"],
-                        help="our planner's planner.kernel (default: auto)")
-    parser.add_argument("--acquisition", choices=["qLogEI", "qLogNEI"],
+    parser.add_argument("--kernel", choices=["auto", *KERNELS], help="our planner's planner.kernel (default: auto)")
+    parser.add_argument("--acquisition", choices=ACQUISITIONS,
                         help="our planner's planner.acquisition (default: qLogEI)")
     parser.add_argument("--skip-timing", action="store_true", help="only the regret table")
     parser.add_argument("--skip-regret", action="store_true", help="only the latency and batch tables")
