@@ -89,7 +89,10 @@ def _settle(runner: "CampaignRunner", batch: InDoubtBatch, policy: str) -> str:
     ids = ", ".join(map(str, batch.experiment_ids))
     if policy == "failed":
         _fail(runner, batch, "in doubt after a restart; recorded as failed by the user (--in-doubt failed)")
-        return f"experiments {ids} recorded as failed, as the user said"
+        line = f"experiments {ids} recorded as failed, as the user said"
+        if batch.run_id is not None and _closed_unplayed(runner, batch):  # else it would keep the robot busy
+            line += f"; robot run {batch.run_id} was never played; closed now"
+        return line
     if policy == "measure":
         return _measure(runner, batch, "the user said the plate was made (--in-doubt measure)")
     if batch.run_id is None:

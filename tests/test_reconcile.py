@@ -148,34 +148,53 @@ def test_the_real_driver_reports_what_became_of_a_run(tmp_path):
         robot.close()
 
 
-def test_a_real_robot_run_created_but_never_played_is_closed_and_its_batch_abandoned(tmp_path):
-    from tests.opentrons_robot_server import RobotServer
+def killed_between_creating_and_playing(tmp_path, server):
+    """A runner on the real driver whose process died after creating its first batch's robot run, before
+    playing it; returns the restarted runner (on a fresh driver) and the robot's idle run."""
     from tests.test_opentrons_http import driver
 
     runner = runner_for(tmp_path)
     config = runner.handler_config.model_copy(update={"host": "127.0.0.1"})
+    robot = driver(server, config)
+
+    def die_before_play(run_id, kind):
+        raise Crash()
+
+    robot._action = die_before_play  # the process is killed between creating the run and playing it,
+    robot._release = lambda run_id: None  # so it releases nothing either
+    runner.instruments.liquid_handler = robot
+    with pytest.raises(Crash):
+        runner.prepare(runner.propose())
+    (run,) = [r for r in server.robot.runs.values() if r["protocolId"]]
+    assert run["status"] == "idle" and run["current"]  # it would block the robot's next run
+    again = restarted(runner)
+    again.instruments.liquid_handler = driver(server, config)
+    return again, run
+
+
+def test_a_real_robot_run_created_but_never_played_is_closed_and_its_batch_abandoned(tmp_path):
+    from tests.opentrons_robot_server import RobotServer
+
     with RobotServer() as server:
-        robot = driver(server, config)
-
-        def die_before_play(run_id, kind):
-            raise Crash()
-
-        robot._action = die_before_play  # the process is killed between creating the run and playing it,
-        robot._release = lambda run_id: None  # so it releases nothing either
-        runner.instruments.liquid_handler = robot
-        with pytest.raises(Crash):
-            runner.prepare(runner.propose())
-        (run,) = [r for r in server.robot.runs.values() if r["protocolId"]]
-        assert run["status"] == "idle" and run["current"]  # it would block the robot's next run
-
-        again = restarted(runner)
-        again.instruments.liquid_handler = driver(server, config)
+        again, run = killed_between_creating_and_playing(tmp_path, server)
         (line,) = again.reconcile()
         assert f"robot run {run['id']} was never played" in line
         assert statuses(again) == ["abandoned"] * 4
         assert again.campaign.remaining_budget() == 8
         assert not run["current"] and not run["_started"] and run["actions"] == []
         assert server.robot.create_run("next-protocol")[0] == 201  # the robot is free for the next batch
+
+
+def test_told_failed_an_unplayed_run_is_closed_too(tmp_path):
+    from tests.opentrons_robot_server import RobotServer
+
+    with RobotServer() as server:
+        again, run = killed_between_creating_and_playing(tmp_path, server)
+        (line,) = again.reconcile("failed")
+        assert "recorded as failed, as the user said" in line and "never played; closed now" in line
+        assert statuses(again) == ["failed"] * 4
+        assert not run["current"] and run["actions"] == []
+        assert server.robot.create_run("next-protocol")[0] == 201
 
 
 def test_a_run_someone_played_is_never_taken_for_an_unplayed_one(tmp_path):
