@@ -75,6 +75,8 @@ class Problem:
     outcome_constraints: list[LinearConstraint]
     outputs: list[OutputData] = field(default_factory=list)
     X_baseline: Any = None
+    #: every measured experiment in unit coordinates, observations then chemistry failures; shape (n + f, d)
+    X_measured: Any = None
 
     def index(self, name: str) -> int | None:
         return next((i for i, d in enumerate(self.outputs) if d.name == name), None)
@@ -91,6 +93,9 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
 
     problem = Problem(list(objectives), list(outcome_constraints))
     units = np.stack([space.to_unit(p) for p, _ in observations])
+    failed_units = [space.to_unit(p) for p in failed]
+    problem.X_measured = torch.tensor(np.concatenate([units, np.stack(failed_units)]) if failed else units,
+                                      dtype=torch.float64)
     problem.X_baseline = torch.tensor(units[_baseline_rows(objectives, observations)], dtype=torch.float64)
     sds = list(uncertainty) if uncertainty is not None else [None] * len(observations)
     outcome_names: list[str] = []
@@ -107,7 +112,7 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
         worst = None
         if imputed:
             worst = min((float(observations[i][1][name]) for i in rows), key=objective.score)
-        X = [units[i] for i in rows] + [space.to_unit(p) for p in imputed] + [space.to_unit(p) for p, _ in prior_rows]
+        X = [units[i] for i in rows] + (failed_units if imputed else []) + [space.to_unit(p) for p, _ in prior_rows]
         own = _winsorized([float(observations[i][1][name]) for i in rows] + [worst] * len(imputed), objective,
                           prior_mean)
         Y = own + _winsorized([float(v[name]) for _, v in prior_rows], objective, prior_mean)
@@ -126,9 +131,8 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
             Yvar, task, _unit_prior(space, prior_mean, name, name == first),
         ))
     if failed:
-        X = np.concatenate([units, np.stack([space.to_unit(p) for p in failed])])
         labels = [1.0] * len(observations) + [0.0] * len(failed)
-        problem.outputs.append(OutputData(FEASIBLE, torch.tensor(X, dtype=torch.float64),
+        problem.outputs.append(OutputData(FEASIBLE, problem.X_measured,
                                           torch.tensor(labels, dtype=torch.float64).unsqueeze(-1)))
     return problem
 

@@ -208,9 +208,7 @@ class Planner:
         with _fast_predictive_variance(large):
             acqf, acquisition, extra = make_acquisition(problem, model, observations, X_pending,
                                                         self.seed + n_proposed, self.acquisition)
-            done = [params for params, _ in observations] + list(failed)
-            measured = torch.tensor(np.stack([self.space.to_unit(params) for params in done]), dtype=torch.float64)
-            candidates, acq_value = self._optimize(acqf, n, X_pending, measured)
+            candidates, acq_value = self._optimize(acqf, n, X_pending, problem.X_measured)
         value = float(acq_value.detach().max())
         first = fitted[0][1]
         base = {
@@ -247,7 +245,7 @@ class Planner:
         return suggestions
 
     @staticmethod
-    def _fit(X, Y, kernel: str = "rbf"):
+    def _fit(X, Y, kernel: str):
         """An exact ``SingleTaskGP`` (standardised outcome, covariance ``kernel``) fitted to ``X`` (n, d),
         ``Y`` (n, 1); the report uses it."""
         from orchestrator.surrogates import OutputData, fit_output

@@ -121,24 +121,26 @@ def _settle(runner: "CampaignRunner", batch: InDoubtBatch, policy: str) -> str:
 
 
 def _run_status(runner: "CampaignRunner", batch: InDoubtBatch) -> dict[str, Any]:
-    handler = runner.instruments.liquid_handler
-    if not hasattr(handler, "run_status"):
-        return {"status": "unknown", "error": f"driver {handler.name} cannot report what became of a run"}
-    try:
-        return dict(handler.run_status(batch.run_id))
-    except InstrumentError as err:
-        return {"status": "unknown", "error": err.message}
+    answer, error = _ask_liquid_handler(runner, "run_status", batch.run_id)
+    return {"status": "unknown", "error": error} if error else dict(answer)
 
 
 def _closed_unplayed(runner: "CampaignRunner", batch: InDoubtBatch) -> bool:
     """Whether the driver closed the batch's run and found it never played (False when it cannot say)."""
+    answer, error = _ask_liquid_handler(runner, "close_unplayed_run", batch.run_id)
+    return not error and bool(answer)
+
+
+def _ask_liquid_handler(runner: "CampaignRunner", method: str, run_id: str) -> tuple[Any, str | None]:
+    """``(answer, None)`` from the liquid handler's optional ``method(run_id)``, or ``(None, why not)``
+    when its driver has no such method or the call fails."""
     handler = runner.instruments.liquid_handler
-    if not hasattr(handler, "close_unplayed_run"):
-        return False
+    if not hasattr(handler, method):
+        return None, f"driver {handler.name} cannot report what became of a run"
     try:
-        return bool(handler.close_unplayed_run(batch.run_id))
-    except InstrumentError:
-        return False
+        return getattr(handler, method)(run_id), None
+    except InstrumentError as err:
+        return None, err.message
 
 
 def _measure(runner: "CampaignRunner", batch: InDoubtBatch, why: str) -> str:
