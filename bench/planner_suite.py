@@ -318,6 +318,25 @@ def paired_signs(ours: Sequence[float], theirs: Sequence[float], higher_is_bette
     return better, worse, min(1.0, 2 * tail)
 
 
+def median_ratio_interval(ours: Sequence[float], theirs: Sequence[float], level: float = 0.9,
+                          draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap interval of ``median(ours) / median(theirs)``: seeds (scored by both) drawn with
+    replacement ``draws`` times; the central ``level`` of the ratios. (nan, nan) when it is undefined."""
+    pairs = np.array([(a, b) for a, b in zip(ours, theirs) if np.isfinite(a) and np.isfinite(b)], dtype=float)
+    if len(pairs) < 2:
+        return float("nan"), float("nan")
+    rows = np.random.default_rng(seed).integers(0, len(pairs), size=(draws, len(pairs)))
+    medians = np.median(pairs[rows], axis=1)  # (draws, 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = medians[:, 0] / medians[:, 1]
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < draws / 2:  # the peer's median is 0 in most draws: no ratio to speak of
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     print("\nmedian final score per problem (regret: lower is better; hypervolume [HV]: higher is better)")
     header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
@@ -339,14 +358,15 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
         print(row)
     rivals = [n for n in peer_names if n != "random"]
     if rivals:
-        print("\npaired seeds: ours better / worse than each peer, and the two-sided sign-test p-value "
-              "(a median ratio with p > 0.05 may be luck of the seeds)")
+        print("\npaired seeds: ours better / worse than each peer, the two-sided sign-test p-value, and a 90% "
+              "paired-bootstrap interval of the median ratio\n(p > 0.05, or an interval across 1: may be luck of the seeds)")
         for name, scores in results["regret"].items():
             cells = []
             for n in rivals:
                 better, worse, p = paired_signs(scores.get("ours", []), scores.get(n, []),
                                                 PROBLEMS[name].is_multi_objective)
-                cells.append(f"{n} {better}/{worse} p={p:.2g}")
+                low, high = median_ratio_interval(scores.get("ours", []), scores.get(n, []))
+                cells.append(f"{n} {better}/{worse} p={p:.2g} [{low:.2g}, {high:.2g}]")
             print(f"{name:<20}" + "   ".join(cells))
     for title, key, unit in (("proposal latency, q=1, Hartmann6 [s]", "latency", "n"),
                              ("one batch, Hartmann6 after %d observations [s]" % results["batch_n"], "batch", "q")):

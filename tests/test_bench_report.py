@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.planner_suite import merge_results, paired_signs, print_report
+from bench.planner_suite import median_ratio_interval, merge_results, paired_signs, print_report
 
 
 def test_split_seeds_are_joined_and_a_rerun_method_replaces_its_earlier_scores(capsys):
@@ -40,3 +40,12 @@ def test_paired_signs_count_seeds_and_give_the_exact_sign_test():
     better, worse, p = paired_signs([1, 5, float("nan"), 3], [2, 4, 1, 3], higher_is_better=False)
     assert (better, worse, p) == (1, 1, 1.0)  # the unscored seed and the tie are left out
     assert paired_signs([0.0] * 20, [1.0] * 20, False)[2] < 1e-5
+
+
+def test_median_ratio_interval_is_a_paired_bootstrap_of_the_median_ratio():
+    theirs = [float(v) for v in range(1, 31)]
+    assert median_ratio_interval([0.5 * v for v in theirs], theirs) == (0.5, 0.5)  # every resample: ratio 0.5
+    low, high = median_ratio_interval([v * (1.5 if i % 2 else 0.6) for i, v in enumerate(theirs)], theirs)
+    assert 0.5 < low < 1.0 < high < 1.6  # half the seeds better, half worse: the interval spans 1
+    assert all(math.isnan(x) for x in median_ratio_interval([1.0] * 10, [0.0] * 10))  # the peer's median is 0
+    assert all(math.isnan(x) for x in median_ratio_interval([1.0], [2.0]))  # one seed: no interval
