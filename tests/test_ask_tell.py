@@ -367,7 +367,7 @@ def _run_sequence(path: Path, url: str) -> list:
 def test_same_file_and_tells_give_identical_proposals_through_sobol_and_botorch(plain_file, tmp_path):
     one = _run_sequence(plain_file, f"sqlite:///{tmp_path / 'one.db'}")
     two = _run_sequence(plain_file, f"sqlite:///{tmp_path / 'two.db'}")
-    assert [p.info["strategy"] for p in one] == ["sobol"] * 4 + ["qLogNEI"] * 2
+    assert [p.info["strategy"] for p in one] == ["sobol"] * 4 + ["qLogEI"] * 2
     assert [p.params for p in one] == [p.params for p in two]
     assert [p.info["predicted_mean"] for p in one[4:]] == [p.info["predicted_mean"] for p in two[4:]]
     assert one[4].info["n_observations"] == 3  # the failed experiment is not an observation

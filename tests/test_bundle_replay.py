@@ -69,7 +69,7 @@ def ask_tell_store(tmp_path_factory) -> tuple[str, str]:
     d, e = c.ask(2)
     c.tell(d.id, {"yield_pct": yield_pct(d.params)})
     f, g = c.ask(2)  # 4 proposed, 2 measured: BoTorch, with e pending
-    assert f.info["strategy"] == "qLogNEI" and f.info["n_pending"] == 1
+    assert f.info["strategy"] == "qLogEI" and f.info["n_pending"] == 1
     c.tell(g.id, {"yield_pct": yield_pct(g.params)})  # measured out of sequence order
     c.tell(e.id, {"yield_pct": yield_pct(e.params)})
     h, i = c.ask(2)  # f still pending

@@ -51,11 +51,11 @@ def test_chemistry_failures_are_avoided_instrument_faults_are_not(tmp_path):
     chem, chem_props = run(tmp_path / "c", "chemistry")
     inst, inst_props = run(tmp_path / "i", "instrument")
     assert in_region(chem_props) >= 2, "the failing region was hardly tried: the test proves nothing"
-    # after the region has failed a few times it is left alone
-    last = chem_props[-4:]
-    assert all(p.info["strategy"] == "qLogNEI" for p in last)
-    assert in_region(last) == 0, [p.params for p in last]
-    assert last[-1].info["n_failed_chemistry"] >= 2
+    # once the region has failed three times it is left alone (after two, qLogEI may still probe its edge)
+    after = [p for p in chem_props if p.info.get("n_failed_chemistry", 0) >= 3]
+    assert len(after) >= 3, [p.info.get("n_failed_chemistry") for p in chem_props]
+    assert all(p.info["strategy"] == "qLogEI" for p in after)
+    assert in_region(after) == 0, [p.params for p in after]
     # the same faults as instrument faults: nothing is learned, the region stays attractive
     inst_last = inst_props[-4:]
     assert in_region(inst_last) >= 3, [p.params for p in inst_last]

@@ -178,7 +178,7 @@ def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
     (second,) = plain.suggest(observed, [], 1, n_proposed=13, failed=[{"x0": 0.9, "x1": 0.9, "x2": 0.9}])
     nei = planner.Planner(space, "y", True, seed=0, initial_experiments=4, acquisition="qLogNEI")
     (third,) = nei.suggest(observed, [], 1, n_proposed=12)
-    assert seen == [("LeanExactGP", "qLogExpectedImprovement"), ("ModelListGP", "qLogNoisyExpectedImprovement"),
+    assert seen == [("LeanExactGP", "qLogExpectedImprovement"), ("ModelListGP", "qLogExpectedImprovement"),
                     ("LeanExactGP", "LeanLogNEI")]
     for suggestion in (first, second, third):
         assert all(0.0 <= suggestion.params[f"x{i}"] <= 1.0 for i in range(3))

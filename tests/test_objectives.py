@@ -115,12 +115,27 @@ CONSTRAINED = 'outcome_constraints: ["absorbance <= 1"]'
 
 def test_an_outcome_constraint_keeps_proposals_in_the_linear_range(tmp_path):
     c = campaign(tmp_path, "outcome", "  - {name: signal, direction: maximize}", CONSTRAINED)
-    tell_design(c, lambda p: {"signal": p["x"], "absorbance": 2 * p["x"]})  # absorbance <= 1 means x <= 0.5
+    design = tell_design(c, lambda p: {"signal": p["x"], "absorbance": 2 * p["x"]})  # absorbance <= 1: x <= 0.5
+    xs = [p.params["x"] for p in design]
+    assert min(xs) < 0.5 < max(xs), "the design must have points on both sides, or the test proves nothing"
     (proposal,) = c.ask(1)
     assert 0.3 <= proposal.params["x"] <= 0.55, proposal.params
+    # qLogEI's incumbent: the best predicted signal at a measured point predicted inside the linear range
+    assert proposal.info["strategy"] == "qLogEI" and proposal.info["incumbent_meets_constraints"] is True
+    assert proposal.info["incumbent_score"] == pytest.approx(max(x for x in xs if x <= 0.5), abs=0.05)
     assert set(proposal.info["models"]) == {"signal", "absorbance"}
     assert 0.0 <= proposal.info["probability_feasible"] <= 1.0
     assert proposal.info["predicted"]["absorbance"]["mean"] < 1.1
+
+
+def test_with_no_measured_point_in_range_the_planner_seeks_the_range(tmp_path):
+    c = campaign(tmp_path, "outcome-none", "  - {name: signal, direction: maximize}", CONSTRAINED)
+    design = tell_design(c, lambda p: {"signal": p["x"], "absorbance": 0.9 + p["x"]})  # in range below x = 0.1
+    assert min(p.params["x"] for p in design) > 0.1, "a design point in range: the test proves nothing"
+    (proposal,) = c.ask(1)
+    assert proposal.info["incumbent_meets_constraints"] is False
+    assert proposal.info["incumbent_score"] < min(e.values["signal"] for e in c.experiments("measured")) + 0.05
+    assert proposal.params["x"] < 0.15, proposal.params  # into the range, not towards the highest signal
 
 
 def test_tell_requires_objectives_and_accepts_declared_outcomes(tmp_path):

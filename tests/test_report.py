@@ -61,7 +61,7 @@ def _section(html: str, section_id: str) -> str:
 def test_campaign_has_sobol_and_botorch_batches_and_failures(built):
     experiments = built["campaign"].experiments()
     strategies = [e.proposal_info["strategy"] for e in experiments if e.status == "measured"]
-    assert strategies.count("sobol") == 8 and strategies.count("qLogNEI") == 4
+    assert strategies.count("sobol") == 8 and strategies.count("qLogEI") == 4
     assert sum(e.status == "failed" for e in experiments) == 2
 
 
@@ -83,7 +83,7 @@ def test_report_has_every_section_in_order_and_its_figures_beside_it(built):
     failures = _section(html, "failures")
     assert "bubble in well" in failures and "tip not picked up" in failures and "2 of 14 experiments failed" in failures
     proposals = _section(html, "proposals")
-    assert proposals.count("<td>qLogNEI</td>") == 4 and proposals.count("<td>sobol (design point") == 10
+    assert proposals.count("<td>qLogEI</td>") == 4 and proposals.count("<td>sobol (design point") == 10
     assert "planner [s]" in _section(html, "timing")
     assert "spec sha256" in _section(html, "summary") and "red + yellow + blue &lt;= 300" in _section(html, "summary")
 
