@@ -12,7 +12,7 @@ Score: simple regret of the best feasible value measured (inf when none was). Pr
 median regret of each ``planner.acquisition`` and, paired by seed, the geometric mean of the
 per-seed ratios and the seeds better / worse.
 
-    uv run python bench/constrained.py --seeds 20            # about 10 min on 2 cores
+    uv run python bench/constrained.py --seeds 20            # about 20 min on 2 cores
 """
 
 from __future__ import annotations

@@ -359,7 +359,8 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     rivals = [n for n in peer_names if n != "random"]
     if rivals:
         print("\npaired seeds: ours better / worse than each peer, the two-sided sign-test p-value, and a 90% "
-              "paired-bootstrap interval of the median ratio\n(p > 0.05, or an interval across 1: may be luck of the seeds)")
+              "paired-bootstrap interval of the median ratio\n"
+              "(p > 0.05, or an interval across 1: may be luck of the seeds)")
         for name, scores in results["regret"].items():
             cells = []
             for n in rivals:
