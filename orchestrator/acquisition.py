@@ -198,6 +198,9 @@ def _unit_prior(space: SearchSpace, prior_mean, name: str, is_first: bool):
             out[i] = float(value[name]) if isinstance(value, Mapping) else float(value)
         return out
 
+    # from_unit snaps integers, levels and categories, so f is flat along their columns: the
+    # finite-difference gradient (surrogates._PriorValues) need not call f for them
+    f.smooth_columns = [space.columns[p.name][0] for p in space.numeric if p.type == "continuous"]
     return f
 
 

@@ -190,3 +190,37 @@ def test_the_stacked_gp_fits_a_subset_above_the_threshold_and_keeps_a_prior_mean
     subset = "SingleTaskGP (hyperparameters fitted on 20 of {})"
     assert described["model"] == subset.format(35) + " on the residual of the earlier campaign's GP"
     assert described["earlier_campaign"]["model"] == subset.format(40) + " on the residual of a prior mean"
+
+
+def test_the_prior_mean_gradient_calls_the_model_only_along_continuous_columns():
+    """A slow mechanistic model (an ODE: milliseconds a call) is called once per point for the value and once per
+    point and continuous column for the finite-difference gradient; integer and categorical columns snap, so
+    the model is flat along them and is not called for them."""
+    import torch
+
+    from orchestrator.acquisition import _unit_prior
+    from orchestrator.space import SearchSpace
+    from orchestrator.spec import Parameter
+    from orchestrator.surrogates import PriorMean
+
+    space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 2)),
+                         Parameter(name="n", type="integer", bounds=(0, 4)),
+                         Parameter(name="c", type="categorical", values=["a", "b", "c"])])
+    calls = []
+
+    def model(p):
+        calls.append(p)
+        return p["x"] ** 2 + p["n"] + (p["c"] == "b")
+
+    f = _unit_prior(space, model, "y", is_first=True)
+    assert f.smooth_columns == [space.columns["x"][0]]
+    calls.clear()
+    U = torch.tensor([[0.25, 0.5, 0.0, 1.0, 0.0], [0.75, 0.2, 1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    mean = PriorMean(f)
+    values = mean(U)
+    assert values.detach().tolist() == pytest.approx([0.25 + 2 + 1, 2.25 + 1 + 0])  # x = 2 u; n snapped
+    values.sum().backward()
+    assert len(calls) == 2 + 2  # values, then one shifted call per point along x only
+    # d f / d u_x = 2 x * dx/du = 4 x (x in [0, 2]); zero along the snapped columns
+    assert U.grad[:, 0].tolist() == pytest.approx([4 * 0.5, 4 * 1.5], rel=1e-3)
+    assert U.grad[:, 1:].abs().max().item() == 0.0
