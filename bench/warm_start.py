@@ -20,6 +20,7 @@ cooler optimum.
     .venv/bin/python bench/warm_start.py                    # 10 seeds, noise-free
     .venv/bin/python bench/warm_start.py --seeds 3 --noise 1 --json out.json
     .venv/bin/python bench/warm_start.py --first-seed 5 --seeds 5    # seeds 5..9, e.g. beside 0..4
+    .venv/bin/python bench/warm_start.py --prior-mean rbf    # the lab-scale model as prior mean, RBF kernel
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from orchestrator.campaign import Campaign  # noqa: E402
+from orchestrator.surrogates import KERNELS  # noqa: E402
 from simulators.benchmarks import PROBLEMS, TWO_SCALE_PAIRS, BenchmarkProblem  # noqa: E402
 
 
 def campaign_text(problem: BenchmarkProblem, name: str, budget: int, batch: int, seed: int,
-                  warm_from: str | None = None) -> str:
-    """``problem``'s campaign file renamed to ``name``, with ``warm_start`` when ``warm_from`` is given."""
-    doc = yaml.safe_load(problem.to_campaign_yaml(budget=budget, batch_size=batch, seed=seed))
+                  warm_from: str | None = None, kernel: str | None = None) -> str:
+    """``problem``'s campaign file renamed to ``name``, with ``warm_start`` when ``warm_from`` is given and
+    ``planner.kernel`` when ``kernel`` is."""
+    planner = {"kernel": kernel} if kernel else None
+    doc = yaml.safe_load(problem.to_campaign_yaml(budget=budget, batch_size=batch, seed=seed, planner=planner))
     doc["name"] = name
     if warm_from is not None:
         doc["warm_start"] = {"campaign": warm_from}
@@ -67,9 +71,13 @@ def run_lab(problem: BenchmarkProblem, url: str, name: str, budget: int, batch: 
 
 
 def experiments_to_target(problem: BenchmarkProblem, url: str, name: str, budget: int, batch: int, seed: int,
-                          noise_sd: float, target: float, warm_from: str | None) -> int:
-    """Plant experiments until a measured yield >= ``target`` (counted in order within a batch); budget + 1 if never."""
-    campaign = Campaign.from_text(campaign_text(problem, name, budget, batch, seed, warm_from), store=url)
+                          noise_sd: float, target: float, warm_from: str | None, prior_mean=None,
+                          kernel: str | None = None) -> int:
+    """Plant experiments until a measured yield >= ``target`` (counted in order within a batch); budget + 1 if never.
+
+    ``prior_mean``: ``f(params) -> {objective: value}``, the campaign's mechanistic prior mean."""
+    campaign = Campaign.from_text(campaign_text(problem, name, budget, batch, seed, warm_from, kernel), store=url,
+                                  prior_mean=prior_mean)
     rng, done = np.random.default_rng(seed), 0
     while done < budget:
         proposals = campaign.ask(min(batch, budget - done))
@@ -95,6 +103,9 @@ def main() -> None:
                         help="target as a fraction of PLANT_OPTIMUM (default 0.98: the lab's best conditions give "
                              "0.971 at plant scale, so a lower target only measures copying them)")
     parser.add_argument("--noise", type=float, default=0.0, help="noise sd as a multiple of noise_scale (0.01 yield)")
+    parser.add_argument("--prior-mean", choices=["auto", *KERNELS], metavar="KERNEL",
+                        help="instead of a lab campaign, the 'warm' plant campaign takes the lab-scale model itself as "
+                             "its mechanistic prior mean, with this planner.kernel (auto, rbf or matern)")
     parser.add_argument("--json", type=Path, help="write the raw per-seed numbers here")
     args = parser.parse_args()
 
@@ -108,11 +119,17 @@ def main() -> None:
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'warm.db'}"
-            lab_name = f"lab-seed{100 + s}"
-            lab_best = run_lab(lab, url, lab_name, args.lab_budget, args.lab_batch, 100 + s, args.noise * lab.noise_scale)
             common = dict(budget=args.budget, batch=args.batch, seed=s, noise_sd=args.noise * plant.noise_scale,
                           target=target)
-            warm = experiments_to_target(plant, url, f"plant-warm-seed{s}", warm_from=lab_name, **common)
+            if args.prior_mean:
+                lab_best = lab.optimum
+                warm = experiments_to_target(plant, url, f"plant-prior-seed{s}", warm_from=None,
+                                             prior_mean=lab.evaluate, kernel=args.prior_mean, **common)
+            else:
+                lab_name = f"lab-seed{100 + s}"
+                lab_best = run_lab(lab, url, lab_name, args.lab_budget, args.lab_batch, 100 + s,
+                                   args.noise * lab.noise_scale)
+                warm = experiments_to_target(plant, url, f"plant-warm-seed{s}", warm_from=lab_name, **common)
             scratch = experiments_to_target(plant, url, f"plant-scratch-seed{s}", warm_from=None, **common)
         rows.append({"seed": s, "lab_best": lab_best, "warm": warm, "scratch": scratch})
         print(f"  seed {s}: lab best {lab_best:.4f}; experiments to target: warm {warm}, scratch {scratch} "
