@@ -337,22 +337,37 @@ def median_ratio_interval(ours: Sequence[float], theirs: Sequence[float], level:
     return float(low), float(high)
 
 
+def printed_scores(name: str, scores: dict[str, list[float]]) -> tuple[dict[str, list[float]], str, bool]:
+    """(scores, label, higher is better) of one problem as the report prints them: a regret as it is; a
+    hypervolume as its gap to the problem's reference hypervolume when it declares one, so that a ratio
+    compares what is left to find (hypervolumes of 2.41e5 and 2.43e5 against 2.48e5 are gaps 1.5x apart),
+    else the hypervolume itself (higher is better)."""
+    problem = PROBLEMS[name]
+    if not problem.is_multi_objective:
+        return scores, name, False
+    if problem.reference_hypervolume is None:
+        return scores, f"{name} [HV]", True
+    gaps = {m: [problem.reference_hypervolume - v for v in values] for m, values in scores.items()}
+    return gaps, f"{name} [HV gap]", False
+
+
 def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
-    print("\nmedian final score per problem (regret: lower is better; hypervolume [HV]: higher is better)")
+    print("\nmedian final score per problem (regret, or [HV gap]: the reference hypervolume less the one reached: "
+          "lower is better; hypervolume [HV]: higher is better)")
     header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
     header += "".join(f"{'ours/' + n:>12}" for n in peer_names if n != "random") + f"{'ours/random':>12}"
     rivals = [n for n in peer_names if n != "random"]
     if len(rivals) > 1:
         header += f"{'ours/better':>12}"
     print(header)
-    for name, scores in results["regret"].items():
+    for name, raw in results["regret"].items():
+        scores, label, higher_is_better = printed_scores(name, raw)
         med = {m: _median(scores.get(m, [])) for m in ["ours", *peer_names]}
-        label = name + (" [HV]" if PROBLEMS[name].is_multi_objective else "")
         row = f"{label:<20}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
         row += "".join(f"{_ratio(med['ours'], med[n]):>12}" for n in rivals)
         row += f"{_ratio(med['ours'], med['random']) if 'random' in med else '  n/a':>12}"
         if len(rivals) > 1:  # the better peer: lower regret, or higher hypervolume
-            pick = max if PROBLEMS[name].is_multi_objective else min
+            pick = max if higher_is_better else min
             finite = [med[n] for n in rivals if np.isfinite(med[n])]
             row += f"{_ratio(med['ours'], pick(finite)) if finite else '  n/a':>12}"
         print(row)
@@ -361,11 +376,11 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
         print("\npaired seeds: ours better / worse than each peer, the two-sided sign-test p-value, and a 90% "
               "paired-bootstrap interval of the median ratio\n"
               "(p > 0.05, or an interval across 1: may be luck of the seeds)")
-        for name, scores in results["regret"].items():
+        for name, raw in results["regret"].items():
+            scores, _, higher_is_better = printed_scores(name, raw)
             cells = []
             for n in rivals:
-                better, worse, p = paired_signs(scores.get("ours", []), scores.get(n, []),
-                                                PROBLEMS[name].is_multi_objective)
+                better, worse, p = paired_signs(scores.get("ours", []), scores.get(n, []), higher_is_better)
                 low, high = median_ratio_interval(scores.get("ours", []), scores.get(n, []))
                 cells.append(f"{n} {better}/{worse} p={p:.2g} [{low:.2g}, {high:.2g}]")
             print(f"{name:<20}" + "   ".join(cells))

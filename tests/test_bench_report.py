@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.planner_suite import median_ratio_interval, merge_results, paired_signs, print_report
+from bench.planner_suite import median_ratio_interval, merge_results, paired_signs, print_report, printed_scores
 
 
 def test_split_seeds_are_joined_and_a_rerun_method_replaces_its_earlier_scores(capsys):
@@ -49,3 +49,13 @@ def test_median_ratio_interval_is_a_paired_bootstrap_of_the_median_ratio():
     assert 0.5 < low < 1.0 < high < 1.6  # half the seeds better, half worse: the interval spans 1
     assert all(math.isnan(x) for x in median_ratio_interval([1.0] * 10, [0.0] * 10))  # the peer's median is 0
     assert all(math.isnan(x) for x in median_ratio_interval([1.0], [2.0]))  # one seed: no interval
+
+
+def test_a_hypervolume_is_reported_as_its_gap_to_the_reference_front():
+    from simulators.benchmarks import PROBLEMS
+
+    reference = PROBLEMS["snar"].reference_hypervolume
+    hypervolumes = {"ours": [reference - 7000.0], "baybe": [reference - 4700.0]}
+    scores, label, higher_is_better = printed_scores("snar", hypervolumes)
+    assert scores == {"ours": [7000.0], "baybe": [4700.0]} and label == "snar [HV gap]" and not higher_is_better
+    assert printed_scores("branin", {"ours": [0.1]}) == ({"ours": [0.1]}, "branin", False)
