@@ -10,7 +10,7 @@ Two problems, each through the real ``Campaign`` ask/tell on a temporary SQLite 
 
 Score: simple regret of the best feasible value measured (inf when none was). Printed: the
 median regret of each ``planner.acquisition`` and, paired by seed, the geometric mean of the
-per-seed ratios and the seeds better / worse.
+per-seed ratios, the seeds better / worse and the sign test's p-value.
 
     uv run python bench/constrained.py --seeds 20            # about 20 min on 2 cores
 """
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
+from bench.planner_suite import paired_signs  # noqa: E402
 from orchestrator import Campaign  # noqa: E402
 from orchestrator.acquisition import ACQUISITIONS  # noqa: E402
 from simulators.benchmarks.synthetic import BRANIN, HARTMANN6, branin_value, hartmann6_value  # noqa: E402
@@ -112,11 +113,11 @@ def main(argv: list[str] | None = None) -> None:
                       flush=True)
             a, b = regrets[first], regrets[second]
             ratios = [math.log(max(y, 1e-9) / max(x, 1e-9)) for x, y in zip(a, b) if math.isfinite(x + y)]
+            better, worse, p = paired_signs(b, a, higher_is_better=False)
             print(f"{problem}: median regret {first} {statistics.median(a):.4g}, {second} {statistics.median(b):.4g}; "
                   f"{second} / {first}: geometric mean of per-seed ratios "
                   f"{math.exp(statistics.mean(ratios)) if ratios else float('nan'):.3g}, "
-                  f"better on {sum(y < x for x, y in zip(a, b))}, worse on {sum(y > x for x, y in zip(a, b))} "
-                  f"of {len(a)} seeds")
+                  f"better on {better}, worse on {worse} of {len(a)} seeds (sign test p = {p:.2g})")
 
 
 if __name__ == "__main__":
