@@ -8,16 +8,21 @@ Two problems, each through the real ``Campaign`` ask/tell on a temporary SQLite 
   reason (``Campaign.fail``); the minimum (x5 = 0.31) is feasible. Half of the space fails,
   so the feasibility model is on from the first Sobol design.
 
-Score: simple regret of the best feasible value measured (inf when none was). Printed: the
-median regret of each ``planner.acquisition`` and, paired by seed, the geometric mean of the
-per-seed ratios, the seeds better / worse and the sign test's p-value.
+Score: simple regret of the best feasible value measured (inf when none was). Each run starts
+from the same Sobol design (our campaign's first proposals, measured once); ``--peers ax`` adds
+Ax 1.3.1 from that design (the outcome constraint in its optimization config, a failed
+experiment marked as a failed trial). Printed: the median regret of each method and, paired by
+seed against the first ``planner.acquisition``, the geometric mean of the per-seed ratios, the
+seeds better / worse and the sign test's p-value.
 
     uv run python bench/constrained.py --seeds 20            # about 20 min on 2 cores
+    uv run --group bench python bench/constrained.py --seeds 20 --peers ax
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -32,9 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
+from bench.peers.common import load_peers  # noqa: E402
 from bench.planner_suite import paired_signs  # noqa: E402
 from orchestrator import Campaign  # noqa: E402
 from orchestrator.acquisition import ACQUISITIONS  # noqa: E402
+from simulators.benchmarks import BenchmarkProblem  # noqa: E402
 from simulators.benchmarks.synthetic import BRANIN, HARTMANN6, branin_value, hartmann6_value  # noqa: E402
 
 H6_NAMES = [p.name for p in HARTMANN6.parameters]
@@ -51,42 +58,60 @@ def _hartmann6_fail(p: dict[str, Any]) -> tuple[dict[str, float] | None, bool]:
     return {"y": hartmann6_value(np.array([p[n] for n in H6_NAMES]))}, True
 
 
-#: name -> (campaign parameters and outcome constraints as YAML, evaluate, feasible optimum)
-PROBLEMS: dict[str, tuple[str, Callable, float]] = {
-    "branin_g": (
-        "parameters:\n"
-        "  - {name: x1, type: continuous, bounds: [-5, 10]}\n"
-        "  - {name: x2, type: continuous, bounds: [0, 15]}\n"
-        'outcome_constraints: ["g <= 50"]\n',
-        _branin_g, BRANIN.optimum,
-    ),
-    "hartmann6_fail": (
-        "parameters:\n" + "".join(f"  - {{name: {n}, type: continuous, bounds: [0, 1]}}\n" for n in H6_NAMES),
-        _hartmann6_fail, HARTMANN6.optimum,
-    ),
+@dataclasses.dataclass(frozen=True)
+class ConstrainedProblem:
+    """A benchmark space (its one objective ``y``, minimised) measured under constraints."""
+
+    space: BenchmarkProblem
+    outcome_constraints: tuple[str, ...]  # "outcome op bound", as the campaign file writes them
+    evaluate: Callable[[dict[str, Any]], tuple[dict[str, float] | None, bool]]  # values (None: failed), feasible
+
+
+PROBLEMS: dict[str, ConstrainedProblem] = {
+    "branin_g": ConstrainedProblem(BRANIN, ("g <= 50",), _branin_g),
+    "hartmann6_fail": ConstrainedProblem(HARTMANN6, (), _hartmann6_fail),
 }
 
+History = list[tuple[dict[str, Any], "dict[str, float] | None", bool]]  # params, values (None: failed), feasible
 
-def run(problem: str, acquisition: str, seed: int, budget: int, batch: int, n_initial: int, workdir: Path) -> float:
-    """Regret of the best feasible ``y`` after ``budget`` experiments (inf when none was feasible)."""
-    space, evaluate, optimum = PROBLEMS[problem]
-    text = (f"name: {problem.replace('_', '-')}-{acquisition}-{seed}\nseed: {seed}\n"
-            f"budget: {{experiments: {budget}, batch_size: {batch}}}\n{space}"
-            "objectives:\n  - {name: y, direction: minimize}\n"
-            f"planner: {{initial_experiments: {n_initial}, acquisition: {acquisition}}}\n")
-    campaign = Campaign.from_text(text, store=f"sqlite:///{workdir / f'{problem}-{acquisition}-{seed}.db'}")
-    best, done = math.inf, 0
-    while done < budget:
-        for p in campaign.ask(n_initial if done == 0 else min(batch, budget - done)):
-            values, feasible = evaluate(p.params)
+
+def run_ours(problem: ConstrainedProblem, acquisition: str, seed: int, budget: int, batch: int, n_initial: int,
+             workdir: Path) -> History:
+    """Every experiment of one campaign run through the real ``Campaign`` ask/tell, in order."""
+    text = problem.space.to_campaign_yaml(budget=budget, batch_size=batch, seed=seed, initial_experiments=n_initial,
+                                          planner={"acquisition": acquisition})
+    if problem.outcome_constraints:
+        text += f"outcome_constraints: {list(problem.outcome_constraints)}\n"
+    campaign = Campaign.from_text(text, store=f"sqlite:///{workdir / f'{problem.space.name}-{acquisition}-{seed}.db'}")
+    history: History = []
+    while len(history) < budget:
+        for p in campaign.ask(n_initial if not history else min(batch, budget - len(history))):
+            values, feasible = problem.evaluate(p.params)
             if values is None:
                 campaign.fail(p.id, reason="nothing formed", kind="chemistry")
             else:
                 campaign.tell(p.id, values)
-            if feasible:
-                best = min(best, values["y"])
-            done += 1
-    return best - optimum
+            history.append((p.params, values, feasible))
+    return history
+
+
+def run_peer(peer, problem: ConstrainedProblem, initial: History, seed: int, budget: int, batch: int) -> History:
+    """``peer`` continued from ``initial`` to ``budget`` experiments."""
+    feasible: dict[int, bool] = {}
+
+    def evaluate(params: dict[str, Any]) -> dict[str, float] | None:
+        values, ok = problem.evaluate(params)
+        feasible[len(feasible)] = ok
+        return values
+
+    done = peer.run(problem.space, [(p, v) for p, v, _ in initial], budget, batch, seed, evaluate)
+    return list(initial) + [(p, v, feasible[i]) for i, (p, v) in enumerate(done[len(initial):])]
+
+
+def regret(problem: ConstrainedProblem, history: History) -> float:
+    """Regret of the best feasible ``y`` in ``history`` (inf when none was feasible)."""
+    best = min((v["y"] for _, v, ok in history if ok), default=math.inf)
+    return best - problem.space.optimum
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,27 +122,40 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--initial", type=int, default=6, help="Sobol experiments before the first model")
     parser.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
-    parser.add_argument("--acquisitions", nargs=2, default=list(ACQUISITIONS), choices=ACQUISITIONS,
-                        metavar="ACQ", help=f"the two planner.acquisition settings to pair (from {ACQUISITIONS})")
+    parser.add_argument("--acquisitions", nargs="+", default=list(ACQUISITIONS), choices=ACQUISITIONS,
+                        metavar="ACQ", help=f"planner.acquisition settings to run (from {ACQUISITIONS}); "
+                                            "the first is the one every other method is paired against")
+    parser.add_argument("--peers", nargs="*", default=[], choices=["ax"],
+                        help="peers to run from the same initial design (the bench dependency group)")
     args = parser.parse_args(argv)
-    first, second = args.acquisitions
+    acquisitions = list(dict.fromkeys(args.acquisitions))
+    loaded, skipped = load_peers(args.peers)
+    for line in skipped:
+        print(line, flush=True)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     with tempfile.TemporaryDirectory() as tmp:
-        for problem in args.problems:
-            regrets: dict[str, list[float]] = {first: [], second: []}
+        for name in args.problems:
+            problem = PROBLEMS[name]
+            peers = [type(peer)(outcome_constraints=problem.outcome_constraints) for peer in loaded]
+            regrets: dict[str, list[float]] = {m: [] for m in acquisitions + [peer.name for peer in peers]}
             for seed in seeds:
-                for acquisition in (first, second):
-                    regrets[acquisition].append(run(problem, acquisition, seed, args.budget, args.batch,
-                                                    args.initial, Path(tmp)))
-                print(f"  {problem} seed {seed}: " + ", ".join(f"{a} {r[-1]:.4g}" for a, r in regrets.items()),
-                      flush=True)
-            a, b = regrets[first], regrets[second]
-            ratios = [math.log(max(y, 1e-9) / max(x, 1e-9)) for x, y in zip(a, b) if math.isfinite(x + y)]
-            better, worse, p = paired_signs(b, a, higher_is_better=False)
-            print(f"{problem}: median regret {first} {statistics.median(a):.4g}, {second} {statistics.median(b):.4g}; "
-                  f"{second} / {first}: geometric mean of per-seed ratios "
-                  f"{math.exp(statistics.mean(ratios)) if ratios else float('nan'):.3g}, "
-                  f"better on {better}, worse on {worse} of {len(a)} seeds (sign test p = {p:.2g})")
+                initial: History = []
+                for acquisition in acquisitions:
+                    history = run_ours(problem, acquisition, seed, args.budget, args.batch, args.initial, Path(tmp))
+                    initial = initial or history[:args.initial]
+                    regrets[acquisition].append(regret(problem, history))
+                for peer in peers:
+                    history = run_peer(peer, problem, initial, seed, args.budget, args.batch)
+                    regrets[peer.name].append(regret(problem, history))
+                print(f"  {name} seed {seed}: " + ", ".join(f"{m} {r[-1]:.4g}" for m, r in regrets.items()), flush=True)
+            print(f"{name}: median regret " + ", ".join(f"{m} {statistics.median(r):.4g}" for m, r in regrets.items()))
+            ours = regrets[acquisitions[0]]
+            for other, theirs in list(regrets.items())[1:]:
+                ratios = [math.log(max(x, 1e-9) / max(y, 1e-9)) for x, y in zip(ours, theirs) if math.isfinite(x + y)]
+                better, worse, p = paired_signs(ours, theirs, higher_is_better=False)
+                print(f"  {acquisitions[0]} / {other}: geometric mean of per-seed ratios "
+                      f"{math.exp(statistics.mean(ratios)) if ratios else float('nan'):.3g}, "
+                      f"better on {better}, worse on {worse} of {len(ours)} seeds (sign test p = {p:.2g})")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 The shared initial points are attached as completed trials and Ax's generation strategy
 is told they are its initialisation (``initialization_budget`` = their number), so its
 first own proposal is already Bayesian (its default "fast" method: a BoTorch modular GP).
+
+Outcome constraints (``AxPeer(outcome_constraints=["g <= 50"])``) go to Ax's optimization
+config. An experiment whose ``evaluate`` returns None failed (``bench/constrained.py``'s
+chemistry failures): its trial is marked failed, which is what Ax offers a user for it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from typing import Sequence
 
 from ax.api.client import Client
 from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
@@ -31,7 +36,7 @@ def _metric(name: str) -> str:
     return f"m_{name}"
 
 
-def _client(problem, initial, seed: int) -> Client:
+def _client(problem, initial, seed: int, outcome_constraints: Sequence[str] = ()) -> Client:
     _quiet()
     client = Client(random_seed=seed)
     parameters = []
@@ -47,13 +52,21 @@ def _client(problem, initial, seed: int) -> Client:
             ))
     client.configure_experiment(parameters=parameters, parameter_constraints=[c.text for c in problem.constraints] or None)
     client.configure_optimization(objective=", ".join(
-        _metric(o.name) if o.direction == "maximize" else f"-{_metric(o.name)}" for o in problem.objectives))
+        _metric(o.name) if o.direction == "maximize" else f"-{_metric(o.name)}" for o in problem.objectives),
+        outcome_constraints=[_metric(c.strip()) for c in outcome_constraints] or None)
     client.configure_generation_strategy(initialization_budget=len(initial), initialize_with_center=False,
                                          initialization_random_seed=seed)
     for params, values in initial:
-        index = client.attach_trial(parameters=_ax_params(problem, params))
-        client.complete_trial(index, raw_data=_ax_values(values))
+        _report(client, client.attach_trial(parameters=_ax_params(problem, params)), values)
     return client
+
+
+def _report(client: Client, index: int, values) -> None:
+    """Complete trial ``index`` with ``values``, or mark it failed when they are None."""
+    if values is None:
+        client.mark_trial_failed(index, failed_reason="the experiment failed")
+    else:
+        client.complete_trial(index, raw_data=_ax_values(values))
 
 
 def _ax_values(values):
@@ -82,14 +95,17 @@ def _next(client: Client, q: int) -> dict:
 class AxPeer(Peer):
     name = "ax"
 
+    def __init__(self, outcome_constraints: Sequence[str] = ()) -> None:
+        self.outcome_constraints = tuple(outcome_constraints)  # "outcome op bound", the outcome's name first
+
     def run(self, problem, initial, budget, batch, seed, evaluate):
-        client = _client(problem, initial, seed)
+        client = _client(problem, initial, seed, self.outcome_constraints)
         history = list(initial)
         while len(history) < budget:
             trials = _next(client, min(batch, budget - len(history)))
             for index, params in trials.items():
                 values = evaluate(problem.checked(params))
-                client.complete_trial(index, raw_data=_ax_values(values))
+                _report(client, index, values)
                 history.append((problem.checked(params), values))
         return history
 
