@@ -16,7 +16,8 @@ seed against the first ``planner.acquisition``, the geometric mean of the per-se
 seeds better / worse and the sign test's p-value.
 
     uv run python bench/constrained.py --seeds 20            # about 20 min on 2 cores
-    uv run --group bench python bench/constrained.py --seeds 20 --peers ax
+    uv run --group bench python bench/constrained.py --seeds 10 --acquisitions qLogEI --peers ax
+                                                             # 45 min a problem here, other benchmarks beside it
 """
 
 from __future__ import annotations

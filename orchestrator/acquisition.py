@@ -24,7 +24,9 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
   when none does, so that any feasible sample improves). Against qLogNEI there
   (``bench/constrained.py``, budget 20 in batches of 4, 20 paired seeds): Branin with an
   outcome constraint 0.52 (better on 15 seeds, worse on 5), Hartmann6 with half its space
-  failing for chemical reasons 0.74 (15 / 5);
+  failing for chemical reasons 0.74 (15 / 5). Against Ax 1.3.1 there (its failed trials
+  marked failed, the outcome constraint in its config; 10 paired seeds): 0.69 (7 / 3) and
+  0.68 (10 / 0);
 - ``planner.acquisition: qLogNEI``: ``qLogNoisyExpectedImprovement`` (on
   ``orchestrator.lean_gp``'s model, when it applies and nothing constrains the objective,
   its ``LeanLogNEI``: the same values from the same base samples, a fraction of the
