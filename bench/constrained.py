@@ -98,15 +98,15 @@ def run_ours(problem: ConstrainedProblem, acquisition: str, seed: int, budget: i
 
 def run_peer(peer, problem: ConstrainedProblem, initial: History, seed: int, budget: int, batch: int) -> History:
     """``peer`` continued from ``initial`` to ``budget`` experiments."""
-    feasible: dict[int, bool] = {}
+    feasible: list[bool] = []  # in the order the peer evaluated its points
 
     def evaluate(params: dict[str, Any]) -> dict[str, float] | None:
         values, ok = problem.evaluate(params)
-        feasible[len(feasible)] = ok
+        feasible.append(ok)
         return values
 
     done = peer.run(problem.space, [(p, v) for p, v, _ in initial], budget, batch, seed, evaluate)
-    return list(initial) + [(p, v, feasible[i]) for i, (p, v) in enumerate(done[len(initial):])]
+    return list(initial) + [(p, v, ok) for (p, v), ok in zip(done[len(initial):], feasible, strict=True)]
 
 
 def regret(problem: ConstrainedProblem, history: History) -> float:
