@@ -57,6 +57,7 @@ import numpy as np
 
 from orchestrator import lean_gp
 from orchestrator.constraints import LinearConstraint
+from orchestrator.prior_mean import UnitPrior
 from orchestrator.space import SearchSpace
 from orchestrator.spec import Objective
 from orchestrator.surrogates import OutputData
@@ -94,8 +95,9 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
                   failed: Sequence[Mapping[str, Any]] = (),
                   uncertainty: Sequence[Mapping[str, float] | None] | None = None,
                   prior_data: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]] = (),
-                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> Problem:
-    """Training data of every modelled output (see the module docstring)."""
+                  prior: UnitPrior | None = None) -> Problem:
+    """Training data of every modelled output (see the module docstring); ``prior``: the campaign's
+    mechanistic prior mean, as the planner evaluates it."""
     import torch
 
     problem = Problem(list(objectives), list(outcome_constraints))
@@ -108,7 +110,6 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
     outcome_names: list[str] = []
     for c in outcome_constraints:
         outcome_names += [n for n in c.coefficients if n not in outcome_names]
-    first = objectives[0].name
     for name in [o.name for o in objectives] + outcome_names:
         rows = [i for i, (_, v) in enumerate(observations) if name in v]
         if len(rows) < 2 and name in outcome_names:
@@ -121,8 +122,8 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
             worst = min((float(observations[i][1][name]) for i in rows), key=objective.score)
         X = [units[i] for i in rows] + (failed_units if imputed else []) + [space.to_unit(p) for p, _ in prior_rows]
         own = _winsorized([float(observations[i][1][name]) for i in rows] + [worst] * len(imputed), objective,
-                          prior_mean)
-        Y = own + _winsorized([float(v[name]) for _, v in prior_rows], objective, prior_mean)
+                          prior)
+        Y = own + _winsorized([float(v[name]) for _, v in prior_rows], objective, prior)
         variances = [None if not sds[i] or name not in sds[i] else float(sds[i][name]) ** 2 for i in rows]
         variances += [None] * (len(imputed) + len(prior_rows))
         given = [v for v in variances if v is not None]
@@ -135,7 +136,7 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
             task = torch.tensor([1.0] * (len(rows) + len(imputed)) + [0.0] * len(prior_rows), dtype=torch.float64)
         problem.outputs.append(OutputData(
             name, torch.tensor(np.stack(X), dtype=torch.float64), torch.tensor(Y, dtype=torch.float64).unsqueeze(-1),
-            Yvar, task, _unit_prior(space, prior_mean, name, name == first),
+            Yvar, task, prior.for_output(name) if prior is not None else None,
         ))
     if failed:
         labels = [1.0] * len(observations) + [0.0] * len(failed)
@@ -180,30 +181,6 @@ def _baseline_rows(objectives: Sequence[Objective], observations) -> list[int]:
         scores_ = np.array([-o.score(v[o.name]) for _, v in observations])
         rank_sum += np.argsort(np.argsort(scores_, kind="stable"), kind="stable")
     return sorted(np.argsort(rank_sum, kind="stable")[:BASELINE_MAX].tolist())
-
-
-def _unit_prior(space: SearchSpace, prior_mean, name: str, is_first: bool):
-    """``prior_mean`` for output ``name`` as a function of unit points (m, d) -> (m,), or None."""
-    if prior_mean is None:
-        return None
-    probe = prior_mean(space.from_unit(np.full(space.dim, 0.5)))
-    if isinstance(probe, Mapping):
-        if name not in probe:
-            return None
-    elif not is_first:
-        return None
-
-    def f(U: np.ndarray) -> np.ndarray:
-        out = np.empty(len(U))
-        for i, u in enumerate(U):
-            value = prior_mean(space.from_unit(u))
-            out[i] = float(value[name]) if isinstance(value, Mapping) else float(value)
-        return out
-
-    # from_unit snaps integers, levels and categories, so f is flat along their columns: the
-    # finite-difference gradient (surrogates._PriorValues) need not call f for them
-    f.smooth_columns = [space.columns[p.name][0] for p in space.numeric if p.type == "continuous"]
-    return f
 
 
 def scores(objectives: Sequence[Objective], Z):

@@ -50,12 +50,15 @@ def package_versions() -> dict[str, str]:
 
 
 def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]] = (),
-                prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> Planner:
+                prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
+                emulate_prior: bool | None = None) -> Planner:
     """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it).
 
     ``prior_data``: a warm start's earlier observations; ``prior_mean``: a callable that
     overrides the spec's ``prior_mean``. With either, the default Sobol design shrinks to
     one batch (at least 2 points): the earlier data or the model already say where to look.
+    ``emulate_prior``: evaluate the prior mean through its emulator (``prior_mean.UnitPrior``);
+    None: the spec's ``prior_mean.emulate``, or True.
     """
     objective = spec.objectives[0]
     if prior_mean is None and spec.prior_mean is not None:
@@ -74,6 +77,7 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
         kernel=resolve_kernel(spec.planner.kernel, prior_knowledge), acquisition=spec.planner.acquisition,
         objectives=spec.objectives, outcome_constraints=[parse_linear_constraint(t) for t in spec.outcome_constraints],
         prior_data=prior_data, prior_mean=prior_mean,
+        emulate_prior=(spec.prior_mean is None or spec.prior_mean.emulate) if emulate_prior is None else emulate_prior,
     )
 
 
@@ -123,28 +127,34 @@ class Campaign:
     """A campaign in a store. Build it with ``from_yaml`` or ``from_text``."""
 
     def __init__(self, spec: CampaignSpec, yaml_text: str, store: CampaignStore, source: Path | None = None,
-                 prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> None:
-        """``prior_mean``: ``f(params) -> float | {objective: value}``, a mechanistic model the GP corrects."""
+                 prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
+                 emulate_prior: bool | None = None) -> None:
+        """``prior_mean``: ``f(params) -> float | {objective: value}``, a mechanistic model the GP corrects;
+        ``emulate_prior=False`` calls it at every point the planner looks at, not through its emulator."""
         self.spec, self.yaml_text, self.store = spec, yaml_text, store
         self.source = source
         # the planner first: a warm start that cannot load must not leave a new campaign behind
-        self.planner = planner_for(spec, load_warm_start(spec, store.url), prior_mean)
+        self.planner = planner_for(spec, load_warm_start(spec, store.url), prior_mean, emulate_prior)
         self.info = self._open_or_create()
         self.space = self.planner.space
         self.objective = spec.objectives[0]
 
     @classmethod
     def from_yaml(cls, path: str | Path, store: str | None = None,
-                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> "Campaign":
+                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
+                  emulate_prior: bool | None = None) -> "Campaign":
         """Load ``path``; ``store`` (a SQLAlchemy URL) overrides the file's ``store.url``."""
         spec, text = load_spec(path)
-        return cls(spec, text, CampaignStore(store or spec.store.url), source=Path(path), prior_mean=prior_mean)
+        return cls(spec, text, CampaignStore(store or spec.store.url), source=Path(path), prior_mean=prior_mean,
+                   emulate_prior=emulate_prior)
 
     @classmethod
     def from_text(cls, yaml_text: str, store: str | None = None, source: Path | None = None,
-                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None) -> "Campaign":
+                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
+                  emulate_prior: bool | None = None) -> "Campaign":
         spec = parse_spec(yaml_text, source=str(source or "campaign"))
-        return cls(spec, yaml_text, CampaignStore(store or spec.store.url), source=source, prior_mean=prior_mean)
+        return cls(spec, yaml_text, CampaignStore(store or spec.store.url), source=source, prior_mean=prior_mean,
+                   emulate_prior=emulate_prior)
 
     def _open_or_create(self) -> CampaignInfo:
         digest = spec_hash(self.yaml_text)

@@ -102,6 +102,8 @@ class Planner:
         prior_data: (params, values) measured in an earlier campaign (warm start); a GP
             fitted to them is the prior mean of this campaign's GPs.
         prior_mean: ``f(params) -> float | {objective: value}``; the GPs model ``y - f``.
+        emulate_prior: evaluate ``prior_mean`` through a cheap emulator built once (see
+            ``orchestrator.prior_mean.UnitPrior``), not thousands of model calls a proposal.
         kernel: the GPs' covariance, one of ``surrogates.KERNELS``.
         acquisition: one of ``acquisition.ACQUISITIONS``: the function for one unconstrained
             objective (see ``orchestrator.acquisition``).
@@ -111,7 +113,8 @@ class Planner:
                  num_restarts: int = 8, raw_samples: int = 256, *, objectives: Sequence[Any] | None = None,
                  outcome_constraints: Sequence[Any] = (), prior_data: Sequence[tuple[Mapping[str, Any],
                  Mapping[str, float]]] = (), prior_mean: Any = None, kernel: str = "matern",
-                 acquisition: str = "qLogEI") -> None:
+                 acquisition: str = "qLogEI", emulate_prior: bool = True) -> None:
+        from orchestrator.prior_mean import UnitPrior
         from orchestrator.spec import Objective
 
         self.space, self.seed = space, seed
@@ -120,6 +123,8 @@ class Planner:
         self.objective, self.maximize = self.objectives[0].name, self.objectives[0].direction == "maximize"
         self.outcome_constraints = list(outcome_constraints)
         self.prior_data, self.prior_mean = list(prior_data), prior_mean
+        self.prior = UnitPrior(space, prior_mean, self.objective, emulate_prior, seed) \
+            if prior_mean is not None else None
         self.initial_experiments = initial_experiments
         self.num_restarts, self.raw_samples = num_restarts, raw_samples
         self.kernel = kernel  # one of surrogates.KERNELS
@@ -195,7 +200,7 @@ class Planner:
         from orchestrator.surrogates import fit_output
 
         problem = build_problem(self.space, self.objectives, self.outcome_constraints, observations, failed,
-                                uncertainty, self.prior_data, self.prior_mean)
+                                uncertainty, self.prior_data, self.prior)
         fitted = [fit_output(data, self.seed + n_proposed, self.kernel) for data in problem.outputs]
         models = [m for m, _ in fitted]
         model = models[0] if len(models) == 1 else ModelListGP(*models)
@@ -226,6 +231,7 @@ class Planner:
             "n_pending": len(pending),
             "n_failed_chemistry": len(failed),
             "n_prior_observations": len(self.prior_data),
+            **({"prior_mean": self.prior.describe()} if self.prior is not None else {}),
             **extra,
         }
         explained = predictions(problem, model, candidates)

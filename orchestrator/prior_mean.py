@@ -8,7 +8,10 @@ callable of that shape can be passed instead: ``Campaign.from_yaml(..., prior_me
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 PriorFunction = Callable[[Mapping[str, Any]], "float | Mapping[str, float]"]
 
@@ -43,3 +46,167 @@ def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
     if name not in PRIOR_MEANS:
         raise KeyError(f"unknown prior mean {name!r}; known: {', '.join(sorted(PRIOR_MEANS))}")
     return PRIOR_MEANS[name](settings)
+
+
+# the planner's view of a prior mean ------------------------------------------------------------
+
+#: held-out RMSE of an emulated group, as a fraction of the model's range over that group, above which
+#: the group is evaluated by calling the model instead (see ``UnitPrior``)
+EMULATOR_TOLERANCE = 0.02
+#: at most this many groups (combinations of integer, level and category values) are emulated: each costs
+#: about ``1.25 * points`` model calls once, so beyond it building would cost more than it saves
+EMULATOR_MAX_GROUPS = 16
+_POINTS_PER_CONTINUOUS_DIM = 64  # Sobol points per group: 64 s, rounded up to a power of two (s: continuous dims)
+
+
+class UnitPrior:
+    """A prior mean ``f(params)`` as the planner uses it: values at unit points ``U`` ``(m, d)``, per output.
+
+    A mechanistic model such as a kinetic ODE costs milliseconds a call, and a proposal asks
+    for it thousands of times (the optimiser's raw points, then a finite-difference gradient
+    per point and continuous column). With ``emulate`` (the default) the model is called only
+    to build a cheap stand-in, once per campaign: the points are split into groups by their
+    snapped integer, level and category values (along which ``f`` is flat), and in each group
+    a cubic radial-basis interpolant (``scipy.interpolate.RBFInterpolator``, linear tail) is
+    fitted to ``f`` at ``points`` seeded Sobol points of the continuous columns. It is checked
+    on a quarter as many further points; a group whose relative RMSE there is above
+    ``EMULATOR_TOLERANCE``, or where ``f`` raises, is evaluated by calling ``f``. Spaces with no
+    continuous column need no interpolant: each distinct point's value is kept after its first
+    call. The GP learns the residual from whichever version it is given, consistently, so an
+    emulator error shifts the prior slightly and is not a bias in the model.
+
+    Measured on the lab kinetic model of ``simulators.benchmarks.mit_kinetics`` (3 continuous
+    columns, 256 points per catalyst, 2561 model calls in all): held-out RMSE at most 0.25% of the yield's
+    range; on 512 random points RMSE 0.0015 and largest error 0.020 in yield (fraction of A charged), at
+    0.03 ms a point against 1.25 ms a model call here.
+    """
+
+    def __init__(self, space: Any, prior_mean: PriorFunction, first_output: str, emulate: bool = True,
+                 seed: int = 0) -> None:
+        self.space, self.prior_mean, self.first_output, self.seed = space, prior_mean, first_output, seed
+        self.smooth_columns = [space.columns[p.name][0] for p in space.numeric if p.type == "continuous"]
+        smooth = set(self.smooth_columns)
+        self.group_columns = [c for c in range(space.dim) if c not in smooth]
+        self.n_groups = 1
+        for p in space.searched:
+            if p.type == "integer":
+                self.n_groups *= int(p.bounds[1]) - int(p.bounds[0]) + 1
+            elif p.type in ("discrete", "categorical"):
+                self.n_groups *= len(p.values)
+        self.why_exact = None if emulate else "emulate: false"
+        if emulate and self.smooth_columns and self.n_groups > EMULATOR_MAX_GROUPS:
+            self.why_exact = (f"{self.n_groups} combinations of integer, level and category values; "
+                              f"emulated up to {EMULATOR_MAX_GROUPS}")
+        dims = len(self.smooth_columns)
+        self.points = 1 << max(6, math.ceil(math.log2(_POINTS_PER_CONTINUOUS_DIM * max(dims, 1))))
+        self._outputs: list[str] | None = None
+        self._groups: dict[tuple[float, ...], Any] = {}  # group key -> interpolant, or None: call the model
+        self._memo: dict[tuple[float, ...], np.ndarray] = {}  # no continuous column: a point's values
+        self._errors: list[float] = []  # each built group's held-out relative RMSE
+        self._why_groups_call: str | None = None  # why some group calls the model, once one does
+        self.model_calls = 0
+
+    # outputs ------------------------------------------------------------------------------------
+
+    def _call(self, u: np.ndarray) -> np.ndarray:
+        """The model's values ``(k,)`` at one unit point, in the order of ``outputs``."""
+        value = self.prior_mean(self.space.from_unit(u))
+        self.model_calls += 1
+        if self._outputs is None:
+            self._outputs = sorted(value) if isinstance(value, Mapping) else [self.first_output]
+        if isinstance(value, Mapping):
+            return np.array([float(value[name]) for name in self._outputs])
+        return np.array([float(value)])
+
+    @property
+    def outputs(self) -> list[str]:
+        """The outputs the model predicts: its dict's keys, or the first objective for a plain float."""
+        if self._outputs is None:
+            self._call(np.full(self.space.dim, 0.5))
+        return list(self._outputs or [])
+
+    def for_output(self, name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``U (m, d) -> (m,)``: the prior of output ``name``, or None when the model does not predict it.
+
+        The function carries ``smooth_columns``: the finite-difference gradient
+        (``surrogates._PriorValues``) is taken only along them, since ``f`` is flat along the
+        snapped columns.
+        """
+        if name not in self.outputs:
+            return None
+        index = self.outputs.index(name)
+
+        def f(U: np.ndarray) -> np.ndarray:
+            return self.values(np.asarray(U, dtype=np.float64))[:, index]
+
+        f.smooth_columns = list(self.smooth_columns)  # type: ignore[attr-defined]
+        return f
+
+    # values -------------------------------------------------------------------------------------
+
+    def values(self, U: np.ndarray) -> np.ndarray:
+        """The model's values ``(m, k)`` at unit points ``U`` ``(m, d)``, exact or emulated."""
+        out = np.empty((len(U), len(self.outputs)))
+        if self.why_exact is not None:
+            for i, u in enumerate(U):
+                out[i] = self._call(u)
+            return out
+        keys = np.round(self.space.snap_unit(U)[:, self.group_columns], 9)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        for g, key in enumerate(map(tuple, unique)):
+            rows = np.flatnonzero(inverse.reshape(-1) == g)
+            if not self.smooth_columns:
+                if key not in self._memo:
+                    self._memo[key] = self._call(U[rows[0]])
+                out[rows] = self._memo[key]
+                continue
+            if key not in self._groups:
+                self._groups[key] = self._build(U[rows[0]])
+            interpolant = self._groups[key]
+            if interpolant is None:
+                for i in rows:
+                    out[i] = self._call(U[i])
+            else:
+                out[rows] = interpolant(np.clip(U[rows][:, self.smooth_columns], 0.0, 1.0))
+        return out
+
+    def _build(self, anchor: np.ndarray):
+        """The interpolant of the group that unit point ``anchor`` belongs to, or None (call the model there)."""
+        from scipy.interpolate import RBFInterpolator
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol(len(self.smooth_columns), scramble=True, seed=self.seed)
+        fit_points, check_points = engine.random(self.points), engine.random(self.points // 4)
+        base = self.space.snap_unit(anchor[None, :])[0]
+
+        def model_at(points: np.ndarray) -> np.ndarray:
+            rows = np.repeat(base[None, :], len(points), axis=0)
+            rows[:, self.smooth_columns] = points
+            return np.stack([self._call(u) for u in rows])
+
+        try:
+            fitted, checked = model_at(fit_points), model_at(check_points)
+        except Exception as error:  # the model cannot be evaluated everywhere in the box: call it where asked
+            self._why_groups_call = f"the model raised while its emulator was built: {error}"
+            return None
+        interpolant = RBFInterpolator(fit_points, fitted, kernel="cubic", degree=1)
+        spread = np.ptp(np.concatenate([fitted, checked]), axis=0)
+        rmse = np.sqrt(np.mean((interpolant(check_points) - checked) ** 2, axis=0))
+        error = float(np.max(np.where(spread > 0, rmse / np.where(spread > 0, spread, 1.0), 0.0)))
+        self._errors.append(error)
+        if error > EMULATOR_TOLERANCE:
+            self._why_groups_call = f"held-out error above {EMULATOR_TOLERANCE:.0%} of the model's range"
+            return None
+        return interpolant
+
+    def describe(self) -> dict[str, Any]:
+        """How the prior is evaluated, for a proposal's ``info``."""
+        if self.why_exact is not None:
+            return {"emulated": False, "why": self.why_exact, "model_calls": self.model_calls}
+        if not self.smooth_columns:
+            return {"emulated": False, "why": "no continuous parameter: each point's value is kept after one call",
+                    "model_calls": self.model_calls}
+        calling = sum(g is None for g in self._groups.values())
+        return {"emulated": True, "groups_built": len(self._groups), "groups_calling_the_model": calling,
+                "why_they_call_it": self._why_groups_call if calling else None, "points_per_group": self.points,
+                "worst_validation_error": max(self._errors, default=None), "model_calls": self.model_calls}

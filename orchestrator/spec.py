@@ -259,11 +259,14 @@ class PriorMeanSpec(_Strict):
     """A mechanistic model as the GP's prior mean: the GP learns ``y - f(x)``.
 
     ``simulator`` names a model in ``orchestrator.prior_mean.PRIOR_MEANS`` whose factory takes
-    ``settings`` and returns ``f(params) -> {objective: value}``.
+    ``settings`` and returns ``f(params) -> {objective: value}``. ``emulate: false`` calls the
+    model at every point the planner asks about instead of through its emulator
+    (``orchestrator.prior_mean.UnitPrior``): exact, and slow for a model that takes milliseconds.
     """
 
     simulator: str
     settings: dict[str, Any] = {}
+    emulate: bool = True
 
 
 class Reagent(_Strict):

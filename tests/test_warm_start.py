@@ -198,7 +198,7 @@ def test_the_prior_mean_gradient_calls_the_model_only_along_continuous_columns()
     the model is flat along them and is not called for them."""
     import torch
 
-    from orchestrator.acquisition import _unit_prior
+    from orchestrator.prior_mean import UnitPrior
     from orchestrator.space import SearchSpace
     from orchestrator.spec import Parameter
     from orchestrator.surrogates import PriorMean
@@ -212,7 +212,7 @@ def test_the_prior_mean_gradient_calls_the_model_only_along_continuous_columns()
         calls.append(p)
         return p["x"] ** 2 + p["n"] + (p["c"] == "b")
 
-    f = _unit_prior(space, model, "y", is_first=True)
+    f = UnitPrior(space, model, "y", emulate=False).for_output("y")
     assert f.smooth_columns == [space.columns["x"][0]]
     calls.clear()
     U = torch.tensor([[0.25, 0.5, 0.0, 1.0, 0.0], [0.75, 0.2, 1.0, 0.0, 0.0]], dtype=torch.float64, requires_grad=True)

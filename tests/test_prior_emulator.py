@@ -1,0 +1,133 @@
+"""The emulator of a slow mechanistic prior mean (``orchestrator.prior_mean.UnitPrior``).
+
+A kinetic model costs milliseconds a call and a proposal evaluates the prior thousands of times; the
+emulator calls the model a fixed number of times per group of snapped values, once per campaign.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from orchestrator.campaign import Campaign
+from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, UnitPrior
+from orchestrator.space import SearchSpace
+from orchestrator.spec import Parameter
+
+SPACE = SearchSpace([Parameter(name="temperature", type="continuous", bounds=(20, 80)),
+                     Parameter(name="time", type="continuous", bounds=(1, 100), scale="log"),
+                     Parameter(name="catalyst", type="categorical", values=["Pd", "Ni"])])
+
+
+def kinetic_yield(p):
+    """First-order conversion with an Arrhenius rate: smooth, like the ODE models labs use as priors."""
+    k = (1.0 if p["catalyst"] == "Pd" else 0.4) * 0.02 * math.exp(0.04 * (p["temperature"] - 50))
+    return {"yield": 1 - math.exp(-k * p["time"]), "cost": 0.1 * p["time"]}
+
+
+def random_units(n, seed=0):
+    """Unit points of SPACE with one-hot catalyst columns."""
+    rng = np.random.default_rng(seed)
+    U = np.zeros((n, SPACE.dim))
+    U[:, :2] = rng.random((n, 2))
+    U[np.arange(n), 2 + rng.integers(0, 2, n)] = 1.0
+    return U
+
+
+def test_the_emulator_matches_the_model_and_stops_calling_it():
+    prior = UnitPrior(SPACE, kinetic_yield, "yield", seed=1)
+    assert prior.outputs == ["cost", "yield"]
+    U = random_units(300)
+    emulated = prior.values(U)
+    calls = prior.model_calls
+    # two groups (one per catalyst), each fitted at `points` Sobol points and checked at a quarter as many more
+    assert calls == 1 + 2 * (prior.points + prior.points // 4)
+    exact = np.array([[kinetic_yield(SPACE.from_unit(u))[k] for k in prior.outputs] for u in U])
+    spread = np.ptp(exact, axis=0)
+    assert np.sqrt(np.mean((emulated - exact) ** 2, axis=0)).max() < 0.01 * spread.max()
+    assert np.abs(emulated - exact).max(axis=0).tolist() < (0.05 * spread).tolist()
+    prior.values(random_units(5000, seed=2))  # a proposal's worth of points: no more model calls
+    assert prior.model_calls == calls
+    described = prior.describe()
+    assert described["emulated"] and described["groups_built"] == 2 and described["groups_calling_the_model"] == 0
+    assert described["worst_validation_error"] < 0.02
+
+
+def test_a_group_the_interpolant_cannot_follow_calls_the_model():
+    def rough(p):
+        ripple = math.sin(60 * p["temperature"]) if p["catalyst"] == "Ni" else 0.0
+        return p["temperature"] / 80 + ripple
+
+    prior = UnitPrior(SPACE, rough, "yield")
+    U = random_units(50)
+    values = prior.values(U)[:, 0]
+    assert values.tolist() == pytest.approx([rough(SPACE.from_unit(u)) for u in U], abs=1e-3 * 80)
+    ni = U[:, 3] == 1.0
+    assert values[ni].tolist() == pytest.approx([rough(SPACE.from_unit(u)) for u in U[ni]], rel=1e-12)
+    described = prior.describe()
+    assert described["groups_calling_the_model"] == 1
+    assert "held-out error above 2%" in described["why_they_call_it"]
+
+
+def test_a_model_that_raises_somewhere_in_the_box_is_called_where_asked():
+    def picky(p):
+        if p["temperature"] > 70:
+            raise ValueError("outside the model's validity")
+        return p["temperature"]
+
+    prior = UnitPrior(SPACE, picky, "yield")
+    U = random_units(20)
+    U[:, 0] = np.linspace(0.0, 0.8, 20)  # temperatures 20..68: the model works there
+    assert prior.values(U)[:, 0].tolist() == pytest.approx(20 + 60 * U[:, 0])
+    assert "outside the model's validity" in prior.describe()["why_they_call_it"]
+
+
+def test_too_many_snapped_combinations_are_not_emulated():
+    space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 1)),
+                         Parameter(name="n", type="integer", bounds=(0, EMULATOR_MAX_GROUPS))])
+    prior = UnitPrior(space, lambda p: p["x"] + p["n"], "y")
+    assert prior.values(np.array([[0.5, 0.25]]))[:, 0].tolist() == pytest.approx([0.5 + 4])
+    assert prior.model_calls == 2  # the probe and the point: nothing built
+    described = prior.describe()
+    assert not described["emulated"] and f"{EMULATOR_MAX_GROUPS + 1} combinations" in described["why"]
+
+
+def test_without_continuous_parameters_each_point_is_called_once():
+    space = SearchSpace([Parameter(name="n", type="integer", bounds=(0, 30)),
+                         Parameter(name="c", type="categorical", values=["a", "b"])])
+    prior = UnitPrior(space, lambda p: p["n"] * (2 if p["c"] == "b" else 1), "y")
+    U = np.array([[0.5, 1.0, 0.0], [0.5, 0.0, 1.0], [0.51, 1.0, 0.0], [0.5, 0.0, 1.0]])
+    assert prior.values(U)[:, 0].tolist() == [15, 30, 15, 30]
+    assert prior.model_calls == 1 + 2  # the probe, then the two distinct points
+
+
+def test_a_campaigns_proposals_say_how_the_prior_was_evaluated(tmp_path):
+    text = """
+name: emulated-prior
+seed: 4
+parameters:
+  - {name: temperature, type: continuous, bounds: [20, 80]}
+  - {name: time, type: continuous, bounds: [1, 100], scale: log}
+  - {name: catalyst, type: categorical, values: [Pd, Ni]}
+objectives:
+  - {name: yield, direction: maximize}
+budget: {experiments: 6, batch_size: 2}
+"""
+    def tell_design(campaign):
+        for p in campaign.ask(2):
+            campaign.tell(p.id, {"yield": kinetic_yield(p.params)["yield"]})
+        return campaign.ask(1)[0]
+
+    def prior(p):
+        return {"yield": kinetic_yield(p)["yield"]}
+
+    emulated = tell_design(Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'e.db'}", prior_mean=prior))
+    assert emulated.info["prior_mean"]["emulated"] and emulated.info["prior_mean"]["groups_built"] == 2
+    assert emulated.info["model"].endswith("on the residual of a prior mean")
+    exact_text = text + "prior_mean: {simulator: linear, settings: {yield: {intercept: 0.2}}, emulate: false}\n"
+    exact = tell_design(Campaign.from_text(exact_text, store=f"sqlite:///{tmp_path / 'x.db'}"))
+    assert exact.info["prior_mean"] == {"emulated": False, "why": "emulate: false",
+                                        "model_calls": exact.info["prior_mean"]["model_calls"]}
+    assert exact.info["prior_mean"]["model_calls"] > 100  # every point the optimiser looked at
