@@ -39,8 +39,13 @@ experiments to the target) warm start only pays with ``rbf``: warm 12.5 against 
 scratch with ``rbf``; with ``matern`` 19.5 against 20.5, and 20.5 against 20.5 with the
 earlier campaign's GP on ``rbf`` and this campaign's residual GP on ``matern``; with qLogNEI,
 the residual GP alone on ``rbf`` lost as well (seeds 5-9). Hence ``auto``. Why Matern in either GP
-of the stack loses the gain is not known. A mechanistic prior mean takes ``rbf`` by analogy
-(its GP also models a residual of prior knowledge); that case was not measured.
+of the stack loses the gain is not known. A mechanistic prior mean takes ``rbf`` too: with
+the lab-scale kinetic model as the plant campaign's prior mean (``bench/warm_start.py --prior-mean``,
+seeds 0-9, emulated model) ``rbf`` took 12-22 experiments (median 19.5, mean 17.4) and ``matern``
+15-23 (20, 19.5); ``rbf`` fewer on 7 seeds, more on 2. Either gains little over scratch (20.5):
+the plant's hot spot shifts the lab model's temperature response by 6-16 K, a residual the GP
+must learn from few points. The lab campaign's GP as prior took 7-21 on the same seeds (median 12.5,
+8 seeds fewer than scratch, 2 more).
 
 A prior mean ``f`` makes the GP model the residual ``y - f(x)`` (Chen et al., Nat Commun
 16, 8905 (2025)): ``f`` is the GP's mean function, plus a learned constant.
