@@ -18,10 +18,10 @@ campaigns: naming it gives its one-line problem. See docs/plugins.md.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from instruments.entry_points import describe, named_entry_points, source_of
 from instruments.errors import DriverNotAvailableError
 
 Role = Literal["liquid_handler", "spectrometer"]
@@ -144,22 +144,13 @@ def _registry() -> tuple[dict[str, DriverInfo], dict[str, str]]:
 
 
 def _merge_plugins(drivers: dict[str, DriverInfo]) -> tuple[dict[str, DriverInfo], dict[str, str]]:
-    problems: dict[str, str] = {}
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        source = entry.dist.name if entry.dist is not None else "an unknown distribution"
-        where = f"plugin driver {entry.name!r} ({entry.value} from {source})"
-        if entry.name in DRIVERS:
-            problems[entry.name] = f"{where} clashes with the built-in driver of that name; rename its entry point"
-            continue
-        if entry.name in drivers or entry.name in problems:
-            drivers.pop(entry.name, None)  # two plugins, one name: neither is used
-            problems[entry.name] = f"{where} clashes with another plugin of that name; rename one entry point"
-            continue
+    found, problems = named_entry_points(ENTRY_POINT_GROUP, DRIVERS, "driver")
+    for name, entry in found.items():
         try:
-            drivers[entry.name] = _plugin_info(entry.name, entry.value, source)
+            drivers[name] = _plugin_info(name, entry.value, source_of(entry))
         except Exception as err:  # any failure of someone else's module is that plugin's problem only
             first = (str(err).splitlines() or [""])[0]
-            problems[entry.name] = f"{where}: {first or type(err).__name__}"
+            problems[name] = f"{describe(entry, 'driver')}: {first or type(err).__name__}"
     for name, info in list(drivers.items()):
         if info.twin is not None and info.twin not in drivers:
             problems[name] = f"plugin driver {name!r} ({info.source}): its twin {info.twin!r} is not a known driver"

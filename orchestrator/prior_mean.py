@@ -35,17 +35,62 @@ def linear_model(settings: Mapping[str, Any]) -> PriorFunction:
     return f
 
 
-#: prior mean name -> factory(settings) -> f(params)
+#: built-in prior means: name -> factory(settings) -> f(params)
 PRIOR_MEANS: dict[str, Callable[[Mapping[str, Any]], PriorFunction]] = {
     "linear": linear_model,
 }
+#: a lab's own models join through this entry-point group: ``NAME = "package.module:factory"``, where
+#: ``factory(settings) -> f`` as for ``PRIOR_MEANS``; the campaign file then names ``simulator: NAME``
+ENTRY_POINT_GROUP = "sdl.prior_means"
+
+
+def _plugins() -> tuple[dict[str, Any], dict[str, str]]:
+    """Installed plugin entry points by name, and one line per name that cannot be used (a clash)."""
+    from instruments.entry_points import named_entry_points
+
+    return named_entry_points(ENTRY_POINT_GROUP, PRIOR_MEANS, "prior mean")
+
+
+def prior_mean_problem(name: str) -> str | None:
+    """Why ``simulator: name`` cannot be used (one line), or None when it can: built in, or a plugin that imports."""
+    if name in PRIOR_MEANS:
+        return None
+    plugins, problems = _plugins()
+    if name in problems:
+        return problems[name]
+    if name not in plugins:
+        known = sorted([*PRIOR_MEANS, *plugins])
+        return (f"prior_mean.simulator {name!r} is unknown; use one of: {', '.join(known)}, or install a plugin "
+                f"in entry-point group {ENTRY_POINT_GROUP}")
+    from instruments.entry_points import describe
+
+    where = describe(plugins[name], "prior mean")
+    try:
+        factory = plugins[name].load()
+    except Exception as error:  # someone else's module: report it, one line
+        first = (str(error).splitlines() or [""])[0]
+        return f"{where} cannot be imported: {first or type(error).__name__}"
+    if not callable(factory):
+        return f"{where} is not callable; point the entry point at factory(settings) -> f"
+    return None
 
 
 def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
-    """The prior mean function ``name`` configured with ``settings``."""
-    if name not in PRIOR_MEANS:
-        raise KeyError(f"unknown prior mean {name!r}; known: {', '.join(sorted(PRIOR_MEANS))}")
-    return PRIOR_MEANS[name](settings)
+    """The prior mean function ``name`` (built in or a plugin) configured with ``settings``.
+
+    Raises ``SpecError`` when the name cannot be used or its factory rejects ``settings``.
+    """
+    from orchestrator.errors import SpecError
+
+    problem = prior_mean_problem(name)
+    if problem is not None:
+        raise SpecError([problem])
+    factory = PRIOR_MEANS[name] if name in PRIOR_MEANS else _plugins()[0][name].load()
+    try:
+        return factory(settings)
+    except (ValueError, TypeError, KeyError) as error:
+        first = (str(error).splitlines() or [""])[0]
+        raise SpecError([f"prior_mean.settings for {name!r}: {first or type(error).__name__}"]) from error
 
 
 # the planner's view of a prior mean ------------------------------------------------------------

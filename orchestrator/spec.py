@@ -258,8 +258,9 @@ class WarmStart(_Strict):
 class PriorMeanSpec(_Strict):
     """A mechanistic model as the GP's prior mean: the GP learns ``y - f(x)``.
 
-    ``simulator`` names a model in ``orchestrator.prior_mean.PRIOR_MEANS`` whose factory takes
-    ``settings`` and returns ``f(params) -> {objective: value}``. ``emulate: false`` calls the
+    ``simulator`` names a model in ``orchestrator.prior_mean.PRIOR_MEANS`` or a plugin in the
+    ``sdl.prior_means`` entry-point group, whose factory takes ``settings`` and returns
+    ``f(params) -> {objective: value}``. ``emulate: false`` calls the
     model at every point the planner asks about instead of through its emulator
     (``orchestrator.prior_mean.UnitPrior``): exact, and slow for a model that takes milliseconds.
     """
@@ -546,11 +547,13 @@ class CampaignSpec(_Strict):
         if self.warm_start is not None and self.warm_start.campaign == self.name:
             problems.append("warm_start.campaign names this campaign; name an earlier campaign")
         if self.prior_mean is not None:
-            from orchestrator.prior_mean import PRIOR_MEANS
+            from orchestrator.errors import SpecError
+            from orchestrator.prior_mean import build_prior_mean
 
-            if self.prior_mean.simulator not in PRIOR_MEANS:
-                problems.append(f"prior_mean.simulator {self.prior_mean.simulator!r} is unknown; use one of: "
-                                f"{', '.join(sorted(PRIOR_MEANS)) or '(none registered)'}")
+            try:  # the name, the plugin's import and the factory's check of its settings
+                build_prior_mean(self.prior_mean.simulator, self.prior_mean.settings)
+            except SpecError as error:
+                problems += error.problems
         return problems
 
     def outcome_names(self) -> list[str]:

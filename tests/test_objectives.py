@@ -177,6 +177,8 @@ BAD_FILES = [
     ("  - {name: a, direction: minimize}", 'outcome_constraints: ["absorbance <<= 2"]', "outcome_constraints[0]"),
     ("  - {name: a, direction: minimize}", "stopping: {target: {objective: b, value: 1}}", "stopping.target.objective"),
     ("  - {name: a, direction: minimize}", "prior_mean: {simulator: nope}", "prior_mean.simulator 'nope'"),
+    ("  - {name: a, direction: minimize}", "prior_mean: {simulator: linear, settings: {a: 3}}",
+     "prior_mean.settings for 'linear': prior_mean.settings.a must be"),
 ]
 
 

@@ -24,13 +24,13 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugin_plate_reade
 READER = "sdl_plate_reader.driver:SimulatedPlateReader"
 
 
-def install(site: Path, distribution: str, entries: dict[str, str]) -> None:
-    """Write the metadata of ``distribution`` with ``entries`` (name -> target) in group sdl.instruments."""
+def install(site: Path, distribution: str, entries: dict[str, str], group: str = registry.ENTRY_POINT_GROUP) -> None:
+    """Write the metadata of ``distribution`` with ``entries`` (name -> target) in entry-point ``group``."""
     info = site / f"{distribution.replace('-', '_')}-0.1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 0.1.0\n")
     lines = "".join(f"{name} = {target}\n" for name, target in entries.items())
-    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}")
 
 
 @pytest.fixture

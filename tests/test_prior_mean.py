@@ -1,18 +1,24 @@
-"""The emulator of a slow mechanistic prior mean (``orchestrator.prior_mean.UnitPrior``).
+"""Mechanistic prior means: a lab's own model as a plugin, and the emulator of a slow one.
 
 A kinetic model costs milliseconds a call and a proposal evaluates the prior thousands of times; the
-emulator calls the model a fixed number of times per group of snapped values, once per campaign.
+emulator (``orchestrator.prior_mean.UnitPrior``) calls the model a fixed number of times per group of
+snapped values, once per campaign. A campaign file names a model by ``prior_mean.simulator``: a
+built-in one or a plugin in the ``sdl.prior_means`` entry-point group.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pytest
 
 from orchestrator.campaign import Campaign
-from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, UnitPrior
+from orchestrator.errors import SpecError
+from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, UnitPrior
+from orchestrator.spec_loader import parse_spec
+from tests.test_plugins import install
 from orchestrator.space import SearchSpace
 from orchestrator.spec import Parameter
 
@@ -131,3 +137,94 @@ budget: {experiments: 6, batch_size: 2}
     assert exact.info["prior_mean"] == {"emulated": False, "why": "emulate: false",
                                         "model_calls": exact.info["prior_mean"]["model_calls"]}
     assert exact.info["prior_mean"]["model_calls"] > 100  # every point the optimiser looked at
+
+
+# a lab's own model as a plugin -----------------------------------------------------------------
+
+PLUGIN_MODULE = """
+import math
+
+
+def arrhenius(settings):
+    if "rate_at_50" not in settings:
+        raise ValueError("needs rate_at_50 [1/min], the rate constant at 50 C")
+    k50 = float(settings["rate_at_50"])
+
+    def f(p):
+        k = k50 * math.exp(0.04 * (p["temperature"] - 50))
+        return {"yield": 1 - math.exp(-k * p["time"])}
+
+    return f
+"""
+
+CAMPAIGN = """
+name: plugin-prior
+seed: 2
+parameters:
+  - {{name: temperature, type: continuous, bounds: [20, 80]}}
+  - {{name: time, type: continuous, bounds: [1, 100], scale: log}}
+objectives:
+  - {{name: yield, direction: maximize}}
+budget: {{experiments: 6, batch_size: 2}}
+prior_mean: {{simulator: {name}, settings: {settings}}}
+"""
+
+
+def install_prior_plugin(site, distribution: str, entries: dict[str, str]) -> None:
+    """Metadata of ``distribution`` with ``entries`` (name -> target) in group sdl.prior_means, as pip leaves it."""
+    install(site, distribution, entries, group=ENTRY_POINT_GROUP)
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A site folder on sys.path holding the lab's model module."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "lab_kinetics.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_a_plugin_model_is_the_prior_mean_of_a_campaign_file(site, tmp_path):
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    c = Campaign.from_text(CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}"),
+                           store=f"sqlite:///{tmp_path / 'p.db'}")
+    assert c.planner.prior_mean({"temperature": 50, "time": 20}) == {"yield": pytest.approx(1 - math.exp(-1))}
+    for p in c.ask(2):
+        c.tell(p.id, {"yield": kinetic_yield({**p.params, "catalyst": "Pd"})["yield"]})
+    (p,) = c.ask(1)
+    assert p.info["model"].endswith("on the residual of a prior mean") and p.info["prior_mean"]["emulated"]
+
+
+@pytest.mark.parametrize("entries, simulator, settings, message", [
+    ({"arrhenius": "lab_kinetics:arrhenius"}, "nope", "{}",
+     "prior_mean.simulator 'nope' is unknown; use one of: arrhenius, linear"),
+    ({"arrhenius": "lab_kinetics:arrhenius"}, "arrhenius", "{}",
+     "prior_mean.settings for 'arrhenius': needs rate_at_50 [1/min]"),
+    ({"arrhenius": "lab_kinetics_gone:arrhenius"}, "arrhenius", "{}",
+     "plugin prior mean 'arrhenius' (lab_kinetics_gone:arrhenius from lab-kinetics) cannot be imported: No module"),
+    ({"arrhenius": "lab_kinetics:math"}, "arrhenius", "{}", "is not callable"),
+])
+def test_a_prior_mean_that_cannot_be_used_is_a_one_line_error(site, entries, simulator, settings, message):
+    install_prior_plugin(site, "lab-kinetics", entries)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(CAMPAIGN.format(name=simulator, settings=settings))
+    text = caught.value.one_line()
+    assert message in text and "\n" not in text
+
+
+def test_a_plugin_cannot_replace_a_built_in_model(site):
+    install_prior_plugin(site, "lab-kinetics", {"linear": "lab_kinetics:arrhenius"})
+    with pytest.raises(SpecError) as caught:  # still the built-in linear model: it checks its own settings
+        parse_spec(CAMPAIGN.format(name="linear", settings="{yield: 3}"))
+    assert "prior_mean.settings.yield must be {intercept: a0" in caught.value.one_line()
+    spec = parse_spec(CAMPAIGN.format(name="linear", settings="{yield: {intercept: 0.2}}"))
+    assert spec.prior_mean.simulator == "linear"
+
+
+def test_two_plugins_with_one_name_are_neither_used(site):
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    install_prior_plugin(site, "other-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    with pytest.raises(SpecError) as caught:
+        parse_spec(CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}"))
+    assert "clashes with another plugin of that name; rename one entry point" in caught.value.one_line()
