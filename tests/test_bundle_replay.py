@@ -217,3 +217,19 @@ def test_parquet_without_output_is_refused(ask_tell_store, capsys):
     assert main(["export", name, "--format", "parquet", "--store", url]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "-o" in err
+
+
+def test_a_campaign_with_an_emulated_prior_mean_replays_identically(tmp_path, capsys):
+    """The prior mean's emulator is rebuilt from the same seeded points on replay, so proposals repeat."""
+    text = ASK_TELL.replace("name: replay-ask-tell", "name: replay-prior") + (
+        "prior_mean: {simulator: linear, settings: {yield_pct: {intercept: 30, coefficients: {ratio: 10}}}}\n")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    c = Campaign.from_text(text, store=url)
+    for _ in range(3):
+        proposals = c.ask(2)
+        for p in proposals:
+            c.tell(p.id, {"yield_pct": yield_pct(p.params)})
+    assert proposals[0].info["prior_mean"]["emulated"] and proposals[0].info["prior_mean"]["groups_built"] >= 1
+    code, out, _ = replay(export_bundle((url, "replay-prior"), tmp_path / "b"), capsys)
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "replay: 6/6 proposals identical"
