@@ -88,9 +88,10 @@ def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
     factory = PRIOR_MEANS[name] if name in PRIOR_MEANS else _plugins()[0][name].load()
     try:
         return factory(settings)
-    except (ValueError, TypeError, KeyError) as error:
+    except Exception as error:  # the factory is the model's own code: whatever it raises, say so in one line
         first = (str(error).splitlines() or [""])[0]
-        raise SpecError([f"prior_mean.settings for {name!r}: {first or type(error).__name__}"]) from error
+        said = first if isinstance(error, ValueError) and first else f"{type(error).__name__}: {first}"
+        raise SpecError([f"prior_mean.settings for {name!r}: {said}"]) from error
 
 
 # the planner's view of a prior mean ------------------------------------------------------------
