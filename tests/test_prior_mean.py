@@ -48,8 +48,8 @@ def test_the_emulator_matches_the_model_and_stops_calling_it():
     U = random_units(300)
     emulated = prior.values(U)
     calls = prior.model_calls
-    # two groups (one per catalyst), each fitted at `points` Sobol points and checked at a quarter as many more
-    assert calls == 1 + 2 * (prior.points + prior.points // 4)
+    # two groups (one per catalyst), each fitted at `points` Sobol points and checked at half as many more
+    assert calls == 1 + 2 * (prior.points + prior.points // 2)
     exact = np.array([[kinetic_yield(SPACE.from_unit(u))[k] for k in prior.outputs] for u in U])
     spread = np.ptp(exact, axis=0)
     assert np.sqrt(np.mean((emulated - exact) ** 2, axis=0)).max() < 0.01 * spread.max()
@@ -58,7 +58,7 @@ def test_the_emulator_matches_the_model_and_stops_calling_it():
     assert prior.model_calls == calls
     described = prior.describe()
     assert described["emulated"] and described["groups_built"] == 2 and described["groups_calling_the_model"] == 0
-    assert described["worst_validation_error"] < 0.02
+    assert described["worst_check_rmse"] < 0.02 and described["largest_check_error"] < 0.1
 
 
 def test_a_group_the_interpolant_cannot_follow_calls_the_model():
