@@ -51,17 +51,18 @@ def _plugins() -> tuple[dict[str, Any], dict[str, str]]:
     return named_entry_points(ENTRY_POINT_GROUP, PRIOR_MEANS, "prior mean")
 
 
-def prior_mean_problem(name: str) -> str | None:
-    """Why ``simulator: name`` cannot be used (one line), or None when it can: built in, or a plugin that imports."""
+def _factory(name: str) -> tuple[Callable[[Mapping[str, Any]], PriorFunction] | None, str | None]:
+    """The factory ``simulator: name`` stands for (built in, or a plugin imported once), or None and one line
+    saying why it cannot be used."""
     if name in PRIOR_MEANS:
-        return None
+        return PRIOR_MEANS[name], None
     plugins, problems = _plugins()
     if name in problems:
-        return problems[name]
+        return None, problems[name]
     if name not in plugins:
         known = sorted([*PRIOR_MEANS, *plugins])
-        return (f"prior_mean.simulator {name!r} is unknown; use one of: {', '.join(known)}, or install a plugin "
-                f"in entry-point group {ENTRY_POINT_GROUP}")
+        return None, (f"prior_mean.simulator {name!r} is unknown; use one of: {', '.join(known)}, or install a "
+                      f"plugin in entry-point group {ENTRY_POINT_GROUP}")
     from instruments.entry_points import describe
 
     where = describe(plugins[name], "prior mean")
@@ -69,10 +70,10 @@ def prior_mean_problem(name: str) -> str | None:
         factory = plugins[name].load()
     except Exception as error:  # someone else's module: report it, one line
         first = (str(error).splitlines() or [""])[0]
-        return f"{where} cannot be imported: {first or type(error).__name__}"
+        return None, f"{where} cannot be imported: {first or type(error).__name__}"
     if not callable(factory):
-        return f"{where} is not callable; point the entry point at factory(settings) -> f"
-    return None
+        return None, f"{where} is not callable; point the entry point at factory(settings) -> f"
+    return factory, None
 
 
 def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
@@ -82,10 +83,9 @@ def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
     """
     from orchestrator.errors import SpecError
 
-    problem = prior_mean_problem(name)
-    if problem is not None:
-        raise SpecError([problem])
-    factory = PRIOR_MEANS[name] if name in PRIOR_MEANS else _plugins()[0][name].load()
+    factory, problem = _factory(name)
+    if factory is None:
+        raise SpecError([problem or f"prior_mean.simulator {name!r} cannot be used"])
     try:
         return factory(settings)
     except Exception as error:  # the factory is the model's own code: whatever it raises, say so in one line
