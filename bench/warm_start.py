@@ -22,6 +22,7 @@ cooler optimum.
     .venv/bin/python bench/warm_start.py --first-seed 5 --seeds 5    # seeds 5..9, e.g. beside 0..4
     .venv/bin/python bench/warm_start.py --prior-mean rbf    # the lab-scale model as prior mean, RBF kernel
     .venv/bin/python bench/warm_start.py --prior-mean rbf --exact-prior --seeds 1    # the model called, not emulated
+    .venv/bin/python bench/warm_start.py --prior-mean rbf --calibrate   # a hybrid: two scale-up settings fitted
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from orchestrator.campaign import Campaign  # noqa: E402
+from orchestrator.prior_mean import CalibratedModel  # noqa: E402
 from orchestrator.surrogates import KERNELS  # noqa: E402
 from simulators.benchmarks import PROBLEMS, TWO_SCALE_PAIRS, BenchmarkProblem  # noqa: E402
+from simulators.benchmarks.mit_kinetics import scale_up_model  # noqa: E402
+
+#: ``--calibrate``: the lab model with two scale-up settings fitted to the plant data (ranges chosen
+#: without looking at the plant's hot spot: +-20 K either way, up to half the time lost)
+SCALE_UP_MODEL = CalibratedModel(scale_up_model, {"temperature_shift_K": 0.0, "time_fraction": 1.0},
+                                 {"temperature_shift_K": (-20.0, 20.0), "time_fraction": (0.5, 1.0)})
 
 
 def campaign_text(problem: BenchmarkProblem, name: str, budget: int, batch: int, seed: int,
@@ -113,6 +121,9 @@ def main() -> None:
                              "its mechanistic prior mean, with this planner.kernel (auto, rbf or matern)")
     parser.add_argument("--exact-prior", action="store_true",
                         help="with --prior-mean: call the model at every point the planner looks at, not its emulator")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="with --prior-mean: a hybrid model, the lab model's temperature shift [-20, 20] K and "
+                             "effective time fraction [0.5, 1] fitted to the plant's measurements before each proposal")
     parser.add_argument("--json", type=Path, help="write the raw per-seed numbers here")
     args = parser.parse_args()
 
@@ -131,7 +142,8 @@ def main() -> None:
             if args.prior_mean:
                 lab_best = lab.optimum
                 warm = experiments_to_target(plant, url, f"plant-prior-seed{s}", warm_from=None,
-                                             prior_mean=lab.evaluate, kernel=args.prior_mean,
+                                             prior_mean=SCALE_UP_MODEL if args.calibrate else lab.evaluate,
+                                             kernel=args.prior_mean,
                                              emulate_prior=not args.exact_prior, ask_times=warm_asks, **common)
             else:
                 lab_name = f"lab-seed{100 + s}"

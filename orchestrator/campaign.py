@@ -54,17 +54,19 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
                 emulate_prior: bool | None = None) -> Planner:
     """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it).
 
-    ``prior_data``: a warm start's earlier observations; ``prior_mean``: a callable that
-    overrides the spec's ``prior_mean``. With either, the default Sobol design shrinks to
-    one batch (at least 2 points): the earlier data or the model already say where to look.
+    ``prior_data``: a warm start's earlier observations; ``prior_mean``: a callable (or a
+    ``prior_mean.CalibratedModel``) that overrides the spec's ``prior_mean``. With either, the
+    default Sobol design shrinks to one batch (at least 2 points): the earlier data or the model
+    already say where to look.
     ``emulate_prior``: evaluate the prior mean through its emulator (``prior_mean.UnitPrior``);
     None: the spec's ``prior_mean.emulate``, or True.
     """
     objective = spec.objectives[0]
     if prior_mean is None and spec.prior_mean is not None:
-        from orchestrator.prior_mean import build_prior_mean
+        from orchestrator.prior_mean import build_prior_mean, calibrated_prior_mean
 
-        prior_mean = build_prior_mean(spec.prior_mean.simulator, spec.prior_mean.settings)
+        name, settings, bounds = spec.prior_mean.simulator, spec.prior_mean.settings, spec.prior_mean.calibrate
+        prior_mean = calibrated_prior_mean(name, settings, bounds) if bounds else build_prior_mean(name, settings)
     default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
     prior_knowledge = bool(prior_data) or prior_mean is not None
     if prior_knowledge:
@@ -129,7 +131,8 @@ class Campaign:
     def __init__(self, spec: CampaignSpec, yaml_text: str, store: CampaignStore, source: Path | None = None,
                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
                  emulate_prior: bool | None = None) -> None:
-        """``prior_mean``: ``f(params) -> float | {objective: value}``, a mechanistic model the GP corrects;
+        """``prior_mean``: ``f(params) -> float | {objective: value}``, a mechanistic model the GP corrects
+        (or a ``prior_mean.CalibratedModel``, some of whose settings are fitted to the measurements);
         ``emulate_prior=False`` calls it at every point the planner looks at, not through its emulator."""
         self.spec, self.yaml_text, self.store = spec, yaml_text, store
         self.source = source

@@ -101,7 +101,9 @@ class Planner:
         outcome_constraints: constraints on measured outputs that are not objectives.
         prior_data: (params, values) measured in an earlier campaign (warm start); a GP
             fitted to them is the prior mean of this campaign's GPs.
-        prior_mean: ``f(params) -> float | {objective: value}``; the GPs model ``y - f``.
+        prior_mean: ``f(params) -> float | {objective: value}``, or a ``prior_mean.CalibratedModel``
+            whose calibrated settings are fitted to the observations before each proposal; the GPs
+            model ``y - f``.
         emulate_prior: evaluate ``prior_mean`` through a cheap emulator built once (see
             ``orchestrator.prior_mean.UnitPrior``), not thousands of model calls a proposal.
         kernel: the GPs' covariance, one of ``surrogates.KERNELS``.
@@ -199,6 +201,8 @@ class Planner:
         from orchestrator.acquisition import build_problem, make_acquisition, predictions
         from orchestrator.surrogates import fit_output
 
+        if self.prior is not None:
+            self.prior.calibrate(observations)  # a hybrid model's fitted settings; a no-op for a fixed model
         problem = build_problem(self.space, self.objectives, self.outcome_constraints, observations, failed,
                                 uncertainty, self.prior_data, self.prior)
         fitted = [fit_output(data, self.seed + n_proposed, self.kernel) for data in problem.outputs]

@@ -9,7 +9,8 @@ callable of that shape can be passed instead: ``Campaign.from_yaml(..., prior_me
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -76,22 +77,86 @@ def _factory(name: str) -> tuple[Callable[[Mapping[str, Any]], PriorFunction] | 
     return factory, None
 
 
-def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
-    """The prior mean function ``name`` (built in or a plugin) configured with ``settings``.
-
-    Raises ``SpecError`` when the name cannot be used or its factory rejects ``settings``.
-    """
+def _checked_factory(name: str) -> Callable[[Mapping[str, Any]], PriorFunction]:
+    """The factory ``simulator: name`` stands for; ``SpecError`` when it cannot be used."""
     from orchestrator.errors import SpecError
 
     factory, problem = _factory(name)
     if factory is None:
         raise SpecError([problem or f"prior_mean.simulator {name!r} cannot be used"])
+    return factory
+
+
+def build_prior_mean(name: str, settings: Mapping[str, Any]) -> PriorFunction:
+    """The prior mean function ``name`` (built in or a plugin) configured with ``settings``.
+
+    Raises ``SpecError`` when the name cannot be used or its factory rejects ``settings``.
+    """
+    return _configured(name, _checked_factory(name), settings)
+
+
+def _configured(name: str, factory: Callable[[Mapping[str, Any]], PriorFunction],
+                settings: Mapping[str, Any]) -> PriorFunction:
+    """``factory(settings)``; whatever the model's own code raises becomes one ``SpecError`` line."""
+    from orchestrator.errors import SpecError
+
     try:
         return factory(settings)
     except Exception as error:  # the factory is the model's own code: whatever it raises, say so in one line
         first = (str(error).splitlines() or [""])[0]
         said = first if isinstance(error, ValueError) and first else f"{type(error).__name__}: {first}"
         raise SpecError([f"prior_mean.settings for {name!r}: {said}"]) from error
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """A mechanistic model some of whose settings are fitted to the campaign's own data (a hybrid model).
+
+    ``factory(settings) -> f`` is the model (as for ``PRIOR_MEANS``); ``bounds`` names the settings to
+    fit, each ``(low, high)`` in the model's own units (e.g. a temperature offset [K] for a larger
+    reactor). Before each proposal the planner picks the values in the box that best fit the measured
+    results (``UnitPrior.calibrate``), and the GP learns what is left. A calibrated setting given in
+    ``settings`` is where the fit starts and what is used until there are enough measurements;
+    otherwise the middle of its range.
+    """
+
+    factory: Callable[[Mapping[str, Any]], PriorFunction]
+    settings: Mapping[str, Any]
+    bounds: Mapping[str, tuple[float, float]]
+
+    def start(self) -> dict[str, float]:
+        """The calibrated settings before any fit, in the model's units."""
+        return {name: float(self.settings.get(name, (low + high) / 2)) for name, (low, high) in self.bounds.items()}
+
+    def at(self, values: Mapping[str, float]) -> PriorFunction:
+        """The model with the calibrated settings at ``values``."""
+        return self.factory({**self.settings, **values})
+
+
+def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
+                          bounds: Mapping[str, tuple[float, float]]) -> CalibratedModel:
+    """``prior_mean: {simulator: name, settings, calibrate: bounds}`` as a ``CalibratedModel``.
+
+    Raises ``SpecError`` (one line each) for a range that is empty, a starting value outside its range,
+    or a model that rejects its settings at the starting values or at either end of a range.
+    """
+    from orchestrator.errors import SpecError
+
+    problems = []
+    for key, (low, high) in bounds.items():
+        if not low < high:
+            problems.append(f"prior_mean.calibrate.{key}: [{low}, {high}] is empty; give [low, high] with low < high")
+        elif key in settings and not (isinstance(settings[key], (int, float)) and low <= settings[key] <= high):
+            problems.append(f"prior_mean.settings.{key} = {settings[key]!r} is outside prior_mean.calibrate.{key} "
+                            f"[{low}, {high}]; it is where the fit starts, so give a number inside the range")
+    if problems:
+        raise SpecError(problems)
+    model = CalibratedModel(_checked_factory(name), dict(settings), {k: (float(lo), float(hi))
+                                                                     for k, (lo, hi) in bounds.items()})
+    for corner in (model.start(), {k: lo for k, (lo, _) in model.bounds.items()},
+                   {k: hi for k, (_, hi) in model.bounds.items()}):
+        _configured(name, model.factory, {**model.settings, **corner})
+    return model
 
 
 # the planner's view of a prior mean ------------------------------------------------------------
@@ -122,6 +187,10 @@ class UnitPrior:
     call. The GP learns the residual from whichever version it is given, consistently, so an
     emulator error shifts the prior slightly and is not a bias in the model.
 
+    A ``CalibratedModel`` (a hybrid model) has its settings fitted by ``calibrate`` before each
+    proposal (``orchestrator.calibration``); the emulator stands for the model at the settings in
+    use and is rebuilt when they move.
+
     Measured here: the lab kinetic model of ``simulators.benchmarks.mit_kinetics`` (3 continuous
     columns, 8 catalysts: 3073 model calls to build) checks at RMSE 0.18% of the yield's range,
     largest error 1.0%; on 512 other random points RMSE 0.0017 and largest error 0.020 in yield
@@ -136,9 +205,14 @@ class UnitPrior:
     emulator's small errors move the search, and two seeds cannot say which way on average.
     """
 
-    def __init__(self, space: Any, prior_mean: PriorFunction, first_output: str, emulate: bool = True,
-                 seed: int = 0) -> None:
-        self.space, self.prior_mean, self.first_output, self.seed = space, prior_mean, first_output, seed
+    def __init__(self, space: Any, prior_mean: PriorFunction | CalibratedModel, first_output: str,
+                 emulate: bool = True, seed: int = 0) -> None:
+        from orchestrator.calibration import Calibration
+
+        self.space, self.first_output, self.seed = space, first_output, seed
+        self.calibration = Calibration(space, prior_mean, emulate, seed) if isinstance(prior_mean, CalibratedModel) \
+            else None
+        self.prior_mean = prior_mean.at(prior_mean.start()) if self.calibration is not None else prior_mean
         self.smooth_columns = [space.columns[p.name][0] for p in space.numeric if p.type == "continuous"]
         smooth = set(self.smooth_columns)
         self.group_columns = [c for c in range(space.dim) if c not in smooth]
@@ -186,7 +260,7 @@ class UnitPrior:
 
         The function carries ``smooth_columns``: the finite-difference gradient
         (``surrogates._PriorValues``) is taken only along them, since ``f`` is flat along the
-        snapped columns.
+        snapped columns. It uses the calibrated settings in use when it is called.
         """
         if name not in self.outputs:
             return None
@@ -258,15 +332,27 @@ class UnitPrior:
             return None
         return interpolant
 
+    # calibration --------------------------------------------------------------------------------
+
+    def calibrate(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]]) -> None:
+        """Fit a ``CalibratedModel``'s settings to measured ``observations`` (params, values), and use them
+        from now on; a no-op for a fixed model. When the settings in use move, the emulator is rebuilt."""
+        if self.calibration is None or not self.calibration.fit(observations, self.outputs):
+            return
+        self.prior_mean = self.calibration.model.at(self.calibration.values())
+        self._groups.clear()
+        self._memo.clear()
+
     def describe(self) -> dict[str, Any]:
-        """How the prior is evaluated, for a proposal's ``info``."""
+        """How the prior is evaluated (and, for a ``CalibratedModel``, fitted), for a proposal's ``info``."""
+        fit = self.calibration.describe() if self.calibration is not None else {}
         if self.why_exact is not None:
-            return {"emulated": False, "why": self.why_exact, "model_calls": self.model_calls}
+            return {"emulated": False, "why": self.why_exact, "model_calls": self.model_calls, **fit}
         if not self.smooth_columns:
             return {"emulated": False, "why": "no continuous parameter: each point's value is kept after one call",
-                    "model_calls": self.model_calls}
+                    "model_calls": self.model_calls, **fit}
         calling = sum(g is None for g in self._groups.values())
         return {"emulated": True, "groups_built": len(self._groups), "groups_calling_the_model": calling,
                 "why_they_call_it": self._why_groups_call if calling else None, "points_per_group": self.points,
                 "worst_check_rmse": max(self._errors, default=None), "largest_check_error": self._largest_miss,
-                "model_calls": self.model_calls}
+                "model_calls": self.model_calls, **fit}

@@ -263,11 +263,15 @@ class PriorMeanSpec(_Strict):
     ``f(params) -> {objective: value}``. ``emulate: false`` calls the
     model at every point the planner asks about instead of through its emulator
     (``orchestrator.prior_mean.UnitPrior``): exact, and slow for a model that takes milliseconds.
+    ``calibrate: {setting: [low, high]}`` makes it a hybrid model: those settings of the model
+    (e.g. a temperature offset [K] at a larger scale) are fitted to this campaign's measurements
+    before each proposal (``orchestrator.prior_mean.CalibratedModel``).
     """
 
     simulator: str
     settings: dict[str, Any] = {}
     emulate: bool = True
+    calibrate: dict[str, tuple[float, float]] = {}
 
 
 class Reagent(_Strict):
@@ -548,10 +552,14 @@ class CampaignSpec(_Strict):
             problems.append("warm_start.campaign names this campaign; name an earlier campaign")
         if self.prior_mean is not None:
             from orchestrator.errors import SpecError
-            from orchestrator.prior_mean import build_prior_mean
+            from orchestrator.prior_mean import build_prior_mean, calibrated_prior_mean
 
             try:  # the name, the plugin's import and the factory's check of its settings
-                build_prior_mean(self.prior_mean.simulator, self.prior_mean.settings)
+                if self.prior_mean.calibrate:
+                    calibrated_prior_mean(self.prior_mean.simulator, self.prior_mean.settings,
+                                          self.prior_mean.calibrate)
+                else:
+                    build_prior_mean(self.prior_mean.simulator, self.prior_mean.settings)
             except SpecError as error:
                 problems += error.problems
         return problems

@@ -14,9 +14,10 @@ import textwrap
 import numpy as np
 import pytest
 
+from orchestrator.calibration import GRID
 from orchestrator.campaign import Campaign
 from orchestrator.errors import SpecError
-from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, UnitPrior
+from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior
 from orchestrator.spec_loader import parse_spec
 from tests.test_plugins import install
 from orchestrator.space import SearchSpace
@@ -139,6 +140,84 @@ budget: {experiments: 6, batch_size: 2}
     assert exact.info["prior_mean"]["model_calls"] > 100  # every point the optimiser looked at
 
 
+# a hybrid model: settings calibrated to the campaign's data --------------------------------------
+
+
+def shifted_kinetics(settings):
+    """``kinetic_yield`` with the reactor ``shift_K`` hotter than set (a scale-up setting to calibrate)."""
+    shift = float(settings.get("shift_K", 0.0))
+    return lambda p: {"yield": kinetic_yield({**p, "temperature": p["temperature"] + shift})["yield"]}
+
+
+def plant_observations(n, shift_K=7.0, offset=0.03, seed=3):
+    """``n`` measurements of a 'plant' that runs ``shift_K`` hotter than the model's default, plus an offset."""
+    plant = shifted_kinetics({"shift_K": shift_K})
+    return [(p, {"yield": plant(p)["yield"] + offset}) for p in (SPACE.from_unit(u) for u in random_units(n, seed))]
+
+
+@pytest.mark.parametrize("emulate", [True, False])
+def test_calibration_recovers_the_setting_that_made_the_data(emulate):
+    model = CalibratedModel(shifted_kinetics, {"shift_K": 0.0}, {"shift_K": (-20.0, 20.0)})
+    prior = UnitPrior(SPACE, model, "yield", emulate=emulate, seed=1)
+    assert prior.calibration.values() == {"shift_K": 0.0}  # the given setting, until there is data
+    prior.calibrate(plant_observations(12))
+    fit = prior.describe()["calibration"]
+    assert fit["fit"]["shift_K"] == pytest.approx(7.0, abs=0.05)
+    assert prior.calibration.values()["shift_K"] == pytest.approx(7.0, abs=40 / GRID / 2 + 0.05)  # rounded
+    assert fit["fitted"] and fit["observations"] == 12
+    assert fit["relative_mse_fitted"] < 0.01 * fit["relative_mse_at_start"]
+    U = random_units(20, seed=9)  # the prior now follows the plant (up to the offset the GP's constant takes)
+    plant = np.array([shifted_kinetics({"shift_K": 7.0})(SPACE.from_unit(u))["yield"] for u in U])
+    assert np.abs(prior.values(U)[:, 0] - plant).max() < 0.02
+    before = prior.describe()["calibration"]["fit"]
+    prior.calibrate(plant_observations(12))  # the same data: the same fit (replays reproduce proposals)
+    assert prior.describe()["calibration"]["fit"] == before
+
+
+def test_too_few_measurements_keep_the_starting_values():
+    model = CalibratedModel(shifted_kinetics, {}, {"shift_K": (-20.0, 10.0)})
+    prior = UnitPrior(SPACE, model, "yield")
+    prior.calibrate(plant_observations(2))  # one setting and the GP's offset need at least 3
+    assert prior.calibration.values() == {"shift_K": -5.0}  # no start given: the middle of the range
+    fit = prior.describe()["calibration"]
+    assert not fit["fitted"]
+    assert fit["why"] == "fitting 1 setting(s) needs 3 measurements of an output it predicts"
+    prior.calibrate(plant_observations(3))
+    assert prior.describe()["calibration"]["fitted"]
+
+
+def test_a_campaign_file_calibrates_a_plugin_model(site, tmp_path):
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    c = Campaign.from_text(calibrated_campaign("{offset_K: [-15, 15]}"), store=f"sqlite:///{tmp_path / 'c.db'}")
+
+    def plant(p):  # the lab's model, 9 K hotter
+        return 1 - math.exp(-0.05 * math.exp(0.04 * (p["temperature"] + 9 - 50)) * p["time"])
+
+    infos = []
+    while len(infos) < 10:
+        for p in c.ask(2):
+            c.tell(p.id, {"yield": plant(p.params)})
+            infos.append(p.info)
+    assert infos[2]["prior_mean"]["calibrated"] == {"offset_K": 0.0}  # 2 measurements: the start stays
+    assert not infos[2]["prior_mean"]["calibration"]["fitted"]
+    assert infos[-1]["prior_mean"]["calibration"]["fitted"]
+    assert infos[-1]["prior_mean"]["calibrated"]["offset_K"] == pytest.approx(9.0, abs=0.5)
+
+
+@pytest.mark.parametrize("calibrate, message", [
+    ("{offset_K: [5, -5]}", "prior_mean.calibrate.offset_K: [5.0, -5.0] is empty; give [low, high] with low < high"),
+    ("{rate_at_50: [0.1, 0.2]}", "prior_mean.settings.rate_at_50 = 0.05 is outside prior_mean.calibrate.rate_at_50"),
+    ("{rate_at_50: [-0.1, 0.2]}", "prior_mean.settings for 'arrhenius': rate_at_50 = -0.1 must be > 0"),
+    ("{offset_K: [a, 2]}", "prior_mean.calibrate.offset_K"),
+])
+def test_a_calibration_that_cannot_work_is_a_one_line_error(site, calibrate, message):
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    with pytest.raises(SpecError) as caught:
+        parse_spec(calibrated_campaign(calibrate))
+    text = caught.value.one_line()
+    assert message in text and "\n" not in text
+
+
 # a lab's own model as a plugin -----------------------------------------------------------------
 
 PLUGIN_MODULE = """
@@ -148,10 +227,12 @@ import math
 def arrhenius(settings):
     if "rate_at_50" not in settings:
         raise ValueError("needs rate_at_50 [1/min], the rate constant at 50 C")
-    k50 = float(settings["rate_at_50"])
+    k50, offset = float(settings["rate_at_50"]), float(settings.get("offset_K", 0.0))
+    if k50 <= 0:
+        raise ValueError(f"rate_at_50 = {k50} must be > 0")
 
     def f(p):
-        k = k50 * math.exp(0.04 * (p["temperature"] - 50))
+        k = k50 * math.exp(0.04 * (p["temperature"] + offset - 50))
         return {"yield": 1 - math.exp(-k * p["time"])}
 
     return f
@@ -165,9 +246,15 @@ parameters:
   - {{name: time, type: continuous, bounds: [1, 100], scale: log}}
 objectives:
   - {{name: yield, direction: maximize}}
-budget: {{experiments: 6, batch_size: 2}}
+budget: {{experiments: 12, batch_size: 2}}
 prior_mean: {{simulator: {name}, settings: {settings}}}
 """
+
+
+def calibrated_campaign(calibrate: str) -> str:
+    """CAMPAIGN with the arrhenius plugin's settings and ``prior_mean.calibrate: calibrate``."""
+    text = CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}").rstrip()
+    return text.removesuffix("}") + f", calibrate: {calibrate}}}\n"
 
 
 def install_prior_plugin(site, distribution: str, entries: dict[str, str]) -> None:

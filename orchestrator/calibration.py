@@ -1,0 +1,184 @@
+"""Fitting a hybrid model's settings to the campaign's own measurements.
+
+A ``prior_mean.CalibratedModel`` is a mechanistic model some of whose settings are not known
+at this scale (how much hotter a larger reactor runs, how much of its time reacts). Before
+each proposal ``Calibration.fit`` picks the settings in their box that best explain the
+measured results; the GP then learns what the model still gets wrong.
+
+The fit is least squares: the sum over the model's outputs of the mean squared residual
+``y - f(x; theta)`` with its mean taken out (the GP's constant absorbs an offset), each divided
+by that output's variance. ``theta`` is the settings scaled to [0, 1] over their ranges. The
+loss needs ``f`` only at the measured points, as a function of ``theta``: with ``emulate``,
+each measured point gets a cubic radial-basis interpolant over ``theta`` (``points`` seeded
+Sobol values, one shared design for all points, so one interpolant serves them all), built
+once when the point is first seen and checked at half as many seeded random values; a point
+whose check misses by more than ``EMULATOR_TOLERANCE`` of its range, or where the model raises
+in the box, is evaluated by calling the model. The best of the starting values and
+``SCREEN`` Sobol values is refined by bounded Powell search (derivative-free: a solver's
+tolerance would spoil finite differences).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+#: seeded Sobol values of the settings tried before the local refinement
+SCREEN = 64
+#: fitted settings are used rounded to multiples of 1 / GRID of their ranges, so that a new
+#: measurement that hardly moves the fit leaves the planner's emulator as it is (each change
+#: costs a rebuild, ``prior_mean.UnitPrior``); rounding, not a memory of earlier fits, keeps the
+#: planner a function of its inputs alone
+GRID = 128
+_POINTS_PER_SETTING = 16  # Sobol values of theta per measured point: 16 k, rounded up to a power of two
+
+
+class Calibration:
+    """The calibrated settings of ``model`` (a ``prior_mean.CalibratedModel``) over ``space``.
+
+    ``theta`` ``(k,)``: the settings in use, in [0, 1] over their ranges (the starting values, or the
+    last fit rounded to ``GRID``); ``values()``: the same in the model's units. ``model_calls``
+    counts every call of the model made here.
+    """
+
+    def __init__(self, space: Any, model: Any, emulate: bool = True, seed: int = 0) -> None:
+        from orchestrator.prior_mean import EMULATOR_TOLERANCE
+
+        self.space, self.model, self.emulate, self.seed = space, model, emulate, seed
+        self.tolerance = EMULATOR_TOLERANCE
+        self.names = list(model.bounds)
+        self.low, self.high = (np.array([model.bounds[n][i] for n in self.names]) for i in (0, 1))
+        start = model.start()
+        self.start = (np.array([start[n] for n in self.names]) - self.low) / (self.high - self.low)
+        self.theta = self.start.copy()
+        k = len(self.names)
+        self.points = 1 << max(3, math.ceil(math.log2(_POINTS_PER_SETTING * k)))
+        self._fit_thetas = _sobol(k, self.points, seed)
+        self._check_thetas = np.random.default_rng(seed).random((self.points // 2, k))
+        self._curves: dict[tuple[float, ...], np.ndarray | None] = {}  # point -> values at the fit thetas, or None
+        self._interpolant: Any = None
+        self._interpolated: list[tuple[float, ...]] = []  # the points the interpolant covers, in its column order
+        self.model_calls = 0
+        self.last: dict[str, Any] = {"fitted": False, "why": "no proposal has fitted it yet"}
+
+    def values(self, theta: np.ndarray | None = None) -> dict[str, float]:
+        """Settings ``theta`` (default: the ones in use) in the model's units, by name."""
+        theta = self.theta if theta is None else theta
+        return {n: float(v) for n, v in zip(self.names, self.low + theta * (self.high - self.low))}
+
+    def _call(self, params: Mapping[str, Any], theta: np.ndarray, outputs: list[str]) -> np.ndarray:
+        value = self.model.at(self.values(theta))(params)
+        self.model_calls += 1
+        if isinstance(value, Mapping):
+            return np.array([float(value[n]) for n in outputs])
+        return np.array([float(value)])
+
+    def fit(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
+            outputs: list[str]) -> bool:
+        """Fit the settings to ``observations`` (params, values) of the model's ``outputs`` and use the fit,
+        rounded to the ``GRID``; True when the settings in use changed.
+
+        An output counts once it has ``k + 2`` measurements (``k`` settings); until one does, the
+        starting values are used.
+        """
+        from scipy.optimize import minimize
+
+        k = len(self.names)
+        used = []  # (output column, rows, measured values, their variance)
+        for j, name in enumerate(outputs):
+            rows = np.array([i for i, (_, v) in enumerate(observations) if name in v], dtype=int)
+            if len(rows) >= k + 2:
+                y = np.array([float(observations[i][1][name]) for i in rows])
+                used.append((j, rows, y, float(np.var(y)) or 1.0))
+        if not used:
+            self.last = {"fitted": False,
+                         "why": f"fitting {k} setting(s) needs {k + 2} measurements of an output it predicts"}
+            return self._use(self.start)
+        params = [p for p, _ in observations]
+        predict = self._predictor(params, outputs)
+
+        def loss(thetas: np.ndarray) -> np.ndarray:
+            """Loss at settings ``thetas`` ``(t, k)``: ``(t,)``."""
+            predicted = predict(thetas)  # (t, n, m)
+            total = np.zeros(len(thetas))
+            for j, rows, y, variance in used:
+                residual = y[None, :] - predicted[:, rows, j]
+                total += np.mean((residual - residual.mean(axis=1, keepdims=True)) ** 2, axis=1) / variance
+            return total
+
+        screen = np.vstack([self.start, self._fit_thetas])
+        losses = loss(screen)
+        best = screen[int(losses.argmin())]
+        refined = minimize(lambda t: float(loss(np.clip(t, 0.0, 1.0)[None, :])[0]), best, method="Powell",
+                           bounds=[(0.0, 1.0)] * k, options={"xtol": 1e-4, "ftol": 1e-8, "maxfev": 60 * k})
+        fitted = np.clip(refined.x, 0.0, 1.0) if refined.fun < losses.min() else best
+        at_start, at_fit = loss(np.stack([self.start, fitted]))
+        self.last = {"fitted": True, "observations": int(max(len(rows) for _, rows, _, _ in used)),
+                     "fit": self.values(fitted), "relative_mse_at_start": float(at_start),
+                     "relative_mse_fitted": float(at_fit)}
+        return self._use(np.round(fitted * GRID) / GRID)
+
+    def _use(self, theta: np.ndarray) -> bool:
+        changed = not np.array_equal(theta, self.theta)
+        self.theta = np.asarray(theta, dtype=np.float64).copy()
+        return changed
+
+    def _predictor(self, params: list[Mapping[str, Any]], outputs: list[str]):
+        """``thetas (t, k) -> (t, n, m)``: the model at each of the ``n`` measured ``params``, per output."""
+        keys = [tuple(np.round(self.space.to_unit(p), 9)) for p in params]
+        if self.emulate:
+            for key, p in zip(keys, params):
+                if key not in self._curves:
+                    self._curves[key] = self._curve(p, outputs)
+            covered = [key for key in dict.fromkeys(keys) if self._curves[key] is not None]
+            if covered != self._interpolated:
+                from scipy.interpolate import RBFInterpolator
+
+                self._interpolated = covered
+                self._interpolant = RBFInterpolator(
+                    self._fit_thetas, np.hstack([self._curves[key] for key in covered]), kernel="cubic", degree=1,
+                ) if covered else None
+        column = {key: i for i, key in enumerate(self._interpolated)} if self.emulate else {}
+        m = len(outputs)
+
+        def predict(thetas: np.ndarray) -> np.ndarray:
+            out = np.empty((len(thetas), len(params), m))
+            interpolated = self._interpolant(thetas).reshape(len(thetas), -1, m) if column else None
+            for i, (key, p) in enumerate(zip(keys, params)):
+                if key in column:
+                    out[:, i, :] = interpolated[:, column[key], :]
+                else:
+                    out[:, i, :] = np.stack([self._call(p, theta, outputs) for theta in thetas])
+            return out
+
+        return predict
+
+    def _curve(self, params: Mapping[str, Any], outputs: list[str]) -> np.ndarray | None:
+        """The model at ``params`` over the fit thetas ``(points, m)``, or None when an interpolant over
+        theta cannot stand in for it there (its check misses, or the model raises)."""
+        from scipy.interpolate import RBFInterpolator
+
+        try:
+            fitted = np.stack([self._call(params, t, outputs) for t in self._fit_thetas])
+            checked = np.stack([self._call(params, t, outputs) for t in self._check_thetas])
+        except Exception:  # somewhere in the box the model cannot run: call it only where the fit asks
+            return None
+        interpolant = RBFInterpolator(self._fit_thetas, fitted, kernel="cubic", degree=1)
+        spread = np.ptp(np.concatenate([fitted, checked]), axis=0)
+        misses = np.abs(interpolant(self._check_thetas) - checked) / np.where(spread > 0, spread, 1.0)
+        return fitted if float(misses.max()) <= self.tolerance else None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings in use and how the last fit went, for a proposal's ``info``."""
+        exact = sum(curve is None for curve in self._curves.values())
+        return {"calibrated": self.values(), "calibration": {**self.last, "model_calls": self.model_calls,
+                                                             "points_calling_the_model": exact if self.emulate
+                                                             else "all (emulate: false)"}}
+
+
+def _sobol(k: int, n: int, seed: int) -> np.ndarray:
+    from scipy.stats import qmc
+
+    return qmc.Sobol(k, scramble=True, seed=seed).random(n)
