@@ -342,6 +342,7 @@ class UnitPrior:
         self.prior_mean = self.calibration.model.at(self.calibration.values())
         self._groups.clear()
         self._memo.clear()
+        self._errors, self._largest_miss, self._why_groups_call = [], 0.0, None  # they describe the emulator in use
 
     def describe(self) -> dict[str, Any]:
         """How the prior is evaluated (and, for a ``CalibratedModel``, fitted), for a proposal's ``info``."""
