@@ -167,6 +167,7 @@ EMULATOR_TOLERANCE = 0.02
 #: at most this many groups (combinations of integer, level and category values) are emulated: each costs
 #: ``1.5 * points`` model calls once, so beyond it building would cost more than it saves
 EMULATOR_MAX_GROUPS = 16
+_EMULATORS_KEPT = 4  # emulators of earlier calibrated settings kept for a fit that moves back
 _POINTS_PER_CONTINUOUS_DIM = 64  # Sobol points per group: 64 s, rounded up to a power of two (s: continuous dims)
 
 
@@ -234,6 +235,9 @@ class UnitPrior:
         self._errors: list[float] = []  # each built group's held-out RMSE, relative to the model's range there
         self._largest_miss = 0.0  # the largest held-out error, relative to the model's range
         self._why_groups_call: str | None = None  # why some group calls the model, once one does
+        # a CalibratedModel's settings (unit) that the emulator stands for the model at
+        self._settings_in_use = tuple(self.calibration.theta) if self.calibration is not None else None
+        self._kept: dict[tuple[float, ...], tuple] = {}  # emulators of recent settings, by settings
         self.model_calls = 0
 
     # outputs ------------------------------------------------------------------------------------
@@ -340,9 +344,14 @@ class UnitPrior:
         if self.calibration is None or not self.calibration.fit(observations, self.outputs):
             return
         self.prior_mean = self.calibration.model.at(self.calibration.values())
-        self._groups.clear()
-        self._memo.clear()
-        self._errors, self._largest_miss, self._why_groups_call = [], 0.0, None  # they describe the emulator in use
+        # a fit that moves back to recent settings finds their emulator kept (it is the same: built seeded)
+        self._kept[self._settings_in_use] = (self._groups, self._memo, self._errors, self._largest_miss,
+                                             self._why_groups_call)
+        self._settings_in_use = tuple(self.calibration.theta)
+        (self._groups, self._memo, self._errors, self._largest_miss, self._why_groups_call) = self._kept.pop(
+            self._settings_in_use, ({}, {}, [], 0.0, None))
+        while len(self._kept) > _EMULATORS_KEPT:
+            del self._kept[next(iter(self._kept))]
 
     def describe(self) -> dict[str, Any]:
         """How the prior is evaluated (and, for a ``CalibratedModel``, fitted), for a proposal's ``info``."""

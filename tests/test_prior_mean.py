@@ -186,6 +186,20 @@ def test_too_few_measurements_keep_the_starting_values():
     assert prior.describe()["calibration"]["fitted"]
 
 
+def test_a_fit_that_moves_back_finds_its_emulator_kept():
+    prior = UnitPrior(SPACE, CalibratedModel(shifted_kinetics, {}, {"shift_K": (-20.0, 20.0)}), "yield")
+    U = random_units(50)
+    first = {}
+    for shift in (7.0, -5.0):
+        prior.calibrate(plant_observations(12, shift_K=shift))
+        first[shift] = prior.values(U)
+    calls = prior.model_calls
+    prior.calibrate(plant_observations(12, shift_K=7.0))
+    assert prior.calibration.values()["shift_K"] == pytest.approx(7.0, abs=0.2)
+    assert prior.values(U).tolist() == first[7.0].tolist() and prior.model_calls == calls  # not rebuilt
+    assert prior.describe()["groups_built"] == 2
+
+
 def test_a_campaign_file_calibrates_a_plugin_model(site, tmp_path):
     install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
     c = Campaign.from_text(calibrated_campaign("{offset_K: [-15, 15]}"), store=f"sqlite:///{tmp_path / 'c.db'}")
