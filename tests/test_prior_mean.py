@@ -218,6 +218,24 @@ def test_a_campaign_file_calibrates_a_plugin_model(site, tmp_path):
     assert infos[-1]["prior_mean"]["calibrated"]["offset_K"] == pytest.approx(9.0, abs=0.5)
 
 
+def test_a_calibrated_campaign_replays_identically(site, tmp_path, capsys):
+    """The fit depends only on the measurements, so ``sdl replay`` repeats every proposal."""
+    from tests.test_bundle_replay import export_bundle, replay
+
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics:arrhenius"})
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    c = Campaign.from_text(calibrated_campaign("{offset_K: [-15, 15]}"), store=url)
+    for _ in range(4):
+        proposals = c.ask(2)
+        for p in proposals:
+            c.tell(p.id, {"yield": 1 - math.exp(-0.05 * math.exp(0.04 * (p.params["temperature"] - 45))
+                                                 * p.params["time"])})
+    assert proposals[-1].info["prior_mean"]["calibration"]["fitted"]
+    code, out, _ = replay(export_bundle((url, "plugin-prior"), tmp_path / "b"), capsys)
+    assert code == 0, out
+    assert out.strip().splitlines()[-1] == "replay: 8/8 proposals identical"
+
+
 @pytest.mark.parametrize("calibrate, message", [
     ("{offset_K: [5, -5]}", "prior_mean.calibrate.offset_K: [5.0, -5.0] is empty; give [low, high] with low < high"),
     ("{rate_at_50: [0.1, 0.2]}", "prior_mean.settings.rate_at_50 = 0.05 is outside prior_mean.calibrate.rate_at_50"),
