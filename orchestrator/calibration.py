@@ -78,12 +78,13 @@ class Calibration:
         theta = self.theta if theta is None else theta
         return {n: float(v) for n, v in zip(self.names, self.low + theta * (self.high - self.low))}
 
-    def _call(self, params: Mapping[str, Any], theta: np.ndarray, outputs: list[str]) -> np.ndarray:
-        value = self.model.at(self.values(theta))(params)
-        self.model_calls += 1
-        if isinstance(value, Mapping):
-            return np.array([float(value[n]) for n in outputs])
-        return np.array([float(value)])
+    def _call(self, params: Sequence[Mapping[str, Any]], theta: np.ndarray, outputs: list[str]) -> np.ndarray:
+        """The model at settings ``theta`` (unit) at each of ``params``: ``(len(params), m)``."""
+        from orchestrator.prior_mean import as_row
+
+        f = self.model.at(self.values(theta))  # configured once for all the points
+        self.model_calls += len(params)
+        return np.stack([as_row(f(p), outputs) for p in params])
 
     def fit(self, observations: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]],
             outputs: list[str]) -> bool:
@@ -156,11 +157,13 @@ class Calibration:
         def predict(thetas: np.ndarray) -> np.ndarray:
             out = np.empty((len(thetas), len(params), m))
             interpolated = self._interpolant(thetas).reshape(len(thetas), -1, m) if column else None
-            for i, (key, p) in enumerate(zip(keys, params)):
+            called = [i for i, key in enumerate(keys) if key not in column]
+            for i, key in enumerate(keys):
                 if key in column:
                     out[:, i, :] = interpolated[:, column[key], :]
-                else:
-                    out[:, i, :] = np.stack([self._call(p, theta, outputs) for theta in thetas])
+            if called:
+                out[:, called, :] = np.stack([self._call([params[i] for i in called], theta, outputs)
+                                              for theta in thetas])
             return out
 
         return predict
@@ -168,16 +171,14 @@ class Calibration:
     def _curve(self, params: Mapping[str, Any], outputs: list[str]) -> np.ndarray | None:
         """The model at ``params`` over the fit thetas ``(points, m)``, or None when an interpolant over
         theta cannot stand in for it there (its check misses, or the model raises)."""
-        from scipy.interpolate import RBFInterpolator
+        from orchestrator.prior_mean import checked_interpolant
 
         try:
-            fitted = np.stack([self._call(params, t, outputs) for t in self._fit_thetas])
-            checked = np.stack([self._call(params, t, outputs) for t in self._check_thetas])
+            fitted = np.concatenate([self._call([params], t, outputs) for t in self._fit_thetas])
+            checked = np.concatenate([self._call([params], t, outputs) for t in self._check_thetas])
         except Exception:  # somewhere in the box the model cannot run: call it only where the fit asks
             return None
-        interpolant = RBFInterpolator(self._fit_thetas, fitted, kernel="cubic", degree=1)
-        spread = np.ptp(np.concatenate([fitted, checked]), axis=0)
-        misses = np.abs(interpolant(self._check_thetas) - checked) / np.where(spread > 0, spread, 1.0)
+        _, misses = checked_interpolant(self._fit_thetas, fitted, self._check_thetas, checked)
         return fitted if float(misses.max()) <= self.tolerance else None
 
     def describe(self) -> dict[str, Any]:

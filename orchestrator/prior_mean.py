@@ -161,6 +161,26 @@ def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
 
 # the planner's view of a prior mean ------------------------------------------------------------
 
+
+def as_row(value: "float | Mapping[str, float]", outputs: Sequence[str]) -> np.ndarray:
+    """A model's value (a dict, or a plain float for its only output) as an array ``(len(outputs),)``."""
+    if isinstance(value, Mapping):
+        return np.array([float(value[name]) for name in outputs])
+    return np.array([float(value)])
+
+
+def checked_interpolant(fit_points: np.ndarray, fitted: np.ndarray, check_points: np.ndarray,
+                        checked: np.ndarray) -> tuple[Any, np.ndarray]:
+    """A cubic RBF interpolant (linear tail) of ``fitted`` ``(n, k)`` at ``fit_points`` ``(n, d)``, and its
+    misses at ``check_points`` ``(c, d)`` against ``checked`` ``(c, k)``, relative to each output's range
+    over both sets ``(c, k)``."""
+    from scipy.interpolate import RBFInterpolator
+
+    interpolant = RBFInterpolator(fit_points, fitted, kernel="cubic", degree=1)
+    spread = np.ptp(np.concatenate([fitted, checked]), axis=0)
+    return interpolant, np.abs(interpolant(check_points) - checked) / np.where(spread > 0, spread, 1.0)
+
+
 #: held-out RMSE of an emulated group, as a fraction of the model's range over that group, above which
 #: the group is evaluated by calling the model instead (see ``UnitPrior``)
 EMULATOR_TOLERANCE = 0.02
@@ -248,9 +268,7 @@ class UnitPrior:
         self.model_calls += 1
         if self._outputs is None:
             self._outputs = sorted(value) if isinstance(value, Mapping) else [self.first_output]
-        if isinstance(value, Mapping):
-            return np.array([float(value[name]) for name in self._outputs])
-        return np.array([float(value)])
+        return as_row(value, self._outputs)
 
     @property
     def outputs(self) -> list[str]:
@@ -306,7 +324,6 @@ class UnitPrior:
 
     def _build(self, anchor: np.ndarray):
         """The interpolant of the group that unit point ``anchor`` belongs to, or None (call the model there)."""
-        from scipy.interpolate import RBFInterpolator
         from scipy.stats import qmc
 
         # checked at uniform random points: an unbiased sample of the box the optimiser searches
@@ -325,9 +342,7 @@ class UnitPrior:
         except Exception as error:  # the model cannot be evaluated everywhere in the box: call it where asked
             self._why_groups_call = f"the model raised while its emulator was built: {error}"
             return None
-        interpolant = RBFInterpolator(fit_points, fitted, kernel="cubic", degree=1)
-        spread = np.ptp(np.concatenate([fitted, checked]), axis=0)
-        misses = np.abs(interpolant(check_points) - checked) / np.where(spread > 0, spread, 1.0)  # (n, k)
+        interpolant, misses = checked_interpolant(fit_points, fitted, check_points, checked)
         error = float(np.sqrt(np.mean(misses**2, axis=0)).max())
         self._errors.append(error)
         self._largest_miss = max(self._largest_miss, float(misses.max()))
