@@ -63,10 +63,9 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
     """
     objective = spec.objectives[0]
     if prior_mean is None and spec.prior_mean is not None:
-        from orchestrator.prior_mean import build_prior_mean, calibrated_prior_mean
+        from orchestrator.prior_mean import prior_mean_for
 
-        name, settings, bounds = spec.prior_mean.simulator, spec.prior_mean.settings, spec.prior_mean.calibrate
-        prior_mean = calibrated_prior_mean(name, settings, bounds) if bounds else build_prior_mean(name, settings)
+        prior_mean = prior_mean_for(spec.prior_mean.simulator, spec.prior_mean.settings, spec.prior_mean.calibrate)
     default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
     prior_knowledge = bool(prior_data) or prior_mean is not None
     if prior_knowledge:

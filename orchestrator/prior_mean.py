@@ -159,6 +159,13 @@ def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
     return model
 
 
+def prior_mean_for(name: str, settings: Mapping[str, Any],
+                   calibrate: Mapping[str, tuple[float, float]]) -> "PriorFunction | CalibratedModel":
+    """The model a campaign file's ``prior_mean`` names: a ``CalibratedModel`` when it has ``calibrate``
+    ranges, else the configured function. Raises ``SpecError`` as its two builders do."""
+    return calibrated_prior_mean(name, settings, calibrate) if calibrate else build_prior_mean(name, settings)
+
+
 # the planner's view of a prior mean ------------------------------------------------------------
 
 

@@ -552,14 +552,10 @@ class CampaignSpec(_Strict):
             problems.append("warm_start.campaign names this campaign; name an earlier campaign")
         if self.prior_mean is not None:
             from orchestrator.errors import SpecError
-            from orchestrator.prior_mean import build_prior_mean, calibrated_prior_mean
+            from orchestrator.prior_mean import prior_mean_for
 
             try:  # the name, the plugin's import and the factory's check of its settings
-                if self.prior_mean.calibrate:
-                    calibrated_prior_mean(self.prior_mean.simulator, self.prior_mean.settings,
-                                          self.prior_mean.calibrate)
-                else:
-                    build_prior_mean(self.prior_mean.simulator, self.prior_mean.settings)
+                prior_mean_for(self.prior_mean.simulator, self.prior_mean.settings, self.prior_mean.calibrate)
             except SpecError as error:
                 problems += error.problems
         return problems
