@@ -9,7 +9,7 @@ callable of that shape can be passed instead: ``Campaign.from_yaml(..., prior_me
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -198,6 +198,17 @@ _EMULATORS_KEPT = 4  # emulators of earlier calibrated settings kept for a fit t
 _POINTS_PER_CONTINUOUS_DIM = 64  # Sobol points per group: 64 s, rounded up to a power of two (s: continuous dims)
 
 
+@dataclass
+class _Emulator:
+    """``UnitPrior``'s stand-in for the model at one set of settings, built group by group as points ask."""
+
+    groups: dict[tuple[float, ...], Any] = field(default_factory=dict)  # group key -> interpolant, or None: call
+    memo: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict)  # no continuous column: point values
+    errors: list[float] = field(default_factory=list)  # each group's held-out RMSE, relative to the model's range
+    largest_miss: float = 0.0  # the largest held-out error, relative to the model's range
+    why_groups_call: str | None = None  # why some group calls the model, once one does
+
+
 class UnitPrior:
     """A prior mean ``f(params)`` as the planner uses it: values at unit points ``U`` ``(m, d)``, per output.
 
@@ -257,14 +268,10 @@ class UnitPrior:
         dims = len(self.smooth_columns)
         self.points = 1 << max(6, math.ceil(math.log2(_POINTS_PER_CONTINUOUS_DIM * max(dims, 1))))
         self._outputs: list[str] | None = None
-        self._groups: dict[tuple[float, ...], Any] = {}  # group key -> interpolant, or None: call the model
-        self._memo: dict[tuple[float, ...], np.ndarray] = {}  # no continuous column: a point's values
-        self._errors: list[float] = []  # each built group's held-out RMSE, relative to the model's range there
-        self._largest_miss = 0.0  # the largest held-out error, relative to the model's range
-        self._why_groups_call: str | None = None  # why some group calls the model, once one does
+        self._emulator = _Emulator()
         # a CalibratedModel's settings (unit) that the emulator stands for the model at
         self._settings_in_use = tuple(self.calibration.theta) if self.calibration is not None else None
-        self._kept: dict[tuple[float, ...], tuple] = {}  # emulators of recent settings, by settings
+        self._kept: dict[tuple[float, ...], _Emulator] = {}  # emulators of recent settings, by settings
         self.model_calls = 0
 
     # outputs ------------------------------------------------------------------------------------
@@ -310,18 +317,19 @@ class UnitPrior:
             for i, u in enumerate(U):
                 out[i] = self._call(u)
             return out
+        emulator = self._emulator
         keys = np.round(self.space.snap_unit(U)[:, self.group_columns], 9)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         for g, key in enumerate(map(tuple, unique)):
             rows = np.flatnonzero(inverse.reshape(-1) == g)
             if not self.smooth_columns:
-                if key not in self._memo:
-                    self._memo[key] = self._call(U[rows[0]])
-                out[rows] = self._memo[key]
+                if key not in emulator.memo:
+                    emulator.memo[key] = self._call(U[rows[0]])
+                out[rows] = emulator.memo[key]
                 continue
-            if key not in self._groups:
-                self._groups[key] = self._build(U[rows[0]])
-            interpolant = self._groups[key]
+            if key not in emulator.groups:
+                emulator.groups[key] = self._build(U[rows[0]])
+            interpolant = emulator.groups[key]
             if interpolant is None:
                 for i in rows:
                     out[i] = self._call(U[i])
@@ -347,14 +355,14 @@ class UnitPrior:
         try:
             fitted, checked = model_at(fit_points), model_at(check_points)
         except Exception as error:  # the model cannot be evaluated everywhere in the box: call it where asked
-            self._why_groups_call = f"the model raised while its emulator was built: {error}"
+            self._emulator.why_groups_call = f"the model raised while its emulator was built: {error}"
             return None
         interpolant, misses = checked_interpolant(fit_points, fitted, check_points, checked)
         error = float(np.sqrt(np.mean(misses**2, axis=0)).max())
-        self._errors.append(error)
-        self._largest_miss = max(self._largest_miss, float(misses.max()))
+        self._emulator.errors.append(error)
+        self._emulator.largest_miss = max(self._emulator.largest_miss, float(misses.max()))
         if error > EMULATOR_TOLERANCE:
-            self._why_groups_call = f"held-out error above {EMULATOR_TOLERANCE:.0%} of the model's range"
+            self._emulator.why_groups_call = f"held-out error above {EMULATOR_TOLERANCE:.0%} of the model's range"
             return None
         return interpolant
 
@@ -367,11 +375,9 @@ class UnitPrior:
             return
         self.prior_mean = self.calibration.model.at(self.calibration.values())
         # a fit that moves back to recent settings finds their emulator kept (it is the same: built seeded)
-        self._kept[self._settings_in_use] = (self._groups, self._memo, self._errors, self._largest_miss,
-                                             self._why_groups_call)
+        self._kept[self._settings_in_use] = self._emulator
         self._settings_in_use = tuple(self.calibration.theta)
-        (self._groups, self._memo, self._errors, self._largest_miss, self._why_groups_call) = self._kept.pop(
-            self._settings_in_use, ({}, {}, [], 0.0, None))
+        self._emulator = self._kept.pop(self._settings_in_use, _Emulator())
         while len(self._kept) > _EMULATORS_KEPT:
             del self._kept[next(iter(self._kept))]
 
@@ -383,8 +389,9 @@ class UnitPrior:
         if not self.smooth_columns:
             return {"emulated": False, "why": "no continuous parameter: each point's value is kept after one call",
                     "model_calls": self.model_calls, **fit}
-        calling = sum(g is None for g in self._groups.values())
-        return {"emulated": True, "groups_built": len(self._groups), "groups_calling_the_model": calling,
-                "why_they_call_it": self._why_groups_call if calling else None, "points_per_group": self.points,
-                "worst_check_rmse": max(self._errors, default=None), "largest_check_error": self._largest_miss,
-                "model_calls": self.model_calls, **fit}
+        emulator = self._emulator
+        calling = sum(g is None for g in emulator.groups.values())
+        return {"emulated": True, "groups_built": len(emulator.groups), "groups_calling_the_model": calling,
+                "why_they_call_it": emulator.why_groups_call if calling else None, "points_per_group": self.points,
+                "worst_check_rmse": max(emulator.errors, default=None),
+                "largest_check_error": emulator.largest_miss, "model_calls": self.model_calls, **fit}
