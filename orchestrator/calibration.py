@@ -67,6 +67,9 @@ class Calibration:
         self.points = 1 << max(3, math.ceil(math.log2(_POINTS_PER_SETTING * k)))
         self._fit_thetas = _sobol(k, self.points, seed)
         self._check_thetas = np.random.default_rng(seed).random((self.points // 2, k))
+        # the model configured at each of those settings, made once: every new point is evaluated at
+        # the same settings, and a factory may be costly (it may load files)
+        self._designed = {tuple(t): None for t in np.vstack([self._fit_thetas, self._check_thetas])}
         self._curves: dict[tuple[float, ...], np.ndarray | None] = {}  # point -> values at the fit thetas, or None
         self._interpolant: Any = None
         self._interpolated: list[tuple[float, ...]] = []  # the points the interpolant covers, in its column order
@@ -82,7 +85,12 @@ class Calibration:
         """The model at settings ``theta`` (unit) at each of ``params``: ``(len(params), m)``."""
         from orchestrator.prior_mean import as_row
 
-        f = self.model.at(self.values(theta))  # configured once for all the points
+        key = tuple(theta)
+        f = self._designed.get(key)
+        if f is None:
+            f = self.model.at(self.values(theta))  # configured once for all the points
+            if key in self._designed:
+                self._designed[key] = f
         self.model_calls += len(params)
         return np.stack([as_row(f(p), outputs) for p in params])
 

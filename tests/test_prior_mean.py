@@ -174,6 +174,23 @@ def test_calibration_recovers_the_setting_that_made_the_data(emulate):
     assert prior.describe()["calibration"]["fit"] == before
 
 
+def test_the_model_is_configured_once_per_setting_value_the_emulated_fit_uses():
+    configured = []
+
+    def counting_factory(settings):
+        configured.append(dict(settings))
+        return shifted_kinetics(settings)
+
+    prior = UnitPrior(SPACE, CalibratedModel(counting_factory, {}, {"shift_K": (-20.0, 20.0)}), "yield")
+    configured.clear()
+    prior.calibrate(plant_observations(12))
+    design = prior.calibration.points * 3 // 2  # the fit's values of the setting, and its check's
+    assert prior.describe()["calibration"]["points_calling_the_model"] == 0
+    assert len(configured) == design + 1  # + once at the fitted value, for the prior itself
+    prior.calibrate(plant_observations(14))  # two new points: evaluated at the same setting values
+    assert len(configured) <= design + 2
+
+
 def test_too_few_measurements_keep_the_starting_values():
     model = CalibratedModel(shifted_kinetics, {}, {"shift_K": (-20.0, 10.0)})
     prior = UnitPrior(SPACE, model, "yield")
