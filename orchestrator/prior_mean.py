@@ -118,6 +118,8 @@ class CalibratedModel:
     results (``UnitPrior.calibrate``), and the GP learns what is left. A calibrated setting given in
     ``settings`` is where the fit starts and what is used until there are enough measurements;
     otherwise the middle of its range.
+    A setting nested in ``settings`` is named by its path with dots, e.g. ``yield.coefficients.temperature``
+    for the built-in ``linear`` model (a name that is itself a key of ``settings`` is taken as it is).
     """
 
     factory: Callable[[Mapping[str, Any]], PriorFunction]
@@ -126,11 +128,49 @@ class CalibratedModel:
 
     def start(self) -> dict[str, float]:
         """The calibrated settings before any fit, in the model's units."""
-        return {name: float(self.settings.get(name, (low + high) / 2)) for name, (low, high) in self.bounds.items()}
+        start = {}
+        for name, (low, high) in self.bounds.items():
+            given = setting_at(self.settings, name)
+            start[name] = (low + high) / 2 if given is None else float(given)
+        return start
 
     def at(self, values: Mapping[str, float]) -> PriorFunction:
         """The model with the calibrated settings at ``values``."""
-        return self.factory({**self.settings, **values})
+        return self.factory(with_settings(self.settings, values))
+
+
+def setting_at(settings: Mapping[str, Any], name: str) -> Any:
+    """The value of setting ``name`` (a key, or a path with dots into nested settings), or None when unset."""
+    if name in settings:
+        return settings[name]
+    value: Any = settings
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def with_settings(settings: Mapping[str, Any], values: Mapping[str, float]) -> dict[str, Any]:
+    """``settings`` with each of ``values`` put in place (by key, or by path with dots), copied where changed.
+
+    Raises ``ValueError`` when a path runs into a value that is not a mapping.
+    """
+    out = dict(settings)
+    for name, value in values.items():
+        if name in settings or "." not in name:
+            out[name] = value
+            continue
+        *parents, leaf = name.split(".")
+        node = out
+        for depth, part in enumerate(parents):
+            child = node.get(part, {})
+            if not isinstance(child, Mapping):
+                raise ValueError(f"{'.'.join(parents[:depth + 1])} is {child!r}, not a mapping of settings")
+            node[part] = dict(child)
+            node = node[part]
+        node[leaf] = value
+    return out
 
 
 def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
@@ -146,16 +186,23 @@ def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
     for key, (low, high) in bounds.items():
         if not low < high:
             problems.append(f"prior_mean.calibrate.{key}: [{low}, {high}] is empty; give [low, high] with low < high")
-        elif key in settings and not (isinstance(settings[key], (int, float)) and low <= settings[key] <= high):
-            problems.append(f"prior_mean.settings.{key} = {settings[key]!r} is outside prior_mean.calibrate.{key} "
+            continue
+        given = setting_at(settings, key)
+        if given is not None and not (isinstance(given, (int, float)) and low <= given <= high):
+            problems.append(f"prior_mean.settings.{key} = {given!r} is outside prior_mean.calibrate.{key} "
                             f"[{low}, {high}]; it is where the fit starts, so give a number inside the range")
+            continue
+        try:
+            with_settings(settings, {key: low})
+        except ValueError as error:
+            problems.append(f"prior_mean.calibrate.{key}: settings.{error}; name a number inside the settings")
     if problems:
         raise SpecError(problems)
     model = CalibratedModel(_checked_factory(name), dict(settings), {k: (float(lo), float(hi))
                                                                      for k, (lo, hi) in bounds.items()})
     for corner in (model.start(), {k: lo for k, (lo, _) in model.bounds.items()},
                    {k: hi for k, (_, hi) in model.bounds.items()}):
-        _configured(name, model.factory, {**model.settings, **corner})
+        _configured(name, model.factory, with_settings(model.settings, corner))
     return model
 
 
@@ -164,6 +211,28 @@ def prior_mean_for(name: str, settings: Mapping[str, Any],
     """The model a campaign file's ``prior_mean`` names: a ``CalibratedModel`` when it has ``calibrate``
     ranges, else the configured function. Raises ``SpecError`` as its two builders do."""
     return calibrated_prior_mean(name, settings, calibrate) if calibrate else build_prior_mean(name, settings)
+
+
+def call_problems(name: str, model: "PriorFunction | CalibratedModel", params: Mapping[str, Any],
+                  modelled: Sequence[str]) -> list[str]:
+    """What one call of prior mean ``name`` at ``params`` (the middle of the campaign's box) shows is wrong, one
+    line each: it reads a parameter the campaign does not have (a ``KeyError``), or it returns outputs none of
+    which is in ``modelled`` (the objectives and outcomes), so the planner would never use it. A model that
+    raises anything else passes: it may be undefined only there, which the emulator handles.
+    """
+    f = model.at(model.start()) if isinstance(model, CalibratedModel) else model
+    try:
+        value = f(dict(params))
+    except KeyError as error:
+        missing = error.args[0] if error.args else error
+        return [f"prior_mean {name!r} failed at the middle of the parameter box with KeyError {missing!r}; "
+                f"this campaign's parameters are {', '.join(params)}: name them in its settings"]
+    except Exception:  # noqa: BLE001 - undefined here is allowed (see above); the planner reports it if it persists
+        return []
+    if isinstance(value, Mapping) and not set(value) & set(modelled):
+        return [f"prior_mean {name!r} predicts {', '.join(sorted(map(str, value)))}, none of this campaign's "
+                f"objectives or outcomes ({', '.join(modelled)}); name its outputs after them"]
+    return []
 
 
 # the planner's view of a prior mean ------------------------------------------------------------

@@ -551,14 +551,26 @@ class CampaignSpec(_Strict):
         if self.warm_start is not None and self.warm_start.campaign == self.name:
             problems.append("warm_start.campaign names this campaign; name an earlier campaign")
         if self.prior_mean is not None:
-            from orchestrator.errors import SpecError
-            from orchestrator.prior_mean import prior_mean_for
-
-            try:  # the name, the plugin's import and the factory's check of its settings
-                prior_mean_for(self.prior_mean.simulator, self.prior_mean.settings, self.prior_mean.calibrate)
-            except SpecError as error:
-                problems += error.problems
+            problems += self._prior_mean_problems()
         return problems
+
+    def _prior_mean_problems(self) -> list[str]:
+        """The prior mean's name, the plugin's import and the factory's check of its settings, then one call
+        of the model at the middle of the parameter box (``prior_mean.call_problems``)."""
+        import numpy as np
+
+        from orchestrator.errors import SpecError
+        from orchestrator.prior_mean import call_problems, prior_mean_for
+        from orchestrator.space import SearchSpace
+
+        spec = self.prior_mean
+        try:
+            model = prior_mean_for(spec.simulator, spec.settings, spec.calibrate)
+        except SpecError as error:
+            return error.problems
+        space = SearchSpace(self.parameters)
+        return call_problems(spec.simulator, model, space.from_unit(np.full(space.dim, 0.5)),
+                             [o.name for o in self.objectives] + self.outcome_names())
 
     def outcome_names(self) -> list[str]:
         """Measured outputs named in outcome constraints (not objectives), in order of appearance."""

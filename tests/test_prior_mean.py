@@ -267,6 +267,53 @@ def test_a_calibration_that_cannot_work_is_a_one_line_error(site, calibrate, mes
     assert message in text and "\n" not in text
 
 
+LINEAR_CAMPAIGN = """
+name: linear-trend
+seed: 4
+parameters:
+  - {name: temperature, type: continuous, bounds: [20, 80]}
+  - {name: time, type: continuous, bounds: [1, 100], scale: log}
+objectives:
+  - {name: yield, direction: maximize}
+budget: {experiments: 8, batch_size: 2}
+prior_mean:
+  simulator: linear
+  settings: {yield: {intercept: 0.1, coefficients: {temperature: 0.0}}}
+"""
+
+
+def test_a_nested_setting_of_the_built_in_linear_model_is_calibrated_by_its_path(tmp_path):
+    text = LINEAR_CAMPAIGN + "  calibrate: {yield.coefficients.temperature: [-0.05, 0.05]}\n"
+    c = Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'l.db'}")
+    for _ in range(4):
+        proposals = c.ask(2)
+        for p in proposals:
+            c.tell(p.id, {"yield": 0.3 + 0.012 * p.params["temperature"]})
+    info = proposals[-1].info["prior_mean"]
+    assert info["calibration"]["fit"]["yield.coefficients.temperature"] == pytest.approx(0.012, abs=1e-4)
+    assert info["calibrated"]["yield.coefficients.temperature"] == pytest.approx(0.012, abs=0.1 / GRID)
+
+
+def test_a_path_through_a_value_that_is_not_a_mapping_is_a_one_line_error():
+    with pytest.raises(SpecError) as caught:
+        parse_spec(LINEAR_CAMPAIGN + "  calibrate: {yield.intercept.scale: [0, 1]}\n")
+    assert caught.value.one_line().endswith("prior_mean.calibrate.yield.intercept.scale: settings.yield.intercept is "
+                                            "0.1, not a mapping of settings; name a number inside the settings")
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("{yield: {coefficients: {temprature: 0.01}}}", "prior_mean 'linear' failed at the middle of the parameter box "
+     "with KeyError 'temprature'; this campaign's parameters are temperature, time: name them in its settings"),
+    ("{yeild: {coefficients: {temperature: 0.01}}}", "prior_mean 'linear' predicts yeild, none of this campaign's "
+     "objectives or outcomes (yield); name its outputs after them"),
+])
+def test_a_prior_mean_that_names_what_the_campaign_lacks_is_a_one_line_error(settings, message):
+    text = LINEAR_CAMPAIGN.replace("{yield: {intercept: 0.1, coefficients: {temperature: 0.0}}}", settings)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(text)
+    assert caught.value.one_line().endswith(message)
+
+
 # a lab's own model as a plugin -----------------------------------------------------------------
 
 PLUGIN_MODULE = """
