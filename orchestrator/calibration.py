@@ -5,11 +5,19 @@ at this scale (how much hotter a larger reactor runs, how much of its time react
 each proposal ``Calibration.fit`` picks the settings in their box that best explain the
 measured results; the GP then learns what the model still gets wrong.
 
-The fit is least squares: the sum over the model's outputs of the mean squared residual
-``y - f(x; theta)`` with its mean taken out (the GP's constant absorbs an offset), each divided
-by that output's variance. ``theta`` is the settings scaled to [0, 1] over their ranges. The
-loss needs ``f`` only at the measured points, as a function of ``theta``: with ``emulate``,
-each measured point gets a cubic radial-basis interpolant over ``theta`` (``points`` seeded
+The fit is the most probable ``theta`` (the settings scaled to [0, 1] over their ranges) given
+the measurements and a prior. Likelihood: for each of the model's outputs, the residuals
+``y - f(x; theta)`` with their mean taken out (the GP's constant absorbs an offset) are taken as
+independent Gaussian with an unknown variance; with that variance at its best value, an output
+of ``n`` measurements contributes ``n / 2 * log(mean squared residual)``. So the outputs weigh by
+how well the model can explain them, whatever their units, and the data count for more as they
+grow. Prior: each setting Gaussian about its given value (the range's midpoint when none is
+given) with ``PRIOR_SD`` of its range as standard deviation, so the range reads as "about two
+standard deviations either side". With few measurements that keeps a fit near what the user
+expected instead of at an edge of the box that a noisy point happens to favour.
+
+The loss needs ``f`` only at the measured points, as a function of ``theta``: with ``emulate``, each
+measured point gets a cubic radial-basis interpolant over ``theta`` (``points`` seeded
 Sobol values, one shared design for all points, so one interpolant serves them all), built
 once when the point is first seen and checked at half as many seeded random values; a point
 whose check misses by more than ``EMULATOR_TOLERANCE`` of its range, or where the model raises
@@ -37,11 +45,17 @@ import numpy as np
 
 #: seeded Sobol values of the settings tried before the local refinement
 SCREEN = 64
+#: the prior's standard deviation of each setting, as a fraction of its range
+PRIOR_SD = 0.25
 #: fitted settings are used rounded to multiples of 1 / GRID of their ranges, so that a new
 #: measurement that hardly moves the fit leaves the planner's emulator as it is (each change
 #: costs a rebuild, ``prior_mean.UnitPrior``); rounding, not a memory of earlier fits, keeps the
 #: planner a function of its inputs alone
 GRID = 128
+#: added to a relative mean squared residual before its log: a model that fits exactly stays finite
+_MSE_FLOOR = 1e-12
+#: finite-difference step (unit) of the fit's curvature, for the fitted settings' spread
+_CURVATURE_STEP = 1e-2
 _POINTS_PER_SETTING = 16  # Sobol values of theta per measured point: 16 k, rounded up to a power of two
 
 
@@ -118,14 +132,22 @@ class Calibration:
         params = [p for p, _ in observations]
         predict = self._predictor(params, outputs)
 
-        def loss(thetas: np.ndarray) -> np.ndarray:
-            """Loss at settings ``thetas`` ``(t, k)``: ``(t,)``."""
+        def relative_mse(thetas: np.ndarray) -> np.ndarray:
+            """``(t, outputs used)``: each output's mean squared centred residual at ``thetas`` ``(t, k)``,
+            over the variance of its measurements."""
             predicted = predict(thetas)  # (t, n, m)
-            total = np.zeros(len(thetas))
+            columns = []
             for j, rows, y, variance in used:
                 residual = y[None, :] - predicted[:, rows, j]
-                total += np.mean((residual - residual.mean(axis=1, keepdims=True)) ** 2, axis=1) / variance
-            return total
+                columns.append(np.mean((residual - residual.mean(axis=1, keepdims=True)) ** 2, axis=1) / variance)
+            return np.stack(columns, axis=1)
+
+        counts = np.array([len(rows) for _, rows, _, _ in used], dtype=float)
+
+        def loss(thetas: np.ndarray) -> np.ndarray:
+            """Negative log posterior at ``thetas`` ``(t, k)``, up to a constant: ``(t,)``."""
+            misfit = 0.5 * (counts * np.log(relative_mse(thetas) + _MSE_FLOOR)).sum(axis=1)
+            return misfit + 0.5 * (((thetas - self.start) / PRIOR_SD) ** 2).sum(axis=1)
 
         screen = np.vstack([self.start, self._fit_thetas])
         losses = loss(screen)
@@ -133,11 +155,42 @@ class Calibration:
         refined = minimize(lambda t: float(loss(np.clip(t, 0.0, 1.0)[None, :])[0]), best, method="Powell",
                            bounds=[(0.0, 1.0)] * k, options={"xtol": 1e-4, "ftol": 1e-8, "maxfev": 60 * k})
         fitted = np.clip(refined.x, 0.0, 1.0) if refined.fun < losses.min() else best
-        at_start, at_fit = loss(np.stack([self.start, fitted]))
-        self.last = {"fitted": True, "observations": int(max(len(rows) for _, rows, _, _ in used)),
-                     "fit": self.values(fitted), "relative_mse_at_start": float(at_start),
-                     "relative_mse_fitted": float(at_fit)}
+        at_start, at_fit = relative_mse(np.stack([self.start, fitted])).sum(axis=1)
+        self.last = {"fitted": True, "observations": int(counts.max()),
+                     "fit": self.values(fitted), "fit_sd": self._spread(loss, fitted),
+                     "relative_mse_at_start": float(at_start), "relative_mse_fitted": float(at_fit)}
         return self._use(np.round(fitted * GRID) / GRID)
+
+    def _spread(self, loss: Any, fitted: np.ndarray) -> dict[str, float | None]:
+        """Each fitted setting's standard deviation in the model's units, from the curvature of the negative
+        log posterior ``loss`` at ``fitted`` (a Laplace approximation); None where it is not curved upwards.
+
+        Central differences of step ``_CURVATURE_STEP`` (unit), about a centre moved inside the box
+        where the fit sits on its edge (the model need not run outside its ranges).
+        """
+        k, h = len(fitted), _CURVATURE_STEP
+        centre = np.clip(fitted, h, 1.0 - h)
+        steps = [np.zeros(k)] + [sign * h * np.eye(k)[i] for i in range(k) for sign in (1.0, -1.0)]
+        steps += [h * (np.eye(k)[i] + sign * np.eye(k)[j]) for i in range(k) for j in range(i + 1, k)
+                  for sign in (1.0, -1.0)]
+        steps += [-step for step in steps[1 + 2 * k:]]
+        values = dict(zip(map(tuple, steps), loss(centre[None, :] + np.array(steps))))
+        hessian = np.empty((k, k))
+        for i in range(k):
+            e = h * np.eye(k)[i]
+            hessian[i, i] = (values[tuple(e)] - 2.0 * values[tuple(np.zeros(k))] + values[tuple(-e)]) / h**2
+            for j in range(i + 1, k):
+                f = h * np.eye(k)[j]
+                hessian[i, j] = hessian[j, i] = (values[tuple(e + f)] - values[tuple(e - f)] - values[tuple(f - e)]
+                                                 + values[tuple(-e - f)]) / (4.0 * h**2)
+        try:
+            covariance = np.linalg.inv(hessian)
+        except np.linalg.LinAlgError:
+            return {name: None for name in self.names}
+        variance = np.diag(covariance)
+        curved = np.all(np.linalg.eigvalsh(hessian) > 0)
+        return {name: float(np.sqrt(v) * (high - low)) if curved and v > 0 else None
+                for name, v, low, high in zip(self.names, variance, self.low, self.high)}
 
     def _use(self, theta: np.ndarray) -> bool:
         changed = not np.array_equal(theta, self.theta)

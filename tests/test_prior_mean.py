@@ -174,6 +174,51 @@ def test_calibration_recovers_the_setting_that_made_the_data(emulate):
     assert prior.describe()["calibration"]["fit"] == before
 
 
+def noisy_plant(n, sd, seed):
+    rng = np.random.default_rng(seed)
+    return [(p, {"yield": v["yield"] + rng.normal(0.0, sd)}) for p, v in plant_observations(n, seed=seed + 10)]
+
+
+def centred_mse(observations, shift_K):
+    """Mean squared residual of ``shifted_kinetics`` at ``shift_K``, its mean (the GP's offset) taken out."""
+    model = shifted_kinetics({"shift_K": shift_K})
+    residual = np.array([v["yield"] - model(p)["yield"] for p, v in observations])
+    return np.mean((residual - residual.mean()) ** 2)
+
+
+def test_a_few_noisy_measurements_leave_the_fit_near_the_given_value():
+    """Four measurements whose noise (sd 0.3 in yield) swamps the setting's effect: least squares alone
+    goes to the edge of the box; the prior keeps the fit near the given value (0 K)."""
+    observations = noisy_plant(4, sd=0.3, seed=1)
+    shifts = np.linspace(-20.0, 20.0, 161)
+    assert shifts[int(np.argmin([centred_mse(observations, s) for s in shifts]))] == 20.0  # least squares: the edge
+    prior = UnitPrior(SPACE, CalibratedModel(shifted_kinetics, {"shift_K": 0.0}, {"shift_K": (-20.0, 20.0)}),
+                      "yield", emulate=False)
+    prior.calibrate(observations)
+    assert abs(prior.describe()["calibration"]["fit"]["shift_K"]) < 5.0
+
+
+def test_the_fitted_settings_spread_matches_the_posterior_on_a_grid():
+    """24 measurements with noise sd 0.05: the reported sd (Laplace) against the sd of the fit's posterior
+    (profiled Gaussian likelihood times the prior, sd a quarter of the 40 K range) over a fine grid."""
+    observations = noisy_plant(24, sd=0.05, seed=0)
+    shifts = np.linspace(-20.0, 20.0, 801)
+    n = len(observations)
+    loss = np.array([0.5 * n * np.log(centred_mse(observations, s)) + 0.5 * (s / 10.0) ** 2 for s in shifts])
+    weights = np.exp(-(loss - loss.min()))
+    weights /= weights.sum()
+    mean = float((weights * shifts).sum())
+    sd = float(np.sqrt((weights * (shifts - mean) ** 2).sum()))
+    prior = UnitPrior(SPACE, CalibratedModel(shifted_kinetics, {"shift_K": 0.0}, {"shift_K": (-20.0, 20.0)}), "yield")
+    prior.calibrate(observations)
+    fit = prior.describe()["calibration"]
+    assert fit["fit"]["shift_K"] == pytest.approx(shifts[int(loss.argmin())], abs=0.1)
+    assert fit["fit_sd"]["shift_K"] == pytest.approx(sd, rel=0.15)
+    more = UnitPrior(SPACE, CalibratedModel(shifted_kinetics, {"shift_K": 0.0}, {"shift_K": (-20.0, 20.0)}), "yield")
+    more.calibrate(noisy_plant(96, sd=0.05, seed=0))
+    assert more.describe()["calibration"]["fit_sd"]["shift_K"] < 0.7 * fit["fit_sd"]["shift_K"]
+
+
 def test_the_model_is_configured_once_per_setting_value_the_emulated_fit_uses():
     configured = []
 
