@@ -128,15 +128,20 @@ class CalibratedModel:
 
     def start(self) -> dict[str, float]:
         """The calibrated settings before any fit, in the model's units."""
-        start = {}
-        for name, (low, high) in self.bounds.items():
-            given = setting_at(self.settings, name)
-            start[name] = (low + high) / 2 if given is None else float(given)
-        return start
+        return starting_values(self.settings, self.bounds)
 
     def at(self, values: Mapping[str, float]) -> PriorFunction:
         """The model with the calibrated settings at ``values``."""
         return self.factory(with_settings(self.settings, values))
+
+
+def starting_values(settings: Mapping[str, Any], bounds: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Each calibrated setting's value in ``settings`` (by key or dotted path), or the middle of its range."""
+    start = {}
+    for name, (low, high) in bounds.items():
+        given = setting_at(settings, name)
+        start[name] = (float(low) + float(high)) / 2 if given is None else float(given)
+    return start
 
 
 def setting_at(settings: Mapping[str, Any], name: str) -> Any:

@@ -80,6 +80,7 @@ def test_report_has_every_section_in_order_and_its_figures_beside_it(built):
     assert "leave-one-out" in _section(html, "model").lower()
     assert "ARD Matern 5/2 kernel" in _section(html, "model")  # named from the refitted model (planner.kernel: auto)
     assert "single objective (distance)" in _section(html, "pareto")
+    assert "no mechanistic prior mean" in _section(html, "hybrid")
     failures = _section(html, "failures")
     assert "bubble in well" in failures and "tip not picked up" in failures and "2 of 14 experiments failed" in failures
     proposals = _section(html, "proposals")
@@ -249,3 +250,24 @@ objectives:
     # by distance the front is 560 (cost 1), 519 (5), 500 (2); 540 (3) is beaten by 500 (2)
     assert "3 of 4 are non-dominated" in _section(html, "pareto")
     assert "the best peak_nm is 519" in _section(html, "convergence")
+
+
+def test_report_of_a_hybrid_model_shows_its_fitted_setting_per_iteration(tmp_path):
+    """The built-in linear model with its temperature slope calibrated: the fit, its sd and the figure."""
+    from tests.test_prior_mean import LINEAR_CAMPAIGN
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    text = LINEAR_CAMPAIGN + "  calibrate: {yield.coefficients.temperature: [-0.05, 0.05]}\n"
+    campaign = Campaign.from_text(text, store=url)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        for p in campaign.ask(2):
+            campaign.tell(p.id, {"yield": 0.3 + 0.012 * p.params["temperature"] + rng.normal(0.0, 0.02)})
+    index = build_report(campaign.store, "linear-trend", tmp_path / "out")
+    hybrid = _section(index.read_text(encoding="utf-8"), "hybrid")
+    assert "hybrid.png" in hybrid and (tmp_path / "out" / "hybrid.png").exists()
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td>", hybrid)
+    assert [int(r[0]) for r in rows] == [2, 3, 4]  # one row per model-based iteration (the first is Sobol)
+    assert rows[0][2] == "\u2013"  # 2 measurements: too few to fit a slope and an offset
+    value, sd = (float(x) for x in rows[-1][2].split(" \u00b1 "))  # 6 noisy measurements at the last one
+    assert abs(value - 0.012) < 3 * sd and 0 < sd < 0.01

@@ -9,14 +9,15 @@ from orchestrator.report.campaign_sections import failures_section, proposals_se
 from orchestrator.report.convergence import convergence_section
 from orchestrator.report.data import load_report_data
 from orchestrator.report.html import Section, esc, page
+from orchestrator.report.hybrid import hybrid_section
 from orchestrator.report.model_sections import importance_section, model_or_reason, model_section
 from orchestrator.report.pareto import pareto_section
 from orchestrator.report.samples import parameter_section, spectra_section
 from orchestrator.store import CampaignStore
 
 #: section ids in the order the page shows them
-SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance", "pareto", "spectra", "failures",
-               "timing", "proposals")
+SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance", "hybrid", "pareto", "spectra",
+               "failures", "timing", "proposals")
 
 
 def build_sections(store: CampaignStore, campaign_name: str) -> tuple[str, list[Section]]:
@@ -25,7 +26,8 @@ def build_sections(store: CampaignStore, campaign_name: str) -> tuple[str, list[
     summary, reason = model_or_reason(data)
     sections = [
         summary_section(data), convergence_section(data), parameter_section(data),
-        model_section(data, summary, reason), importance_section(data, summary, reason), pareto_section(data),
+        model_section(data, summary, reason), importance_section(data, summary, reason), hybrid_section(data),
+        pareto_section(data),
         spectra_section(data), failures_section(data), timing_section(data), proposals_section(data),
     ]
     subtitle = f'<p class="note">Campaign report \u00b7 {esc(data.info.status)} \u00b7 store {esc(store.display)}</p>'
