@@ -174,20 +174,17 @@ class Calibration:
         where the fit sits on its edge (the model need not run outside its ranges).
         """
         k, h = len(fitted), _CURVATURE_STEP
-        centre = np.clip(fitted, h, 1.0 - h)
-        steps = [np.zeros(k)] + [sign * h * np.eye(k)[i] for i in range(k) for sign in (1.0, -1.0)]
-        steps += [h * (np.eye(k)[i] + sign * np.eye(k)[j]) for i in range(k) for j in range(i + 1, k)
-                  for sign in (1.0, -1.0)]
-        steps += [-step for step in steps[1 + 2 * k:]]
-        values = dict(zip(map(tuple, steps), loss(centre[None, :] + np.array(steps))))
-        hessian = np.empty((k, k))
+        centre, step = np.clip(fitted, h, 1.0 - h), h * np.eye(k)
+
+        def at(offset: np.ndarray) -> float:
+            return float(loss((centre + offset)[None, :])[0])
+
+        middle, hessian = at(np.zeros(k)), np.empty((k, k))
         for i in range(k):
-            e = h * np.eye(k)[i]
-            hessian[i, i] = (values[tuple(e)] - 2.0 * values[tuple(np.zeros(k))] + values[tuple(-e)]) / h**2
+            hessian[i, i] = (at(step[i]) - 2.0 * middle + at(-step[i])) / h**2
             for j in range(i + 1, k):
-                f = h * np.eye(k)[j]
-                hessian[i, j] = hessian[j, i] = (values[tuple(e + f)] - values[tuple(e - f)] - values[tuple(f - e)]
-                                                 + values[tuple(-e - f)]) / (4.0 * h**2)
+                hessian[i, j] = hessian[j, i] = (at(step[i] + step[j]) - at(step[i] - step[j])
+                                                 - at(step[j] - step[i]) + at(-step[i] - step[j])) / (4.0 * h**2)
         try:
             covariance = np.linalg.inv(hessian)
         except np.linalg.LinAlgError:

@@ -219,6 +219,24 @@ def test_the_fitted_settings_spread_matches_the_posterior_on_a_grid():
     assert more.describe()["calibration"]["fit_sd"]["shift_K"] < 0.7 * fit["fit_sd"]["shift_K"]
 
 
+def test_the_spread_of_two_correlated_settings_is_the_inverse_curvature():
+    """On a quadratic negative log posterior with a known precision matrix (correlated settings, one fit on
+    the edge of its box), the reported sds are those of its inverse, scaled to the settings' ranges."""
+    from orchestrator.calibration import Calibration
+
+    def two_settings(settings):
+        return shifted_kinetics({"shift_K": settings["shift_K"] * settings["scale"]})
+
+    calibration = Calibration(SPACE, CalibratedModel(two_settings, {"shift_K": 0.0, "scale": 1.0},
+                                                     {"shift_K": (-20.0, 20.0), "scale": (0.5, 1.5)}))
+    precision = np.array([[400.0, -150.0], [-150.0, 100.0]])
+    for fitted in (np.array([0.3, 0.6]), np.array([1.0, 0.2])):
+        spread = calibration._spread(lambda T: 0.5 * np.einsum("ti,ij,tj->t", T - fitted, precision, T - fitted),
+                                     fitted)
+        expected = np.sqrt(np.diag(np.linalg.inv(precision))) * np.array([40.0, 1.0])
+        assert [spread["shift_K"], spread["scale"]] == pytest.approx(expected.tolist(), rel=1e-6)
+
+
 def test_the_model_is_configured_once_per_setting_value_the_emulated_fit_uses():
     configured = []
 
