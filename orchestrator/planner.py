@@ -254,15 +254,6 @@ class Planner:
             }))
         return suggestions
 
-    @staticmethod
-    def _fit(X, Y, kernel: str):
-        """An exact ``SingleTaskGP`` (standardised outcome, covariance ``kernel``) fitted to ``X`` (n, d),
-        ``Y`` (n, 1); the report uses it."""
-        from orchestrator.surrogates import OutputData, fit_output
-
-        model, _ = fit_output(OutputData("y", X, Y), seed=0, kernel=kernel)
-        return model
-
     def _optimize(self, acqf, n: int, in_flight=None, measured=None):
         """A batch of ``n`` points maximising ``acqf``: tensors ``(n, dim)`` and ``(n,)`` (acquisition values).
 

@@ -264,10 +264,32 @@ def test_report_of_a_hybrid_model_shows_its_fitted_setting_per_iteration(tmp_pat
         for p in campaign.ask(2):
             campaign.tell(p.id, {"yield": 0.3 + 0.012 * p.params["temperature"] + rng.normal(0.0, 0.02)})
     index = build_report(campaign.store, "linear-trend", tmp_path / "out")
-    hybrid = _section(index.read_text(encoding="utf-8"), "hybrid")
+    html = index.read_text(encoding="utf-8")
+    assert "SingleTaskGP on the residual of a prior mean" in _section(html, "model")  # the planner's model
+    hybrid = _section(html, "hybrid")
     assert "hybrid.png" in hybrid and (tmp_path / "out" / "hybrid.png").exists()
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td>", hybrid)
     assert [int(r[0]) for r in rows] == [2, 3, 4]  # one row per model-based iteration (the first is Sobol)
     assert rows[0][2] == "\u2013"  # 2 measurements: too few to fit a slope and an offset
     value, sd = (float(x) for x in rows[-1][2].split(" \u00b1 "))  # 6 noisy measurements at the last one
     assert abs(value - 0.012) < 3 * sd and 0 < sd < 0.01
+
+
+def test_report_of_a_warm_started_campaign_refits_the_planners_stacked_model(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    base = """
+name: {name}
+seed: 3
+parameters:
+  - {{name: temperature, type: continuous, bounds: [20, 80]}}
+objectives:
+  - {{name: yield, direction: maximize}}
+budget: {{experiments: 6, batch_size: 3}}
+"""
+    lab = Campaign.from_text(base.format(name="lab"), store=url)
+    plant = Campaign.from_text(base.format(name="plant") + "warm_start: {campaign: lab}\n", store=url)
+    for campaign, shift in ((lab, 0.0), (plant, 5.0)):
+        for p in campaign.ask(3):
+            campaign.tell(p.id, {"yield": float(np.exp(-((p.params["temperature"] - 50 - shift) / 15) ** 2))})
+    html = build_report(plant.store, "plant", tmp_path / "out").read_text(encoding="utf-8")
+    assert "SingleTaskGP on the residual of the earlier campaign&#x27;s GP" in _section(html, "model")

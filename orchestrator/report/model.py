@@ -1,6 +1,7 @@
 """The planner's Gaussian process, refitted to every measured experiment, and what it says.
 
-The model is ``Planner._fit`` (``SingleTaskGP`` with ``Standardize``) on unit coordinates
+The model is the planner's (``surrogates.fit_output``: ``SingleTaskGP`` with ``Standardize``, on
+the residual of the campaign's prior mean or earlier campaign when it has one) on unit coordinates
 from ``SearchSpace.to_unit``. Leave-one-out predictions use the closed form for a GP with
 fixed hyperparameters (Rasmussen & Williams 2006, eq. 5.12): no refit per left-out point.
 Torch is imported only when a model is fitted.
@@ -13,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.planner import Planner
 from orchestrator.report.data import ReportData
-from orchestrator.surrogates import kernel_name, resolve_kernel
+from orchestrator.surrogates import kernel_name
 
 MIN_POINTS = 3
 SLICE_POINTS = 101
@@ -51,6 +51,7 @@ class ModelSummary:
     lengthscales: np.ndarray
     noise_sd: float
     kernel: str  # the fitted kernel's name, e.g. "RBF"
+    model: str = "SingleTaskGP"  # and the model's, e.g. "SingleTaskGP on the residual of a prior mean"
 
 
 def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,19 +66,37 @@ def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np
     return residual - (K_inv @ residual) / diag, 1.0 / diag
 
 
-def fit(data: ReportData) -> Any:
-    """``Planner._fit`` on the measured experiments (unit coordinates, raw objective values)."""
+def fit(data: ReportData) -> tuple[Any, str]:
+    """The planner's model of the objective refitted to every measured experiment (unit coordinates, raw
+    values), and its name: with the campaign's prior knowledge as the planner uses it, a mechanistic prior
+    mean (its calibrated settings fitted to these measurements) or a warm start's earlier campaign."""
     import torch
 
-    X = torch.tensor(np.stack([data.space.to_unit(e.params) for e in data.measured]), dtype=torch.float64)
-    Y = torch.tensor(data.values()[:, None], dtype=torch.float64)
+    from orchestrator.campaign import planner_for
+    from orchestrator.surrogates import OutputData, fit_output
+    from orchestrator.warm_start import load_warm_start
+
+    name = data.objective.name
+    observations = [(e.params, dict(e.values)) for e in data.measured]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a GP on tens of points: threads cost more than they give
     try:
         with torch.random.fork_rng():
             torch.manual_seed(data.spec.seed)
-            prior_knowledge = data.spec.warm_start is not None or data.spec.prior_mean is not None
-            return Planner._fit(X, Y, resolve_kernel(data.spec.planner.kernel, prior_knowledge))
+            planner = planner_for(data.spec, load_warm_start(data.spec, data.store.url))
+            prior = None
+            if planner.prior is not None:
+                planner.prior.calibrate(observations)
+                prior = planner.prior.for_output(name)
+            earlier = [(params, values) for params, values in planner.prior_data if name in values]
+            rows = [params for params, _ in observations] + [params for params, _ in earlier]
+            X = torch.tensor(np.stack([data.space.to_unit(params) for params in rows]), dtype=torch.float64)
+            Y = torch.tensor([[float(values[name])] for _, values in observations + earlier], dtype=torch.float64)
+            task = torch.tensor([1.0] * len(observations) + [0.0] * len(earlier), dtype=torch.float64) \
+                if earlier else None
+            model, description = fit_output(OutputData(name, X, Y, task=task, prior=prior), seed=0,
+                                            kernel=planner.kernel)
+            return model, description["model"]
     finally:
         torch.set_num_threads(threads)
 
@@ -137,7 +156,7 @@ def summarise_model(data: ReportData) -> ModelSummary:
     """
     if len(data.measured) < MIN_POINTS:
         raise ValueError(f"needs at least {MIN_POINTS} measured experiments")
-    model = fit(data)
+    model, name = fit(data)
     model.eval()
     loo_mean, loo_sd = _loo(model)
     best_u = data.space.to_unit(data.best().params)
@@ -146,4 +165,4 @@ def summarise_model(data: ReportData) -> ModelSummary:
     scale = float(model.outcome_transform.stdvs.squeeze())
     noise_sd = float(np.sqrt(float(model.likelihood.noise.detach().mean()))) * scale
     return ModelSummary(data.values(), loo_mean, loo_sd, slices, importance(data, ls), ls, noise_sd,
-                        kernel_name(_base_kernel(model)))
+                        kernel_name(_base_kernel(model)), name)

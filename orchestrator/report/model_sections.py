@@ -77,7 +77,7 @@ def model_section(data: ReportData, summary: ModelSummary | None, reason: str) -
     covered = float(np.mean(np.abs(residual) <= 2 * summary.loo_sd))
     loo = loo_figure(data, summary)
     cuts = slices_figure(data, summary) if summary.slices else None
-    text = (f"The planner's model (SingleTaskGP, standardised outcome, ARD {summary.kernel} kernel) refitted to all "
+    text = (f"The planner's model ({summary.model}, standardised outcome, ARD {summary.kernel} kernel) refitted to all "
             f"{len(summary.observed)} measured experiments. Leave-one-out RMSE {fmt(rmse)}; "
             f"{covered:.0%} of the observations lie within \u00b1 2 sd of their prediction; "
             f"fitted noise sd {fmt(summary.noise_sd)}.")
