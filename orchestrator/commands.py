@@ -62,7 +62,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     """Go on with a campaign from the store alone: its stored file, and how it last ran."""
     from orchestrator.errors import CampaignStateError
 
-    store = CampaignStore(args.store)
+    store = CampaignStore(args.store, must_exist=True)
     print(f"campaign store: {store.display}")
     campaign = store.get_campaign(args.name)
     started = store.events(campaign.id, "campaign_running")
@@ -115,7 +115,7 @@ def cmd_refill(args: argparse.Namespace) -> int:
     """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
     from orchestrator.consumables import REFILLED, parse_levels, record_refill, stock_left, tips_left
 
-    store = CampaignStore(args.store)
+    store = CampaignStore(args.store, must_exist=True)
     campaign = store.get_campaign(args.name)
     handler = _liquid_handler(campaign)
     racks = ["small", "large"] if "all" in args.tips else list(args.tips)
@@ -248,7 +248,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "parquet" and not args.output:
         print("sdl export: error: --format parquet writes a binary file; give -o FILE", file=sys.stderr)
         return 2
-    store = CampaignStore(args.store)
+    store = CampaignStore(args.store, must_exist=True)
     campaign = store.get_campaign(args.name)
     columns, rows = experiment_rows(store, campaign)
     if args.protocols:
@@ -295,7 +295,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of one campaign (and its figures) and print the path of the page."""
-    store = CampaignStore(args.store)
+    store = CampaignStore(args.store, must_exist=True)
     store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
     from orchestrator.report import build_report
 

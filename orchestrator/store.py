@@ -114,10 +114,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class CampaignStore:
-    """Opens (and creates) the store at ``url``; describe it with ``display``."""
+    """Opens (and creates) the store at ``url``; describe it with ``display``.
 
-    def __init__(self, url: str | None = None) -> None:
+    ``must_exist``: a SQLite file that is not there is a ``StoreError`` instead of a new empty store
+    (for commands that read a campaign: a mistyped path should not leave an empty file behind).
+    """
+
+    def __init__(self, url: str | None = None, must_exist: bool = False) -> None:
         self.url = url or default_store_url()
+        if must_exist and not self._sqlite_file_exists(self.url):
+            raise StoreError(f"no store at {self.display}: the file does not exist",
+                             hint="check the path in --store or warm_start.store: sdl run creates a store, "
+                                  "resume, refill, export, report and a warm start read one")
         self.engine = self._engine(self.url)
         try:
             upgrade_to_head(self.engine)
@@ -126,6 +134,21 @@ class CampaignStore:
             raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._stamp_schema()
+
+    @staticmethod
+    def _sqlite_file_exists(url: str) -> bool:
+        """False only for a SQLite URL naming a file that is not there (other databases: True)."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return True  # _engine says what is wrong with it
+        if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:") \
+                or "\x00" in parsed.database:
+            return True
+        try:
+            return Path(parsed.database).exists()
+        except OSError:  # e.g. a name too long: _engine says what is wrong with it
+            return True
 
     @staticmethod
     def _engine(url: str) -> Engine:

@@ -23,7 +23,7 @@ def load_warm_start(spec: CampaignSpec, default_store_url: str) -> list[tuple[di
     warm = spec.warm_start
     if warm is None:
         return []
-    store = CampaignStore(warm.store or default_store_url)
+    store = CampaignStore(warm.store or default_store_url, must_exist=True)
     earlier = store.find_campaign(warm.campaign)
     if earlier is None:
         known = ", ".join(c.name for c in store.campaigns()) or "none"

@@ -287,3 +287,33 @@ def test_a_nul_in_the_url_is_a_store_error(tmp_path):
     """Found by tests/test_fuzz_ask_tell.py: sqlite3 raised a bare ValueError."""
     with pytest.raises(StoreError, match="NUL character"):
         CampaignStore(f"sqlite:///{tmp_path}/a\x00b.db")
+
+
+@pytest.mark.parametrize("command", ["export", "report", "resume", "refill"])
+def test_a_command_that_reads_a_store_refuses_a_missing_sqlite_file_and_creates_none(tmp_path, capsys, command):
+    from orchestrator.cli import main
+
+    missing = tmp_path / "typo.db"
+    args = {"refill": ["refill", "demo", "--stock", "red=100"]}.get(command, [command, "demo"])
+    assert main([*args, "--store", f"sqlite:///{missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: no store at sqlite:///{missing}: the file does not exist") and "\n" not in err
+    assert not missing.exists()
+
+
+def test_a_warm_start_from_a_missing_store_file_is_an_error_and_creates_none(tmp_path):
+    from orchestrator.campaign import Campaign
+
+    missing = tmp_path / "lab.db"
+    text = """
+name: plant
+parameters:
+  - {name: temperature, type: continuous, bounds: [20, 80]}
+objectives:
+  - {name: yield, direction: maximize}
+budget: {experiments: 4, batch_size: 2}
+warm_start: {campaign: lab, store: 'sqlite:///%s'}
+""" % missing
+    with pytest.raises(StoreError, match="no store at .*lab.db: the file does not exist"):
+        Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'plant.db'}")
+    assert not missing.exists()
