@@ -275,9 +275,7 @@ def test_report_of_a_hybrid_model_shows_its_fitted_setting_per_iteration(tmp_pat
     assert abs(value - 0.012) < 3 * sd and 0 < sd < 0.01
 
 
-def test_report_of_a_warm_started_campaign_refits_the_planners_stacked_model(tmp_path):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    base = """
+SMALL_CAMPAIGN = """
 name: {name}
 seed: 3
 parameters:
@@ -286,10 +284,28 @@ objectives:
   - {{name: yield, direction: maximize}}
 budget: {{experiments: 6, batch_size: 3}}
 """
-    lab = Campaign.from_text(base.format(name="lab"), store=url)
-    plant = Campaign.from_text(base.format(name="plant") + "warm_start: {campaign: lab}\n", store=url)
+
+
+def test_report_of_a_warm_started_campaign_refits_the_planners_stacked_model(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    lab = Campaign.from_text(SMALL_CAMPAIGN.format(name="lab"), store=url)
+    plant = Campaign.from_text(SMALL_CAMPAIGN.format(name="plant") + "warm_start: {campaign: lab}\n", store=url)
     for campaign, shift in ((lab, 0.0), (plant, 5.0)):
         for p in campaign.ask(3):
             campaign.tell(p.id, {"yield": float(np.exp(-((p.params["temperature"] - 50 - shift) / 15) ** 2))})
     html = build_report(plant.store, "plant", tmp_path / "out").read_text(encoding="utf-8")
     assert "SingleTaskGP on the residual of the earlier campaign&#x27;s GP" in _section(html, "model")
+
+
+def test_report_of_a_warm_started_campaign_whose_earlier_store_is_gone_still_builds(tmp_path):
+    lab_store = tmp_path / "lab.db"
+    lab = Campaign.from_text(SMALL_CAMPAIGN.format(name="lab"), store=f"sqlite:///{lab_store}")
+    warm = f"warm_start: {{campaign: lab, store: 'sqlite:///{lab_store}'}}\n"
+    plant = Campaign.from_text(SMALL_CAMPAIGN.format(name="plant") + warm, store=f"sqlite:///{tmp_path / 'plant.db'}")
+    for campaign in (lab, plant):
+        for p in campaign.ask(3):
+            campaign.tell(p.id, {"yield": p.params["temperature"] / 100})
+    lab_store.unlink()
+    html = build_report(plant.store, "plant", tmp_path / "out").read_text(encoding="utf-8")
+    assert re.findall(r'<section id="([^"]+)"><h2>', html) == list(SECTION_IDS)
+    assert "no store at" in _section(html, "model") and not lab_store.exists()
