@@ -223,7 +223,7 @@ def call_problems(name: str, model: "PriorFunction | CalibratedModel", params: M
     """What one call of prior mean ``name`` at ``params`` (the middle of the campaign's box) shows is wrong, one
     line each: it reads a parameter the campaign does not have (a ``KeyError``), or it returns outputs none of
     which is in ``modelled`` (the objectives and outcomes), so the planner would never use it. A model that
-    raises anything else passes: it may be undefined only there, which the emulator handles.
+    raises anything else passes: it may be undefined only there (the emulator then calls it where asked).
     """
     f = model.at(model.start()) if isinstance(model, CalibratedModel) else model
     try:
@@ -232,7 +232,7 @@ def call_problems(name: str, model: "PriorFunction | CalibratedModel", params: M
         missing = error.args[0] if error.args else error
         return [f"prior_mean {name!r} failed at the middle of the parameter box with KeyError {missing!r}; "
                 f"this campaign's parameters are {', '.join(params)}: name them in its settings"]
-    except Exception:  # noqa: BLE001 - undefined here is allowed (see above); the planner reports it if it persists
+    except Exception:  # noqa: BLE001 - a model may be undefined here (see above)
         return []
     if isinstance(value, Mapping) and not set(value) & set(modelled):
         return [f"prior_mean {name!r} predicts {', '.join(sorted(map(str, value)))}, none of this campaign's "
