@@ -43,9 +43,9 @@ def hybrid_figure(rows: list[tuple[int, dict[str, Any]]], ranges: dict[str, tupl
     names = list(ranges)
     fig = new_figure(3.4 * len(names), 2.8)
     axes = fig.subplots(1, len(names), squeeze=False)[0]
+    fitted = [(i, p["calibration"]) for i, p in rows if p["calibration"].get("fitted")]
+    iterations = [i for i, _ in fitted]
     for ax, name in zip(axes, names):
-        fitted = [(i, p["calibration"]) for i, p in rows if p["calibration"].get("fitted")]
-        iterations = [i for i, _ in fitted]
         values = [c["fit"][name] for _, c in fitted]
         sds = [2.0 * ((c.get("fit_sd") or {}).get(name) or 0.0) for _, c in fitted]
         ax.axhline(given[name], color=COLOURS["baseline"], ls="--", lw=1, label="given")
