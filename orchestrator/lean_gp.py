@@ -18,7 +18,8 @@ algebra directly:
   conditional Gaussian, instead of a joint Cholesky and its backward pass per call.
 
 Measured on Hartmann6 at n = 100 (this machine, one thread): a loss evaluation 2.3 ms
-against ~4 ms, a gradient of the acquisition at 8 points 4.4 ms against 8.8 ms.
+against ~4 ms (1.7-2.5 ms against 3.5 ms with its gradient, now analytic), a gradient of the
+acquisition at 8 points 4.4 ms against 8.8 ms.
 
 Supported (``is_supported``): an unbatched ``SingleTaskGP`` without input transform,
 with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel`` or a
@@ -67,24 +68,39 @@ def _kernel(model: Any, A, B):
     """Kernel matrix ``(..., a, b)`` between unit points ``A`` ``(..., a, d)`` and ``B`` ``(..., b, d)``:
     RBF ``exp(-r^2 / 2)`` or Matern 5/2 ``(1 + sqrt(5) r + 5 r^2 / 3) exp(-sqrt(5) r)`` of the
     lengthscale-scaled distance ``r``."""
+    kernel = model.covar_module
+    base = _base(kernel)
+    K = _profile(base, _squared_distance(A / base.lengthscale, B / base.lengthscale))  # lengthscale: (1, d)
+    return K * kernel.outputscale if base is not kernel else K
+
+
+def _base(kernel: Any) -> Any:
+    """The RBF or Matern kernel inside ``kernel`` (itself, or the ``base_kernel`` of a ``ScaleKernel``)."""
+    return kernel.base_kernel if hasattr(kernel, "base_kernel") else kernel
+
+
+def _squared_distance(a, b):
+    """Squared distances ``(..., a, b)`` between the rows of ``a`` ``(..., a, d)`` and ``b`` ``(..., b, d)``."""
+    centre = b.mean(-2, keepdim=True)  # centring keeps the quadratic expansion accurate
+    a, b = a - centre, b - centre
+    d2 = a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)
+    return d2.clamp_min(0.0)
+
+
+def _profile(base: Any, d2, slope: bool = False):
+    """The unscaled kernel as a function of the squared scaled distance ``d2``; with ``slope``, also its
+    derivative ``dk / d(d2)`` (same shape)."""
     import math
 
     import torch
 
-    kernel = model.covar_module
-    scaled = hasattr(kernel, "base_kernel")
-    base = kernel.base_kernel if scaled else kernel
-    a, b = A / base.lengthscale, B / base.lengthscale  # lengthscale: (1, d)
-    centre = b.mean(-2, keepdim=True)  # centring keeps the quadratic expansion accurate
-    a, b = a - centre, b - centre
-    d2 = a.pow(2).sum(-1, keepdim=True) - 2.0 * a @ b.transpose(-2, -1) + b.pow(2).sum(-1).unsqueeze(-2)
-    d2 = d2.clamp_min(0.0)
     if hasattr(base, "nu"):  # Matern 5/2, the only nu is_supported admits; clamped as gpytorch does (gradient at r = 0)
         r = math.sqrt(5.0) * d2.clamp_min(1e-30).sqrt()
-        K = (1.0 + r + r.pow(2) / 3.0) * torch.exp(-r)
-    else:
-        K = torch.exp(-0.5 * d2)
-    return K * kernel.outputscale if scaled else K
+        decay = torch.exp(-r)
+        K = (1.0 + r + r.pow(2) / 3.0) * decay
+        return (K, -(5.0 / 6.0) * (1.0 + r) * decay) if slope else K
+    K = torch.exp(-0.5 * d2)
+    return (K, -0.5 * K) if slope else K
 
 
 def _solve_lower(L, B):
@@ -119,7 +135,15 @@ def _cholesky(K):
 
 
 def neg_mll_closure(mll: Any):
-    """A ``ForwardBackwardClosure`` of ``mll``'s loss (see the module docstring) for ``fit_gpytorch_mll``."""
+    """A ``ForwardBackwardClosure`` of ``mll``'s loss (see the module docstring) for ``fit_gpytorch_mll``.
+
+    The gradient is analytic, not autograd's pass back through the Cholesky factor and the kernel:
+    with ``alpha = K^-1 (y - c)``, the loss's gradient in ``K`` is ``G = (K^-1 - alpha alpha^T) / 2n``,
+    and each hyperparameter's follows from ``G`` in closed form (``_natural_gradients``). Autograd
+    then only carries those few numbers back through the parameters' constraints and priors.
+    Measured at n = 100, d = 6 (one thread, a benchmark beside it): a loss and its gradient in 1.7 ms
+    (Matern) and 2.5 ms (RBF) against 3.5 ms by autograd.
+    """
     import math
 
     import torch
@@ -131,16 +155,44 @@ def neg_mll_closure(mll: Any):
     n = y.shape[-1]
 
     def loss():
-        K = _kernel(model, X, X) + torch.diag(_noise(model, n))
-        L = _cholesky(K)
-        r = (y - model.mean_module.constant).unsqueeze(-1)
-        alpha = _solve_lower(L, r)
-        log_likelihood = -0.5 * (alpha.pow(2).sum() + 2.0 * L.diagonal().log().sum() + n * math.log(2.0 * math.pi))
-        for _, module, prior, closure, _ in model.named_priors():
-            log_likelihood = log_likelihood + prior.log_prob(closure(module)).sum()
-        return -log_likelihood / n
+        kernel = model.covar_module
+        noise, constant = _noise(model, n), model.mean_module.constant
+        with torch.no_grad():
+            u = X / _base(kernel).lengthscale
+            shape, slope = _profile(_base(kernel), _squared_distance(u, u), slope=True)
+            scale = kernel.outputscale if _base(kernel) is not kernel else None
+            L = _cholesky((shape if scale is None else shape * scale) + torch.diag(noise))
+            alpha = torch.cholesky_solve((y - constant).unsqueeze(-1), L)  # (n, 1)
+            negative_log_likelihood = (0.5 * (y - constant) @ alpha.squeeze(-1) + L.diagonal().log().sum()
+                                       + 0.5 * n * math.log(2.0 * math.pi))
+            G = (torch.cholesky_inverse(L) - alpha @ alpha.transpose(-2, -1)) / (2.0 * n)  # d loss / dK
+            grads = _natural_gradients(G, u, _base(kernel).lengthscale, shape, slope, scale)
+        priors = model.named_priors()
+        log_prior = sum((prior.log_prob(closure(module)).sum() for _, module, prior, closure, _ in priors),
+                        torch.zeros((), dtype=X.dtype))
+        # a scalar whose gradient in the raw parameters is the loss's: the analytic gradients in the natural
+        # parameters (lengthscales, noise, constant, outputscale) times those parameters, less the priors
+        linear = ((grads["lengthscale"] * _base(kernel).lengthscale).sum() + (G.diagonal() * noise).sum()
+                  - alpha.sum() / n * constant - log_prior / n)
+        if scale is not None:
+            linear = linear + grads["outputscale"] * kernel.outputscale
+        return (negative_log_likelihood - log_prior.detach()) / n + (linear - linear.detach())
 
     return ForwardBackwardClosure(forward=loss, parameters=get_parameters(mll, requires_grad=True))
+
+
+def _natural_gradients(G, u, lengthscale, shape, slope, scale) -> dict:
+    """The loss's gradient in the ``lengthscale`` ``(1, d)`` and the outputscale (``scale``; None: no
+    ``ScaleKernel``), from its gradient ``G`` ``(n, n)`` in the covariance ``K = scale * shape(d2)``,
+    the scaled points ``u = X / lengthscale`` ``(n, d)`` and ``slope = d shape / d(d2)`` ``(n, n)``.
+
+    ``d(d2_ij) / d lengthscale_k = -2 (u_ik - u_jk)^2 / lengthscale_k``; for symmetric ``W``,
+    ``sum_ij W_ij (u_ik - u_jk)^2 = 2 sum_i (W 1)_i u_ik^2 - 2 sum_i u_ik (W u)_ik``.
+    """
+    W = G * slope * (1.0 if scale is None else scale)
+    spread = 2.0 * (W.sum(-1, keepdim=True) * u.pow(2)).sum(-2) - 2.0 * (u * (W @ u)).sum(-2)  # (d,)
+    return {"lengthscale": -2.0 * spread.unsqueeze(0) / lengthscale,
+            "outputscale": (G * shape).sum() if scale is not None else None}
 
 
 @functools.lru_cache(maxsize=None)
