@@ -179,12 +179,17 @@ class Campaign:
     def observations(self) -> list[tuple[dict[str, Any], dict[str, float]]]:
         return [(e.params, e.values) for e in self.experiments("measured")]
 
-    def remaining_budget(self) -> int:
-        """Experiments still to propose; abandoned ones (never made) give their place back."""
-        return self.spec.budget.experiments - sum(e.status != "abandoned" for e in self.experiments())
+    def remaining_budget(self, experiments: Sequence[Experiment] | None = None) -> int:
+        """Experiments still to propose; abandoned ones (never made) give their place back.
 
-    def next_iteration(self) -> int:
-        return max((e.iteration for e in self.experiments()), default=0) + 1
+        ``experiments``: the campaign's experiments if already read (one read serves a whole ask).
+        """
+        experiments = self.experiments() if experiments is None else experiments
+        return self.spec.budget.experiments - sum(e.status != "abandoned" for e in experiments)
+
+    def next_iteration(self, experiments: Sequence[Experiment] | None = None) -> int:
+        experiments = self.experiments() if experiments is None else experiments
+        return max((e.iteration for e in experiments), default=0) + 1
 
     # ask / tell --------------------------------------------------------------------------
 
@@ -193,13 +198,13 @@ class Campaign:
         n = self.spec.budget.batch_size if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise CampaignStateError(f"ask(n) needs a positive whole number, got {n!r}")
-        left = self.remaining_budget()
+        everything = self.experiments()
+        left = self.remaining_budget(everything)
         if n > left:
             raise CampaignStateError(
                 f"campaign {self.spec.name!r} has budget for {left} more experiment(s), asked for {n}",
                 hint="ask for fewer or raise budget.experiments in a new campaign",
             )
-        everything = self.experiments()
         pending = [e.params for e in everything if e.status in ("proposed", "dispatched")]
         measured = [e for e in everything if e.status == "measured"]
         sds = self._uncertainties()
@@ -208,8 +213,7 @@ class Campaign:
             failed=[e.params for e in everything if e.status == "failed" and _is_chemistry(e)],
             uncertainty=[sds.get(e.id) for e in measured] if sds else None,
         )
-        iteration = self.next_iteration()
-        rows = self.store.add_proposals(self.info.id, iteration, [(s.params, s.info) for s in suggestions])
+        rows = self.store.add_proposals(self.info.id, self.next_iteration(everything), [(s.params, s.info) for s in suggestions])
         return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
     def tell(self, experiment_id: int, values: Mapping[str, float],
