@@ -221,23 +221,48 @@ def prior_mean_for(name: str, settings: Mapping[str, Any],
 def call_problems(name: str, model: "PriorFunction | CalibratedModel", params: Mapping[str, Any],
                   modelled: Sequence[str]) -> list[str]:
     """What one call of prior mean ``name`` at ``params`` (the middle of the campaign's box) shows is wrong, one
-    line each: it reads a parameter the campaign does not have (a ``KeyError``), or it returns outputs none of
-    which is in ``modelled`` (the objectives and outcomes), so the planner would never use it. A model that
-    raises anything else passes: it may be undefined only there (the emulator then calls it where asked).
+    line each: it reads a parameter the campaign does not have (a ``KeyError``, or any error after asking for
+    one, as ``params.get(name)`` then arithmetic on None does), or it returns outputs none of which is in
+    ``modelled`` (the objectives and outcomes), so the planner would never use it. A model that raises
+    anything else passes: it may be undefined only there (the emulator then calls it where asked).
     """
     f = model.at(model.start()) if isinstance(model, CalibratedModel) else model
+    asked = _ReadLog(params)
+    fix = f"this campaign's parameters are {', '.join(params)}: name them in its settings"
     try:
-        value = f(dict(params))
+        value = f(asked)
     except KeyError as error:
         missing = error.args[0] if error.args else error
-        return [f"prior_mean {name!r} failed at the middle of the parameter box with KeyError {missing!r}; "
-                f"this campaign's parameters are {', '.join(params)}: name them in its settings"]
-    except Exception:  # noqa: BLE001 - a model may be undefined here (see above)
-        return []
+        return [f"prior_mean {name!r} failed at the middle of the parameter box with KeyError {missing!r}; {fix}"]
+    except Exception as error:  # noqa: BLE001 - a model may be undefined here (see above)
+        if not asked.missing:
+            return []
+        return [f"prior_mean {name!r} failed at the middle of the parameter box with {type(error).__name__} after "
+                f"asking for {', '.join(map(repr, asked.missing))}, which the campaign does not have; {fix}"]
     if isinstance(value, Mapping) and not set(value) & set(modelled):
         return [f"prior_mean {name!r} predicts {', '.join(sorted(map(str, value)))}, none of this campaign's "
                 f"objectives or outcomes ({', '.join(modelled)}); name its outputs after them"]
     return []
+
+
+class _ReadLog(dict):
+    """A campaign's parameters that note each name a model asks for and does not find (``missing``)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        super().__init__(params)
+        self.missing: list[Any] = []
+
+    def _note(self, key: Any) -> None:
+        if key not in self and key not in self.missing:
+            self.missing.append(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._note(key)
+        return super().get(key, default)
 
 
 # the planner's view of a prior mean ------------------------------------------------------------

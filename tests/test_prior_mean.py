@@ -17,7 +17,8 @@ import pytest
 from orchestrator.calibration import GRID
 from orchestrator.campaign import Campaign
 from orchestrator.errors import SpecError
-from orchestrator.prior_mean import EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior
+from orchestrator.prior_mean import (EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior,
+                                      build_prior_mean)
 from orchestrator.spec_loader import parse_spec
 from tests.test_plugins import install
 from orchestrator.space import SearchSpace
@@ -457,6 +458,28 @@ def test_a_prior_mean_that_cannot_be_used_is_a_one_line_error(site, entries, sim
         parse_spec(CAMPAIGN.format(name=simulator, settings=settings))
     text = caught.value.one_line()
     assert message in text and "\n" not in text
+
+
+def test_a_plugin_that_reads_a_missing_parameter_with_get_is_a_one_line_error(site):
+    (site / "lab_kinetics_get.py").write_text(textwrap.dedent(PLUGIN_MODULE).replace(
+        'p["temperature"] + offset', 'p.get("temprature") + offset'))
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics_get:arrhenius"})
+    with pytest.raises(SpecError) as caught:
+        parse_spec(CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}"))
+    assert caught.value.one_line().endswith(
+        "prior_mean 'arrhenius' failed at the middle of the parameter box with TypeError after asking for "
+        "'temprature', which the campaign does not have; this campaign's parameters are temperature, time: "
+        "name them in its settings")
+
+
+def test_a_plugin_undefined_at_the_middle_of_the_box_still_passes_validation(site):
+    (site / "lab_kinetics_pole.py").write_text(textwrap.dedent(PLUGIN_MODULE).replace(
+        "k = k50", "k = 1 / (p['temperature'] - 50) + k50"))  # ZeroDivisionError at 50 C, the box's middle
+    install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics_pole:arrhenius"})
+    spec = parse_spec(CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}"))
+    assert spec.prior_mean.simulator == "arrhenius"
+    with pytest.raises(ZeroDivisionError):  # the model is undefined there, so the pass above was not vacuous
+        build_prior_mean(spec.prior_mean.simulator, spec.prior_mean.settings)({"temperature": 50.0, "time": 10.0})
 
 
 def test_a_plugin_cannot_replace_a_built_in_model(site):
