@@ -205,14 +205,9 @@ class Campaign:
                 f"campaign {self.spec.name!r} has budget for {left} more experiment(s), asked for {n}",
                 hint="ask for fewer or raise budget.experiments in a new campaign",
             )
-        pending = [e.params for e in everything if e.status in ("proposed", "dispatched")]
-        measured = [e for e in everything if e.status == "measured"]
-        sds = self._uncertainties()
-        suggestions = self.planner.suggest(
-            [(e.params, e.values) for e in measured], pending, n, n_proposed=len(everything),
-            failed=[e.params for e in everything if e.status == "failed" and _is_chemistry(e)],
-            uncertainty=[sds.get(e.id) for e in measured] if sds else None,
-        )
+        inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
+        suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
+                                           failed=inputs.failed, uncertainty=inputs.uncertainty)
         rows = self.store.add_proposals(self.info.id, self.next_iteration(everything), [(s.params, s.info) for s in suggestions])
         return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
@@ -267,11 +262,6 @@ class Campaign:
         """Whether a stopping rule of the campaign file holds now (see ``orchestrator.stopping``)."""
         return decide(self.spec, self.experiments())
 
-    def _uncertainties(self) -> dict[int, dict[str, float]]:
-        """Experiment id -> reported sd per value, from the event log."""
-        return {int(e["detail"]["experiment_id"]): dict(e["detail"]["sd"])
-                for e in self.store.events(self.info.id, UNCERTAINTY_EVENT)}
-
     def _checked_uncertainty(self, uncertainty: Mapping[str, float] | None, values: Mapping[str, float]) -> dict[str, float]:
         if uncertainty is None:
             return {}
@@ -316,6 +306,34 @@ class Campaign:
                 )
             checked[name] = number
         return checked
+
+
+@dataclass(frozen=True)
+class PlannerInputs:
+    """What ``Planner.suggest`` learns from a campaign's experiments (see ``planner_inputs``)."""
+
+    observations: list[tuple[dict[str, Any], dict[str, float]]]  # measured: (params, values), in sequence
+    pending: list[dict[str, Any]]  # proposed or dispatched, not yet finished
+    failed: list[dict[str, Any]]  # failed for chemical reasons: learned as infeasible
+    uncertainty: list[dict[str, float] | None] | None  # reported sd per observation; None: none reported
+
+
+def planner_inputs(experiments: Sequence[Experiment], sds: Mapping[int, Mapping[str, float]]) -> PlannerInputs:
+    """The planner's inputs from a campaign's ``experiments`` (in sequence) and the instruments' reported
+    standard deviations ``sds`` (experiment id -> sd per value, ``reported_uncertainties``)."""
+    measured = [e for e in experiments if e.status == "measured"]
+    return PlannerInputs(
+        observations=[(e.params, e.values) for e in measured],
+        pending=[e.params for e in experiments if e.status in ("proposed", "dispatched")],
+        failed=[e.params for e in experiments if e.status == "failed" and _is_chemistry(e)],
+        uncertainty=[dict(sds[e.id]) if e.id in sds else None for e in measured] if sds else None,
+    )
+
+
+def reported_uncertainties(store: CampaignStore, campaign_id: int) -> dict[int, dict[str, float]]:
+    """Experiment id -> the sd per value its instrument reported, from the campaign's event log."""
+    return {int(e["detail"]["experiment_id"]): dict(e["detail"]["sd"])
+            for e in store.events(campaign_id, UNCERTAINTY_EVENT)}
 
 
 def _is_chemistry(experiment: Experiment) -> bool:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from orchestrator import Campaign
+from orchestrator.campaign import reported_uncertainties
 from orchestrator.errors import CampaignStateError, SpecError
 from orchestrator.spec import Objective
 from orchestrator.spec_loader import parse_spec
@@ -154,7 +155,7 @@ def test_reported_uncertainty_reaches_the_model_as_observed_noise(tmp_path):
     batch = c.ask(4)
     for p in batch:
         c.tell(p.id, {"signal": p.params["x"]}, uncertainty={"signal": 0.05})
-    assert c._uncertainties() == {p.id: {"signal": 0.05} for p in batch}
+    assert reported_uncertainties(c.store, c.info.id) == {p.id: {"signal": 0.05} for p in batch}
     (proposal,) = c.ask(1)
     model = proposal.info["models"]["signal"]
     assert model["observed_noise"] is True

@@ -309,3 +309,26 @@ def test_report_of_a_warm_started_campaign_whose_earlier_store_is_gone_still_bui
     html = build_report(plant.store, "plant", tmp_path / "out").read_text(encoding="utf-8")
     assert re.findall(r'<section id="([^"]+)"><h2>', html) == list(SECTION_IDS)
     assert "no store at" in _section(html, "model") and not lab_store.exists()
+
+
+def test_report_model_is_fitted_to_the_planners_training_data(tmp_path):
+    """A chemistry failure is imputed and a far outlier pulled in, as the planner has them; LOO is of the measured."""
+    from orchestrator.report.data import load_report_data
+    from orchestrator.report.model import summarise_model
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    campaign = Campaign.from_text(SMALL_CAMPAIGN.format(name="outlier").replace("experiments: 6", "experiments: 10"),
+                                  store=url)
+    proposals = campaign.ask(4) + campaign.ask(4)
+    for i, p in enumerate(proposals):
+        campaign.tell(p.id, {"yield": -50.0 if i == 0 else p.params["temperature"] / 100})
+    (failed,) = campaign.ask(1)
+    campaign.fail(failed.id, "nothing formed")
+    data = load_report_data(CampaignStore(url), "outlier")
+    summary = summarise_model(data)
+    assert (summary.imputed, summary.pulled_in) == (1, 1)
+    assert summary.loo_mean.shape == summary.observed.shape == (8,)
+    assert summary.loo_mean[0] > -10  # predicted from the others at about the fence, far above the -50 measured
+    html = build_report(campaign.store, "outlier", tmp_path / "out").read_text(encoding="utf-8")
+    assert ("with 1 chemistry failure(s) at the worst value seen and 1 of the worst values pulled in to the "
+            "planner&#x27;s outlier fence") in _section(html, "model")

@@ -2,7 +2,8 @@
 
 The model is the planner's (``surrogates.fit_output``: ``SingleTaskGP`` with ``Standardize``, on
 the residual of the campaign's prior mean or earlier campaign when it has one) on unit coordinates
-from ``SearchSpace.to_unit``. Leave-one-out predictions use the closed form for a GP with
+from ``SearchSpace.to_unit``, fitted to the training data the planner builds
+(``acquisition.build_problem``). Leave-one-out predictions use the closed form for a GP with
 fixed hyperparameters (Rasmussen & Williams 2006, eq. 5.12): no refit per left-out point.
 Torch is imported only when a model is fitted.
 """
@@ -52,6 +53,8 @@ class ModelSummary:
     noise_sd: float
     kernel: str  # the fitted kernel's name, e.g. "RBF"
     model: str = "SingleTaskGP"  # and the model's, e.g. "SingleTaskGP on the residual of a prior mean"
+    imputed: int = 0  # chemistry failures in the training data, at the worst value seen (as the planner has them)
+    pulled_in: int = 0  # measured values the planner's winsorising pulled in to its fence
 
 
 def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,53 +69,67 @@ def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np
     return residual - (K_inv @ residual) / diag, 1.0 / diag
 
 
-def fit(data: ReportData) -> tuple[Any, str]:
-    """The planner's model of the objective refitted to every measured experiment (unit coordinates, raw
-    values), and its name: with the campaign's prior knowledge as the planner uses it, a mechanistic prior
+@dataclass(frozen=True)
+class FittedModel:
+    """The refitted model of the objective, its name, and what its training data holds beside the raw
+    measurements: ``imputed`` chemistry failures at the worst value seen, ``pulled_in`` measured values
+    pulled in to the winsorising fence (``acquisition._winsorized``)."""
+
+    model: Any
+    name: str
+    imputed: int
+    pulled_in: int
+
+
+def fit(data: ReportData) -> FittedModel:
+    """The planner's model of the objective refitted to every measured experiment, from the training data the
+    planner builds (``acquisition.build_problem``: winsorised values, chemistry failures imputed, reported
+    uncertainties as noise) with the campaign's prior knowledge as the planner uses it: a mechanistic prior
     mean (its calibrated settings fitted to these measurements) or a warm start's earlier campaign."""
     import torch
 
-    from orchestrator.campaign import planner_for
-    from orchestrator.surrogates import OutputData, fit_output
+    from orchestrator.acquisition import build_problem
+    from orchestrator.campaign import planner_for, planner_inputs, reported_uncertainties
+    from orchestrator.surrogates import fit_output
     from orchestrator.warm_start import load_warm_start
 
     name = data.objective.name
-    observations = [(e.params, dict(e.values)) for e in data.measured]
+    inputs = planner_inputs(data.experiments, reported_uncertainties(data.store, data.info.id))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a GP on tens of points: threads cost more than they give
     try:
         with torch.random.fork_rng():
             torch.manual_seed(data.spec.seed)
             planner = planner_for(data.spec, load_warm_start(data.spec, data.store.url))
-            prior = None
             if planner.prior is not None:
-                planner.prior.calibrate(observations)
-                prior = planner.prior.for_output(name)
-            earlier = [(params, values) for params, values in planner.prior_data if name in values]
-            rows = [params for params, _ in observations] + [params for params, _ in earlier]
-            X = torch.tensor(np.stack([data.space.to_unit(params) for params in rows]), dtype=torch.float64)
-            Y = torch.tensor([[float(values[name])] for _, values in observations + earlier], dtype=torch.float64)
-            task = torch.tensor([1.0] * len(observations) + [0.0] * len(earlier), dtype=torch.float64) \
-                if earlier else None
-            model, description = fit_output(OutputData(name, X, Y, task=task, prior=prior), seed=0,
-                                            kernel=planner.kernel)
-            return model, description["model"]
+                planner.prior.calibrate(inputs.observations)
+            problem = build_problem(planner.space, planner.objectives, planner.outcome_constraints,
+                                    inputs.observations, inputs.failed, inputs.uncertainty, planner.prior_data,
+                                    planner.prior)
+            output = problem.outputs[problem.index(name)]
+            model, description = fit_output(output, seed=0, kernel=planner.kernel)
     finally:
         torch.set_num_threads(threads)
+    n = len(inputs.observations)
+    trained = output.Y[:n, 0].numpy()
+    pulled_in = int(np.sum(trained != np.array([float(v[name]) for _, v in inputs.observations])))
+    return FittedModel(model, description["model"], len(inputs.failed), pulled_in)
 
 
-def _loo(model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """LOO mean and sd in objective units, shape ``(n,)`` each, from the fitted ``model``."""
+def _loo(model: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """LOO mean and sd in objective units of the model's first ``n`` training points (the measured ones,
+    before any imputed failures), shape ``(n,)`` each."""
     import torch
 
     with torch.no_grad():
         X, y = model.train_inputs[0], model.train_targets  # y standardised
-        K = model.covar_module(X).to_dense() + model.likelihood.noise.mean() * torch.eye(len(y), dtype=X.dtype)
+        noise = model.likelihood.noise.reshape(-1).expand(len(y))  # fitted, or each point's reported variance
+        K = model.covar_module(X).to_dense() + torch.diag(noise)
         prior = model.mean_module(X)
         mean, var = loo_closed_form(K.numpy(), (y - prior).numpy())
         mean = mean + prior.numpy()
         scale, shift = (float(t.squeeze()) for t in (model.outcome_transform.stdvs, model.outcome_transform.means))
-    return mean * scale + shift, np.sqrt(var) * scale
+    return mean[:n] * scale + shift, np.sqrt(var[:n]) * scale
 
 
 def _base_kernel(model: Any) -> Any:
@@ -156,13 +173,14 @@ def summarise_model(data: ReportData) -> ModelSummary:
     """
     if len(data.measured) < MIN_POINTS:
         raise ValueError(f"needs at least {MIN_POINTS} measured experiments")
-    model, name = fit(data)
+    fitted = fit(data)
+    model = fitted.model
     model.eval()
-    loo_mean, loo_sd = _loo(model)
+    loo_mean, loo_sd = _loo(model, len(data.measured))
     best_u = data.space.to_unit(data.best().params)
     slices = tuple(_slice(data, model, p, best_u) for p in data.space.numeric)
     ls = _lengthscales(model)
     scale = float(model.outcome_transform.stdvs.squeeze())
     noise_sd = float(np.sqrt(float(model.likelihood.noise.detach().mean()))) * scale
     return ModelSummary(data.values(), loo_mean, loo_sd, slices, importance(data, ls), ls, noise_sd,
-                        kernel_name(_base_kernel(model)), name)
+                        kernel_name(_base_kernel(model)), fitted.name, fitted.imputed, fitted.pulled_in)

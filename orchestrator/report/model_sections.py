@@ -77,8 +77,15 @@ def model_section(data: ReportData, summary: ModelSummary | None, reason: str) -
     covered = float(np.mean(np.abs(residual) <= 2 * summary.loo_sd))
     loo = loo_figure(data, summary)
     cuts = slices_figure(data, summary) if summary.slices else None
+    extras = []
+    if summary.imputed:
+        extras.append(f"{summary.imputed} chemistry failure(s) at the worst value seen")
+    if summary.pulled_in:
+        extras.append(f"{summary.pulled_in} of the worst values pulled in to the planner's outlier fence (so "
+                      "their predictions are better than what was measured)")
     text = (f"The planner's model ({summary.model}, standardised outcome, ARD {summary.kernel} kernel) refitted to all "
-            f"{len(summary.observed)} measured experiments. Leave-one-out RMSE {fmt(rmse)}; "
+            f"{len(summary.observed)} measured experiments{', with ' + ' and '.join(extras) if extras else ''}, "
+            f"as the planner fits them. Leave-one-out RMSE {fmt(rmse)}; "
             f"{covered:.0%} of the observations lie within \u00b1 2 sd of their prediction; "
             f"fitted noise sd {fmt(summary.noise_sd)}.")
     body = paragraph(esc(text)) + figure(loo, (
