@@ -208,7 +208,8 @@ class Campaign:
         inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
         suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
                                            failed=inputs.failed, uncertainty=inputs.uncertainty)
-        rows = self.store.add_proposals(self.info.id, self.next_iteration(everything), [(s.params, s.info) for s in suggestions])
+        rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
+                                        [(s.params, s.info) for s in suggestions])
         return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
     def tell(self, experiment_id: int, values: Mapping[str, float],
