@@ -315,6 +315,7 @@ def test_report_model_is_fitted_to_the_planners_training_data(tmp_path):
     """A chemistry failure is imputed and a far outlier pulled in, as the planner has them; LOO is of the measured."""
     from orchestrator.report.data import load_report_data
     from orchestrator.report.model import summarise_model
+    from orchestrator.report.model_sections import model_section
 
     url = f"sqlite:///{tmp_path / 'o.db'}"
     campaign = Campaign.from_text(SMALL_CAMPAIGN.format(name="outlier").replace("experiments: 6", "experiments: 10"),
@@ -329,6 +330,6 @@ def test_report_model_is_fitted_to_the_planners_training_data(tmp_path):
     assert (summary.imputed, summary.pulled_in) == (1, 1)
     assert summary.loo_mean.shape == summary.observed.shape == (8,)
     assert summary.loo_mean[0] > -10  # predicted from the others at about the fence, far above the -50 measured
-    html = build_report(campaign.store, "outlier", tmp_path / "out").read_text(encoding="utf-8")
+    section = model_section(data, summary, "")
     assert ("with 1 chemistry failure(s) at the worst value seen and 1 of the worst values pulled in to the "
-            "planner&#x27;s outlier fence") in _section(html, "model")
+            "planner&#x27;s outlier fence") in section.body
