@@ -156,23 +156,24 @@ def neg_mll_closure(mll: Any):
 
     def loss():
         kernel = model.covar_module
+        base = _base(kernel)
         noise, constant = _noise(model, n), model.mean_module.constant
         with torch.no_grad():
-            u = X / _base(kernel).lengthscale
-            shape, slope = _profile(_base(kernel), _squared_distance(u, u), slope=True)
-            scale = kernel.outputscale if _base(kernel) is not kernel else None
+            u = X / base.lengthscale
+            shape, slope = _profile(base, _squared_distance(u, u), slope=True)
+            scale = kernel.outputscale if base is not kernel else None
             L = _cholesky((shape if scale is None else shape * scale) + torch.diag(noise))
             alpha = torch.cholesky_solve((y - constant).unsqueeze(-1), L)  # (n, 1)
             negative_log_likelihood = (0.5 * (y - constant) @ alpha.squeeze(-1) + L.diagonal().log().sum()
                                        + 0.5 * n * math.log(2.0 * math.pi))
             G = (torch.cholesky_inverse(L) - alpha @ alpha.transpose(-2, -1)) / (2.0 * n)  # d loss / dK
-            grads = _natural_gradients(G, u, _base(kernel).lengthscale, shape, slope, scale)
+            grads = _natural_gradients(G, u, base.lengthscale, shape, slope, scale)
         priors = model.named_priors()
         log_prior = sum((prior.log_prob(closure(module)).sum() for _, module, prior, closure, _ in priors),
                         torch.zeros((), dtype=X.dtype))
         # a scalar whose gradient in the raw parameters is the loss's: the analytic gradients in the natural
         # parameters (lengthscales, noise, constant, outputscale) times those parameters, less the priors
-        linear = ((grads["lengthscale"] * _base(kernel).lengthscale).sum() + (G.diagonal() * noise).sum()
+        linear = ((grads["lengthscale"] * base.lengthscale).sum() + (G.diagonal() * noise).sum()
                   - alpha.sum() / n * constant - log_prior / n)
         if scale is not None:
             linear = linear + grads["outputscale"] * kernel.outputscale
