@@ -5,7 +5,7 @@ proposals: points of a seeded, constraint-filtered Sobol design first, then one 
 modelled output (``orchestrator.surrogates``: exact, subset-fitted above 250 observations,
 stacked on an earlier campaign's GP with a warm start; the plain single-output GP is
 evaluated by ``orchestrator.lean_gp`` up to ``_LOVE_ABOVE`` observations) and
-``qLogNoisyExpectedImprovement`` (one objective) or
+``qLogExpectedImprovement`` (one objective; ``qLogNoisyExpectedImprovement`` on request) or
 ``qLogNoisyExpectedHypervolumeImprovement`` (several), with outcome constraints and the
 chemistry-failure feasibility model as constraints (``orchestrator.acquisition``) and
 in-flight experiments as pending points. Every proposal's ``info`` explains it. Torch is
