@@ -184,14 +184,16 @@ def tips_used_before(stored_plans: Iterable[PlatePlan | Mapping[str, Any]],
     return used
 
 
-def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float]) -> None:
+def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: str = "CAMPAIGN") -> None:
     """Refuse a plan that breaks a declared limit, before any instrument call.
 
     Checks: no negative volume, no volume below the small pipette's minimum, well
-    capacity, fill volume, one experiment per well, tips per rack, reagent stock left.
-    Raises ``PlanLimitError`` naming every violation.
+    capacity, fill volume, one experiment per well, tips per rack, reagent stock left [uL].
+    Raises ``PlanLimitError`` naming every violation. ``campaign`` is the name its hints give to
+    ``sdl refill`` and ``sdl resume``; when every violation is an empty tip rack or reagent stock, the
+    error's hint is to resume after the refill (otherwise it has none: the caller says what to do).
     """
-    deck, problems = plan.deck, []
+    deck, problems, refills = plan.deck, [], []
     seen = set()
     for w in plan.wells:
         where = f"well {plan.label(w.well)} (experiment {w.experiment_id})"
@@ -214,15 +216,17 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float]) -> None:
         if count > TIPS_PER_RACK:
             problems.append(f"{count} {pipette}-pipette tips needed but one rack holds {TIPS_PER_RACK}; lower batch_size")
         elif count > TIPS_PER_RACK - used:
-            problems.append(
+            refills.append(
                 f"{count} {pipette}-pipette tips needed but only {max(0, TIPS_PER_RACK - used)} are left in {rack} "
-                f"(slot {deck.slots[rack]}; {used} used by earlier batches): put in a full rack, record it with "
-                f"'sdl refill CAMPAIGN --tips {pipette}', then 'sdl resume CAMPAIGN'"
+                f"(slot {deck.slots[rack]}; {used} used by earlier batches): put in a full rack and record it with "
+                f"'sdl refill {campaign} --tips {pipette}'"
             )
     for reagent, needed in plan.reagent_totals().items():
         left = stock_left_ul.get(reagent, math.inf)
         if needed > left + 1e-9:
-            problems.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its reservoir well, "
-                            f"record it with 'sdl refill CAMPAIGN --stock {reagent}=UL', then 'sdl resume CAMPAIGN'")
-    if problems:
-        raise PlanLimitError(f"plan for iteration {plan.iteration} refused, nothing dispatched: " + "; ".join(problems))
+            refills.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its "
+                           f"reservoir well and record it with 'sdl refill {campaign} --stock {reagent}=UL'")
+    if problems or refills:
+        raise PlanLimitError(f"plan for iteration {plan.iteration} refused, nothing dispatched: "
+                             + "; ".join(problems + refills),
+                             hint=None if problems else f"then: sdl resume {campaign}")

@@ -14,7 +14,7 @@ from rich.table import Table
 from orchestrator.campaign import best_measured
 from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
-from orchestrator.store import CampaignInfo, CampaignStore, default_report_dir
+from orchestrator.store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -189,7 +189,16 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = CampaignStore(args.store)
+    """Table of the store's campaigns, or one campaign; reads a store and never creates one.
+
+    A ``--store`` SQLite file that is not there is a ``StoreError`` (exit 2), as for ``export``; without
+    ``--store``, a missing default store means nothing has run in this folder yet: a note, exit 0.
+    """
+    if not args.store and not args.name and not DEFAULT_STORE_PATH.exists():
+        print(f"no campaign has been run here yet: there is no store at {DEFAULT_STORE_PATH.resolve()}; "
+              "start one with: sdl run FILE --dry-run, or read another store with: sdl status --store URL")
+        return 0
+    store = CampaignStore(args.store, must_exist=True)
     console = Console(width=max(100, Console().width))
     if args.name:
         _show_campaign(console, store, store.get_campaign(args.name))
@@ -211,7 +220,7 @@ def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     experiments = store.experiments(campaign.id)
     objective = spec.objectives[0]
-    top = best_measured(experiments, objective)
+    top = best_measured(experiments, objective, spec.parsed_outcome_constraints())
     best = f"{objective.name}={_fmt(top.values[objective.name])}" if top else "-"
     measured = sum(e.status == "measured" for e in experiments)
     failed = sum(e.status == "failed" for e in experiments)

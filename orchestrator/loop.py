@@ -123,11 +123,12 @@ class CampaignRunner:
             plan = compile_plan(self.handler_config, self.instruments.robot_type, batch[0].iteration, items,
                                 position_after(labels), tips_used=tips_used(stored, refills),
                                 reserved_wells=[blank] if blank else [])
-            check_plan(plan, stock_left(self.handler_config, stored, refills))
+            check_plan(plan, stock_left(self.handler_config, stored, refills), campaign=self.campaign.spec.name)
         except InstrumentError as err:
             for p in batch:
                 self.store.abandon(p.id, f"plan refused before dispatch: {err.message}")
-            raise LoopError(err.message, hint="nothing was dispatched; fix the limit and run again") from err
+            raise LoopError(err.message,
+                            hint=err.hint or "nothing was dispatched; fix the limit and run again") from err
         self.store.mark_dispatched({w.experiment_id: (plan.label(w.well), self._made(w.volumes_ul, p.params))
                                     for w, p in zip(plan.wells, batch)},
                                    batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")})

@@ -125,7 +125,7 @@ class CampaignStore:
         if must_exist and not self._sqlite_file_exists(self.url):
             raise StoreError(f"no store at {self.display}: the file does not exist",
                              hint="check the path in --store or warm_start.store: sdl run creates a store, "
-                                  "resume, refill, export, report and a warm start read one")
+                                  "resume, refill, status, export, report and a warm start read one")
         self.engine = self._engine(self.url)
         try:
             upgrade_to_head(self.engine)

@@ -25,7 +25,9 @@ def test_a_campaign_stopped_by_empty_stock_goes_on_after_a_refill(prefect_server
     path, url = small_demo(tmp_path, red_stock_ul=20)
     assert main(["run", str(path), "--dry-run", "--store", url]) == 1
     err = capsys.readouterr().err
-    assert "red: needs" in err and "sdl refill CAMPAIGN --stock red=UL" in err
+    assert "red: needs" in err and "nothing dispatched" in err
+    assert "'sdl refill refill-demo --stock red=UL'" in err and "then: sdl resume refill-demo" in err
+    assert "CAMPAIGN" not in err and "fix the limit" not in err and "run again" not in err
 
     assert main(["refill", "refill-demo", "--stock", "red=5000", "--store", url]) == 0
     out = capsys.readouterr().out

@@ -289,31 +289,68 @@ def test_a_nul_in_the_url_is_a_store_error(tmp_path):
         CampaignStore(f"sqlite:///{tmp_path}/a\x00b.db")
 
 
-@pytest.mark.parametrize("command", ["export", "report", "resume", "refill"])
+@pytest.mark.parametrize("command", ["export", "report", "resume", "refill", "status", "status-all"])
 def test_a_command_that_reads_a_store_refuses_a_missing_sqlite_file_and_creates_none(tmp_path, capsys, command):
     from orchestrator.cli import main
 
     missing = tmp_path / "typo.db"
-    args = {"refill": ["refill", "demo", "--stock", "red=100"]}.get(command, [command, "demo"])
+    args = {"refill": ["refill", "demo", "--stock", "red=100"],
+            "status-all": ["status"]}.get(command, [command, "demo"])
     assert main([*args, "--store", f"sqlite:///{missing}"]) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert err.startswith(f"error: no store at sqlite:///{missing}: the file does not exist") and "\n" not in err
-    assert not missing.exists()
+    assert captured.out == "" and list(tmp_path.iterdir()) == []  # no store, no .migrate-lock
+
+
+def test_status_without_a_store_in_a_fresh_folder_says_nothing_has_run_and_creates_nothing(tmp_path, capsys,
+                                                                                            monkeypatch):
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("no campaign has been run here yet") and "\n" not in out
+    assert str(tmp_path / "runs" / "sdl.db") in out and "sdl run FILE --dry-run" in out and "--store URL" in out
+    assert list(tmp_path.iterdir()) == []
+    assert main(["status", "demo"]) == 2  # a named campaign that cannot be there is an error, as for export
+    assert "error: no store at" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+#: A campaign file of one parameter and one objective; ``{name}`` is its name.
+ONE_PARAMETER = """\
+name: {name}
+parameters:
+  - {{name: temperature, type: continuous, bounds: [20, 80]}}
+objectives:
+  - {{name: yield, direction: maximize}}
+budget: {{experiments: 4, batch_size: 2}}
+"""
+
+
+def test_status_reads_an_existing_store_given_or_default(tmp_path, capsys, monkeypatch):
+    from orchestrator.cli import main
+
+    from orchestrator.campaign import Campaign
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    empty = tmp_path / "empty.db"
+    CampaignStore(f"sqlite:///{empty}").engine.dispose()
+    Campaign.from_text(ONE_PARAMETER.format(name="here"), store="sqlite:///runs/sdl.db").store.engine.dispose()
+    assert main(["status", "--store", f"sqlite:///{empty}"]) == 0
+    assert capsys.readouterr().out.startswith(f"no campaigns in sqlite:///{empty} yet")
+    assert main(["status"]) == 0
+    assert "here" in capsys.readouterr().out
+    assert main(["status", "here"]) == 0
+    assert "here" in capsys.readouterr().out
 
 
 def test_a_warm_start_from_a_missing_store_file_is_an_error_and_creates_none(tmp_path):
     from orchestrator.campaign import Campaign
 
     missing = tmp_path / "lab.db"
-    text = """
-name: plant
-parameters:
-  - {name: temperature, type: continuous, bounds: [20, 80]}
-objectives:
-  - {name: yield, direction: maximize}
-budget: {experiments: 4, batch_size: 2}
-warm_start: {campaign: lab, store: 'sqlite:///%s'}
-""" % missing
+    text = ONE_PARAMETER.format(name="plant") + f"warm_start: {{campaign: lab, store: 'sqlite:///{missing}'}}\n"
     with pytest.raises(StoreError, match="no store at .*lab.db: the file does not exist"):
         Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'plant.db'}")
     assert not missing.exists()

@@ -103,6 +103,20 @@ def test_the_last_tips_of_a_rack_are_used_and_one_more_is_refused(simulator, han
     assert "nothing dispatched" in message and "large-pipette" not in message
 
 
+def test_an_empty_rack_or_stock_names_the_campaign_to_refill_and_resume(handler):
+    plan = plan_for(handler, OT2, 1, 4)
+    short = plan.model_copy(update={"tips_start": {"tiprack_small": TIPS_PER_RACK - 1}})
+    with pytest.raises(PlanLimitError) as caught:
+        check_plan(short, {"red": 5.0}, campaign="plate-7")
+    text = caught.value.one_line()
+    assert "'sdl refill plate-7 --tips small'" in text and "'sdl refill plate-7 --stock red=UL'" in text
+    assert text.endswith("(then: sdl resume plate-7)") and "CAMPAIGN" not in text
+    overfull = plan.model_copy(update={"well_capacity_ul": 1.0})  # a limit a refill cannot fix: no resume hint
+    with pytest.raises(PlanLimitError) as caught:
+        check_plan(overfull, {"red": 5.0}, campaign="plate-7")
+    assert "exceeds the well capacity" in caught.value.message and caught.value.hint is None
+
+
 def test_a_volume_above_the_large_pipette_takes_a_tip_per_aspiration(simulator):
     deck = DECKS[OT2]
     plan = PlatePlan(iteration=1, plate=1, robot_type=OT2, fill_volume_ul=340, well_capacity_ul=360,
