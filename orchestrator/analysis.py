@@ -7,6 +7,11 @@ Kinds of analysis (``analysis[].kind`` in the campaign):
   of the highest peak inside a wavelength window after Gaussian smoothing (``PeakAnalysis``);
   with ``target_peak_nm`` the objective is ``|peak - target_peak_nm|`` (plus ``width_weight``
   times the FWHM), to minimise.
+- ``max_reading`` [reading units]: the highest value of the smoothed reading inside the window
+  (``MaxReading``), e.g. for the outcome constraint ``absorbance <= 2`` that keeps wells in
+  the detector's linear range.
+
+Each entry computes an objective or an outcome named in an outcome constraint.
 
 A spectrum that cannot give an objective (no peak: e.g. no particles formed) raises
 ``AnalysisFailure``; ``evaluate_objectives`` turns that into a failure reason for the record.
@@ -102,10 +107,15 @@ def find_peak(wavelengths_nm: np.ndarray, values: np.ndarray, window_nm: tuple[f
     top = int(np.argmax(s))
     prominence = float(s[top] - s.min())
     noise = 1.4826 * float(np.median(np.abs(v - s)))
-    threshold = min_prominence if min_prominence is not None else max(8.0 * noise, 1e-9 * float(np.abs(v).max()))
+    floor = 1e-9 * float(np.abs(v).max())  # what counts as flat: rounding error of the largest reading
+    threshold = min_prominence if min_prominence is not None else max(8.0 * noise, floor)
     if prominence <= threshold:
+        if float(v.max() - v.min()) <= floor:  # e.g. all zeros: "rises 0 (needs 0)" would explain nothing
+            raise AnalysisFailure(f"no peak in {where}: the spectrum is flat, every reading is {v[0]:.3g}; "
+                                  "nothing formed or nothing emits")
+        needs = "min_prominence" if min_prominence is not None else "8 times the pixel noise"
         raise AnalysisFailure(f"no peak in {where}: the spectrum rises only {prominence:.3g} above its minimum "
-                              f"(needs {threshold:.3g}); nothing formed or nothing emits")
+                              f"(needs {threshold:.3g}, {needs}); nothing formed or nothing emits")
     if top in (0, len(w) - 1):
         raise AnalysisFailure(f"no peak in {where}: the maximum is at the window edge ({w[top]:g} nm)")
     centre = _vertex(w[top - 1: top + 2], s[top - 1: top + 2])
@@ -165,6 +175,24 @@ class PeakAnalysis:
         return abs(peak.wavelength_nm - self.target_peak_nm) + self.width_weight * peak.fwhm_nm
 
 
+class MaxReading:
+    """``max_reading``: the highest value [reading units: AU, counts] of the reading inside ``window_nm`` (all of
+    it when None), after Gaussian smoothing with sigma ``smoothing_nm`` [nm] (a single noisy pixel does not
+    decide it). Unlike a peak, it exists for every reading with valid pixels in the window."""
+
+    def __init__(self, window_nm: tuple[float, float] | None = None, smoothing_nm: float = 4.0) -> None:
+        self.window_nm, self.smoothing_nm = window_nm, smoothing_nm
+
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        w, v = np.asarray(wavelengths_nm, float), np.asarray(values, float)
+        lo, hi = self.window_nm if self.window_nm is not None else (w.min(), w.max())
+        keep = np.isfinite(v) & (w >= lo) & (w <= hi)
+        if not keep.any():
+            raise AnalysisFailure(f"no valid pixels in {lo:g}-{hi:g} nm")
+        order = np.argsort(w[keep])
+        return float(smooth(w[keep][order], v[keep][order], self.smoothing_nm).max())
+
+
 def evaluate_objectives(analyses: Mapping[str, ObjectiveAnalysis], wavelengths_nm: np.ndarray,
                         values: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
     """(objective -> value, None), or (None, why) when a reading cannot give an objective."""
@@ -180,6 +208,8 @@ def evaluate_objectives(analyses: Mapping[str, ObjectiveAnalysis], wavelengths_n
 def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) -> ObjectiveAnalysis:
     """What computes one ``analysis`` entry's objective: a ``PeakAnalysis``, or the
     ``SpectralTarget`` of a simulated mixture or a CSV file."""
+    if analysis.kind == "max_reading":
+        return MaxReading(analysis.window_nm, analysis.smoothing_nm)
     if analysis.kind in PeakAnalysis.KINDS:
         return PeakAnalysis(analysis.kind, analysis.window_nm, analysis.smoothing_nm, analysis.min_prominence,
                             analysis.target_peak_nm, analysis.width_weight)

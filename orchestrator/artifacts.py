@@ -80,7 +80,7 @@ class LiveArtifacts:
         lines += [f"| iteration | measured | best {objective.name} |", "|---|---|---|"]
         for iteration in sorted({e.iteration for e in experiments}):
             so_far = [e for e in experiments if e.iteration <= iteration]
-            best = best_measured(so_far, objective)
+            best = best_measured(so_far, objective, self.campaign.spec.parsed_outcome_constraints())
             measured = sum(e.status == "measured" for e in so_far)
             lines.append(f"| {iteration} | {measured} | {best.values[objective.name]:.4g} |" if best
                          else f"| {iteration} | {measured} | - |")

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from orchestrator.constraints import parse_linear_constraint
+from orchestrator.constraints import LinearConstraint, outcomes_met
 from orchestrator.errors import CampaignStateError
 from orchestrator.planner import Planner
 from orchestrator.space import SearchSpace
@@ -76,18 +76,24 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
         initial_experiments=spec.planner.initial_experiments or default_design,
         num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
         kernel=resolve_kernel(spec.planner.kernel, prior_knowledge), acquisition=spec.planner.acquisition,
-        objectives=spec.objectives, outcome_constraints=[parse_linear_constraint(t) for t in spec.outcome_constraints],
+        objectives=spec.objectives, outcome_constraints=spec.parsed_outcome_constraints(),
         prior_data=prior_data, prior_mean=prior_mean,
         emulate_prior=(spec.prior_mean is None or spec.prior_mean.emulate) if emulate_prior is None else emulate_prior,
     )
 
 
-def best_measured(experiments: Sequence[Experiment], objective: Objective) -> Experiment | None:
-    """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None."""
+def best_measured(experiments: Sequence[Experiment], objective: Objective,
+                  outcome_constraints: Sequence[LinearConstraint] = ()) -> Experiment | None:
+    """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None.
+
+    Among the experiments whose measured outcomes meet every outcome constraint, while any does: a
+    well that left the linear range is not the best, however good its objective looks.
+    """
     measured = [e for e in experiments if e.status == "measured"]
+    meeting = [e for e in measured if outcomes_met(outcome_constraints, e.values)]
     if not measured:
         return None
-    return max(measured, key=lambda e: objective.score(e.values[objective.name]))
+    return max(meeting or measured, key=lambda e: objective.score(e.values[objective.name]))
 
 
 def pareto_front(experiments: Sequence[Experiment], objectives: Sequence[Objective]) -> list[Experiment]:
@@ -252,7 +258,7 @@ class Campaign:
         With several objectives this is the point of the Pareto front that is best on the
         first objective; ``pareto_front()`` gives the whole trade-off.
         """
-        top = best_measured(self.experiments("measured"), self.objective)
+        top = best_measured(self.experiments("measured"), self.objective, self.spec.parsed_outcome_constraints())
         return Best(top.id, top.params, top.values) if top else None
 
     def pareto_front(self) -> list[Best]:

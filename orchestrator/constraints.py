@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from orchestrator.expressions import ExpressionError, NonlinearConstraint, linear_form, parse_nonlinear_constraint
 
@@ -172,3 +172,9 @@ def parse_constraint(text: str) -> Constraint:
     if not coefficients or not all(math.isfinite(x) for x in (*coefficients.values(), form[1])):
         return parsed
     return LinearConstraint(text=text, coefficients=coefficients, op=parsed.op, rhs=-form[1])
+
+
+def outcomes_met(constraints: "Sequence[LinearConstraint]", values: Mapping[str, float] | None) -> bool:
+    """Whether measured ``values`` meet every outcome constraint; an outcome that was not measured does not."""
+    values = values or {}
+    return all(set(c.coefficients) <= set(values) and c.is_satisfied(values) for c in constraints)

@@ -17,10 +17,10 @@ TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
 
 
 def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows): fixed columns, every parameter, every objective, failure reason, times."""
+    """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times."""
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     parameters = [p.name for p in spec.parameters]
-    objectives = [o.name for o in spec.objectives]
+    objectives = [o.name for o in spec.objectives] + spec.outcome_names()  # outcome names are never objectives
     columns = [*FIXED_COLUMNS, *parameters, *objectives, "failure_reason", *TIME_COLUMNS]
     rows = []
     for e in store.experiments(campaign.id):

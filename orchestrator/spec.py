@@ -350,6 +350,13 @@ class Spectrometer(_Strict):
     def _known_driver(cls, name: str) -> str:
         return _known_driver(name, "spectrometer")
 
+    @field_validator("wavelength_range_nm")
+    @classmethod
+    def _ordered_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < bounds[0] < bounds[1]:
+            raise ValueError(f"[{bounds[0]:g}, {bounds[1]:g}] nm: give [shortest, longest], both above 0")
+        return bounds
+
     @field_validator("dark")
     @classmethod
     def _unattended_dark(cls, how: str) -> str:
@@ -404,16 +411,18 @@ class SpectralTarget(_Strict):
 
 
 class Analysis(_Strict):
-    """How one objective is computed from a measured spectrum (see ``orchestrator.analysis``).
+    """How one objective, or one outcome of an outcome constraint, is computed from a measured spectrum (see
+    ``orchestrator.analysis``); ``objective`` names it.
 
     ``spectral_rmse`` needs ``target``. ``peak_wavelength`` [nm], ``peak_width`` (FWHM [nm])
     and ``peak_intensity`` take the highest peak inside ``window_nm`` after Gaussian smoothing
     (``smoothing_nm``, sigma [nm]); ``target_peak_nm`` (peak_wavelength only, implied when
     ``kind`` is left out) makes the objective ``|peak - target_peak_nm| + width_weight * FWHM``.
+    ``max_reading`` is the highest smoothed value inside ``window_nm`` (e.g. for ``absorbance <= 2``).
     """
 
     objective: str
-    kind: Literal["spectral_rmse", "peak_wavelength", "peak_width", "peak_intensity"] = "spectral_rmse"
+    kind: Literal["spectral_rmse", "peak_wavelength", "peak_width", "peak_intensity", "max_reading"] = "spectral_rmse"
     target: SpectralTarget | None = None
     target_peak_nm: float | None = Field(default=None, gt=0)
     width_weight: float = Field(default=0.0, ge=0, description="nm of objective per nm of FWHM")
@@ -572,6 +581,10 @@ class CampaignSpec(_Strict):
         return call_problems(spec.simulator, model, space.from_unit(np.full(space.dim, 0.5)),
                              [o.name for o in self.objectives] + self.outcome_names())
 
+    def parsed_outcome_constraints(self) -> list[LinearConstraint]:
+        """Every outcome constraint, parsed."""
+        return [parse_linear_constraint(text) for text in self.outcome_constraints]
+
     def outcome_names(self) -> list[str]:
         """Measured outputs named in outcome constraints (not objectives), in order of appearance."""
         names: list[str] = []
@@ -639,21 +652,101 @@ class CampaignSpec(_Strict):
                     f"parameters[{self.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
                     "set the lower bound to 0 or more"
                 )
-        return problems
+        return problems + self._reagent_volume_problems()
+
+    def _reagent_volume_problems(self) -> list[str]:
+        """The most reagent volume [uL] the space allows in one well must fit: up to ``fill_volume_ul`` when a
+        diluent makes the well up, else up to ``well_capacity_ul``.
+
+        The most is a linear programme over the parameters' bounds and the linear constraints. A
+        nonlinear constraint on a reagent may be what holds the total down, so then nothing is checked
+        here; the plan check before every dispatch (``instruments.plan.check_plan``) still refuses
+        such a well.
+        """
+        import numpy as np
+        from scipy.optimize import linprog
+
+        handler = self.instruments.liquid_handler
+        numeric = [p for p in self.parameters if p.is_numeric]
+        column = {p.name: i for i, p in enumerate(numeric)}
+        reagents = [r for r in handler.reagents if r in column]
+        try:
+            parsed = self.parsed_constraints()
+        except ConstraintSyntaxError:  # reported by _constraint_problems
+            return []
+        if not reagents or any(not set(c.names) <= set(column) for c in parsed):  # reported by _constraint_problems
+            return []
+        if any(not isinstance(c, LinearConstraint) and set(c.names) & set(reagents) for c in parsed):
+            return []
+        rows: dict[str, list] = {"<=": [], "==": []}
+        for c in parsed:
+            if isinstance(c, LinearConstraint):
+                sign = -1.0 if c.op == ">=" else 1.0
+                row = np.zeros(len(numeric))
+                for name, coefficient in c.coefficients.items():
+                    row[column[name]] = sign * coefficient
+                rows["==" if c.op == "==" else "<="].append((row, sign * c.rhs))
+        bounds = [(float(p.value),) * 2 if p.is_fixed else tuple(p.bounds) for p in numeric]
+        objective = -np.array([1.0 if p.name in reagents else 0.0 for p in numeric])
+        a_ub, b_ub = ([r for r, _ in rows["<="]], [b for _, b in rows["<="]]) if rows["<="] else (None, None)
+        a_eq, b_eq = ([r for r, _ in rows["=="]], [b for _, b in rows["=="]]) if rows["=="] else (None, None)
+        result = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if result.status != 0:  # no feasible point at all: the search space reports that itself
+            return []
+        most = -float(result.fun)
+        limit, what = ((handler.fill_volume_ul, "fill_volume_ul") if handler.diluent is not None
+                       else (handler.well_capacity_ul, "well_capacity_ul"))
+        if most <= limit * (1 + 1e-9):
+            return []
+        total = " + ".join(reagents)
+        return [f"instruments.liquid_handler: the parameters and constraints allow {most:g} uL of reagents in one "
+                f"well ({total}), more than {what} {limit:g} uL; add the constraint '{total} <= {limit:g}' "
+                "or lower the volume bounds"]
 
     def _analysis_problems(self) -> list[str]:
+        """Each analysis entry computes an objective or an outcome of an outcome constraint; with instruments,
+        every one of those has an entry (nothing else measures it), its target mixture names the robot's
+        reagents within the fill volume, and its peak target lies in the spectrometer's range."""
         objectives = {o.name for o in self.objectives}
+        try:
+            outcomes = set(self.outcome_names())
+        except ConstraintSyntaxError:  # reported by _objective_problems
+            outcomes = set()
         problems = [
-            f"analysis[{i}].objective {a.objective!r} is not an objective; use one of: {', '.join(sorted(objectives))}"
+            f"analysis[{i}].objective {a.objective!r} is neither an objective nor an outcome in outcome_constraints; "
+            f"use one of: {', '.join(sorted(objectives | outcomes))}"
             for i, a in enumerate(self.analysis)
-            if a.objective not in objectives
+            if a.objective not in objectives | outcomes
         ]
-        if self.instruments is not None:
-            analysed = {a.objective for a in self.analysis}
-            problems += [
-                f"analysis: objective {o!r} has no analysis; add an entry with 'objective: {o}'"
-                for o in sorted(objectives - analysed)
-            ]
+        if self.instruments is None:
+            return problems
+        analysed = {a.objective for a in self.analysis}
+        problems += [
+            f"analysis: objective {o!r} has no analysis; add an entry with 'objective: {o}'"
+            for o in sorted(objectives - analysed)
+        ]
+        problems += [
+            f"analysis: outcome {o!r} (outcome_constraints) has no analysis, so nothing would measure it; add an "
+            f"entry with 'objective: {o}' and a kind, e.g. 'kind: max_reading' for the highest absorbance"
+            for o in sorted(outcomes - analysed)
+        ]
+        handler, spectrometer = self.instruments.liquid_handler, self.instruments.spectrometer
+        shortest, longest = spectrometer.wavelength_range_nm
+        for i, a in enumerate(self.analysis):
+            mixture = a.target.mixture if a.target is not None else None
+            unknown = sorted(set(mixture or {}) - set(handler.reagents))
+            if unknown:
+                problems.append(f"analysis[{i}].target.mixture: {', '.join(unknown)} is not a reagent of the liquid "
+                                f"handler; use: {', '.join(handler.reagents)}")
+            elif mixture and handler.diluent is not None and sum(mixture.values()) > handler.fill_volume_ul:
+                problems.append(f"analysis[{i}].target.mixture: {sum(mixture.values()):g} uL in all, more than the "
+                                f"fill volume of {handler.fill_volume_ul:g} uL; give volumes of one well")
+            if a.target_peak_nm is not None and not shortest <= a.target_peak_nm <= longest:
+                problems.append(f"analysis[{i}].target_peak_nm {a.target_peak_nm:g} is outside the spectrometer's "
+                                f"wavelength_range_nm [{shortest:g}, {longest:g}]; it could never be measured")
+            if a.window_nm is not None and (a.window_nm[1] <= shortest or a.window_nm[0] >= longest):
+                problems.append(f"analysis[{i}].window_nm [{a.window_nm[0]:g}, {a.window_nm[1]:g}] lies outside the "
+                                f"spectrometer's wavelength_range_nm [{shortest:g}, {longest:g}]")
         return problems
 
     def linear_constraints(self) -> list[Constraint]:

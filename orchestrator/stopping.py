@@ -3,7 +3,8 @@
 - ``budget`` (default on): every experiment of the budget has been proposed and none is
   still waiting for a result (abandoned ones, never made, do not count);
 - ``target: {objective, value}``: the best measured value reaches ``value`` (``<=`` when
-  minimising, ``>=`` when maximising, ``|y - target| <= value`` for a target objective);
+  minimising, ``>=`` when maximising, ``|y - target| <= value`` for a target objective), in an
+  experiment whose measured outcomes meet every outcome constraint;
 - ``no_improvement: {max_expected_improvement, patience}``: the expected improvement the
   planner reported (``info["expected_improvement"]``, objective units; hypervolume units
   with several objectives) stayed below the threshold in each of the last ``patience``
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from orchestrator.constraints import outcomes_met
 from orchestrator.spec import CampaignSpec
 from orchestrator.store import Experiment
 
@@ -34,9 +36,11 @@ def decide(spec: CampaignSpec, experiments: Sequence[Experiment]) -> StopDecisio
     """The first stopping rule of ``spec.stopping`` that holds for ``experiments``, or go on."""
     rules = spec.stopping
     measured = [e for e in experiments if e.status == "measured"]
-    if rules.target is not None and measured:
+    outcome_constraints = spec.parsed_outcome_constraints()
+    meeting = [e for e in measured if outcomes_met(outcome_constraints, e.values)]  # a target needs a usable well
+    if rules.target is not None and meeting:
         objective = next(o for o in spec.objectives if o.name == rules.target.objective)
-        values = [e.values[objective.name] for e in measured]
+        values = [e.values[objective.name] for e in meeting]
         if objective.target is not None:
             closest = min(abs(v - objective.target) for v in values)
             if closest <= rules.target.value:

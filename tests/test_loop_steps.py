@@ -41,6 +41,30 @@ def test_one_iteration_records_values_spectra_and_protocol(tmp_path):
         assert runner.instruments.lab.total_ul(e.well) == pytest.approx(300, rel=0.05)
 
 
+def test_an_outcome_constraint_is_measured_recorded_exported_and_modelled(tmp_path):
+    """``absorbance <= 0.6`` with a ``max_reading`` analysis: every well's highest absorbance is recorded beside
+    its distance, exported as a column, and the next proposal models it (P(feasible) in its info)."""
+    from orchestrator.export import experiment_rows
+
+    def outcome(doc):
+        doc["outcome_constraints"] = ["absorbance <= 0.6"]
+        doc["analysis"].append({"objective": "absorbance", "kind": "max_reading"})
+        doc["planner"] = {"initial_experiments": 4}
+
+    runner = runner_for(tmp_path, outcome)
+    run_one_iteration(runner)
+    experiments = runner.campaign.experiments()
+    for e in experiments:
+        (reading,) = [m for m in runner.store.measurements(e.id) if m["kind"] == "absorbance"] or [None]
+        assert reading is not None, runner.store.measurements(e.id)
+        assert e.values["absorbance"] == pytest.approx(max(reading["values"]), rel=0.2)
+    columns, rows = experiment_rows(runner.store, runner.campaign.info)
+    assert "absorbance" in columns and [r["absorbance"] for r in rows] == [e.values["absorbance"] for e in experiments]
+    (proposal,) = runner.campaign.ask(1)
+    assert set(proposal.info["models"]) == {"distance", "absorbance"}
+    assert 0.0 <= proposal.info["probability_feasible"] <= 1.0
+
+
 def test_plan_beyond_reagent_stock_is_refused_before_any_instrument_call(tmp_path):
     def little_red(doc):
         doc["instruments"]["liquid_handler"]["reagents"]["red"]["stock_ul"] = 20

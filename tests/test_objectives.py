@@ -150,6 +150,31 @@ def test_tell_requires_objectives_and_accepts_declared_outcomes(tmp_path):
         c.tell(d.id, {"signal": 0.1, "colour": 3.0})
 
 
+def test_the_best_and_a_reached_target_meet_the_outcome_constraints(tmp_path):
+    """A well outside the linear range is not the campaign's best, nor does it stop the campaign on target,
+    however good its signal; one without the outcome measured is not known to meet it either."""
+    text = ONE_D.format(name="outcome-best", objectives="  - {name: signal, direction: maximize}",
+                        extra=CONSTRAINED + "\nstopping: {target: {objective: signal, value: 0.8}}")
+    c = Campaign.from_text(text, store=f"sqlite:///{tmp_path / 'b.db'}")
+    bright, unknown, usable = c.ask(3)
+    c.tell(bright.id, {"signal": 0.9, "absorbance": 1.8})
+    c.tell(unknown.id, {"signal": 0.85})
+    c.tell(usable.id, {"signal": 0.4, "absorbance": 0.8})
+    assert c.best().id == usable.id
+    assert not c.should_stop().stop
+    (last,) = c.ask(1)
+    c.tell(last.id, {"signal": 0.81, "absorbance": 0.9})
+    assert c.best().id == last.id and c.should_stop().stop
+
+
+def test_without_any_usable_well_the_best_is_the_best_measured(tmp_path):
+    c = campaign(tmp_path, "outcome-none-usable", "  - {name: signal, direction: maximize}", CONSTRAINED)
+    low, high = c.ask(2)
+    c.tell(low.id, {"signal": 0.2, "absorbance": 1.5})
+    c.tell(high.id, {"signal": 0.6, "absorbance": 1.9})
+    assert c.best().id == high.id
+
+
 def test_reported_uncertainty_reaches_the_model_as_observed_noise(tmp_path):
     c = campaign(tmp_path, "noisy", "  - {name: signal, direction: maximize}")
     batch = c.ask(4)

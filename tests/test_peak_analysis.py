@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from orchestrator.analysis import (
-    AnalysisFailure, PeakAnalysis, SpectralTarget, build_target, evaluate_objectives, find_peak,
+    AnalysisFailure, MaxReading, PeakAnalysis, SpectralTarget, build_target, evaluate_objectives, find_peak,
 )
 from orchestrator.spec import Analysis
 from orchestrator.spec_loader import load_spec
@@ -53,7 +54,8 @@ def test_a_peak_cut_by_the_window_uses_its_other_half():
 
 
 @pytest.mark.parametrize("values, why", [
-    (np.zeros_like(WL), "rises only"),
+    (np.zeros_like(WL), "the spectrum is flat, every reading is 0;"),
+    (np.full_like(WL, 0.3), "the spectrum is flat, every reading is 0.3;"),
     (np.random.default_rng(1).normal(0, 0.004, WL.shape), "rises only"),
     (0.5 * (500.0 / WL), "window edge"),  # a drifting baseline, no band
     (np.full_like(WL, np.nan), "valid pixels"),
@@ -61,6 +63,18 @@ def test_a_peak_cut_by_the_window_uses_its_other_half():
 def test_no_peak_is_an_analysis_failure_saying_why(values, why):
     with pytest.raises(AnalysisFailure, match=why):
         find_peak(WL, values)
+
+
+@pytest.mark.parametrize("min_prominence, why", [(None, "8 times the pixel noise"), (0.01, "min_prominence")])
+def test_a_small_rise_is_reported_with_its_size_and_the_size_it_needed(min_prominence, why):
+    """A rise of a few mAU must not print as "rises only 0 (needs 0)"."""
+    small = 0.002 * gaussian(500.0, 20.0) + np.random.default_rng(2).normal(0, 0.001, WL.shape)
+    with pytest.raises(AnalysisFailure) as caught:
+        find_peak(WL, small, min_prominence=min_prominence)
+    rise, needs = re.search(r"rises only (\S+) above its minimum \(needs (\S+), ", str(caught.value)).groups()
+    assert 0.001 < float(rise) < float(needs) and why in str(caught.value)
+    if min_prominence is not None:
+        assert float(needs) == min_prominence
 
 
 def test_peak_objectives_and_the_target_form():
@@ -122,3 +136,19 @@ def test_the_silver_campaign_target_is_reachable_in_its_space():
         assert p.bounds[0] <= recipe[p.name] <= p.bounds[1]
     peak = find_peak(model.wavelengths_nm, model.absorbance(recipe, 300), window_nm=(360, 780))
     assert peak.wavelength_nm == pytest.approx(spec.analysis[0].target_peak_nm, abs=8.0)
+
+
+def test_max_reading_is_the_highest_smoothed_value_inside_the_window():
+    """A broad band of height 1.5 and a one-pixel spike of 3 (noise): the smoothed maximum follows the band;
+    a window that leaves the band out gives the baseline; a window without pixels is a failure."""
+    w = np.linspace(400.0, 700.0, 301)
+    v = 0.1 + 1.4 * np.exp(-0.5 * ((w - 500.0) / 30.0) ** 2)
+    v[250] = 3.0  # at 650 nm
+    assert MaxReading(smoothing_nm=4.0).evaluate(w, v) == pytest.approx(1.5, abs=0.02)
+    assert MaxReading(smoothing_nm=0.0).evaluate(w, v) == pytest.approx(3.0)
+    assert MaxReading((600.0, 640.0), smoothing_nm=4.0).evaluate(w, v) < 0.2
+    with pytest.raises(AnalysisFailure, match="no valid pixels in 710-800 nm"):
+        MaxReading((710.0, 800.0)).evaluate(w, v)
+    entry = Analysis(objective="absorbance", kind="max_reading", window_nm=(450, 550))
+    assert build_target(entry, None, Path("."), None).evaluate(w, v) == pytest.approx(1.5, abs=0.02)
+

@@ -280,9 +280,48 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     "analysis-unknown-objective": (
         _set("analysis", 0, "objective", value="colour"),
         [
-            ("analysis[0].objective 'colour' is not an objective", "use one of: distance"),
+            ("analysis[0].objective 'colour' is neither an objective nor an outcome", "use one of: distance"),
             ("analysis: objective 'distance' has no analysis", "add an entry with 'objective: distance'"),
         ],
+    ),
+    "reagent-volumes-above-the-fill-volume": (
+        _set("constraints", 0, value="red + yellow + blue <= 800"),
+        [("instruments.liquid_handler: the parameters and constraints allow 450 uL of reagents in one well",
+          "add the constraint 'red + yellow + blue <= 300' or lower the volume bounds")],
+    ),
+    "reagent-volumes-above-the-well-without-diluent": (
+        _all(_drop(*LH, "diluent"), _set("constraints", 0, value="red + yellow >= 10")),
+        [("instruments.liquid_handler: the parameters and constraints allow 450 uL of reagents in one well "
+          "(red + yellow + blue), more than "
+          "well_capacity_ul 360 uL", "add the constraint 'red + yellow + blue <= 360'")],
+    ),
+    "outcome-constraint-nothing-measures": (
+        _set("outcome_constraints", value=["absorbance <= 2"]),
+        [("analysis: outcome 'absorbance' (outcome_constraints) has no analysis, so nothing would measure it",
+          "'kind: max_reading'")],
+    ),
+    "target-mixture-names-no-reagent": (
+        _set("analysis", 0, "target", "mixture", value={"red": 40, "yelow": 95, "green": 2}),
+        [("analysis[0].target.mixture: green, yelow is not a reagent of the liquid handler",
+          "use: red, yellow, blue")],
+    ),
+    "target-mixture-above-the-fill-volume": (
+        _set("analysis", 0, "target", "mixture", value={"red": 150, "yellow": 150, "blue": 22}),
+        [("analysis[0].target.mixture: 322 uL in all, more than the fill volume of 300 uL",
+          "give volumes of one well")],
+    ),
+    "wavelength-range-reversed": (
+        _set("instruments", "spectrometer", "wavelength_range_nm", value=[700, 400]),
+        [("instruments.spectrometer.wavelength_range_nm: [700, 400] nm", "give [shortest, longest]")],
+    ),
+    "peak-target-outside-the-spectrometer": (
+        _set("analysis", 0, value={"objective": "distance", "target_peak_nm": 750, "window_nm": [650, 800]}),
+        [("analysis[0].target_peak_nm 750 is outside the spectrometer's wavelength_range_nm [400, 700]",
+          "it could never be measured")],
+    ),
+    "peak-window-outside-the-spectrometer": (
+        _set("analysis", 0, value={"objective": "distance", "kind": "peak_intensity", "window_nm": [720, 800]}),
+        [("analysis[0].window_nm [720, 800] lies outside the spectrometer's wavelength_range_nm [400, 700]", "")],
     ),
     "analysis-target-needs-exactly-one": (
         _set("analysis", 0, "target", value={"mixture": {"red": 1}, "csv": "target.csv"}),

@@ -59,8 +59,9 @@ class ReportData:
         return np.array([e.values[self.objective.name] for e in chosen], dtype=float)
 
     def best(self) -> Experiment | None:
-        """The measured experiment with the best objective value, or None before any."""
-        return best_measured(self.experiments, self.objective)
+        """The measured experiment with the best objective value (meeting the outcome constraints while any
+        does), or None before any."""
+        return best_measured(self.experiments, self.objective, self.spec.parsed_outcome_constraints())
 
     def fill_volume_ul(self) -> float:
         """Well volume [uL] that spectra are computed for (1.0 without a liquid handler, as the target)."""
