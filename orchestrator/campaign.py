@@ -82,6 +82,12 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
     )
 
 
+def changed_file_error(name: str, store_display: str) -> CampaignStateError:
+    """The refusal to continue campaign ``name`` from a campaign file that differs from the one it started with."""
+    return CampaignStateError(f"campaign {name!r} already exists in {store_display} with a different campaign file",
+                              hint="give the changed campaign a new name, or use another --store")
+
+
 def best_measured(experiments: Sequence[Experiment], objective: Objective,
                   outcome_constraints: Sequence[LinearConstraint] = ()) -> Experiment | None:
     """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None.
@@ -171,10 +177,7 @@ class Campaign:
             return self.store.create_campaign(self.spec.name, self.spec.description, self.yaml_text, digest,
                                               package_versions())
         if existing.spec_hash != digest:
-            raise CampaignStateError(
-                f"campaign {self.spec.name!r} already exists in {self.store.display} with a different campaign file",
-                hint="give the changed campaign a new name, or use another --store",
-            )
+            raise changed_file_error(self.spec.name, self.store.display)
         return existing
 
     # state -------------------------------------------------------------------------------

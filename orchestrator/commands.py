@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.campaign import best_measured
+from orchestrator.campaign import best_measured, changed_file_error
 from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
@@ -38,6 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"campaign {spec.name!r} already finished ({done} experiments); nothing to do. "
               f"See: sdl status {spec.name} --store {store.display}")
         return 0
+    if existing is not None and existing.spec_hash != spec_hash(text):  # refused before starting Prefect
+        raise changed_file_error(spec.name, store.display)
     if spec.instruments is not None:  # fail before starting Prefect when a driver cannot be used
         for role in ("liquid_handler", "spectrometer"):
             try:

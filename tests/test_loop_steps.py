@@ -8,6 +8,7 @@ import pytest
 from orchestrator.analysis import spectrum_problem
 from orchestrator.campaign import Campaign
 from orchestrator.loop import LoopError, make_runner
+from orchestrator.store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 
@@ -125,3 +126,30 @@ def test_twins_implement_the_role_protocols(tmp_path):
     assert robot.health() == {"ok": True, "simulated": True, "connected": True, "robot_type": "OT-2"}
     robot.close()
     assert robot.health()["connected"] is False
+
+
+def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_starts(tmp_path, capsys, monkeypatch):
+    """Same name, different file: one line, exit 1, in the command itself (no Prefect flow is started), and the
+    stored campaign is untouched."""
+    from orchestrator import commands
+    from orchestrator.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    doc = demo_document()
+    original = write_campaign(tmp_path, doc, "first.yaml")
+    Campaign.from_yaml(original, store=url).store.engine.dispose()
+    doc["budget"] = {"experiments": 8, "batch_size": 4}
+    changed = write_campaign(tmp_path, doc, "changed.yaml")
+
+    def flow_started(*args, **kwargs):
+        raise AssertionError("the flow must not start")
+
+    monkeypatch.setattr(commands, "_run_flow", flow_started)
+    assert main(["run", str(changed), "--dry-run", "--store", url]) == 1
+    err = capsys.readouterr().err
+    assert "already exists in" in err and "with a different campaign file" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    store = CampaignStore(url)
+    info = store.find_campaign(doc["name"])
+    assert info.spec_yaml == original.read_text() and store.experiments(info.id) == []
+
