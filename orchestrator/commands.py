@@ -157,7 +157,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
     best = summary["best"]
-    print(f"campaign {name!r} finished: {summary['experiments']} experiments")
+    counts = ", ".join(f"{n} {status}" for status, n in summary.get("by_status", {}).items())
+    print(f"campaign {name!r} finished: {summary['experiments']} experiments" + (f" ({counts})" if counts else ""))
+    if summary.get("pareto_front"):
+        print(f"Pareto front: {summary['pareto_front']} experiments (the report shows them all); "
+              "of them, the best on the first objective:")
     if best:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
         print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))

@@ -218,5 +218,9 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
         logger.warning("report not written (%s: %s); make it with: sdl report %s", type(err).__name__, err, name)
         report = None
     best = campaign.best()
-    return {"campaign": name, "experiments": len(campaign.experiments()), "report": report,
+    experiments = campaign.experiments()
+    return {"campaign": name, "experiments": len(experiments), "report": report,
+            "by_status": {status: sum(e.status == status for e in experiments)
+                          for status in sorted({e.status for e in experiments})},
+            "pareto_front": len(campaign.pareto_front()) if len(campaign.spec.objectives) > 1 else None,
             "best": {"id": best.id, "params": best.params, "values": best.values} if best else None}

@@ -29,7 +29,7 @@ def test_demo_campaign_closes_in_and_keeps_everything(prefect_server, tmp_path, 
     store_url = f"sqlite:///{tmp_path / 'demo.db'}"
     assert main(["run", str(DEMO), "--dry-run", "--store", store_url]) == 0
     out = capsys.readouterr().out
-    assert "finished: 24 experiments" in out
+    assert "finished: 24 experiments (24 measured)" in out and "Pareto front" not in out
 
     assert main(["export", "colour-match-demo", "--format", "csv", "--store", store_url]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
@@ -206,3 +206,17 @@ def test_flex_twin_runs_the_loop(prefect_server, tmp_path, driver):
     store = CampaignStore(url)
     (it,) = store.iterations(store.get_campaign("small-colour").id)
     assert "'robotType': 'Flex'" in it["protocol_text"].replace('"', "'")
+
+
+def test_the_summary_counts_experiments_by_status_and_names_a_pareto_front(capsys):
+    """After a resume some experiments may be abandoned: the total says so; with several objectives the best
+    shown is one point of a front, and the summary says how many points the front has."""
+    from orchestrator.commands import _print_summary
+
+    summary = {"experiments": 8, "by_status": {"abandoned": 4, "measured": 4}, "pareto_front": 3, "report": None,
+               "best": {"id": 5, "params": {"x": 1.0}, "values": {"cost": 2.0, "waste": 3.0}}}
+    _print_summary("two", summary, CampaignStore("sqlite://"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "campaign 'two' finished: 8 experiments (4 abandoned, 4 measured)"
+    assert out[1].startswith("Pareto front: 3 experiments") and out[2].startswith("best: experiment 5: x=1 -> cost=2")
+
