@@ -269,7 +269,8 @@ class CampaignRunner:
         if not run_ids and getattr(err, "cause", None) is None:
             for w in plan.wells:  # no run was started: nothing moved, the experiments were never made
                 self.store.abandon(w.experiment_id, f"not run: {cause}")
-            raise LoopError(cause, hint=err.hint or "nothing moved; fix it, then: sdl resume NAME") from err
+            resume = f"sdl resume {self.campaign.spec.name}"
+            raise LoopError(cause, hint=err.hint or f"nothing moved; fix it, then: {resume}") from err
         # the robot ran (part of) the plan: its reagents and wells count as used
         self.store.record_iteration(self.campaign.info.id, plan.iteration, handler.name, plan.model_dump(),
                                     getattr(err, "protocol_text", ""), getattr(err, "run_log", ""), 0.0)
@@ -282,8 +283,9 @@ class CampaignRunner:
         self.faulty_batches_in_a_row += 1
         self.log(f"iteration {plan.iteration}: instrument fault, batch recorded as failed: {cause}")
         if self.faulty_batches_in_a_row >= MAX_FAULTY_BATCHES_IN_A_ROW:
+            resume = f"sdl resume {self.campaign.spec.name}"
             raise LoopError(f"{self.faulty_batches_in_a_row} batches in a row lost to instrument faults; last: {cause}",
-                            hint=err.hint or "check the instruments, then: sdl resume NAME") from err
+                            hint=err.hint or f"check the instruments, then: {resume}") from err
 
 
 def _failure_kind(problem: str | None, spectrum: Spectrum) -> str | None:

@@ -153,3 +153,22 @@ def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_star
     info = store.find_campaign(doc["name"])
     assert info.spec_yaml == original.read_text() and store.experiments(info.id) == []
 
+
+def test_after_three_faulted_batches_the_loop_stops_and_names_the_command_to_resume(tmp_path):
+    """Instrument faults are recorded batch by batch; the third in a row stops the loop with a hint that names
+    this campaign's resume command."""
+    from instruments.errors import InstrumentError
+    from orchestrator.loop import MAX_FAULTY_BATCHES_IN_A_ROW
+
+    runner = runner_for(tmp_path, lambda doc: doc.update(budget={"experiments": 12, "batch_size": 4}))
+    fault = InstrumentError("lamp failed")
+    for batch_number in range(1, MAX_FAULTY_BATCHES_IN_A_ROW + 1):
+        plan = runner.prepare(runner.propose())
+        if batch_number < MAX_FAULTY_BATCHES_IN_A_ROW:
+            runner._batch_faulted(plan, "spectrometer: lamp failed", fault)
+            continue
+        with pytest.raises(LoopError, match="3 batches in a row lost to instrument faults") as stopped:
+            runner._batch_faulted(plan, "spectrometer: lamp failed", fault)
+    assert stopped.value.hint == f"check the instruments, then: sdl resume {runner.campaign.spec.name}"
+    assert {e.failure_kind for e in runner.campaign.experiments()} == {"instrument"}
+
