@@ -78,9 +78,10 @@ class LiveArtifacts:
             encoded = base64.b64encode(figure.read_bytes()).decode()
             lines += [f"![convergence of {self.campaign.spec.name}](data:image/png;base64,{encoded})", ""]
         lines += [f"| iteration | measured | best {objective.name} |", "|---|---|---|"]
+        outcome_constraints = self.campaign.spec.parsed_outcome_constraints()
         for iteration in sorted({e.iteration for e in experiments}):
             so_far = [e for e in experiments if e.iteration <= iteration]
-            best = best_measured(so_far, objective, self.campaign.spec.parsed_outcome_constraints())
+            best = best_measured(so_far, objective, outcome_constraints)
             measured = sum(e.status == "measured" for e in so_far)
             lines.append(f"| {iteration} | {measured} | {best.values[objective.name]:.4g} |" if best
                          else f"| {iteration} | {measured} | - |")

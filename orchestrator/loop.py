@@ -128,7 +128,8 @@ class CampaignRunner:
             for p in batch:
                 self.store.abandon(p.id, f"plan refused before dispatch: {err.message}")
             raise LoopError(err.message,
-                            hint=err.hint or "nothing was dispatched; fix the limit and run again") from err
+                            hint=err.hint or "nothing was dispatched; fix the campaign file and run it under a new "
+                                             "name (a changed file does not continue this campaign)") from err
         self.store.mark_dispatched({w.experiment_id: (plan.label(w.well), self._made(w.volumes_ul, p.params))
                                     for w, p in zip(plan.wells, batch)},
                                    batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")})
@@ -262,6 +263,11 @@ class CampaignRunner:
         """Parameter values actually made: the planned volumes as the robot dispenses them."""
         return {name: volumes_ul.get(name, value) for name, value in params.items()}
 
+    @property
+    def _resume(self) -> str:
+        """The command that continues this campaign after a stop."""
+        return f"sdl resume {self.campaign.spec.name}"
+
     def _robot_failed(self, plan: PlatePlan, err: InstrumentError, run_ids: list[str]) -> None:
         """The robot refused the batch before moving (stop the loop) or faulted during its run (go on)."""
         handler = self.instruments.liquid_handler
@@ -269,8 +275,7 @@ class CampaignRunner:
         if not run_ids and getattr(err, "cause", None) is None:
             for w in plan.wells:  # no run was started: nothing moved, the experiments were never made
                 self.store.abandon(w.experiment_id, f"not run: {cause}")
-            resume = f"sdl resume {self.campaign.spec.name}"
-            raise LoopError(cause, hint=err.hint or f"nothing moved; fix it, then: {resume}") from err
+            raise LoopError(cause, hint=err.hint or f"nothing moved; fix it, then: {self._resume}") from err
         # the robot ran (part of) the plan: its reagents and wells count as used
         self.store.record_iteration(self.campaign.info.id, plan.iteration, handler.name, plan.model_dump(),
                                     getattr(err, "protocol_text", ""), getattr(err, "run_log", ""), 0.0)
@@ -283,9 +288,8 @@ class CampaignRunner:
         self.faulty_batches_in_a_row += 1
         self.log(f"iteration {plan.iteration}: instrument fault, batch recorded as failed: {cause}")
         if self.faulty_batches_in_a_row >= MAX_FAULTY_BATCHES_IN_A_ROW:
-            resume = f"sdl resume {self.campaign.spec.name}"
             raise LoopError(f"{self.faulty_batches_in_a_row} batches in a row lost to instrument faults; last: {cause}",
-                            hint=err.hint or f"check the instruments, then: {resume}") from err
+                            hint=err.hint or f"check the instruments, then: {self._resume}") from err
 
 
 def _failure_kind(problem: str | None, spectrum: Spectrum) -> str | None:
