@@ -160,7 +160,8 @@ def test_after_three_faulted_batches_the_loop_stops_and_names_the_command_to_res
     from instruments.errors import InstrumentError
     from orchestrator.loop import MAX_FAULTY_BATCHES_IN_A_ROW
 
-    runner = runner_for(tmp_path, lambda doc: doc.update(budget={"experiments": 12, "batch_size": 4}))
+    runner = runner_for(tmp_path, lambda doc: doc.update(budget={"experiments": 12, "batch_size": 4},
+                                                         planner={"initial_experiments": 12}))  # no model fits
     fault = InstrumentError("lamp failed")
     for batch_number in range(1, MAX_FAULTY_BATCHES_IN_A_ROW + 1):
         plan = runner.prepare(runner.propose())
