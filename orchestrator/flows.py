@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from orchestrator.artifacts import LiveArtifacts, artifact_key
-from orchestrator.campaign import Campaign
+from orchestrator.campaign import Campaign, best_measured, pareto_front
 from orchestrator.errors import OrchestratorError
 from orchestrator.loop import CampaignRunner, make_runner
 from orchestrator.progress import ProgressUpdate, report_note, report_progress
@@ -217,10 +217,11 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     except Exception as err:  # the campaign is complete and stored; a report can be made later
         logger.warning("report not written (%s: %s); make it with: sdl report %s", type(err).__name__, err, name)
         report = None
-    best = campaign.best()
-    experiments = campaign.experiments()
+    experiments = campaign.experiments()  # read once for the whole summary
+    spec = campaign.spec
+    best = best_measured(experiments, campaign.objective, spec.parsed_outcome_constraints())
     return {"campaign": name, "experiments": len(experiments), "report": report,
             "by_status": {status: sum(e.status == status for e in experiments)
                           for status in sorted({e.status for e in experiments})},
-            "pareto_front": len(campaign.pareto_front()) if len(campaign.spec.objectives) > 1 else None,
+            "pareto_front": len(pareto_front(experiments, spec.objectives)) if len(spec.objectives) > 1 else None,
             "best": {"id": best.id, "params": best.params, "values": best.values} if best else None}

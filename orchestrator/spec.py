@@ -588,8 +588,8 @@ class CampaignSpec(_Strict):
     def outcome_names(self) -> list[str]:
         """Measured outputs named in outcome constraints (not objectives), in order of appearance."""
         names: list[str] = []
-        for text in self.outcome_constraints:
-            names += [n for n in parse_linear_constraint(text).coefficients if n not in names]
+        for constraint in self.parsed_outcome_constraints():
+            names += [n for n in constraint.coefficients if n not in names]
         return names
 
     def _constraint_problems(self) -> list[str]:
@@ -674,7 +674,7 @@ class CampaignSpec(_Strict):
             parsed = self.parsed_constraints()
         except ConstraintSyntaxError:  # reported by _constraint_problems
             return []
-        if not reagents or any(not set(c.names) <= set(column) for c in parsed):  # reported by _constraint_problems
+        if not reagents or any(not set(c.names) <= set(column) for c in parsed):  # unknown names: reported elsewhere
             return []
         if any(not isinstance(c, LinearConstraint) and set(c.names) & set(reagents) for c in parsed):
             return []
