@@ -88,28 +88,36 @@ def changed_file_error(name: str, store_display: str) -> CampaignStateError:
                               hint="give the changed campaign a new name, or use another --store")
 
 
+def constrained_measured(experiments: Sequence[Experiment],
+                         outcome_constraints: Sequence[LinearConstraint] = ()) -> list[Experiment]:
+    """The measured experiments whose outcomes meet every outcome constraint, or all measured ones when none does.
+
+    A well that left the linear range is neither the best nor on the front, however good its
+    objectives look; before any well meets the constraints, the measured ones are all there is.
+    """
+    measured = [e for e in experiments if e.status == "measured"]
+    return [e for e in measured if outcomes_met(outcome_constraints, e.values)] or measured
+
+
 def best_measured(experiments: Sequence[Experiment], objective: Objective,
                   outcome_constraints: Sequence[LinearConstraint] = ()) -> Experiment | None:
     """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None.
 
-    Among the experiments whose measured outcomes meet every outcome constraint, while any does: a
-    well that left the linear range is not the best, however good its objective looks.
+    Chosen among ``constrained_measured(experiments, outcome_constraints)``.
     """
-    measured = [e for e in experiments if e.status == "measured"]
-    meeting = [e for e in measured if outcomes_met(outcome_constraints, e.values)]
-    if not measured:
-        return None
-    return max(meeting or measured, key=lambda e: objective.score(e.values[objective.name]))
+    candidates = constrained_measured(experiments, outcome_constraints)
+    return max(candidates, key=lambda e: objective.score(e.values[objective.name])) if candidates else None
 
 
-def pareto_front(experiments: Sequence[Experiment], objectives: Sequence[Objective]) -> list[Experiment]:
-    """Measured experiments that no other measured experiment dominates, in sequence order.
+def pareto_front(experiments: Sequence[Experiment], objectives: Sequence[Objective],
+                 outcome_constraints: Sequence[LinearConstraint] = ()) -> list[Experiment]:
+    """Experiments of ``constrained_measured(experiments, outcome_constraints)`` that no other of them dominates.
 
-    ``a`` dominates ``b`` when it scores at least as well on every objective and better
-    on one (scores: ``Objective.score``, higher is better).
+    In sequence order. ``a`` dominates ``b`` when it scores at least as well on every objective
+    and better on one (scores: ``Objective.score``, higher is better).
     """
-    measured = [e for e in experiments if e.status == "measured"]
-    scored = [(e, [o.score(e.values[o.name]) for o in objectives]) for e in measured]
+    scored = [(e, [o.score(e.values[o.name]) for o in objectives])
+              for e in constrained_measured(experiments, outcome_constraints)]
 
     def dominates(a: list[float], b: list[float]) -> bool:
         return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
@@ -265,8 +273,12 @@ class Campaign:
         return Best(top.id, top.params, top.values) if top else None
 
     def pareto_front(self) -> list[Best]:
-        """The non-dominated measured experiments over all objectives (one objective: the best ones)."""
-        return [Best(e.id, e.params, e.values) for e in pareto_front(self.experiments("measured"), self.spec.objectives)]
+        """The non-dominated measured experiments over all objectives (one objective: the best ones).
+
+        Only experiments that meet the outcome constraints count, while any does (as for ``best()``).
+        """
+        front = pareto_front(self.experiments("measured"), self.spec.objectives, self.spec.parsed_outcome_constraints())
+        return [Best(e.id, e.params, e.values) for e in front]
 
     def should_stop(self) -> StopDecision:
         """Whether a stopping rule of the campaign file holds now (see ``orchestrator.stopping``)."""

@@ -219,9 +219,11 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
         report = None
     experiments = campaign.experiments()  # read once for the whole summary
     spec = campaign.spec
-    best = best_measured(experiments, campaign.objective, spec.parsed_outcome_constraints())
+    outcome_constraints = spec.parsed_outcome_constraints()
+    best = best_measured(experiments, campaign.objective, outcome_constraints)
     return {"campaign": name, "experiments": len(experiments), "report": report,
             "by_status": {status: sum(e.status == status for e in experiments)
                           for status in sorted({e.status for e in experiments})},
-            "pareto_front": len(pareto_front(experiments, spec.objectives)) if len(spec.objectives) > 1 else None,
+            "pareto_front": (len(pareto_front(experiments, spec.objectives, outcome_constraints))
+                             if len(spec.objectives) > 1 else None),
             "best": {"id": best.id, "params": best.params, "values": best.values} if best else None}

@@ -8,6 +8,8 @@ import pytest
 from orchestrator import Campaign
 from orchestrator.campaign import reported_uncertainties
 from orchestrator.errors import CampaignStateError, SpecError
+from orchestrator.report.data import load_report_data
+from orchestrator.report.pareto import pareto_section
 from orchestrator.spec import Objective
 from orchestrator.spec_loader import parse_spec
 
@@ -173,6 +175,28 @@ def test_without_any_usable_well_the_best_is_the_best_measured(tmp_path):
     c.tell(low.id, {"signal": 0.2, "absorbance": 1.5})
     c.tell(high.id, {"signal": 0.6, "absorbance": 1.9})
     assert c.best().id == high.id
+
+
+def test_the_pareto_front_counts_only_experiments_meeting_the_outcome_constraints(tmp_path):
+    c = campaign(tmp_path, "outcome-front", TWO, CONSTRAINED)
+    bright, usable, other, unknown = c.ask(4)
+    c.tell(bright.id, {"cost": 1.0, "waste": 1.0, "absorbance": 1.8})  # dominates every other well
+    c.tell(usable.id, {"cost": 2.0, "waste": 3.0, "absorbance": 0.5})
+    c.tell(other.id, {"cost": 3.0, "waste": 2.0, "absorbance": 0.9})
+    c.tell(unknown.id, {"cost": 1.5, "waste": 1.5})  # outcome not measured: not known to meet it
+    assert [b.id for b in c.pareto_front()] == [usable.id, other.id]
+    assert c.best().id == usable.id
+    section = pareto_section(load_report_data(c.store, "outcome-front"))
+    assert "2 that break an outcome constraint are left off the front" in section.body
+    assert "2 of 4 are non-dominated" in section.body
+
+
+def test_without_any_usable_well_the_pareto_front_is_over_all_measured(tmp_path):
+    c = campaign(tmp_path, "outcome-front-none", TWO, CONSTRAINED)
+    a, b = c.ask(2)
+    c.tell(a.id, {"cost": 1.0, "waste": 2.0, "absorbance": 1.8})
+    c.tell(b.id, {"cost": 2.0, "waste": 1.0, "absorbance": 1.9})
+    assert [e.id for e in c.pareto_front()] == [a.id, b.id]
 
 
 def test_reported_uncertainty_reaches_the_model_as_observed_noise(tmp_path):

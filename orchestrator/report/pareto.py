@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from orchestrator.campaign import constrained_measured
 from orchestrator.report.data import ReportData, objective_scores
 from orchestrator.report.html import Png, Section, esc, figure, paragraph
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png
@@ -57,12 +58,17 @@ def pareto_section(data: ReportData) -> Section:
             f"This campaign has a single objective ({objectives[0].name}), so there is no Pareto front to show; "
             "it needs two or more objectives."), "note"))
     names = [o.name for o in objectives]
-    values = np.array([[e.values[n] for n in names] for e in data.measured], dtype=float).reshape(-1, len(names))
+    measured = data.measured
+    values = np.array([[e.values[n] for n in names] for e in measured], dtype=float).reshape(-1, len(names))
     if len(values) == 0:
         return Section("pareto", "Pareto front", paragraph("No measured experiments yet.", "note"))
+    counted = {e.id for e in constrained_measured(measured, data.spec.parsed_outcome_constraints())}
+    meets = np.array([e.id in counted for e in measured])
     scores = np.stack([objective_scores(values[:, i], o) for i, o in enumerate(objectives)], axis=1)
-    front = pareto_mask(scores, [True] * len(objectives))
+    front = pareto_mask(np.where(meets[:, None], scores, np.nan), [True] * len(objectives))
     png = pareto_figure(values, [f"{o.name} ({o.goal})" for o in objectives[:2]], front)
     caption = (f"Measured experiments in the first two objectives; {int(front.sum())} "
-               f"of {len(values)} are non-dominated over all {len(names)} objectives.")
-    return Section("pareto", "Pareto front", figure(png, caption), (png,))
+               f"of {len(values)} are non-dominated over all {len(names)} objectives")
+    if not meets.all():
+        caption += f" ({int((~meets).sum())} that break an outcome constraint are left off the front)"
+    return Section("pareto", "Pareto front", figure(png, caption + "."), (png,))
