@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.campaign import best_measured, changed_file_error
+from orchestrator.campaign import best_measured, changed_file_error, pareto_front
 from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
@@ -205,7 +205,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               "start one with: sdl run FILE --dry-run, or read another store with: sdl status --store URL")
         return 0
     store = CampaignStore(args.store, must_exist=True)
-    console = Console(width=max(100, Console().width))
+    # a pipe or file gets the tables whole (one line per row, for grep), a terminal at least 100 columns
+    console = Console(width=max(100, Console().width)) if sys.stdout.isatty() else Console(width=10_000)
     if args.name:
         _show_campaign(console, store, store.get_campaign(args.name))
         return 0
@@ -225,9 +226,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     experiments = store.experiments(campaign.id)
-    objective = spec.objectives[0]
-    top = best_measured(experiments, objective, spec.parsed_outcome_constraints())
+    objective, outcome_constraints = spec.objectives[0], spec.parsed_outcome_constraints()
+    top = best_measured(experiments, objective, outcome_constraints)
     best = f"{objective.name}={_fmt(top.values[objective.name])}" if top else "-"
+    if top and len(spec.objectives) > 1:
+        best += f" (Pareto front: {len(pareto_front(experiments, spec.objectives, outcome_constraints))})"
     measured = sum(e.status == "measured" for e in experiments)
     failed = sum(e.status == "failed" for e in experiments)
     return str(measured), str(failed), str(spec.budget.experiments), best

@@ -346,6 +346,23 @@ def test_status_reads_an_existing_store_given_or_default(tmp_path, capsys, monke
     assert "here" in capsys.readouterr().out
 
 
+def test_status_in_a_pipe_prints_whole_rows_and_the_pareto_front_of_several_objectives(tmp_path, capsys):
+    from orchestrator.campaign import Campaign
+    from orchestrator.cli import main
+
+    name = "a-campaign-name-long-enough-to-be-cut-in-a-narrow-table-" + "x" * 40
+    first = "  - {name: yield, direction: maximize}"
+    text = ONE_PARAMETER.format(name=name).replace(first, first + "\n  - {name: cost, direction: minimize}")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    c = Campaign.from_text(text, store=url)
+    for p, (y, cost) in zip(c.ask(3), [(1.0, 1.0), (2.0, 2.0), (0.5, 3.0)]):  # the third is dominated
+        c.tell(p.id, {"yield": y, "cost": cost})
+    c.store.engine.dispose()
+    assert main(["status", "--store", url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if name in line)
+    assert "yield=2 (Pareto front: 2)" in row and "│ 3 " in row
+
+
 def test_a_warm_start_from_a_missing_store_file_is_an_error_and_creates_none(tmp_path):
     from orchestrator.campaign import Campaign
 
