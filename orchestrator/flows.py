@@ -6,6 +6,7 @@ result caching (a cached physical step would be silently skipped) and never retr
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +23,28 @@ from orchestrator.progress import ProgressUpdate, report_note, report_progress
 from orchestrator.store import TERMINAL, default_report_dir
 
 _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
+
+
+class _NoTracebackForRefusals(logging.Filter):
+    """Drops the traceback from Prefect's log record of a step or flow that failed with an ``OrchestratorError``.
+
+    Those are the campaign's own refusals (a plan over a limit, stock or tips to refill, a robot
+    that stopped), each with a message and a fix; the record keeps that one line. Any other
+    exception is a bug and keeps its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], OrchestratorError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_refusals() -> None:
+    """Install ``_NoTracebackForRefusals`` on Prefect's task-run and flow-run loggers (once)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoTracebackForRefusals) for f in logger.filters):
+            logger.addFilter(_NoTracebackForRefusals())
 
 
 class ApprovalTimeout(OrchestratorError, RuntimeError):
@@ -185,6 +208,7 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     Experiments a crash left dispatched but unmeasured are settled first (``in_doubt``: see
     ``orchestrator.reconcile``); nothing is ever dispatched twice.
     """
+    _quiet_refusals()
     logger = get_run_logger()
     campaign = Campaign.from_text(yaml_text, store=store_url, source=Path(source) if source else None)
     runner = make_runner(campaign, dry_run, log=logger.info)

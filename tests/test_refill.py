@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from instruments.plan import TIP_RACKS
 from orchestrator.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.consumables import stock_left, tips_left, tips_used
+from orchestrator.flows import _quiet_refusals
+from orchestrator.loop import LoopError
 from orchestrator.store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
@@ -44,6 +48,39 @@ def test_a_campaign_stopped_by_empty_stock_goes_on_after_a_refill(prefect_server
     handler = Campaign.from_yaml(path, store=url).spec.instruments.liquid_handler
     assert stock_left(handler, plans, store.events(campaign.id))["red"] == pytest.approx(5000 - red_used)
     assert red_used > 20  # more than the declared stock: the twin's reservoir was refilled too
+
+
+def test_prefect_logs_a_refusal_without_its_traceback_and_a_bug_with_it(prefect_server):
+    """An ``OrchestratorError`` (a refused plan, stock to refill) is one log line; anything else keeps its traceback."""
+    from prefect import flow, task
+
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(logging.Formatter().format(record))
+
+    @task(retries=0)
+    def step(error: Exception):
+        raise error
+
+    @flow(persist_result=False)
+    def one_step(error: Exception):
+        _quiet_refusals()
+        logger, handler = logging.getLogger("prefect.task_runs"), Lines()
+        logger.addHandler(handler)  # inside the run: Prefect configures its logging when the run starts
+        try:
+            step(error)
+        finally:
+            logger.removeHandler(handler)
+
+    for error in (LoopError("plan refused: stock to refill"), ZeroDivisionError("a bug")):
+        with pytest.raises(type(error)):
+            one_step(error)
+    refused = [line for line in lines if "failed with exception: LoopError" in line]
+    bug = [line for line in lines if "failed with exception: ZeroDivisionError" in line]
+    assert len(refused) == 1 and "Traceback" not in refused[0]
+    assert len(bug) == 1 and "Traceback" in bug[0]
 
 
 def test_a_tip_refill_counts_only_the_batches_after_it(prefect_server, tmp_path, capsys):
