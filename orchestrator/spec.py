@@ -652,6 +652,13 @@ class CampaignSpec(_Strict):
                     f"parameters[{self.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
                     "set the lower bound to 0 or more"
                 )
+        for i, param in enumerate(self.parameters):
+            if param.name not in handler.reagents and not param.is_fixed:
+                problems.append(
+                    f"parameters[{i}]({param.name}): not a reagent of instruments.liquid_handler, and the robot "
+                    "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
+                    "uL), make it type: fixed with the value you set by hand, or remove it"
+                )
         return problems + self._reagent_volume_problems()
 
     def _reagent_volume_problems(self) -> list[str]:

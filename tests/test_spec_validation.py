@@ -79,6 +79,15 @@ def test_campaign_without_instruments_or_analysis_is_valid(tmp_path, capsys):
     assert spec.instruments is None and spec.analysis == []
 
 
+def test_a_fixed_parameter_that_is_not_a_reagent_is_recorded_not_refused(tmp_path, capsys):
+    doc = demo_document()
+    doc["parameters"] += [{"name": "temperature", "type": "fixed", "value": 25},
+                          {"name": "buffer", "type": "categorical", "values": ["PBS", "TRIS"], "fixed": True,
+                           "value": "PBS"}]
+    code, out, err = validate(write_campaign(tmp_path, doc), capsys)
+    assert code == 0, err
+
+
 def test_minimal_campaign_is_valid_and_takes_defaults():
     spec = parse_spec(
         "name: tiny\n"
@@ -330,6 +339,11 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     "reagent-not-a-parameter": (
         _set(*LH, "reagents", "green", value={"well": "A5", "stock_ul": 15000}),
         [("instruments.liquid_handler.reagents.green: not a numeric parameter", "each reagent key must be a parameter")],
+    ),
+    "parameter-not-a-reagent": (
+        lambda doc: doc["parameters"].append({"name": "temperature", "type": "continuous", "bounds": [20, 60]}),
+        [("parameters[3](temperature): not a reagent of instruments.liquid_handler, and the robot dispenses only "
+          "reagent volumes, so nothing would set it", "make it type: fixed with the value you set by hand")],
     ),
     "reagent-bad-well": (
         _set(*LH, "reagents", "red", "well", value="Z99"),
