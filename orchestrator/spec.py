@@ -93,8 +93,9 @@ class Parameter(_Strict):
         return self
 
     def _check_categorical(self) -> None:
-        if not self.values:
-            raise ValueError("a categorical parameter needs 'values': a list of at least one choice")
+        if not self.values or len(self.values) < 2:
+            raise ValueError("a categorical parameter needs 'values': a list of at least two choices "
+                             "(use type: fixed for a single value)")
         if self.bounds is not None:
             raise ValueError("a categorical parameter takes 'values', not 'bounds'; remove 'bounds'")
         if len(set(map(str, self.values))) != len(self.values):

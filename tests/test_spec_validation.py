@@ -212,7 +212,11 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     ),
     "categorical-without-values": (
         _append("parameters", value={"name": "dye", "type": "categorical"}),
-        [("parameters[3](dye): a categorical parameter needs 'values'", "a list of at least one choice")],
+        [("parameters[3](dye): a categorical parameter needs 'values'", "a list of at least two choices")],
+    ),
+    "categorical-with-one-value": (
+        _append("parameters", value={"name": "dye", "type": "categorical", "values": ["tartrazine"]}),
+        [("parameters[3](dye): a categorical parameter needs 'values'", "use type: fixed for a single value")],
     ),
     "categorical-with-bounds": (
         _append("parameters", value={"name": "dye", "type": "categorical", "values": ["a", "b"], "bounds": [0, 1]}),
@@ -341,7 +345,7 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         [("instruments.liquid_handler.reagents.green: not a numeric parameter", "each reagent key must be a parameter")],
     ),
     "parameter-not-a-reagent": (
-        lambda doc: doc["parameters"].append({"name": "temperature", "type": "continuous", "bounds": [20, 60]}),
+        _append("parameters", value={"name": "temperature", "type": "continuous", "bounds": [20, 60]}),
         [("parameters[3](temperature): not a reagent of instruments.liquid_handler, and the robot dispenses only "
           "reagent volumes, so nothing would set it", "make it type: fixed with the value you set by hand")],
     ),
