@@ -190,8 +190,19 @@ class OceanOpticsSpectrometer:
         """The integration time [ms] in use (or to be set at connect)."""
         return self._wanted_ms
 
-    def set_light(self, on: bool, how: str) -> None:
-        """Open/close the shutter (``how="shutter"``) or switch the lamp (``"lamp"``)."""
+    def check_ready(self) -> None:
+        """Connect, and raise now what the first read would raise for a campaign's light path.
+
+        That is: no shutter or lamp control for the dark, no ``blank_well`` for the reference, or no
+        ``present_well`` hook to bring a well into the beam. The loop calls this before the robot
+        makes anything, so a wrong setting costs no plate.
+        """
+        self.connect()
+        if isinstance(self._before, CampaignLightPath):
+            self._before.check_ready()
+
+    def light_control(self, how: str) -> Any:
+        """The device feature that opens/closes the shutter (``how="shutter"``) or switches the lamp (``"lamp"``)."""
         if self._closed:
             raise InstrumentError(f"{self.name}: {how} control after close()", hint="call connect() again first")
         self.connect()
@@ -201,6 +212,11 @@ class OceanOpticsSpectrometer:
             raise InstrumentError(f"{self.name}: spectrometer {self._spec.model} has no {how} control for the dark",
                                   hint=f"set instruments.spectrometer.dark: {other} if it has that, else cover the "
                                        "light path with a before_acquire hook")
+        return feature
+
+    def set_light(self, on: bool, how: str) -> None:
+        """Open/close the shutter (``how="shutter"``) or switch the lamp (``"lamp"``)."""
+        feature = self.light_control(how)
         action = feature.set_shutter_open if how == "shutter" else feature.enable_lamp
         self._call(f"{'open' if on else 'close'} {how}", lambda: action(bool(on)))
 
@@ -346,12 +362,21 @@ class CampaignLightPath:
         label = self.blank_label(well) if kind == "reference" else str(well)
         if kind == "sample" and "-" in label:
             self.plate = label.split("-", 1)[0]
+        self._present_well_hook(label)(label)
+
+    def check_ready(self) -> None:
+        """Raise what a first read would: no dark control, no blank well, no ``present_well`` hook."""
+        self.driver.light_control(self.dark)
+        self._present_well_hook(self.blank_label(None))
+
+    def _present_well_hook(self, label: str) -> Callable[[str], None]:
+        """The driver's ``present_well``; without one, bringing ``label`` into the beam is refused."""
         present = self.driver.present_well
         if present is None:
             raise InstrumentError(f"{self.driver.name}: nothing brings well {label} into the beam",
                                   hint="give the driver a present_well hook (your sampler or plate-reader "
                                        "accessory, see docs/plugins.md)")
-        present(label)
+        return present
 
     def blank_label(self, well: str | None) -> str:
         """The blank well on the plate of ``well`` (else of the last sample): ``P2-A5`` -> ``P2-A12``."""

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from instruments.errors import HintedError
 from orchestrator.artifacts import LiveArtifacts, artifact_key
 from orchestrator.campaign import Campaign, best_measured, pareto_front
 from orchestrator.errors import OrchestratorError
@@ -26,15 +27,15 @@ _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
 
 
 class _NoTracebackForRefusals(logging.Filter):
-    """Drops the traceback from Prefect's log record of a step or flow that failed with an ``OrchestratorError``.
+    """Drops the traceback from Prefect's log record of a step or flow that failed with a ``HintedError``.
 
-    Those are the campaign's own refusals (a plan over a limit, stock or tips to refill, a robot
-    that stopped), each with a message and a fix; the record keeps that one line. Any other
-    exception is a bug and keeps its traceback.
+    Those are the campaign's and the instruments' own errors (a plan over a limit, stock or tips
+    to refill, a robot that stopped, a spectrometer not found), each with a message and a fix; the
+    record keeps that one line. Any other exception is a bug and keeps its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], OrchestratorError):
+        if record.exc_info and isinstance(record.exc_info[1], HintedError):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -49,6 +50,11 @@ def _quiet_refusals() -> None:
 
 class ApprovalTimeout(OrchestratorError, RuntimeError):
     """Nobody decided on a batch in time; it was not made."""
+
+
+@task(name="preflight", **_STEP)
+def preflight(runner: CampaignRunner):
+    runner.preflight()
 
 
 @task(name="propose", **_STEP)
@@ -217,6 +223,8 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     live = LiveArtifacts(campaign)
     try:
         runner.reconcile(in_doubt)
+        if not runner.is_finished():
+            preflight.with_options(task_run_name=f"{name} · preflight")(runner)
         while not runner.is_finished():
             iteration = _run_iteration(runner, name, live)
             standing = _standing(campaign, "done" if runner.is_finished() else "next iteration")

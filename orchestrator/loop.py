@@ -89,6 +89,33 @@ class CampaignRunner:
 
         return reconcile(self, policy)
 
+    def preflight(self) -> None:
+        """Connect each instrument and check it can do its part, before anything is dispatched.
+
+        A wrong setting (a spectrometer serial that is not attached, no blank well, nothing to bring a
+        well into the beam, a robot of the other type, a twin paired with a real instrument) would
+        otherwise show only at the first read, after the robot has made a plate, and again for every
+        batch until three in a row were lost. The flow calls this once before its first iteration.
+        Raises ``LoopError``; nothing has moved.
+        """
+        roles = {"liquid_handler": self.instruments.liquid_handler, "spectrometer": self.instruments.spectrometer}
+        kinds = {role: driver.info().get("kind") for role, driver in roles.items()}
+        if len(set(kinds.values())) > 1:
+            mixed = ", ".join(f"{role} {roles[role].name} ({kind})" for role, kind in kinds.items())
+            raise LoopError(f"the instruments mix real and simulated drivers ({mixed}): a twin can neither make nor "
+                            "read what a real instrument does",
+                            hint="name real drivers for both, or run with --dry-run")
+        for role, driver in roles.items():
+            try:
+                with self._guarded(role):
+                    driver.connect()
+                    check_ready = getattr(driver, "check_ready", None)
+                    if check_ready is not None:
+                        check_ready()
+            except InstrumentError as err:
+                raise LoopError(f"{err.message}; checked before the first batch, nothing moved",
+                                hint=err.hint or f"check the {role.replace('_', ' ')}, then: {self._resume}") from err
+
     def is_finished(self) -> bool:
         """The budget is spent, or a stopping rule of the campaign file holds (``Campaign.should_stop``)."""
         if self.campaign.remaining_budget() == 0 and not self.campaign.experiments("proposed"):

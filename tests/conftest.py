@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,16 @@ def store_url(request, tmp_path):
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def seabreeze_device(monkeypatch):
+    """A fake Ocean Optics device (serial FLMS01) behind ``import seabreeze.spectrometers``."""
+    from tests.fake_seabreeze import FakeDevice, FakeSeaBreeze
+
+    device = FakeDevice("FLMS01", seed=5)
+    package = types.ModuleType("seabreeze")
+    package.spectrometers = FakeSeaBreeze(device)
+    monkeypatch.setitem(sys.modules, "seabreeze", package)
+    monkeypatch.setitem(sys.modules, "seabreeze.spectrometers", package.spectrometers)
+    return device

@@ -138,7 +138,7 @@ def test_two_campaigns_on_one_robot_never_use_it_at_once(api_url, tmp_path):
     assert windows[0][0] < windows[1][1] and windows[1][0] < windows[0][1], "the campaigns did run at the same time"
     for role, intervals in held.items():
         intervals.sort()
-        assert len(intervals) == 8  # 4 batches per campaign
+        assert len(intervals) == 10  # per campaign: the check before the first batch, and 4 batches
         assert {name for *_, name in intervals} == {"lock-a", "lock-b"}
         for (start, end, a), (next_start, _, b) in zip(intervals, intervals[1:]):
             assert next_start >= end, f"{role} used by {a} and {b} at once"

@@ -7,7 +7,6 @@ seabreeze.spectrometers`` finds it; ``present_well`` stands in for the lab's sam
 from __future__ import annotations
 
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from instruments.registry import DRIVERS, load_driver_class, resolve_driver
 from orchestrator.errors import SpecError
 from orchestrator.spec_loader import parse_spec
 from tests.conftest import demo_document
-from tests.fake_seabreeze import FakeDevice, FakeSeaBreeze
 
 TRANSMISSION = {"P1-A1": 0.5, "P1-B1": 0.1, "P1-A12": 1.0}  # the blank in A12 transmits everything
 
@@ -35,14 +33,9 @@ def campaign(**spectrometer):
 
 
 @pytest.fixture
-def device(monkeypatch):
-    """A fake Ocean Optics device behind ``import seabreeze.spectrometers``."""
-    device = FakeDevice("FLMS01", seed=5)
-    package = types.ModuleType("seabreeze")
-    package.spectrometers = FakeSeaBreeze(device)
-    monkeypatch.setitem(sys.modules, "seabreeze", package)
-    monkeypatch.setitem(sys.modules, "seabreeze.spectrometers", package.spectrometers)
-    return device
+def device(seabreeze_device):
+    """The fake device behind ``import seabreeze.spectrometers`` (``tests/conftest.py``)."""
+    return seabreeze_device
 
 
 def build(spec):
