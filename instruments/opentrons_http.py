@@ -17,7 +17,7 @@ import httpx
 
 from instruments.deck import DECKS, Deck
 from instruments.errors import InstrumentError
-from instruments.opentrons_protocol import render_protocol
+from instruments.opentrons_protocol import render_protocol, simulate_protocol
 from instruments.plan import PlatePlan
 from instruments.protocols import RunReport
 
@@ -55,6 +55,10 @@ class OpentronsHTTP:
     ``poll_interval_s`` [s] is the time between run status reads, ``run_timeout_s`` [s] the
     most one run may take from play to its end, ``stuck_grace_s`` [s] how long a run may stay
     paused, door-blocked or awaiting error recovery before the driver stops it.
+    ``check_protocols``: run each protocol through ``opentrons.simulate`` here before it is uploaded
+    (a few seconds per batch), so a protocol the robot would reject part-way (a tip rack too small
+    for a volume, a wrong labware name) stops with nothing moved; only tests of the transport
+    against a server that simulates every upload itself turn it off.
     ``on_run_created(run_id)`` is called before the run is played, so the caller can store
     the id of a run that may move the robot. An error raised after the run was created
     carries the robot's command log so far as ``run_log`` (``""`` when it could not be read).
@@ -67,7 +71,7 @@ class OpentronsHTTP:
         self, name: str, config: Any, robot_type: str, *, port: int | None = None,
         poll_interval_s: float = 1.0, run_timeout_s: float = 3600.0, stuck_grace_s: float = 120.0,
         connect_timeout_s: float = 3.0, request_timeout_s: float = 30.0, release_timeout_s: float = 30.0,
-        on_run_created: Callable[[str], None] | None = None,
+        on_run_created: Callable[[str], None] | None = None, check_protocols: bool = True,
     ) -> None:
         host = getattr(config, "host", None)
         if not host:
@@ -81,7 +85,7 @@ class OpentronsHTTP:
         self.host, self.port = host, port
         self.poll_interval_s, self.run_timeout_s, self.stuck_grace_s = poll_interval_s, run_timeout_s, stuck_grace_s
         self.release_timeout_s = release_timeout_s
-        self.on_run_created = on_run_created
+        self.on_run_created, self.check_protocols = on_run_created, check_protocols
         self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
         self._client = self._new_client()
         self._closed = False
@@ -130,8 +134,9 @@ class OpentronsHTTP:
     def run_plan(self, plan: PlatePlan) -> RunReport:
         """Run ``plan`` on the robot; returns the protocol and the robot's command log.
 
-        Raises ``InstrumentError`` (one line, with a hint) when the pipettes do not match,
-        the robot is busy or unreachable, or the run fails, stops, times out or gets stuck.
+        Raises ``InstrumentError`` (one line, with a hint) when ``opentrons.simulate`` rejects the
+        protocol, the pipettes do not match, the robot is busy or unreachable, or the run fails,
+        stops, times out or gets stuck.
         """
         if plan.robot_type != self.robot_type:
             raise InstrumentError(
@@ -139,8 +144,10 @@ class OpentronsHTTP:
                 hint="compile the plan for the campaign's robot type",
             )
         protocol = render_protocol(plan)
-        self._check_pipettes(plan.deck)
         file_name = f"sdl_iteration_{plan.iteration:03d}.py"
+        if self.check_protocols:
+            simulate_protocol(protocol, file_name=file_name)
+        self._check_pipettes(plan.deck)
         protocol_id = self._call("POST", "/protocols", "uploading the protocol",
                                  files=[("files", (file_name, protocol.encode(), "text/x-python"))])["data"]["id"]
         run_id = self._create_run(protocol_id)

@@ -37,8 +37,9 @@ def make_plan(config, robot_type):
 
 
 def driver(server, config, robot_type=OT2, **kwargs):
+    """The driver with short timeouts; the server simulates every upload, so the driver's own check is off."""
     options = {"poll_interval_s": 0.02, "run_timeout_s": 20.0, "stuck_grace_s": 0.3, "release_timeout_s": 3.0,
-               "connect_timeout_s": 1.0, "request_timeout_s": 5.0, **kwargs}
+               "connect_timeout_s": 1.0, "request_timeout_s": 5.0, "check_protocols": False, **kwargs}
     return OpentronsHTTP("robot", config, robot_type, port=server.port, **options)
 
 
@@ -79,6 +80,16 @@ def test_a_plan_runs_on_the_robot_and_the_command_log_comes_back(handler_config,
     assert any(line.startswith("succeeded aspirate") and "volume=10.0" in line for line in lines)
     assert f"robotType': '{robot_type}'" in report.protocol_text.replace('"', "'")
     assert report.instrument == "robot" and report.duration_s > 0
+
+
+def test_a_protocol_the_simulator_rejects_is_never_uploaded(handler_config):
+    """10 uL tips on the large pipette: the robot would fail at the first large aspiration, after moving."""
+    small_tips = handler_config.labware.model_copy(update={"tiprack_large": "opentrons_96_tiprack_10ul"})
+    config = handler_config.model_copy(update={"labware": small_tips})
+    with RobotServer() as server:
+        text, _ = run_failing(server, config, check_protocols=True)
+        assert "opentrons.simulate rejected sdl_iteration_001.py" in text and "before any robot moved" in text
+        assert not server.saw("POST", "/protocols") and not server.saw("POST", "/runs")
 
 
 def test_every_request_carries_the_version_header_the_robot_requires(handler_config):
