@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -19,7 +19,7 @@ from instruments.errors import HintedError
 from orchestrator.artifacts import LiveArtifacts, artifact_key
 from orchestrator.campaign import Campaign, best_measured, pareto_front
 from orchestrator.errors import OrchestratorError
-from orchestrator.loop import CampaignRunner, make_runner
+from orchestrator.loop import CampaignRunner, LoopError, make_runner
 from orchestrator.progress import ProgressUpdate, report_note, report_progress
 from orchestrator.store import TERMINAL, default_report_dir
 
@@ -178,7 +178,10 @@ def _run_iteration(runner: CampaignRunner, name: str, live: LiveArtifacts) -> in
 
 
 def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
-    """Hold a strict Prefect concurrency slot per physical instrument while it works; role -> limit name."""
+    """Hold a strict Prefect concurrency slot per physical instrument while it works; role -> limit name.
+
+    The robot's slot is then held for the whole run instead (``_robot_for_the_run``).
+    """
     from orchestrator.locks import ensure_limits, instrument_lock, lock_names
 
     campaign = runner.campaign
@@ -196,6 +199,52 @@ def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
 
     runner.instrument_guard = held
     return names
+
+
+@contextmanager
+def _robot_for_the_run(runner: CampaignRunner, locks: dict[str, str]) -> Iterator[None]:
+    """Hold the robot's slot (``locks["liquid_handler"]``) for the block; its batches then take no lock of their own.
+
+    Campaigns on one robot share its deck (tip racks, plate, reservoir), which each campaign
+    counts as its own, so they run one after the other, never batch by batch: a robot that
+    another run holds for ``ROBOT_WAIT_S`` is refused (``LoopError``), with nothing moved.
+    """
+    from orchestrator.locks import ROBOT_WAIT_S, InstrumentBusy, instrument_lock
+
+    name, campaign = locks.get("liquid_handler"), runner.campaign
+    if name is None:
+        yield
+        return
+
+    def remember(times: dict) -> None:
+        campaign.store.record_event(campaign.info.id, "instrument_held", {"role": "liquid_handler", **times})
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(instrument_lock(name, on_held=remember, wait_s=ROBOT_WAIT_S))
+        except InstrumentBusy as err:
+            raise LoopError(f"the robot ({name}) is in use by another campaign; nothing moved",
+                            hint="campaigns on one robot share its tip racks, plate and reservoir, so they run one "
+                                 "after the other: when the other has ended, load fresh tips and a fresh plate, "
+                                 f"then: sdl resume {campaign.spec.name}") from err
+        per_batch = runner.instrument_guard
+        runner.instrument_guard = lambda role: nullcontext() if role == "liquid_handler" else per_batch(role)
+        try:
+            yield
+        finally:
+            runner.instrument_guard = per_batch
+
+
+def _iterate_until_finished(runner: CampaignRunner, name: str, live: LiveArtifacts, logger) -> None:
+    """Run iterations until the budget is spent or a stopping rule holds, reporting each one's standing."""
+    while not runner.is_finished():
+        iteration = _run_iteration(runner, name, live)
+        standing = _standing(runner.campaign, "done" if runner.is_finished() else "next iteration")
+        line = (f"iteration {iteration}: {standing.done}/{standing.total} experiments done, "
+                f"best {standing.best or 'none yet'}")
+        logger.info(line)
+        report_note(line)
+        report_progress(standing)
 
 
 def _update_dashboard(live: LiveArtifacts, logger, force: bool = False) -> None:
@@ -224,15 +273,9 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     try:
         runner.reconcile(in_doubt)
         if not runner.is_finished():
-            preflight.with_options(task_run_name=f"{name} · preflight")(runner)
-        while not runner.is_finished():
-            iteration = _run_iteration(runner, name, live)
-            standing = _standing(campaign, "done" if runner.is_finished() else "next iteration")
-            line = (f"iteration {iteration}: {standing.done}/{standing.total} experiments done, "
-                    f"best {standing.best or 'none yet'}")
-            logger.info(line)
-            report_note(line)
-            report_progress(standing)
+            with _robot_for_the_run(runner, locks):
+                preflight.with_options(task_run_name=f"{name} · preflight")(runner)
+                _iterate_until_finished(runner, name, live, logger)
         decision = campaign.should_stop()
         if decision.stop:
             campaign.store.record_event(campaign.info.id, "stopped", {"reason": decision.reason})

@@ -2,18 +2,21 @@
 
 Each instrument gets a strict limit of 1 slot, named after what identifies the device (the
 robot's address, the spectrometer's serial, or the ``lock`` a campaign file gives). A
-campaign holds the slot only while the instrument works (a robot run, a plate read), so two
-campaigns can share a robot batch by batch but never drive it at the same moment. Dry runs
-lock only twins given a ``lock`` name, under a ``dry-run`` prefix: they never block a real
-campaign.
+campaign holds a spectrometer's slot only while it reads a plate, so campaigns share one batch
+by batch. It holds its robot's slot from the check before its first batch to the end of its
+run: the deck's tip racks, plate and reservoir are counted per campaign, so two campaigns taking
+turns on one deck would reuse tips and fill wells twice. Dry runs lock only twins given a
+``lock`` name, under a ``dry-run`` prefix: they never block a real campaign.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable, Iterator
+
+from orchestrator.errors import OrchestratorError
 
 #: how long a campaign waits for a busy instrument before it gives up [s]
 LOCK_WAIT_S = 6 * 3600.0
@@ -21,6 +24,10 @@ LOCK_WAIT_S = 6 * 3600.0
 #: cut) stops renewing, and the server frees its slot within this plus its 15 s sweep [s].
 #: 60 s is the shortest lease the server accepts.
 LEASE_S = 60.0
+#: how long a campaign waits for a robot that another run holds before it refuses [s]: long enough
+#: for the lease of this campaign's own crashed run to lapse (so ``sdl resume`` right after a crash
+#: goes on), short enough that a second campaign on a busy robot is told so at once
+ROBOT_WAIT_S = LEASE_S + 45.0
 ROLES = ("liquid_handler", "spectrometer")
 
 
@@ -67,12 +74,26 @@ def ensure_limits(names: list[str]) -> None:
                 pass
 
 
+class InstrumentBusy(OrchestratorError, TimeoutError):
+    """The instrument's slot stayed taken for as long as the caller would wait."""
+
+
 @contextmanager
-def instrument_lock(name: str, on_held: Callable[[dict[str, Any]], None] | None = None) -> Iterator[None]:
-    """Hold the one slot of limit ``name`` while the block runs; ``on_held`` gets the times held (epoch s)."""
+def instrument_lock(name: str, on_held: Callable[[dict[str, Any]], None] | None = None,
+                    wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the one slot of limit ``name`` while the block runs; ``on_held`` gets the times held (epoch s).
+
+    Raises ``InstrumentBusy`` when the slot is not free within ``wait_s`` [s].
+    """
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(name, occupy=1, strict=True, timeout_seconds=LOCK_WAIT_S, lease_duration=LEASE_S):
+    with ExitStack() as held:
+        try:
+            held.enter_context(concurrency(name, occupy=1, strict=True, timeout_seconds=wait_s,
+                                           lease_duration=LEASE_S))
+        except TimeoutError as err:
+            raise InstrumentBusy(f"instrument {name} stayed busy for {wait_s:g} s",
+                                 hint="another campaign is using it; see Concurrency in the dashboard") from err
         acquired = time.time()
         try:
             yield

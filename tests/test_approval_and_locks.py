@@ -111,14 +111,13 @@ def test_approval_gate_pauses_takes_an_edit_refuses_a_bad_one_and_a_rejection(ap
     assert sum(e.status == "measured" for e in experiments.values()) == 4  # the budget is still spent in full
 
 
-def test_two_campaigns_on_one_robot_never_use_it_at_once(api_url, tmp_path):
-    shared = {"lock": "bench-ot2"}
+def test_two_campaigns_share_a_spectrometer_batch_by_batch_and_each_holds_its_robot(api_url, tmp_path):
     runs = []
     for name in ("lock-a", "lock-b"):
-        doc_changes = demo_document()["instruments"]
-        doc_changes["liquid_handler"].update(shared)
-        doc_changes["spectrometer"].update({"lock": "bench-uvvis"})
-        text = campaign_text(name, instruments=doc_changes, budget={"experiments": 8, "batch_size": 2})
+        instruments = demo_document()["instruments"]
+        instruments["liquid_handler"]["lock"] = f"ot2-of-{name}"
+        instruments["spectrometer"]["lock"] = "bench-uvvis"
+        text = campaign_text(name, instruments=instruments, budget={"experiments": 8, "batch_size": 2})
         url = f"sqlite:///{tmp_path / (name + '.db')}"
         runs.append((name, url, *start_flow(text, url)))
     for name, url, thread, outcome in runs:
@@ -136,12 +135,36 @@ def test_two_campaigns_on_one_robot_never_use_it_at_once(api_url, tmp_path):
         times = [e["detail"]["acquired_at"] for e in events if e["kind"] == "instrument_held"]
         windows.append((min(times), max(times)))
     assert windows[0][0] < windows[1][1] and windows[1][0] < windows[0][1], "the campaigns did run at the same time"
-    for role, intervals in held.items():
-        intervals.sort()
-        assert len(intervals) == 10  # per campaign: the check before the first batch, and 4 batches
-        assert {name for *_, name in intervals} == {"lock-a", "lock-b"}
-        for (start, end, a), (next_start, _, b) in zip(intervals, intervals[1:]):
-            assert next_start >= end, f"{role} used by {a} and {b} at once"
+    spectrometer = sorted(held["spectrometer"])
+    assert len(spectrometer) == 10  # per campaign: the check before the first batch, and 4 plates
+    assert {name for *_, name in spectrometer} == {"lock-a", "lock-b"}
+    for (start, end, a), (next_start, _, b) in zip(spectrometer, spectrometer[1:]):
+        assert next_start >= end, f"the spectrometer was used by {a} and {b} at once"
+    robots = sorted(held["liquid_handler"], key=lambda interval: interval[2])
+    assert [name for *_, name in robots] == ["lock-a", "lock-b"]  # one hold per campaign, for its whole run
+    for (acquired, released, name), (first, last) in zip(robots, windows):
+        assert acquired <= first and released >= last, f"{name} used its robot outside its hold"
+
+
+def test_a_second_campaign_on_a_held_robot_is_refused_with_nothing_made(api_url, tmp_path, monkeypatch):
+    from orchestrator import locks
+    from orchestrator.loop import LoopError
+
+    monkeypatch.setattr(locks, "ROBOT_WAIT_S", 2.0)
+    instruments = demo_document()["instruments"]
+    instruments["liquid_handler"]["lock"] = "bench-ot2"
+    text = campaign_text("second-on-the-deck", instruments=instruments)
+    name = lock_names(parse_spec(text), dry_run=True)["liquid_handler"]
+    locks.ensure_limits([name])
+    url = f"sqlite:///{tmp_path / 'second.db'}"
+    with locks.instrument_lock(name):  # the first campaign, mid-run
+        thread, outcome = start_flow(text, url)
+        thread.join(timeout=300)
+    assert isinstance(outcome.get("error"), LoopError), outcome
+    assert "the robot (sdl-instrument-dry-run-bench-ot2) is in use by another campaign" in outcome["error"].message
+    assert "run one after the other" in outcome["error"].hint
+    store = CampaignStore(url)
+    assert store.experiments(store.get_campaign("second-on-the-deck").id) == []
 
 
 def test_lock_names_follow_the_physical_instrument():
