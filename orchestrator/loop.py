@@ -189,7 +189,7 @@ class CampaignRunner:
                     "iteration": plan.iteration, "attempt": attempt + 1, "instrument": spectrometer.name,
                     "cause": getattr(err, "cause", None), "message": err.message})
                 last = err
-        self._batch_faulted(plan, f"{spectrometer.name}: {last.message}", last)
+        self._batch_faulted(plan, _named_cause(spectrometer.name, last), last)
         return None
 
     @_timed
@@ -298,7 +298,7 @@ class CampaignRunner:
     def _robot_failed(self, plan: PlatePlan, err: InstrumentError, run_ids: list[str]) -> None:
         """The robot refused the batch before moving (stop the loop) or faulted during its run (go on)."""
         handler = self.instruments.liquid_handler
-        cause = f"{handler.name}: {err.message}"
+        cause = _named_cause(handler.name, err)
         if not run_ids and getattr(err, "cause", None) is None:
             for w in plan.wells:  # no run was started: nothing moved, the experiments were never made
                 self.store.abandon(w.experiment_id, f"not run: {cause}")
@@ -317,6 +317,11 @@ class CampaignRunner:
         if self.faulty_batches_in_a_row >= MAX_FAULTY_BATCHES_IN_A_ROW:
             raise LoopError(f"{self.faulty_batches_in_a_row} batches in a row lost to instrument faults; last: {cause}",
                             hint=err.hint or f"check the instruments, then: {self._resume}") from err
+
+
+def _named_cause(instrument: str, err: InstrumentError) -> str:
+    """``err``'s message led by the instrument's name (once: drivers often name themselves already)."""
+    return err.message if err.message.startswith(f"{instrument}:") else f"{instrument}: {err.message}"
 
 
 def _failure_kind(problem: str | None, spectrum: Spectrum) -> str | None:

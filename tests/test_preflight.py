@@ -93,3 +93,13 @@ def test_the_run_command_stops_at_the_check_with_one_line(prefect_server, tmp_pa
     assert robot_runs(robot) == []
     store = CampaignStore(url)
     assert store.experiments(store.get_campaign(yaml.safe_load(path.read_text())["name"]).id) == []
+
+
+def test_a_robot_fault_names_the_robot_once(tmp_path, seabreeze_device):
+    with RobotServer(fault="fail") as failing:
+        runner = runner_for(tmp_path, real_campaign(tmp_path, failing))
+        runner.instruments.liquid_handler.poll_interval_s = 0.02
+        assert runner.prepare(runner.propose()) is None  # faulted during its run: recorded, the loop goes on
+    reasons = {e.failure_reason for e in runner.campaign.experiments()}
+    (reason,) = reasons
+    assert reason.startswith("opentrons_ot2: ") and "opentrons_ot2: opentrons_ot2" not in reason
