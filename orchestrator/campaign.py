@@ -83,8 +83,9 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
 
 
 def changed_file_error(name: str, store_display: str) -> CampaignStateError:
-    """The refusal to continue campaign ``name`` from a campaign file that differs from the one it started with."""
-    return CampaignStateError(f"campaign {name!r} already exists in {store_display} with a different campaign file",
+    """The refusal to continue campaign ``name``, which has experiments, from a file that differs from its own."""
+    return CampaignStateError(f"campaign {name!r} already exists in {store_display} with a different campaign file, "
+                              "and has experiments made from it",
                               hint="give the changed campaign a new name, or use another --store")
 
 
@@ -185,7 +186,11 @@ class Campaign:
             return self.store.create_campaign(self.spec.name, self.spec.description, self.yaml_text, digest,
                                               package_versions())
         if existing.spec_hash != digest:
-            raise changed_file_error(self.spec.name, self.store.display)
+            replaced = self.store.replace_unused_campaign_file(existing.id, self.spec.description, self.yaml_text,
+                                                               digest)
+            if replaced is None:
+                raise changed_file_error(self.spec.name, self.store.display)
+            return replaced
         return existing
 
     # state -------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"campaign {spec.name!r} already finished ({done} experiments); nothing to do. "
               f"See: sdl status {spec.name} --store {store.display}")
         return 0
-    if existing is not None and existing.spec_hash != spec_hash(text):  # refused before starting Prefect
-        raise changed_file_error(spec.name, store.display)
+    if existing is not None and existing.spec_hash != spec_hash(text) and store.experiments(existing.id):
+        raise changed_file_error(spec.name, store.display)  # refused before starting Prefect
     if spec.instruments is not None:  # fail before starting Prefect when a driver cannot be used
         for role in ("liquid_handler", "spectrometer"):
             try:

@@ -213,6 +213,23 @@ class CampaignStore:
             s.add(EventRow(campaign_id=row.id, kind="campaign_created", detail={"spec_hash": spec_hash}))
             return _campaign(row)
 
+    def replace_unused_campaign_file(self, campaign_id: int, description: str, spec_yaml: str,
+                                     spec_hash: str) -> CampaignInfo | None:
+        """Give a campaign that has no experiment yet a changed campaign file; None (nothing changed) once it has one.
+
+        A run that stopped before its first proposal (say, at the instruments' check) can then be
+        fixed and run again under its name; the event ``campaign_file_replaced`` keeps both hashes.
+        """
+        with self._tx() as s:
+            row = s.get(CampaignRow, campaign_id, with_for_update=True)
+            if s.scalar(select(ExperimentRow.id).where(ExperimentRow.campaign_id == campaign_id).limit(1)) is not None:
+                return None
+            s.add(EventRow(campaign_id=campaign_id, kind="campaign_file_replaced",
+                           detail={"old_spec_hash": row.spec_hash, "spec_hash": spec_hash}))
+            row.description, row.spec_yaml, row.spec_hash, row.updated_at = description, spec_yaml, spec_hash, utcnow()
+            s.flush()
+            return _campaign(row)
+
     def find_campaign(self, name: str) -> CampaignInfo | None:
         with self._tx() as s:
             row = s.scalar(select(CampaignRow).where(CampaignRow.name == name))

@@ -129,15 +129,17 @@ def test_twins_implement_the_role_protocols(tmp_path):
 
 
 def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_starts(tmp_path, capsys, monkeypatch):
-    """Same name, different file: one line, exit 1, in the command itself (no Prefect flow is started), and the
-    stored campaign is untouched."""
+    """Same name, different file, and experiments made from the first: one line, exit 1, in the command itself (no
+    Prefect flow is started), and the stored campaign is untouched."""
     from orchestrator import commands
     from orchestrator.cli import main
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     doc = demo_document()
     original = write_campaign(tmp_path, doc, "first.yaml")
-    Campaign.from_yaml(original, store=url).store.engine.dispose()
+    first = Campaign.from_yaml(original, store=url)
+    (made,) = first.ask(1)
+    first.store.engine.dispose()
     doc["budget"] = {"experiments": 8, "batch_size": 4}
     changed = write_campaign(tmp_path, doc, "changed.yaml")
 
@@ -151,7 +153,20 @@ def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_star
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     store = CampaignStore(url)
     info = store.find_campaign(doc["name"])
-    assert info.spec_yaml == original.read_text() and store.experiments(info.id) == []
+    assert info.spec_yaml == original.read_text() and [e.id for e in store.experiments(info.id)] == [made.id]
+
+
+def test_a_campaign_with_no_experiment_yet_takes_a_changed_file(tmp_path):
+    """A run stopped before its first proposal (e.g. at the instruments' check) is fixed and run under its name."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    doc = demo_document()
+    first = Campaign.from_yaml(write_campaign(tmp_path, doc, "first.yaml"), store=url)
+    doc["instruments"]["spectrometer"]["blank_well"] = "A12"
+    changed = write_campaign(tmp_path, doc, "fixed.yaml")
+    fixed = Campaign.from_yaml(changed, store=url)
+    assert fixed.info.id == first.info.id and fixed.info.spec_yaml == changed.read_text()
+    (event,) = fixed.store.events(fixed.info.id, "campaign_file_replaced")
+    assert event["detail"] == {"old_spec_hash": first.info.spec_hash, "spec_hash": fixed.info.spec_hash}
 
 
 def test_after_three_faulted_batches_the_loop_stops_and_names_the_command_to_resume(tmp_path):
