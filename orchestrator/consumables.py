@@ -67,6 +67,15 @@ def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, 
     return {pipette: TIPS_PER_RACK - used[rack] for pipette, rack in RACKS.items()}
 
 
+def reservoir_well_ul(handler: Any, name: str) -> float | None:
+    """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware."""
+    from instruments.labware import deck_for, well_volumes_ul
+
+    _, labware = deck_for(handler)
+    stock = handler.diluent if name == DILUENT and name not in handler.reagents else handler.reagents[name]
+    return well_volumes_ul(labware["reservoir"]).get(stock.well)
+
+
 def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
     """``["red=12000", "diluent=15000"]`` -> ``{"red": 12000.0, ...}``, checked against the campaign's reagents."""
     known = declared_stock(handler)
@@ -85,6 +94,10 @@ def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
             raise UsageError(f"--stock {item!r}: {text.strip()!r} is not a volume in uL; e.g. --stock {name}=12000")
         if not math.isfinite(ul) or ul <= 0:
             raise UsageError(f"--stock {item!r}: the level must be a positive volume in uL")
+        holds = reservoir_well_ul(handler, name)
+        if holds is not None and ul > holds:
+            raise UsageError(f"--stock {item!r}: its reservoir well holds at most {holds:g} uL; "
+                             "give the level now in the well")
         levels[name] = ul
     return levels
 

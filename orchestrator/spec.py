@@ -275,6 +275,11 @@ class PriorMeanSpec(_Strict):
     calibrate: dict[str, tuple[float, float]] = {}
 
 
+def _well_order(well: str) -> tuple[int, str]:
+    """Sort key of a well name: by column, then row (A1, B1, ..., A2)."""
+    return int(well[1:]), well[0]
+
+
 class Reagent(_Strict):
     """A stock in the reservoir: which well it sits in and how much is there [uL]."""
 
@@ -313,6 +318,19 @@ class LiquidHandler(_Strict):
     @classmethod
     def _known_driver(cls, name: str) -> str:
         return _known_driver(name, "liquid_handler")
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, host: str | None) -> str | None:
+        """An address or name only: the driver adds the scheme, and the port is its own field."""
+        if host is None:
+            return host
+        bare = host.split("://", 1)[-1].split("/", 1)[0]
+        name, _, port = bare.partition(":")
+        if bare != host or port:
+            fix = f"host: {name}" + (f" and port: {port}" if port else "")
+            raise ValueError(f"host {host!r} must be the robot's address alone; write {fix}")
+        return host
 
     @model_validator(mode="after")
     def _fits_well(self) -> "LiquidHandler":
@@ -660,7 +678,47 @@ class CampaignSpec(_Strict):
                     "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
                     "uL), make it type: fixed with the value you set by hand, or remove it"
                 )
-        return problems + self._reagent_volume_problems()
+        return problems + self._reagent_volume_problems() + self._deck_problems()
+
+    def _deck_problems(self) -> list[str]:
+        """The deck's labware must be standard Opentrons labware and hold what the file declares.
+
+        Checked against each labware's definition: the plate's wells hold ``well_capacity_ul``,
+        each reservoir well exists, holds one stock only and holds its declared ``stock_ul``; and
+        a reagent's range reaches the small pipette's minimum (below it every volume floors to 0).
+        """
+        from instruments.labware import deck_for, unknown_labware_problem, well_volumes_ul
+
+        handler = self.instruments.liquid_handler
+        deck, names = deck_for(handler)
+        field = "instruments.liquid_handler"
+        problems = [p for key, name in names.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
+        plate, reservoir = well_volumes_ul(names["plate"]), well_volumes_ul(names["reservoir"])
+        if plate and handler.well_capacity_ul > min(plate.values()):
+            problems.append(f"{field}.well_capacity_ul: {handler.well_capacity_ul:g} uL is more than the "
+                            f"{min(plate.values()):g} uL a well of {names['plate']} holds; set it to at most that")
+        stocks = [(f"{field}.reagents.{name}", name, stock) for name, stock in handler.reagents.items()]
+        if handler.diluent is not None:
+            stocks.append((f"{field}.diluent", "the diluent", handler.diluent))
+        by_well: dict[str, list[str]] = {}
+        for where, name, stock in stocks:
+            by_well.setdefault(stock.well, []).append(name)
+            if reservoir and stock.well not in reservoir:
+                problems.append(f"{where}.well: {names['reservoir']} has no well {stock.well}; "
+                                f"use one of {', '.join(sorted(reservoir, key=_well_order))}")
+            elif reservoir and stock.stock_ul > reservoir[stock.well]:
+                problems.append(f"{where}.stock_ul: {stock.stock_ul:g} uL is more than the {reservoir[stock.well]:g} "
+                                f"uL its well of {names['reservoir']} holds; declare what is in the well")
+        problems += [f"{field}: {' and '.join(shared)} share reservoir well {well}; give each its own well"
+                     for well, shared in by_well.items() if len(shared) > 1]
+        by_name = {p.name: p for p in self.parameters}
+        for reagent in handler.reagents:
+            param = by_name.get(reagent)
+            if param is not None and param.is_numeric and param.bounds and param.bounds[1] < deck.small.min_ul:
+                problems.append(f"parameters[{self.parameters.index(param)}]({reagent}).bounds: every volume is below "
+                                f"the {deck.small.min_ul:g} uL the small pipette can dispense, so none would be; "
+                                f"raise the upper bound to {deck.small.min_ul:g} uL or more")
+        return problems
 
     def _reagent_volume_problems(self) -> list[str]:
         """The most reagent volume [uL] the space allows in one well must fit: up to ``fill_volume_ul`` when a

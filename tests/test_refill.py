@@ -109,6 +109,7 @@ def test_a_tip_refill_counts_only_the_batches_after_it(prefect_server, tmp_path,
     (["--stock", "red=-5"], "must be a positive volume"),
     (["--stock", "red=lots"], "is not a volume in uL"),
     (["--stock", "red"], "is not REAGENT=UL"),
+    (["--stock", "red=99999999"], "its reservoir well holds at most 15000 uL"),
 ])
 def test_bad_refills_get_one_line_and_exit_2_and_record_nothing(tmp_path, capsys, arguments, message):
     path, url = small_demo(tmp_path)

@@ -349,6 +349,40 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         [("parameters[3](temperature): not a reagent of instruments.liquid_handler, and the robot dispenses only "
           "reagent volumes, so nothing would set it", "make it type: fixed with the value you set by hand")],
     ),
+    "two-stocks-in-one-reservoir-well": (
+        _set(*LH, "reagents", "yellow", "well", value="A1"),
+        [("instruments.liquid_handler: red and yellow share reservoir well A1", "give each its own well")],
+    ),
+    "reagent-well-not-in-the-reservoir": (
+        _set(*LH, "reagents", "red", "well", value="A13"),
+        [("instruments.liquid_handler.reagents.red.well: nest_12_reservoir_15ml has no well A13",
+          "use one of A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12")],
+    ),
+    "misspelt-labware": (
+        _set(*LH, "labware", value={"plate": "corning_96_wellplate_360ul_flt"}),
+        [("instruments.liquid_handler.labware.plate: 'corning_96_wellplate_360ul_flt' is not a standard Opentrons",
+          "did you mean corning_96_wellplate_360ul_flat")],
+    ),
+    "well-capacity-above-the-plate": (
+        _set(*LH, "labware", value={"plate": "corning_384_wellplate_112ul_flat"}),
+        [("instruments.liquid_handler.well_capacity_ul: 360 uL is more than the 112 uL a well of "
+          "corning_384_wellplate_112ul_flat holds", "set it to at most that")],
+    ),
+    "stock-above-the-reservoir-well": (
+        _set(*LH, "reagents", "red", "stock_ul", value=500000),
+        [("instruments.liquid_handler.reagents.red.stock_ul: 500000 uL is more than the 15000 uL its well of "
+          "nest_12_reservoir_15ml holds", "declare what is in the well")],
+    ),
+    "reagent-range-below-the-pipette": (
+        _set("parameters", 0, "bounds", value=[0.1, 0.9]),
+        [("parameters[0](red).bounds: every volume is below the 1 uL the small pipette can dispense",
+          "raise the upper bound to 1 uL or more")],
+    ),
+    "host-with-scheme-and-port": (
+        _set(*LH, "host", value="http://169.254.10.20:31950"),
+        [("instruments.liquid_handler.host: host 'http://169.254.10.20:31950' must be the robot's address alone",
+          "write host: 169.254.10.20 and port: 31950")],
+    ),
     "reagent-bad-well": (
         _set(*LH, "reagents", "red", "well", value="Z99"),
         [("instruments.liquid_handler.reagents.red.well: string should match pattern", "got 'Z99'; correct the value")],
