@@ -1,20 +1,49 @@
 """``sdl``: validate, run, inspect and export campaigns.
 
 Exit codes: 0 success, 1 the campaign or an instrument failed, 2 bad input (campaign
-file, arguments, store URL). Errors are one line each, never a traceback.
+file, arguments, store URL), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, as systemd or
+``docker stop`` send). Errors are one line each, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from typing import Sequence
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from instruments.errors import InstrumentError
 from orchestrator.errors import OrchestratorError, SpecError, StoreError, UsageError
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so it takes the same way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM stops the command as Ctrl-C does.
+
+    Without this, SIGTERM ends the process at once: the robot is not told to stop and Prefect's
+    temporary server (a child process) is left running.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = getattr(commands, f"cmd_{args.command}")
     try:
-        return handler(args)
+        with _sigterm_as_interrupt():
+            return handler(args)
     except SpecError as err:
         for problem in err.problems:
             print(_printable(f"{err.source}: {problem}"), file=sys.stderr)
@@ -123,9 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {err.filename}" if err.filename else ""
         print(f"error: {_printable(f'{err.strerror or err}{where}')} (check the paths given)", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted: every finished step is in the store", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: every finished step is in the "
+              "store", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
 
 
 
