@@ -189,16 +189,19 @@ def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
     ensure_limits(list(names.values()))
 
     def held(role: str):
-        if role not in names:
-            return nullcontext()
-
-        def remember(times: dict) -> None:
-            campaign.store.record_event(campaign.info.id, "instrument_held", {"role": role, **times})
-
-        return instrument_lock(names[role], on_held=remember)
+        return instrument_lock(names[role], on_held=_hold_recorder(campaign, role)) if role in names else nullcontext()
 
     runner.instrument_guard = held
     return names
+
+
+def _hold_recorder(campaign: Campaign, role: str):
+    """The ``on_held`` callback that stores each hold of ``role``'s instrument as an ``instrument_held`` event."""
+
+    def remember(times: dict) -> None:
+        campaign.store.record_event(campaign.info.id, "instrument_held", {"role": role, **times})
+
+    return remember
 
 
 @contextmanager
@@ -215,13 +218,10 @@ def _robot_for_the_run(runner: CampaignRunner, locks: dict[str, str]) -> Iterato
     if name is None:
         yield
         return
-
-    def remember(times: dict) -> None:
-        campaign.store.record_event(campaign.info.id, "instrument_held", {"role": "liquid_handler", **times})
-
     with ExitStack() as held:
         try:
-            held.enter_context(instrument_lock(name, on_held=remember, wait_s=ROBOT_WAIT_S))
+            held.enter_context(instrument_lock(name, on_held=_hold_recorder(campaign, "liquid_handler"),
+                                               wait_s=ROBOT_WAIT_S))
         except InstrumentBusy as err:
             raise LoopError(f"the robot ({name}) is in use by another campaign; nothing moved",
                             hint="campaigns on one robot share its tip racks, plate and reservoir, so they run one "

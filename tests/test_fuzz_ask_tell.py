@@ -297,8 +297,15 @@ class AskTellMachine(RuleBasedStateMachine):
 
     @rule(changed=st.booleans())
     def reopen(self, changed: bool) -> None:
-        """Open the same campaign again (continues it), or a changed file under the same name (refused)."""
+        """Open the same campaign again (continues it), or a changed file under the same name (refused once an
+        experiment exists; before that it replaces the first file)."""
         FUZZ_COUNTS[f"{self.mode}:ask_tell_calls"] += 1
+        if changed and not self.model:
+            changed_text = self.text.replace("seed: ", "seed: 1")
+            again = Campaign.from_text(changed_text, store=self.url)
+            assert again.info.id == self.campaign.info.id and again.info.spec_yaml == changed_text
+            self.text, self.campaign = changed_text, again
+            return
         if changed:
             before = self.snapshot()
             with pytest.raises(CampaignStateError) as caught:

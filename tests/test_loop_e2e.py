@@ -144,7 +144,8 @@ def test_protocol_rejected_by_simulator_stops_the_batch(prefect_server, tmp_path
     import yaml
 
     doc = yaml.safe_load(doc_path.read_text())
-    doc["instruments"]["liquid_handler"]["labware"] = {"plate": "no_such_plate_96"}
+    # known labware, so the file validates; 10 uL tips on the 300 uL pipette fail the simulator's first aspiration
+    doc["instruments"]["liquid_handler"]["labware"] = {"tiprack_large": "opentrons_96_tiprack_10ul"}
     bad = write_campaign(tmp_path, doc, "bad.yaml")
     url = f"sqlite:///{tmp_path / 'bad.db'}"
     assert main(["run", str(bad), "--dry-run", "--store", url]) == 1
