@@ -35,9 +35,10 @@ def definition(load_name: str) -> dict[str, Any] | None:
 
 
 def well_volumes_ul(load_name: str) -> dict[str, float]:
-    """Well name -> the most liquid it holds [uL] (``totalLiquidVolume``); empty for an unknown labware."""
-    found = definition(load_name)
-    return {well: float(shape["totalLiquidVolume"]) for well, shape in (found or {}).get("wells", {}).items()}
+    """Well name -> the most liquid it holds [uL] (``totalLiquidVolume``), in the definition's order (A1, B1, ...,
+    A2); empty for an unknown labware."""
+    found = definition(load_name) or {"ordering": [], "wells": {}}
+    return {well: float(found["wells"][well]["totalLiquidVolume"]) for column in found["ordering"] for well in column}
 
 
 def unknown_labware_problem(field: str, load_name: str) -> str | None:

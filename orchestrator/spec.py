@@ -275,11 +275,6 @@ class PriorMeanSpec(_Strict):
     calibrate: dict[str, tuple[float, float]] = {}
 
 
-def _well_order(well: str) -> tuple[int, str]:
-    """Sort key of a well name: by column, then row (A1, B1, ..., A2)."""
-    return int(well[1:]), well[0]
-
-
 class Reagent(_Strict):
     """A stock in the reservoir: which well it sits in and how much is there [uL]."""
 
@@ -651,7 +646,10 @@ class CampaignSpec(_Strict):
     def _instrument_problems(self) -> list[str]:
         if self.instruments is None:
             return []
+        from instruments.labware import deck_for
+
         handler = self.instruments.liquid_handler
+        deck, labware = deck_for(handler)
         by_name = {p.name: p for p in self.parameters}
         problems = []
         if self.budget.batch_size > WELLS_PER_PLATE:
@@ -671,6 +669,10 @@ class CampaignSpec(_Strict):
                     f"parameters[{self.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
                     "set the lower bound to 0 or more"
                 )
+            elif param.bounds[1] < deck.small.min_ul:
+                problems.append(f"parameters[{self.parameters.index(param)}]({reagent}).bounds: every volume is below "
+                                f"the {deck.small.min_ul:g} uL the small pipette can dispense, so none would be; "
+                                f"raise the upper bound to {deck.small.min_ul:g} uL or more")
         for i, param in enumerate(self.parameters):
             if param.name not in handler.reagents and not param.is_fixed:
                 problems.append(
@@ -678,19 +680,17 @@ class CampaignSpec(_Strict):
                     "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
                     "uL), make it type: fixed with the value you set by hand, or remove it"
                 )
-        return problems + self._reagent_volume_problems() + self._deck_problems()
+        return problems + self._reagent_volume_problems() + self._deck_problems(labware)
 
-    def _deck_problems(self) -> list[str]:
-        """The deck's labware must be standard Opentrons labware and hold what the file declares.
+    def _deck_problems(self, names: dict[str, str]) -> list[str]:
+        """The deck's labware (``Deck.labware`` key -> load name) must be standard and hold what the file declares.
 
-        Checked against each labware's definition: the plate's wells hold ``well_capacity_ul``,
-        each reservoir well exists, holds one stock only and holds its declared ``stock_ul``; and
-        a reagent's range reaches the small pipette's minimum (below it every volume floors to 0).
+        Checked against each labware's definition: the plate's wells hold ``well_capacity_ul``, and
+        each reservoir well exists, holds one stock only and holds its declared ``stock_ul``.
         """
-        from instruments.labware import deck_for, unknown_labware_problem, well_volumes_ul
+        from instruments.labware import unknown_labware_problem, well_volumes_ul
 
         handler = self.instruments.liquid_handler
-        deck, names = deck_for(handler)
         field = "instruments.liquid_handler"
         problems = [p for key, name in names.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
         plate, reservoir = well_volumes_ul(names["plate"]), well_volumes_ul(names["reservoir"])
@@ -705,19 +705,12 @@ class CampaignSpec(_Strict):
             by_well.setdefault(stock.well, []).append(name)
             if reservoir and stock.well not in reservoir:
                 problems.append(f"{where}.well: {names['reservoir']} has no well {stock.well}; "
-                                f"use one of {', '.join(sorted(reservoir, key=_well_order))}")
+                                f"use one of {', '.join(reservoir)}")
             elif reservoir and stock.stock_ul > reservoir[stock.well]:
                 problems.append(f"{where}.stock_ul: {stock.stock_ul:g} uL is more than the {reservoir[stock.well]:g} "
                                 f"uL its well of {names['reservoir']} holds; declare what is in the well")
         problems += [f"{field}: {' and '.join(shared)} share reservoir well {well}; give each its own well"
                      for well, shared in by_well.items() if len(shared) > 1]
-        by_name = {p.name: p for p in self.parameters}
-        for reagent in handler.reagents:
-            param = by_name.get(reagent)
-            if param is not None and param.is_numeric and param.bounds and param.bounds[1] < deck.small.min_ul:
-                problems.append(f"parameters[{self.parameters.index(param)}]({reagent}).bounds: every volume is below "
-                                f"the {deck.small.min_ul:g} uL the small pipette can dispense, so none would be; "
-                                f"raise the upper bound to {deck.small.min_ul:g} uL or more")
         return problems
 
     def _reagent_volume_problems(self) -> list[str]:
