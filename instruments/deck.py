@@ -10,12 +10,18 @@ FLEX = "Flex"
 
 @dataclass(frozen=True)
 class PipetteSpec:
-    """A single-channel pipette: load name, mount and working range [uL]."""
+    """A single-channel pipette: load name, mount and working range [uL].
+
+    ``low_volume_mode``: the pipette reaches down to ``min_ul`` only in its low-volume mode (the
+    Flex 50 uL pipette: 5 uL in its default mode, 1 uL in low-volume mode), which the protocol
+    sets with ``configure_for_volume`` before each of its transfers.
+    """
 
     load_name: str
     mount: str
     min_ul: float
     max_ul: float
+    low_volume_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ DECKS: dict[str, Deck] = {
     FLEX: Deck(
         robot_type=FLEX,
         api_level="2.20",
-        small=PipetteSpec("flex_1channel_50", "left", 1.0, 50.0),
+        small=PipetteSpec("flex_1channel_50", "left", 1.0, 50.0, low_volume_mode=True),
         large=PipetteSpec("flex_1channel_1000", "right", 5.0, 1000.0),
         labware={
             "plate": "corning_96_wellplate_360ul_flat",

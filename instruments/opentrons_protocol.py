@@ -32,6 +32,8 @@ requirements = {{"robotType": {robot_type!r}, "apiLevel": {api_level!r}}}
 TRANSFERS = {transfers}
 MIX_VOLUME_UL = {mix_volume}
 SMALL_PIPETTE_MAX_UL = {small_max}
+# the small pipette reaches its smallest volumes only in its low-volume mode (Flex 50 uL: below 5 uL)
+SMALL_LOW_VOLUME_MODE = {small_low_volume_mode}
 # tips earlier batches already took from each rack: start from the next one
 TIPS_USED_BEFORE = {tips_used}
 
@@ -48,6 +50,8 @@ def run(protocol: protocol_api.ProtocolContext) -> None:
             pipette.starting_tip = rack.wells()[used]
     for source, destination, volume, mix in TRANSFERS:
         pipette = small if volume <= SMALL_PIPETTE_MAX_UL else large
+        if SMALL_LOW_VOLUME_MODE and pipette is small:
+            small.configure_for_volume(volume)  # between transfers no tip is on, as this call needs
         mix_after = (3, min(MIX_VOLUME_UL, pipette.max_volume)) if mix else None
         pipette.transfer(
             volume, reservoir[source], plate[destination], new_tip="always", mix_after=mix_after
@@ -74,6 +78,7 @@ def render_protocol(plan: PlatePlan) -> str:
         title=f"sdl iteration {plan.iteration}", iteration=plan.iteration, plate=plan.plate,
         robot_type=deck.robot_type, api_level=deck.api_level, transfers=transfers,
         mix_volume=round(plan.fill_volume_ul / 2, 1), small_max=deck.small.max_ul,
+        small_low_volume_mode=deck.small.low_volume_mode,
         tips_used={pipette: plan.tips_start.get(rack, 0) for pipette, rack in TIP_RACKS.items()},
         tiprack_small=plan.labware["tiprack_small"], slot_tiprack_small=deck.slots["tiprack_small"],
         tiprack_large=plan.labware["tiprack_large"], slot_tiprack_large=deck.slots["tiprack_large"],

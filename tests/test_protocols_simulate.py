@@ -78,6 +78,19 @@ def test_rendered_protocol_passes_opentrons_simulate(simulator, handler, robot_t
     assert "Transferring 12.3 " in run_log and "Transferring 22.2 " in run_log and "12.345" not in run_log
 
 
+def test_flex_small_pipette_is_set_for_each_volume_before_its_transfer(simulator, handler):
+    """The Flex 50 uL pipette dispenses below 5 uL only in its low-volume mode; the OT-2's p20 has none."""
+    run_log, _ = simulate_protocol(render_protocol(make_plan(handler, FLEX)))
+    small = [b.split()[1] for b in transfer_blocks(run_log) if "Tip Rack 50 µL" in b]
+    assert "1.0" in small  # a volume that needs the low-volume mode
+    lines = run_log.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Transferring ") and line.split()[1] in small:
+            assert lines[i - 1] == f"Configure pipette on left mount to handle {line.split()[1]} µL.", lines[i - 1:i + 1]
+    ot2_log, _ = simulate_protocol(render_protocol(make_plan(handler, OT2)))
+    assert "Configure pipette" not in ot2_log
+
+
 def test_a_second_plate_plan_also_simulates(simulator, handler):
     plan = make_plan(handler, OT2, wells_used=95)
     assert plan.plate == 2 and plan.wells[0].well == "A1"
