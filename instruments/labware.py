@@ -13,7 +13,7 @@ import json
 from importlib.resources import files
 from typing import Any
 
-from instruments.deck import DECKS, OT2, Deck
+from instruments.deck import DECKS, OT2, Deck, PipetteSpec
 
 DEFINITIONS = files("opentrons_shared_data") / "data" / "labware" / "definitions" / "2"
 
@@ -48,6 +48,53 @@ def unknown_labware_problem(field: str, load_name: str) -> str | None:
     close = difflib.get_close_matches(load_name, known_labware(), n=3)
     suggestion = f"did you mean {' or '.join(close)}?" if close else "use a standard Opentrons labware load name"
     return f"{field}: {load_name!r} is not a standard Opentrons labware; {suggestion}"
+
+
+def container_problem(field: str, load_name: str) -> str | None:
+    """A one-line problem when standard labware ``load_name`` cannot hold liquid for the plan (a tip rack, an
+    adapter, a lid), else None; unknown labware is left to ``unknown_labware_problem``."""
+    found = definition(load_name)
+    if found is None:
+        return None
+    roles = found.get("allowedRoles") or ["labware"]  # no roles: ordinary labware
+    if found["parameters"].get("isTiprack"):
+        kind = "a tip rack"
+    elif "labware" not in roles:
+        kind = f"an {roles[0]}" if roles[0][0] in "aeiou" else f"a {roles[0]}"
+    else:
+        return None
+    return f"{field}: {load_name} is {kind}, not a container for liquid; name a plate or reservoir"
+
+
+@functools.lru_cache(maxsize=None)
+def pipette_tip_racks(load_name: str) -> tuple[str, ...]:
+    """Load names of the tip racks the pipette ``load_name`` (e.g. ``p300_single_gen2``) takes: the
+    ``defaultTipracks`` of every liquid class of its newest definition, in the definition's order.
+
+    Read through ``opentrons_shared_data``'s own loader (about 0.5 s the first time: its pydantic
+    models), since API load names map to definition files by its rules.
+    """
+    from opentrons_shared_data.pipette import load_data, pipette_load_name_conversions
+    from opentrons_shared_data.pipette.types import PIPETTE_API_NAMES_MAP
+
+    model = pipette_load_name_conversions.convert_pipette_name(PIPETTE_API_NAMES_MAP[load_name].value)
+    found = load_data.load_definition(model.pipette_type, model.pipette_channels, model.pipette_version,
+                                      model.oem_type)
+    uris = [uri for liquid in found.liquid_properties.values() for uri in liquid.default_tipracks]
+    return tuple(dict.fromkeys(uri.split("/")[1] for uri in uris))  # "opentrons/<load name>/<version>"
+
+
+def tip_rack_problem(field: str, load_name: str, pipette: PipetteSpec, default: str) -> str | None:
+    """A one-line problem when standard labware ``load_name`` is not a tip rack ``pipette`` takes, else None.
+
+    Unknown labware is left to ``unknown_labware_problem``; the deck's ``default`` rack is known to fit.
+    """
+    if load_name == default or definition(load_name) is None:
+        return None
+    takes = pipette_tip_racks(pipette.load_name)
+    if load_name in takes:
+        return None
+    return f"{field}: the {pipette.load_name} pipette does not take tips from {load_name}; use one of {', '.join(takes)}"
 
 
 def deck_for(handler: Any) -> tuple[Deck, dict[str, str]]:

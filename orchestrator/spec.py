@@ -680,20 +680,33 @@ class CampaignSpec(_Strict):
                     "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
                     "uL), make it type: fixed with the value you set by hand, or remove it"
                 )
-        return problems + self._reagent_volume_problems() + self._deck_problems(labware)
+        return problems + self._reagent_volume_problems() + self._deck_problems(deck, labware)
 
-    def _deck_problems(self, names: dict[str, str]) -> list[str]:
-        """The deck's labware (``Deck.labware`` key -> load name) must be standard and hold what the file declares.
+    def _deck_problems(self, deck: Any, names: dict[str, str]) -> list[str]:
+        """``deck``'s labware (``Deck.labware`` key -> load name) must be standard and hold what the file declares.
 
-        Checked against each labware's definition: the plate's wells hold ``well_capacity_ul``, and
-        each reservoir well exists, holds one stock only and holds its declared ``stock_ul``.
+        Checked against each labware's definition: the plate and reservoir hold liquid, the plate has
+        the 96 wells plans fill and they hold ``well_capacity_ul``, each reservoir well exists, holds
+        one stock only and holds its declared ``stock_ul``, and each tip rack holds tips its pipette
+        takes.
         """
-        from instruments.labware import unknown_labware_problem, well_volumes_ul
+        from instruments.deck import TIP_RACKS, well_name
+        from instruments.labware import container_problem, tip_rack_problem, unknown_labware_problem, well_volumes_ul
 
         handler = self.instruments.liquid_handler
         field = "instruments.liquid_handler"
         problems = [p for key, name in names.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
-        plate, reservoir = well_volumes_ul(names["plate"]), well_volumes_ul(names["reservoir"])
+        problems += [p for pipette, key in TIP_RACKS.items() if (p := tip_rack_problem(
+            f"{field}.labware.{key}", names[key], getattr(deck, pipette), deck.labware[key]))]
+        wrong_kind = {key: p for key in ("plate", "reservoir")
+                      if (p := container_problem(f"{field}.labware.{key}", names[key]))}
+        problems += wrong_kind.values()
+        # wells of labware of the wrong kind are not checked further: its one problem says it all
+        plate, reservoir = ({} if key in wrong_kind else well_volumes_ul(names[key]) for key in ("plate", "reservoir"))
+        missing = [well for well in map(well_name, range(WELLS_PER_PLATE)) if well not in plate]
+        if plate and missing:
+            problems.append(f"{field}.labware.plate: {names['plate']} has no well {missing[0]}, and plans fill wells "
+                            "A1 to H12 of a 96-well plate; name a plate with those wells")
         if plate and handler.well_capacity_ul > min(plate.values()):
             problems.append(f"{field}.well_capacity_ul: {handler.well_capacity_ul:g} uL is more than the "
                             f"{min(plate.values()):g} uL a well of {names['plate']} holds; set it to at most that")

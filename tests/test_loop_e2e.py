@@ -139,28 +139,6 @@ def test_same_seed_same_campaign(prefect_server, tmp_path):
     assert exports[0] == exports[1]
 
 
-def test_protocol_rejected_by_simulator_stops_the_batch(prefect_server, tmp_path, capsys):
-    doc_path = small_campaign(tmp_path)
-    import yaml
-
-    doc = yaml.safe_load(doc_path.read_text())
-    # known labware, so the file validates; 10 uL tips on the 300 uL pipette fail the simulator's first aspiration
-    doc["instruments"]["liquid_handler"]["labware"] = {"tiprack_large": "opentrons_96_tiprack_10ul"}
-    bad = write_campaign(tmp_path, doc, "bad.yaml")
-    url = f"sqlite:///{tmp_path / 'bad.db'}"
-    assert main(["run", str(bad), "--dry-run", "--store", url]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "opentrons.simulate rejected" in err[0] and "Traceback" not in err[0]
-    store = CampaignStore(url)
-    campaign = store.get_campaign("small-colour")
-    experiments = store.experiments(campaign.id)
-    assert campaign.status == "failed"
-    # nothing moved: never made, so abandoned (their budget is free for when the labware is fixed)
-    assert len(experiments) == 4 and all(e.status == "abandoned" for e in experiments)
-    assert all("not run" in e.failure_reason and "opentrons.simulate rejected" in e.failure_reason
-               for e in experiments)
-
-
 def test_a_real_driver_without_its_optional_package_is_a_clear_error(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'real.db'}"
     assert main(["run", str(DEMO), "--store", url]) == 1

@@ -66,6 +66,28 @@ def test_an_outcome_constraint_is_measured_recorded_exported_and_modelled(tmp_pa
     assert 0.0 <= proposal.info["probability_feasible"] <= 1.0
 
 
+def test_a_protocol_the_simulator_rejects_stops_the_loop_with_nothing_made(tmp_path):
+    """The simulation before each robot run is the last guard, for a mistake no check of the file foresaw.
+
+    ``validate`` refuses 10 uL tips on the 300 uL pipette, so the validated settings are swapped for
+    them here; the twin runs the real ``opentrons.simulate``, which fails at the first aspiration.
+    """
+    runner = runner_for(tmp_path)
+    labware = runner.handler_config.labware.model_copy(update={"tiprack_large": "opentrons_96_tiprack_10ul"})
+    runner.handler_config = runner.handler_config.model_copy(update={"labware": labware})
+    batch = runner.propose()
+    with pytest.raises(LoopError, match="opentrons.simulate rejected") as caught:
+        runner.prepare(batch)
+    assert "\n" not in caught.value.one_line() and "stopped before any robot moved" in caught.value.hint
+    assert runner.instruments.lab.wells == {}  # nothing was dispensed
+    assert runner.store.iterations(runner.campaign.info.id) == []
+    experiments = runner.campaign.experiments()
+    # never made, so abandoned (their budget is free for when the labware is fixed)
+    assert len(experiments) == 4 and all(e.status == "abandoned" for e in experiments)
+    assert all(e.failure_reason.startswith("not run: ") and "opentrons.simulate rejected" in e.failure_reason
+               for e in experiments)
+
+
 def test_plan_beyond_reagent_stock_is_refused_before_any_instrument_call(tmp_path):
     def little_red(doc):
         doc["instruments"]["liquid_handler"]["reagents"]["red"]["stock_ul"] = 20

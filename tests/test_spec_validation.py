@@ -88,6 +88,14 @@ def test_a_fixed_parameter_that_is_not_a_reagent_is_recorded_not_refused(tmp_pat
     assert code == 0, err
 
 
+@pytest.mark.parametrize("rack", ["opentrons_96_filtertiprack_200ul", "opentrons_96_tiprack_300ul"])
+def test_a_tip_rack_the_pipette_takes_is_valid(rack, tmp_path, capsys):
+    doc = demo_document()
+    doc["instruments"]["liquid_handler"]["labware"] = {"tiprack_large": rack, "tiprack_small": "opentrons_96_tiprack_10ul"}
+    code, out, err = validate(write_campaign(tmp_path, doc), capsys)
+    assert code == 0, err
+
+
 def test_minimal_campaign_is_valid_and_takes_defaults():
     spec = parse_spec(
         "name: tiny\n"
@@ -372,6 +380,31 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         _set(*LH, "reagents", "red", "stock_ul", value=500000),
         [("instruments.liquid_handler.reagents.red.stock_ul: 500000 uL is more than the 15000 uL its well of "
           "nest_12_reservoir_15ml holds", "declare what is in the well")],
+    ),
+    "tips-the-pipette-does-not-take": (
+        _set(*LH, "labware", value={"tiprack_large": "opentrons_96_tiprack_10ul"}),
+        [("instruments.liquid_handler.labware.tiprack_large: the p300_single_gen2 pipette does not take tips from "
+          "opentrons_96_tiprack_10ul", "use one of opentrons_96_tiprack_300ul, opentrons_96_filtertiprack_200ul")],
+    ),
+    "plate-named-as-a-tip-rack": (
+        _set(*LH, "labware", value={"tiprack_small": "corning_96_wellplate_360ul_flat"}),
+        [("instruments.liquid_handler.labware.tiprack_small: the p20_single_gen2 pipette does not take tips from "
+          "corning_96_wellplate_360ul_flat", "use one of opentrons_96_tiprack_20ul")],
+    ),
+    "tip-rack-named-as-the-plate": (
+        _set(*LH, "labware", value={"plate": "opentrons_96_tiprack_300ul"}),
+        [("instruments.liquid_handler.labware.plate: opentrons_96_tiprack_300ul is a tip rack, not a container for "
+          "liquid", "name a plate or reservoir")],
+    ),
+    "adapter-named-as-the-reservoir": (
+        _set(*LH, "labware", value={"reservoir": "opentrons_96_well_aluminum_block"}),
+        [("instruments.liquid_handler.labware.reservoir: opentrons_96_well_aluminum_block is an adapter, not a "
+          "container for liquid", "name a plate or reservoir")],
+    ),
+    "plate-without-96-wells": (
+        _set(*LH, "labware", value={"plate": "corning_24_wellplate_3.4ml_flat"}),
+        [("instruments.liquid_handler.labware.plate: corning_24_wellplate_3.4ml_flat has no well E1, and plans fill "
+          "wells A1 to H12 of a 96-well plate", "name a plate with those wells")],
     ),
     "reagent-range-below-the-pipette": (
         _set("parameters", 0, "bounds", value=[0.1, 0.9]),
