@@ -47,6 +47,7 @@ class _HTTPStatusError(InstrumentError):
 
 
 DEFAULT_PORT = 31950  # the robot-server's HTTP port on OT-2 and Flex
+_WRONG_SERVER_HINT = f"check host and port in the campaign file (a robot answers on port {DEFAULT_PORT})"
 
 
 class OpentronsHTTP:
@@ -101,7 +102,14 @@ class OpentronsHTTP:
         """Read ``GET /health`` and check the robot is the type the campaign names."""
         if self._closed:
             self._client, self._closed = self._new_client(), False
-        info = self._call("GET", "/health", "reading its health")
+        try:
+            info = self._call("GET", "/health", "reading its health")
+        except _HTTPStatusError as err:
+            if err.status != 404:
+                raise
+            raise self._not_a_robot("answers GET /health with HTTP 404") from err
+        if not isinstance(info, dict) or "api_version" not in info:
+            raise self._not_a_robot("answers GET /health without the robot's software version")
         model, expected = info.get("robot_model"), ROBOT_MODELS[self.robot_type]
         if model and model != expected:
             raise InstrumentError(
@@ -109,6 +117,11 @@ class OpentronsHTTP:
                 hint="use the driver that matches the robot (opentrons_ot2 or opentrons_flex)",
             )
         self._health = info
+
+    def _not_a_robot(self, what: str) -> InstrumentError:
+        return InstrumentError(f"{self.name}: the server at {self.host}:{self.port} {what}, so it is not an "
+                               "Opentrons robot server",
+                               hint=_WRONG_SERVER_HINT)
 
     def close(self) -> None:
         """Close the HTTP connection pool; the robot is left as it is. Safe to call twice."""
@@ -324,7 +337,14 @@ class OpentronsHTTP:
                 hint="check the robot is on and on the network; a run may still be going, see its touchscreen",
             ) from err
         if response.is_success:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError as err:
+                raise InstrumentError(
+                    f"{self.name}: the server at {self.host}:{self.port} answered {method} {path} while {doing} "
+                    f"with something that is not JSON ({response.headers.get('content-type', 'no content type')})",
+                    hint=_WRONG_SERVER_HINT,
+                ) from err
         error_id, detail = _error_detail(response)
         raise _HTTPStatusError(
             f"{self.name}: robot at {self.host}:{self.port} refused {method} {path} while {doing}: "

@@ -7,7 +7,9 @@ bounded by small driver timeouts and checks the run was released (``current: fal
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -206,6 +208,44 @@ def test_an_unreachable_robot_names_host_and_port(handler_config):
         with pytest.raises(InstrumentError, match=f"robot at 127.0.0.1:{port} unreachable"):
             call()
     assert time.monotonic() - started < 5
+
+
+class _NotARobot(http.server.BaseHTTPRequestHandler):
+    """Some other web server on the address; it answers every GET with ``ANSWER`` (status, body, type)."""
+
+    ANSWER = (404, b"not found", "text/plain")
+
+    def do_GET(self):  # noqa: N802 (the standard library's name)
+        status, body, kind = self.ANSWER
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answer, why", [
+    ((404, b"not found", "text/plain"), "answers GET /health with HTTP 404"),
+    ((200, b"<html>router login</html>", "text/html"),
+     "answered GET /health while reading its health with something that is not JSON (text/html)"),
+    ((200, b'{"status": "ok"}', "application/json"), "answers GET /health without the robot's software version"),
+])
+def test_a_server_that_is_not_a_robot_is_named_as_such(handler_config, answer, why):
+    handler = type("Answer", (_NotARobot,), {"ANSWER": answer})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        with pytest.raises(InstrumentError) as caught:
+            OpentronsHTTP("robot", handler_config, OT2, port=port, connect_timeout_s=1.0).connect()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert why in caught.value.message and f"127.0.0.1:{port}" in caught.value.message, caught.value.message
+    assert caught.value.hint == "check host and port in the campaign file (a robot answers on port 31950)"
 
 
 def test_a_campaign_without_a_host_is_refused(handler_config):
