@@ -115,7 +115,7 @@ def _parse_edit(item: str) -> tuple[str, dict]:
 
 def cmd_refill(args: argparse.Namespace) -> int:
     """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
-    from orchestrator.consumables import REFILLED, parse_levels, record_refill, stock_left, tips_left
+    from orchestrator.consumables import parse_levels, record_refill
 
     store = CampaignStore(args.store, must_exist=True)
     campaign = store.get_campaign(args.name)
@@ -123,8 +123,7 @@ def cmd_refill(args: argparse.Namespace) -> int:
     racks = ["small", "large"] if "all" in args.tips else list(args.tips)
     detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
-    plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id, REFILLED)
-    print(_deck_line(tips_left(plans, events), stock_left(handler, plans, events)))
+    print(_deck_line(store, campaign, handler))
     return 0
 
 
@@ -140,10 +139,18 @@ def _liquid_handler(campaign: CampaignInfo) -> Any:
     return handler
 
 
-def _deck_line(tips: dict[str, int], stock: dict[str, float]) -> str:
-    """One line: fresh tips per rack and reagent stock [uL] left on the deck."""
-    return ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
+def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> str:
+    """One line: fresh tips per rack and reagent stock [uL] left on the deck, a batch still on it counted."""
+    from orchestrator.consumables import REFILLED, deck_plans, stock_left, tips_left
+
+    plans, in_flight = deck_plans(store, campaign.id)
+    events = store.events(campaign.id, REFILLED)
+    tips, stock = tips_left(plans, events), stock_left(handler, plans, events)
+    line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
             + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
+    if in_flight:
+        line += f" (after iteration {', '.join(map(str, in_flight))}, dispatched and not measured yet)"
+    return line
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -242,11 +249,7 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     if spec.instruments is not None and spec.instruments.liquid_handler is not None:
-        from orchestrator.consumables import REFILLED, stock_left, tips_left
-
-        plans, events = [it["plan"] for it in store.iterations(campaign.id)], store.events(campaign.id, REFILLED)
-        console.print(_deck_line(tips_left(plans, events), stock_left(spec.instruments.liquid_handler, plans, events)),
-                      markup=False)
+        console.print(_deck_line(store, campaign, spec.instruments.liquid_handler), markup=False)
     in_doubt = store.experiments(campaign.id, "dispatched")
     if in_doubt:
         console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "

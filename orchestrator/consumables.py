@@ -67,6 +67,20 @@ def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, 
     return {pipette: TIPS_PER_RACK - used[rack] for pipette, rack in RACKS.items()}
 
 
+def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """The plate plans that took tips and stock, and which of their iterations are still on the deck.
+
+    The stored iterations' plans, plus the plan of each batch that is dispatched and not yet
+    measured (kept with its ``batch_dispatched`` event; its iteration is stored only when the robot
+    is done). Returns ``(plans, in-flight iterations)``.
+    """
+    recorded = {it["iteration"]: it["plan"] for it in store.iterations(campaign_id)}
+    waiting = {e.iteration for e in store.experiments(campaign_id, "dispatched")} - set(recorded)
+    in_flight = {e["detail"]["iteration"]: e["detail"]["plan"] for e in store.events(campaign_id, "batch_dispatched")
+                 if e["detail"].get("iteration") in waiting and "plan" in e["detail"]}
+    return list(recorded.values()) + list(in_flight.values()), sorted(in_flight)
+
+
 def reservoir_well_ul(handler: Any, name: str) -> float | None:
     """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware."""
     from instruments.labware import deck_for, well_volumes_ul

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from instruments.plan import TIP_RACKS
+from instruments.deck import OT2
+from instruments.plan import TIP_RACKS, BatchItem, compile_plan, tips_needed
 from orchestrator.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.consumables import stock_left, tips_left, tips_used
@@ -118,6 +119,26 @@ def test_bad_refills_get_one_line_and_exit_2_and_record_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not [e for e in campaign.store.events(campaign.info.id) if e["kind"] == "refilled"]
+
+
+def test_status_counts_the_tips_and_stock_of_a_batch_still_on_the_deck(tmp_path, capsys):
+    """While the robot makes a batch, its iteration is not stored yet; its plan (kept at dispatch) still counts."""
+    path, url = small_demo(tmp_path)
+    campaign = Campaign.from_yaml(path, store=url)
+    batch = campaign.ask(4)
+    handler = campaign.spec.instruments.liquid_handler
+    plan = compile_plan(handler, OT2, batch[0].iteration, [BatchItem(p.id, p.params) for p in batch], wells_used=0)
+    campaign.store.mark_dispatched({w.experiment_id: (plan.label(w.well), p.params) for w, p in zip(plan.wells, batch)},
+                                   batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")})
+    tips = tips_needed(plan)
+    red_ul = 15000 - sum(w.volumes_ul.get("red", 0.0) for w in plan.wells)
+    assert tips["large"] > 0 and red_ul < 15000
+
+    assert main(["status", "refill-demo", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert (f"deck: tips left small {96 - tips['small']}, large {96 - tips['large']}; stock left red {red_ul:,.0f} uL"
+            in out), out
+    assert f"(after iteration {plan.iteration}, dispatched and not measured yet)" in out
 
 
 def test_refill_is_refused_while_a_batch_is_in_flight(tmp_path, capsys):
