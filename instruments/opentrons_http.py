@@ -17,7 +17,7 @@ import httpx
 
 from instruments.deck import DECKS, Deck
 from instruments.errors import InstrumentError
-from instruments.opentrons_protocol import render_protocol, simulate_protocol
+from instruments.opentrons_protocol import render_protocol, run_allowance_s, simulate_protocol
 from instruments.plan import PlatePlan
 from instruments.protocols import RunReport
 
@@ -54,8 +54,9 @@ class OpentronsHTTP:
     """``LiquidHandler`` for a real OT-2 or Flex at ``config.host``:``port``.
 
     ``poll_interval_s`` [s] is the time between run status reads, ``run_timeout_s`` [s] the
-    most one run may take from play to its end, ``stuck_grace_s`` [s] how long a run may stay
-    paused, door-blocked or awaiting error recovery before the driver stops it.
+    most one run may take from play to its end (None: the campaign's ``run_timeout_s``, else
+    ``run_allowance_s`` of the plan, which grows with its transfers), ``stuck_grace_s`` [s] how
+    long a run may stay paused, door-blocked or awaiting error recovery before the driver stops it.
     ``check_protocols``: run each protocol through ``opentrons.simulate`` here before it is uploaded
     (a few seconds per batch), so a protocol the robot would reject part-way (a tip rack too small
     for a volume, a wrong labware name) stops with nothing moved; only tests of the transport
@@ -70,7 +71,7 @@ class OpentronsHTTP:
 
     def __init__(
         self, name: str, config: Any, robot_type: str, *, port: int | None = None,
-        poll_interval_s: float = 1.0, run_timeout_s: float = 3600.0, stuck_grace_s: float = 120.0,
+        poll_interval_s: float = 1.0, run_timeout_s: float | None = None, stuck_grace_s: float = 120.0,
         connect_timeout_s: float = 3.0, request_timeout_s: float = 30.0, release_timeout_s: float = 30.0,
         on_run_created: Callable[[str], None] | None = None, check_protocols: bool = True,
     ) -> None:
@@ -169,7 +170,8 @@ class OpentronsHTTP:
             if self.on_run_created is not None:
                 self.on_run_created(run_id)
             self._action(run_id, "play")
-            self._wait_until_done(run_id)
+            self._wait_until_done(run_id, self.run_timeout_s or getattr(self.config, "run_timeout_s", None)
+                                  or run_allowance_s(plan))
             run_log = self._command_log(run_id)
         except InstrumentError as err:
             err.run_log = self._command_log_quietly(run_id)  # type: ignore[attr-defined]
@@ -244,9 +246,9 @@ class OpentronsHTTP:
         """``POST /runs/{id}/actions`` with ``actionType`` ``play``, ``pause`` or ``stop``."""
         self._call("POST", f"/runs/{run_id}/actions", f"sending {action}", json={"data": {"actionType": action}})
 
-    def _wait_until_done(self, run_id: str) -> None:
-        """Poll the run until it succeeds; raise on failure, stop, timeout or a stuck state."""
-        deadline = time.monotonic() + self.run_timeout_s
+    def _wait_until_done(self, run_id: str, timeout_s: float) -> None:
+        """Poll the run until it succeeds; raise on failure, stop, ``timeout_s`` [s] or a stuck state."""
+        deadline = time.monotonic() + timeout_s
         stuck_since: float | None = None
         while True:
             run = self._call("GET", f"/runs/{run_id}", "reading the run status")["data"]
@@ -263,8 +265,8 @@ class OpentronsHTTP:
                 )
             if now >= deadline:
                 raise InstrumentError(
-                    f"{self.name}: run {run_id} still {status} after {self.run_timeout_s:g} s; the driver stops it",
-                    hint="raise run_timeout_s if the protocol is this long, or check the robot",
+                    f"{self.name}: run {run_id} still {status} after {timeout_s:g} s; the driver stops it",
+                    hint="check the robot; if its runs are this long, set instruments.liquid_handler.run_timeout_s",
                 )
             time.sleep(self.poll_interval_s)
 

@@ -68,6 +68,18 @@ def _transfers(plan: PlatePlan) -> list[tuple[str, str, float, bool]]:
     return rows
 
 
+#: A run may take this long per transfer (tip on, aspirate, dispense, mix, tip off: about 20-30 s on
+#: an OT-2) before the driver stops it [s], and at least ``MIN_RUN_ALLOWANCE_S``.
+SECONDS_PER_TRANSFER = 60.0
+MIN_RUN_ALLOWANCE_S = 3600.0
+
+
+def run_allowance_s(plan: PlatePlan) -> float:
+    """How long the robot may take to run ``plan`` [s]: ``SECONDS_PER_TRANSFER`` per transfer, at least
+    ``MIN_RUN_ALLOWANCE_S`` (a full plate of 4 liquids is 384 transfers: 6.4 h)."""
+    return max(MIN_RUN_ALLOWANCE_S, SECONDS_PER_TRANSFER * len(_transfers(plan)))
+
+
 def render_protocol(plan: PlatePlan) -> str:
     """The Python protocol text for ``plan`` (OT-2 or Flex, from ``plan.robot_type``)."""
     deck = plan.deck

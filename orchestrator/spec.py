@@ -308,6 +308,9 @@ class LiquidHandler(_Strict):
     labware: Labware = Labware()
     lock: str | None = Field(default=None, max_length=80,
                              description="name of the physical robot; campaigns naming the same one never use it at once")
+    run_timeout_s: float | None = Field(
+        default=None, gt=0, description="most one robot run may take [s], for real drivers; unset: 60 s per "
+                                        "transfer of the batch, at least 1 h")
 
     @field_validator("driver")
     @classmethod

@@ -171,12 +171,24 @@ def test_a_run_stopped_on_the_touchscreen_is_an_error(handler_config):
 
 
 def test_a_run_that_never_finishes_times_out_is_stopped_and_released(handler_config):
+    """The limit comes from the campaign file's ``run_timeout_s`` when it sets one."""
     with RobotServer(fault="never") as server:
-        text, seconds = run_failing(server, handler_config, run_timeout_s=1.0)
+        text, seconds = run_failing(server, handler_config.model_copy(update={"run_timeout_s": 1.0}),
+                                    run_timeout_s=None)
         run = only_run(server)
-    assert "after 1 s" in text and seconds < 8
+    assert "after 1 s" in text and "set instruments.liquid_handler.run_timeout_s" in text and seconds < 8
     assert [a["actionType"] for a in run["actions"]] == ["play", "stop"]
     assert run["status"] == "stopped" and run["current"] is False
+
+
+def test_a_full_plate_is_allowed_time_in_proportion_to_its_transfers(handler_config):
+    """A 96-well plate of 3 reagents and the diluent is 384 transfers, hours on an OT-2: far beyond 1 h."""
+    from instruments.opentrons_protocol import MIN_RUN_ALLOWANCE_S, SECONDS_PER_TRANSFER, run_allowance_s
+
+    full = [BatchItem(i, {"red": 10.0, "yellow": 20.0, "blue": 30.0}) for i in range(96)]
+    plan = compile_plan(handler_config, OT2, iteration=1, batch=full, wells_used=0)
+    assert run_allowance_s(plan) == 384 * SECONDS_PER_TRANSFER > 3 * 3600
+    assert run_allowance_s(make_plan(handler_config, OT2)) == MIN_RUN_ALLOWANCE_S  # 7 transfers: the floor
 
 
 @pytest.mark.parametrize("fault, state", [

@@ -381,6 +381,10 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         [("instruments.liquid_handler.reagents.red.stock_ul: 500000 uL is more than the 15000 uL its well of "
           "nest_12_reservoir_15ml holds", "declare what is in the well")],
     ),
+    "run-timeout-not-positive": (
+        _set(*LH, "run_timeout_s", value=0),
+        [("instruments.liquid_handler.run_timeout_s: input should be greater than 0", "correct the value")],
+    ),
     "tips-the-pipette-does-not-take": (
         _set(*LH, "labware", value={"tiprack_large": "opentrons_96_tiprack_10ul"}),
         [("instruments.liquid_handler.labware.tiprack_large: the p300_single_gen2 pipette does not take tips from "
