@@ -184,6 +184,9 @@ def _run_flow(name: str, text: str, source: str | None, store_url: str, dry_run:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from orchestrator.flows import campaign_flow
     from orchestrator.progress import TerminalProgress, show_progress
+    from orchestrator.temporary_server import shield_from_terminal_interrupts
+
+    shield_from_terminal_interrupts()
 
     def run() -> dict:
         return campaign_flow(name=name, yaml_text=text, source=source, store_url=store_url, dry_run=dry_run,

@@ -1,4 +1,4 @@
-"""SIGTERM (systemd, ``docker stop``) stops ``sdl run`` as Ctrl-C does, and leaves no process behind."""
+"""SIGTERM (systemd, ``docker stop``) and a terminal's Ctrl-C stop ``sdl run`` at once, and leave no process behind."""
 
 from __future__ import annotations
 
@@ -49,11 +49,16 @@ def alive(pid: int, command: str) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
-def test_sigterm_stops_the_run_like_ctrl_c_and_stops_prefects_temporary_server(tmp_path):
+@pytest.mark.parametrize("stop, exit_code, said", [
+    ("SIGTERM to sdl", 143, "terminated"),
+    # a terminal's Ctrl-C: SIGINT to the whole foreground process group, Prefect's temporary server included
+    ("SIGINT to the process group", 130, "interrupted"),
+])
+def test_a_stop_ends_the_run_at_once_and_stops_prefects_temporary_server(tmp_path, stop, exit_code, said):
     url = f"sqlite:///{tmp_path / 'term.db'}"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # a temporary server of its own
     child = subprocess.Popen([SDL, "run", str(DEMO), "--dry-run", "--store", url], env=env, cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while True:  # until the flow has started (the campaign is running in the store)
@@ -66,13 +71,20 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_stops_prefects_temporary_server(t
             time.sleep(0.5)
         below = descendants(child.pid)
         assert any("prefect" in c and "server" in c for c in below.values()), below  # else this proves nothing
-        child.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        if stop == "SIGTERM to sdl":
+            child.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(child.pid, signal.SIGINT)  # its own session: the group is sdl's, not this test's
         output = child.communicate(timeout=90)[0].decode(errors="replace")
+        took_s = time.monotonic() - stopped
     finally:
         if child.poll() is None:
             child.kill()
-    assert child.returncode == 143, output[-2000:]
-    assert "terminated: every finished step is in the store" in output
+    assert child.returncode == exit_code, output[-2000:]
+    assert f"{said}: every finished step is in the store" in output
+    assert took_s < 30, (took_s, output[-2000:])  # it used to retry a server the Ctrl-C had shut down for minutes
+    assert "Traceback" not in output, output[-3000:]
     deadline = time.monotonic() + 30
     while any(alive(pid, command) for pid, command in below.items()) and time.monotonic() < deadline:
         time.sleep(0.5)
