@@ -13,7 +13,7 @@ import time
 
 from instruments.deck import TIP_RACKS
 from instruments.errors import ProtocolSimulationError
-from instruments.plan import PlatePlan
+from instruments.plan import PlatePlan, dispenses
 from instruments.python_source import PARSE_LOCK
 
 _TEMPLATE = '''\
@@ -60,12 +60,9 @@ def run(protocol: protocol_api.ProtocolContext) -> None:
 
 
 def _transfers(plan: PlatePlan) -> list[tuple[str, str, float, bool]]:
-    rows = []
-    for w in plan.wells:
-        dispensed = [(reagent, v) for reagent, v in w.volumes_ul.items() if v > 0]
-        for i, (reagent, volume) in enumerate(dispensed):
-            rows.append((plan.reservoir_wells[reagent], w.well, round(volume, 4), i == len(dispensed) - 1))
-    return rows
+    """(reservoir well, plate well, volume [uL], mix after) rows of the protocol, in ``dispenses`` order."""
+    return [(plan.reservoir_wells[reagent], w.well, round(volume, 4), last)
+            for w, reagent, volume, last in dispenses(plan)]
 
 
 #: A run may take this long per transfer (tip on, aspirate, dispense, mix, tip off: about 20-30 s on

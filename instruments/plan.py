@@ -26,7 +26,7 @@ DILUENT = "diluent"
 class WellPlan(BaseModel):
     experiment_id: int
     well: str  # plate well, e.g. "A1"
-    volumes_ul: dict[str, float]  # reagent (or "diluent") -> volume [uL], dispensing order
+    volumes_ul: dict[str, float]  # reagent (or "diluent") -> volume [uL]; the robot's order: ``dispenses``
 
 
 class PlatePlan(BaseModel):
@@ -150,6 +150,21 @@ def compile_plan(handler: Any, robot_type: str, iteration: int, batch: Sequence[
                      well_capacity_ul=handler.well_capacity_ul, reservoir_wells=reservoir, labware=labware, wells=wells,
                      tips_start={rack: int(n) for rack, n in (tips_used or {}).items() if n},
                      reserved_wells=sorted(reserved_wells))
+
+
+def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
+    """Every non-zero transfer of ``plan`` in the robot's order: ``(well, reagent, volume [uL], last of its well)``.
+
+    Well by well; within a well, volumes for the small pipette come first, then the large
+    pipette's, each in the plan's order. The robot mixes a well with the pipette of its last
+    dispense, so a well that takes any large volume is mixed by the large pipette (at half the
+    fill volume), not with the small pipette's 20 uL in a 300 uL well.
+    """
+    small_max, rows = plan.deck.small.max_ul, []
+    for w in plan.wells:
+        dispensed = sorted(((r, v) for r, v in w.volumes_ul.items() if v > 0), key=lambda rv: rv[1] > small_max)
+        rows += [(w, reagent, volume, i == len(dispensed) - 1) for i, (reagent, volume) in enumerate(dispensed)]
+    return rows
 
 
 def tips_needed(plan: PlatePlan) -> dict[str, int]:

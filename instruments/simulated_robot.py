@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from instruments.errors import InstrumentError, InstrumentFault
 from instruments.opentrons_protocol import render_protocol, simulate_protocol
-from instruments.plan import PlatePlan
+from instruments.plan import PlatePlan, dispenses
 from instruments.protocols import RunReport
 from instruments.simulated_lab import SimulatedInstrument, SimulatedLab
 from simulators.faults import Fault
@@ -109,10 +109,5 @@ class SimulatedOpentrons(SimulatedInstrument):
 
 
 def _transfers(plan: PlatePlan) -> list[tuple[str, str, float, bool]]:
-    """(well label, reagent, volume [uL], last of its well) in the generated protocol's order."""
-    rows = []
-    for w in plan.wells:
-        dispensed = [(reagent, v) for reagent, v in w.volumes_ul.items() if v > 0]
-        for i, (reagent, volume) in enumerate(dispensed):
-            rows.append((plan.label(w.well), reagent, volume, i == len(dispensed) - 1))
-    return rows
+    """(well label, reagent, volume [uL], last of its well) in the generated protocol's order (``dispenses``)."""
+    return [(plan.label(w.well), reagent, volume, last) for w, reagent, volume, last in dispenses(plan)]

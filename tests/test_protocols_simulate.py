@@ -58,8 +58,10 @@ def test_rendered_protocol_passes_opentrons_simulate(simulator, handler, robot_t
     run_log, seconds = simulate_protocol(protocol, file_name=f"iteration_{plan.iteration:03d}.py")
     assert seconds >= 0.0
 
+    # within a well, the small pipette's volumes first: the last dispense, which mixes, is the large pipette's
     expected = [(plan.reservoir_wells[reagent], w.well, volume) for w in plan.wells
-                for reagent, volume in w.volumes_ul.items() if volume > 0]
+                for reagent, volume in sorted(w.volumes_ul.items(), key=lambda rv: rv[1] > deck.small.max_ul)
+                if volume > 0]
     assert len(expected) == 11  # 3 wells x (diluent + 3 reagents), one zeroed volume skipped
     blocks = transfer_blocks(run_log)
     assert len(blocks) == len(expected), run_log
@@ -70,8 +72,10 @@ def test_rendered_protocol_passes_opentrons_simulate(simulator, handler, robot_t
         assert f"Aspirating {volume} uL" in block and f"Dispensing {volume} uL" in block
         rack = deck.small.max_ul if volume <= deck.small.max_ul else deck.large.max_ul
         assert f"Tip Rack {rack:g} µL" in block, (volume, block)
-    for w in plan.wells:  # each well is mixed once, after its last dispense
-        assert sum(f" to {w.well} of " in b.splitlines()[0] and "Mixing 3 times" in b for b in blocks) == 1
+    for w in plan.wells:  # each well is mixed once, after its last dispense, by the large pipette at half the fill
+        mixed = [b for b in blocks if f" to {w.well} of " in b.splitlines()[0] and "Mixing 3 times" in b]
+        assert len(mixed) == 1 and f"Tip Rack {deck.large.max_ul:g} µL" in mixed[0], mixed
+        assert f"Mixing 3 times with a volume of {plan.fill_volume_ul / 2:.1f} ul" in mixed[0], mixed
     assert "Transferring 0.0 " not in run_log
     assert run_log.count("Picking up tip") == len(expected)  # a fresh tip for every transfer
     # the floored volumes, not the planned ones, reach the robot
