@@ -672,6 +672,9 @@ class CampaignSpec(_Strict):
                     f"parameters[{self.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
                     "set the lower bound to 0 or more"
                 )
+            elif param.unit is not None and param.unit.strip().replace("µ", "u").lower() != "ul":
+                problems.append(f"parameters[{self.parameters.index(param)}]({reagent}).unit: {param.unit!r}, but "
+                                "a reagent's volume is always in uL; give its bounds in uL and write unit: uL")
             elif param.bounds[1] < deck.small.min_ul:
                 problems.append(f"parameters[{self.parameters.index(param)}]({reagent}).bounds: every volume is below "
                                 f"the {deck.small.min_ul:g} uL the small pipette can dispense, so none would be; "

@@ -381,6 +381,11 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         [("instruments.liquid_handler.reagents.red.stock_ul: 500000 uL is more than the 15000 uL its well of "
           "nest_12_reservoir_15ml holds", "declare what is in the well")],
     ),
+    "reagent-volume-in-millilitres": (
+        _set("parameters", 0, "unit", value="mL"),
+        [("parameters[0](red).unit: 'mL', but a reagent's volume is always in uL",
+          "give its bounds in uL and write unit: uL")],
+    ),
     "run-timeout-not-positive": (
         _set(*LH, "run_timeout_s", value=0),
         [("instruments.liquid_handler.run_timeout_s: input should be greater than 0", "correct the value")],
