@@ -86,7 +86,8 @@ def changed_file_error(name: str, store_display: str) -> CampaignStateError:
     """The refusal to continue campaign ``name``, which has experiments, from a file that differs from its own."""
     return CampaignStateError(f"campaign {name!r} already exists in {store_display} with a different campaign file, "
                               "and has experiments made from it",
-                              hint="give the changed campaign a new name, or use another --store")
+                              hint=f"to go on with the stored file: sdl resume {name}; to run the changed one, "
+                                   "give it a new name or use another --store")
 
 
 def constrained_measured(experiments: Sequence[Experiment],

@@ -172,6 +172,7 @@ def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_star
     assert main(["run", str(changed), "--dry-run", "--store", url]) == 1
     err = capsys.readouterr().err
     assert "already exists in" in err and "with a different campaign file" in err and "Traceback" not in err
+    assert "to go on with the stored file: sdl resume colour-match-demo" in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     store = CampaignStore(url)
     info = store.find_campaign(doc["name"])
