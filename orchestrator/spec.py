@@ -547,10 +547,42 @@ class CampaignSpec(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "CampaignSpec":
         problems = self._constraint_problems() + self._instrument_problems() + self._analysis_problems()
-        problems += self._objective_problems()
+        problems += self._objective_problems() + self._simulation_problems()
         if problems:
             raise CrossFieldProblems(problems)
         return self
+
+    def _simulation_problems(self) -> list[str]:
+        """The dry run's model must simulate every reagent the robot pipettes and cover the spectrometer's range.
+
+        A reagent the model does not know would be pipetted and have no effect on any spectrum, so
+        every dry-run experiment would fail as "nothing formed"; a model grid short of the
+        spectrometer's range puts every peak beyond it at the grid's edge.
+        """
+        if self.simulation is None or self.instruments is None:
+            return []
+        from simulators.registry import build_simulator
+
+        try:
+            model = build_simulator(self.simulation.model, self.simulation.settings, self.simulation.noise)
+        except (TypeError, ValueError, KeyError) as err:
+            return [f"simulation.settings: the {self.simulation.model} model refuses them: {err}; "
+                    f"see simulators/{self.simulation.model}.py for its settings"]
+        problems = []
+        parameters = {p.name for p in self.parameters}  # a reagent that is no parameter has its own problem
+        unknown = [r for r in self.instruments.liquid_handler.reagents if r in parameters and r not in model.reagents]
+        if unknown:
+            problems.append(f"simulation: the {self.simulation.model} model knows no reagent {', '.join(unknown)} "
+                            f"(it simulates {', '.join(model.reagents)}), so a dry run would see no effect of it; "
+                            f"describe it in simulation.settings (see simulators/{self.simulation.model}.py) or "
+                            "remove the simulation section if this file never runs dry")
+        grid = getattr(model, "wavelengths_nm", None)
+        shortest, longest = self.instruments.spectrometer.wavelength_range_nm
+        if grid is not None and (grid.min() > shortest or grid.max() < longest):
+            problems.append(f"simulation: the {self.simulation.model} model's wavelengths [{grid.min():g}, "
+                            f"{grid.max():g}] nm do not cover the spectrometer's wavelength_range_nm [{shortest:g}, "
+                            f"{longest:g}]; widen the model's wavelength grid in simulation.settings")
+        return problems
 
     def _objective_problems(self) -> list[str]:
         """Outcome constraints, stopping rules and warm start checked against the objectives and parameters."""

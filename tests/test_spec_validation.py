@@ -96,6 +96,27 @@ def test_a_tip_rack_the_pipette_takes_is_valid(rack, tmp_path, capsys):
     assert code == 0, err
 
 
+def test_a_reagent_the_dry_run_model_is_told_about_is_valid(tmp_path, capsys):
+    """The cure the unknown-reagent message names: describe the dye in simulation.settings."""
+    doc = demo_document()
+    doc["parameters"][0]["name"] = "methyl_orange"
+    handler = doc["instruments"]["liquid_handler"]
+    handler["reagents"]["methyl_orange"] = handler["reagents"].pop("red")
+    doc["constraints"] = [c.replace("red", "methyl_orange") for c in doc.get("constraints", [])]
+    for analysis in doc["analysis"]:
+        mixture = analysis.get("target", {}).get("mixture")
+        if mixture and "red" in mixture:
+            mixture["methyl_orange"] = mixture.pop("red")
+    code, out, err = validate(write_campaign(tmp_path, doc), capsys)
+    assert code == 2 and "knows no reagent methyl_orange" in err, err
+    doc["simulation"]["settings"] = {"dyes": [
+        {"name": "methyl_orange", "peak_nm": 465, "width_nm": 35, "absorptivity_per_cm": 3.0},
+        {"name": "yellow", "peak_nm": 430, "width_nm": 28, "absorptivity_per_cm": 3.0},
+        {"name": "blue", "peak_nm": 630, "width_nm": 38, "absorptivity_per_cm": 3.0}]}
+    code, out, err = validate(write_campaign(tmp_path, doc), capsys)
+    assert code == 0, err
+
+
 def test_minimal_campaign_is_valid_and_takes_defaults():
     spec = parse_spec(
         "name: tiny\n"
@@ -385,6 +406,15 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         _set("parameters", 0, "unit", value="mL"),
         [("parameters[0](red).unit: 'mL', but a reagent's volume is always in uL",
           "give its bounds in uL and write unit: uL")],
+    ),
+    "simulation-grid-short-of-the-spectrometer": (
+        _set("simulation", "settings", value={"wavelengths_nm": {"start": 300, "stop": 500}}),
+        [("simulation: the colour_mixing model's wavelengths [300, 500] nm do not cover the spectrometer's "
+          "wavelength_range_nm [400, 700]", "widen the model's wavelength grid in simulation.settings")],
+    ),
+    "simulation-settings-the-model-refuses": (
+        _set("simulation", "settings", value={"dyes": [{"name": "red", "peak_nm": 515}]}),
+        [("simulation.settings: the colour_mixing model refuses them: ", "see simulators/colour_mixing.py")],
     ),
     "run-timeout-not-positive": (
         _set(*LH, "run_timeout_s", value=0),
