@@ -35,8 +35,8 @@ def test_instruments_do_not_import_the_orchestrator_or_prefect(path):
 
 
 #: the modules that run on a Prefect server: the flow, its approval form, instrument locks,
-#: dashboard artifacts, and serving/answering from the command line
-PREFECT_MODULES = {"flows.py", "approval.py", "locks.py", "artifacts.py", "serving.py"}
+#: dashboard artifacts, serving/answering from the command line, and the temporary server's start
+PREFECT_MODULES = {"flows.py", "approval.py", "locks.py", "artifacts.py", "serving.py", "temporary_server.py"}
 
 
 @pytest.mark.parametrize("path", modules("orchestrator"), ids=lambda p: p.name)
