@@ -284,8 +284,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         files = write_bundle(store, campaign, Path(args.bundle))
         print(f"wrote bundle of {len(rows)} experiments ({len(files)} files) to {args.bundle}; "
               f"check it with: sdl replay {args.bundle}", file=sys.stderr)
-        if not args.output:  # the rows are in the bundle; standard output stays empty
-            return 0
+    if (args.protocols or args.bundle) and not args.output:  # files were asked for; standard output stays empty
+        return 0
     if args.format == "parquet":
         write_parquet(columns, rows, Path(args.output))
         print(f"wrote {len(rows)} experiments to {args.output}")

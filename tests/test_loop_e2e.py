@@ -68,6 +68,10 @@ def test_demo_campaign_closes_in_and_keeps_everything(prefect_server, tmp_path, 
         with file.open() as handle:
             runlog, _ = simulate(handle, file_name=file.name)
         assert format_runlog(runlog) == it["run_log"]
+    capsys.readouterr()
+    assert main(["export", "colour-match-demo", "--store", store_url, "--protocols", str(tmp_path / "again")]) == 0
+    written = capsys.readouterr()
+    assert written.out == "" and "wrote 6 protocols" in written.err  # asked for files: no table on stdout too
 
     # Running the finished campaign again says so instead of starting over.
     assert main(["run", str(DEMO), "--dry-run", "--store", store_url]) == 0
