@@ -566,8 +566,8 @@ class CampaignSpec(_Strict):
         try:
             model = build_simulator(self.simulation.model, self.simulation.settings, self.simulation.noise)
         except (TypeError, ValueError, KeyError) as err:
-            return [f"simulation.settings: the {self.simulation.model} model refuses them: {err}; "
-                    f"see simulators/{self.simulation.model}.py for its settings"]
+            return [f"simulation: the {self.simulation.model} model refuses its settings or noise: {err}; "
+                    f"see simulators/{self.simulation.model}.py for what they mean"]
         problems = []
         parameters = {p.name for p in self.parameters}  # a reagent that is no parameter has its own problem
         unknown = [r for r in self.instruments.liquid_handler.reagents if r in parameters and r not in model.reagents]

@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate, wavelength_grid
+from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,20 @@ DEFAULT_DYES: tuple[Dye, ...] = (
     Dye("yellow", peak_nm=430.0, width_nm=28.0, absorptivity_per_cm=3.0),
     Dye("blue", peak_nm=630.0, width_nm=38.0, absorptivity_per_cm=3.0),
 )
+
+
+def _dye(entry: Any) -> Dye:
+    """One ``settings.dyes`` entry, checked: a mapping of name, peak_nm, width_nm (> 0) and absorptivity_per_cm."""
+    fields = ("name", "peak_nm", "width_nm", "absorptivity_per_cm")
+    refuse_unknown("settings.dyes[]", entry, fields)
+    missing = [field for field in fields if field not in entry]
+    if missing:
+        raise ValueError(f"a dye needs {', '.join(fields)}; missing {', '.join(missing)}")
+    if not isinstance(entry["name"], str) or not entry["name"]:
+        raise ValueError(f"a dye's name must be a non-empty text, got {entry['name']!r}")
+    return Dye(entry["name"], peak_nm=number(entry, "peak_nm", 0.0, positive=True),
+               width_nm=number(entry, "width_nm", 0.0, positive=True),
+               absorptivity_per_cm=number(entry, "absorptivity_per_cm", 0.0, minimum=0.0))
 
 
 class ColourMixingModel:
@@ -84,15 +99,18 @@ class ColourMixingModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "ColourMixingModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
-        dyes = tuple(Dye(**d) for d in settings.get("dyes", ())) or DEFAULT_DYES
-        wavelengths = wavelength_grid(settings, 400.0, 700.0, 2.0)
+        refuse_unknown("settings", settings, ("dyes", "wavelengths_nm", "path_length_cm", "max_absorbance"))
+        refuse_unknown("noise", noise, ("absorbance_sd", "drift_per_hour", *ROBOT_NOISE_KEYS))
+        dyes = settings.get("dyes", [])
+        if not isinstance(dyes, list):
+            raise ValueError("dyes must be a list of {name, peak_nm, width_nm, absorptivity_per_cm}")
         return cls(
-            dyes=dyes,
-            wavelengths_nm=wavelengths,
-            path_length_cm=float(settings.get("path_length_cm", 0.9)),
-            absorbance_noise_sd=float(noise.get("absorbance_sd", 0.0)),
-            max_absorbance=float(settings.get("max_absorbance", 4.0)),
-            drift_per_hour=float(noise.get("drift_per_hour", 0.0)),
+            dyes=tuple(_dye(d) for d in dyes) or DEFAULT_DYES,
+            wavelengths_nm=wavelength_grid(settings, 400.0, 700.0, 2.0),
+            path_length_cm=number(settings, "path_length_cm", 0.9, positive=True),
+            absorbance_noise_sd=number(noise, "absorbance_sd", 0.0, minimum=0.0),
+            max_absorbance=number(settings, "max_absorbance", 4.0, positive=True),
+            drift_per_hour=number(noise, "drift_per_hour", 0.0),
         )
 
     @property

@@ -29,7 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, saturate, shot_and_read_noise, wavelength_grid
+from simulators.noise import baseline_drift, saturate, shot_and_read_noise
+from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,23 @@ class FluorescenceModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "FluorescenceModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
-        wavelengths = wavelength_grid(settings, 420.0, 720.0, 1.0)
+        refuse_unknown("settings", settings, ("dye", "polar", "quencher", "dye_stock_um", "quencher_stock_mm",
+                                              "wavelengths_nm", "path_length_cm", "integration_ms", "max_counts"))
+        refuse_unknown("noise", noise, ("shot_gain", "read_noise_counts", "drift_per_hour", *ROBOT_NOISE_KEYS))
         names = {k: settings[k] for k in ("dye", "polar", "quencher") if k in settings}
+        if not all(isinstance(name, str) and name for name in names.values()):
+            raise ValueError("dye, polar and quencher name reagents: each must be a non-empty text")
         return cls(
             **names,
-            dye_stock_um=float(settings.get("dye_stock_um", 200.0)),
-            quencher_stock_mm=float(settings.get("quencher_stock_mm", 500.0)),
-            wavelengths_nm=wavelengths,
-            path_length_cm=float(settings.get("path_length_cm", 0.9)),
-            integration_ms=float(settings.get("integration_ms", 100.0)),
-            shot_gain=float(noise.get("shot_gain", 0.0)),
-            read_noise_counts=float(noise.get("read_noise_counts", 0.0)),
-            drift_per_hour=float(noise.get("drift_per_hour", 0.0)),
-            max_counts=float(settings.get("max_counts", 65535.0)),
+            dye_stock_um=number(settings, "dye_stock_um", 200.0, minimum=0.0),
+            quencher_stock_mm=number(settings, "quencher_stock_mm", 500.0, minimum=0.0),
+            wavelengths_nm=wavelength_grid(settings, 420.0, 720.0, 1.0),
+            path_length_cm=number(settings, "path_length_cm", 0.9, positive=True),
+            integration_ms=number(settings, "integration_ms", 100.0, positive=True),
+            shot_gain=number(noise, "shot_gain", 0.0, minimum=0.0),
+            read_noise_counts=number(noise, "read_noise_counts", 0.0, minimum=0.0),
+            drift_per_hour=number(noise, "drift_per_hour", 0.0),
+            max_counts=number(settings, "max_counts", 65535.0, positive=True),
         )
 
     @property

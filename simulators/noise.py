@@ -6,8 +6,6 @@ campaign reproduces every reading.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import numpy as np
 
 #: Wavelength [nm] at which the drifting baseline equals ``drift_per_hour * hours``.
@@ -53,9 +51,3 @@ def saturate(values: np.ndarray, ceiling: float) -> tuple[np.ndarray, bool]:
     """(values clipped at the detector ``ceiling``, whether any pixel reached it)."""
     return np.minimum(values, ceiling), bool(np.any(values >= ceiling))
 
-
-def wavelength_grid(settings: Mapping[str, Any], start: float, stop: float, step: float) -> np.ndarray:
-    """The model's wavelengths [nm] from ``settings["wavelengths_nm"]`` (start, stop, step; stop included),
-    each defaulting to the model's own value; shape ``(n_wavelengths,)``."""
-    grid = settings.get("wavelengths_nm", {})
-    return np.arange(float(grid.get("start", start)), float(grid.get("stop", stop)) + 1e-9, float(grid.get("step", step)))

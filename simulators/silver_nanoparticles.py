@@ -37,7 +37,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate, wavelength_grid
+from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 #: Reagent names (the campaign's volume parameters) -> default stock concentration [mM].
 DEFAULT_STOCKS_MM: dict[str, float] = {
@@ -112,15 +113,19 @@ class SilverNanoparticleModel:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> "SilverNanoparticleModel":
         """Build from the ``simulation`` section of a campaign (settings and noise dicts)."""
-        wavelengths = wavelength_grid(settings, 350.0, 800.0, 2.0)
+        refuse_unknown("settings", settings, ("stocks_mm", "wavelengths_nm", "path_length_cm",
+                                              "extinction_per_mm_cm", "max_absorbance"))
+        refuse_unknown("noise", noise, ("absorbance_sd", "drift_per_hour", *ROBOT_NOISE_KEYS))
+        stocks = settings.get("stocks_mm", {})
+        refuse_unknown("settings.stocks_mm", stocks, DEFAULT_STOCKS_MM)
         return cls(
-            stocks_mm=settings.get("stocks_mm"),
-            wavelengths_nm=wavelengths,
-            path_length_cm=float(settings.get("path_length_cm", 0.9)),
-            extinction_per_mm_cm=float(settings.get("extinction_per_mm_cm", 12.0)),
-            absorbance_noise_sd=float(noise.get("absorbance_sd", 0.0)),
-            max_absorbance=float(settings.get("max_absorbance", 4.0)),
-            drift_per_hour=float(noise.get("drift_per_hour", 0.0)),
+            stocks_mm={name: number(stocks, name, DEFAULT_STOCKS_MM[name], minimum=0.0) for name in stocks},
+            wavelengths_nm=wavelength_grid(settings, 350.0, 800.0, 2.0),
+            path_length_cm=number(settings, "path_length_cm", 0.9, positive=True),
+            extinction_per_mm_cm=number(settings, "extinction_per_mm_cm", 12.0, minimum=0.0),
+            absorbance_noise_sd=number(noise, "absorbance_sd", 0.0, minimum=0.0),
+            max_absorbance=number(settings, "max_absorbance", 4.0, positive=True),
+            drift_per_hour=number(noise, "drift_per_hour", 0.0),
         )
 
     @property

@@ -21,6 +21,12 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # (and recurses). The tests read Prefect's state through its API, not its console lines.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 import prefect  # noqa: E402,F401
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run, so that a CI result can be reproduced; the
+# fuzz modules (tests/fuzz_settings.py) are derandomized too and make five times as many in -m slow.
+settings.register_profile("sdl", derandomize=True, database=None)
+settings.load_profile("sdl")
 
 
 @pytest.fixture(scope="session")

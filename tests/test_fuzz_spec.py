@@ -481,6 +481,50 @@ test_files_over_the_size_cap_are_refused, test_files_over_the_size_cap_are_refus
 )
 
 
+# (e) simulator settings and noise ----------------------------------------------------------------
+# Found by CI: a mutated wavelengths_nm.step made numpy allocate gigabytes and the kernel killed the run.
+
+SETTING_KEYS = ["dyes", "wavelengths_nm", "path_length_cm", "max_absorbance", "dye", "polar", "quencher",
+                "dye_stock_um", "quencher_stock_mm", "integration_ms", "max_counts", "stocks_mm",
+                "extinction_per_mm_cm", "path_length", "wavelength_nm"]
+NOISE_KEYS = ["absorbance_sd", "drift_per_hour", "pipetting_cv", "shot_gain", "read_noise_counts", "sd"]
+SETTING_VALUES = (
+    BAD_NUMBERS | st.floats() | st.integers() | st.text(max_size=8)
+    | st.fixed_dictionaries({}, optional={"start": BAD_NUMBERS | st.floats(1, 900), "stop": BAD_NUMBERS
+                                         | st.floats(1, 2000), "step": BAD_NUMBERS | st.floats(1e-9, 50)})
+    | st.lists(st.fixed_dictionaries({}, optional={k: BAD_NUMBERS | st.text(max_size=5) for k in
+                                                   ("name", "peak_nm", "width_nm", "absorptivity_per_cm", "x")}),
+               max_size=3)
+    | st.dictionaries(st.sampled_from(["silver_nitrate", "citrate", "borohydride", "gold"]), BAD_NUMBERS, max_size=3)
+)
+
+
+def check_simulation_section(model, settings, noise):
+    """Straight to the factory: a model whose grid is finite and at most MAX_WAVELENGTHS long, or a one-line
+    ValueError; then through the campaign file: a usable spec or one-line problems."""
+    from simulators import build_simulator
+    from simulators.settings import MAX_WAVELENGTHS
+
+    try:
+        built = build_simulator(model, settings, noise)
+    except ValueError as err:
+        assert_one_line(str(err))
+    else:
+        grid = built.wavelengths_nm
+        assert 1 <= grid.size <= MAX_WAVELENGTHS and np.isfinite(grid).all(), grid.size
+    doc = copy.deepcopy(DEMO_DOCUMENT)
+    doc["simulation"].update(model=model, settings=settings, noise=noise)
+    check_text(dump(doc, None, True))
+
+
+test_simulation_sections, test_simulation_sections_full = fuzz(
+    check_simulation_section, 1000,
+    model=st.sampled_from(["colour_mixing", "fluorescence", "silver_nanoparticles"]),
+    settings=st.dictionaries(st.sampled_from(SETTING_KEYS), SETTING_VALUES, max_size=4),
+    noise=st.dictionaries(st.sampled_from(NOISE_KEYS), BAD_NUMBERS | st.floats(), max_size=3),
+)
+
+
 # the count ------------------------------------------------------------------------------------------
 
 FUZZ_MODULES = ("test_fuzz_spec", "test_fuzz_ask_tell", "test_fuzz_cli")

@@ -414,7 +414,33 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     ),
     "simulation-settings-the-model-refuses": (
         _set("simulation", "settings", value={"dyes": [{"name": "red", "peak_nm": 515}]}),
-        [("simulation.settings: the colour_mixing model refuses them: ", "see simulators/colour_mixing.py")],
+        [("simulation: the colour_mixing model refuses its settings or noise: a dye needs name, peak_nm, "
+          "width_nm, absorptivity_per_cm; missing width_nm, absorptivity_per_cm", "see simulators/colour_mixing.py")],
+    ),
+    # found by CI: a random mutation of the step asked numpy for gigabytes and the kernel killed the test run
+    "simulation-grid-of-billions-of-wavelengths": (
+        _set("simulation", "settings", "wavelengths_nm", "step", value=1e-7),
+        [("simulation: the colour_mixing model refuses its settings or noise: wavelengths_nm: 400 to 700 nm in "
+          "steps of 1e-07 nm is more than 20,000 wavelengths", "use a larger step or a narrower range")],
+    ),
+    "simulation-grid-not-a-mapping": (
+        _set("simulation", "settings", "wavelengths_nm", value=[400, 700]),
+        [("simulation: the colour_mixing model refuses its settings or noise: wavelengths_nm must be a mapping "
+          "{start, stop, step} in nm", "see simulators/colour_mixing.py")],
+    ),
+    "simulation-setting-misspelt": (
+        _set("simulation", "settings", "path_length", value=1.0),
+        [("simulation: the colour_mixing model refuses its settings or noise: unknown simulation.settings key(s) "
+          "path_length; known: dyes, wavelengths_nm, path_length_cm, max_absorbance", "see simulators/")],
+    ),
+    "simulation-noise-misspelt": (
+        _set("simulation", "noise", "absorbance_noise", value=0.01),
+        [("simulation: the colour_mixing model refuses its settings or noise: unknown simulation.noise key(s) "
+          "absorbance_noise", "known: absorbance_sd, drift_per_hour, pipetting_cv")],
+    ),
+    "simulation-path-length-zero": (
+        _set("simulation", "settings", "path_length_cm", value=0),
+        [("simulation: the colour_mixing model refuses its settings or noise: path_length_cm must be > 0", "got 0")],
     ),
     "run-timeout-not-positive": (
         _set(*LH, "run_timeout_s", value=0),
