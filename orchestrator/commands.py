@@ -250,6 +250,9 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
     measured, failed, budget, best = _counts(store, campaign)
     console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
+    if campaign.status in ("interrupted", "failed"):
+        console.print(f"its last run was {campaign.status} before the end; go on with: sdl resume {campaign.name}"
+                      f" --store {store.display}", markup=False)
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     if spec.instruments is not None and spec.instruments.liquid_handler is not None:
         console.print(_deck_line(store, campaign, spec.instruments.liquid_handler), markup=False)

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from instruments.errors import HintedError
 from orchestrator.artifacts import LiveArtifacts, artifact_key
@@ -282,6 +283,9 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
             for waiting in campaign.experiments("proposed"):  # proposed but never made: not to be made now
                 campaign.store.abandon(waiting.id, f"campaign stopped before it was made: {decision.reason}")
             logger.info("stopping: %s", decision.reason)
+    except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's flow engine raises it
+        campaign.store.set_campaign_status(campaign.info.id, "interrupted")
+        raise
     except BaseException:
         campaign.store.set_campaign_status(campaign.info.id, "failed")
         raise

@@ -92,4 +92,4 @@ def test_a_stop_ends_the_run_at_once_and_stops_prefects_temporary_server(tmp_pat
     for pid in left:  # do not leak them into the rest of the session
         os.kill(pid, signal.SIGKILL)
     assert left == {}, left
-    assert CampaignStore(url).find_campaign("colour-match-demo").status == "failed"
+    assert CampaignStore(url).find_campaign("colour-match-demo").status == "interrupted"

@@ -346,6 +346,21 @@ def test_status_reads_an_existing_store_given_or_default(tmp_path, capsys, monke
     assert "here" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("last_run, hint", [("interrupted", True), ("failed", True), ("completed", False)])
+def test_status_of_a_campaign_whose_run_stopped_early_says_how_to_go_on(last_run, hint, tmp_path, capsys):
+    from orchestrator.campaign import Campaign
+    from orchestrator.cli import main
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    campaign = Campaign.from_text(ONE_PARAMETER.format(name="stopped"), store=url)
+    campaign.store.set_campaign_status(campaign.info.id, last_run)
+    assert main(["status", "stopped", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert f"stopped ({last_run})" in out
+    said = f"its last run was {last_run} before the end; go on with: sdl resume stopped --store {url}"
+    assert (said in out.replace("\n", "")) is hint, out
+
+
 def test_status_in_a_pipe_prints_whole_rows_and_the_pareto_front_of_several_objectives(tmp_path, capsys):
     from orchestrator.campaign import Campaign
     from orchestrator.cli import main
