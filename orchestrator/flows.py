@@ -22,7 +22,7 @@ from orchestrator.campaign import Campaign, best_measured, pareto_front
 from orchestrator.errors import OrchestratorError
 from orchestrator.loop import CampaignRunner, LoopError, make_runner
 from orchestrator.progress import ProgressUpdate, report_note, report_progress
-from orchestrator.store import TERMINAL, default_report_dir
+from orchestrator.store import default_report_dir
 
 _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
 
@@ -114,7 +114,8 @@ def _standing(campaign: Campaign, step: str) -> ProgressUpdate:
     """Where ``campaign`` stands now, as a progress update."""
     best = campaign.best()
     objective = campaign.objective.name
-    finished = sum(e.status in TERMINAL for e in campaign.experiments())
+    # abandoned experiments were never made and gave their place in the budget back: not progress
+    finished = sum(e.status in ("measured", "failed") for e in campaign.experiments())
     return ProgressUpdate(campaign.spec.name, finished, campaign.spec.budget.experiments, step,
                           f"{objective} {best.values[objective]:.4g}" if best else None)
 

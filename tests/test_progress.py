@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.progress import ProgressUpdate, TerminalProgress
 from tests.conftest import demo_document, write_campaign
@@ -104,3 +105,20 @@ def test_updates_drive_the_bar():
         bar.note("iteration 1 done")
     text = plain(console.file.getvalue())
     assert "4/24" in text and "iteration 2 · measure" in text and "iteration 1 done" in text
+
+
+def test_progress_counts_what_was_made_not_what_was_abandoned(tmp_path):
+    """Abandoned experiments give their place in the budget back; counted as done, a resumed run showed 20/16."""
+    from orchestrator.campaign import Campaign
+    from orchestrator.flows import _standing
+
+    doc = demo_document()
+    doc["budget"] = {"experiments": 8, "batch_size": 4}
+    campaign = Campaign.from_text(yaml.safe_dump(doc), store=f"sqlite:///{tmp_path / 'store.db'}")
+    made, failed, dropped, waiting = campaign.ask(4)
+    campaign.tell(made.id, {"distance": 0.2})
+    campaign.fail(failed.id, "nothing formed")
+    campaign.store.abandon(dropped.id, "never made")
+    standing = _standing(campaign, "propose")
+    assert (standing.done, standing.total) == (2, 8) and waiting.id not in (made.id, failed.id, dropped.id)
+    assert standing.done + campaign.remaining_budget(campaign.experiments()) == 8 - 1  # the waiting one
