@@ -27,6 +27,11 @@ import numpy as np
 
 from orchestrator.errors import SpecError
 
+#: Rows of the weight matrix ``smooth`` builds at once: at most 256 x n floats in memory.
+SMOOTH_ROWS = 256
+#: The largest target spectrum file read [bytes]: a few thousand lines of wavelength,absorbance.
+MAX_TARGET_CSV_BYTES = 1_000_000
+
 
 class AnalysisFailure(ValueError):
     """A reading that cannot give the objective (a chemical or measurement failure, not a bug)."""
@@ -76,13 +81,17 @@ class Peak:
 def smooth(wavelengths_nm: np.ndarray, values: np.ndarray, sigma_nm: float) -> np.ndarray:
     """Gaussian smoothing with standard deviation ``sigma_nm`` [nm] on any (also uneven) grid.
 
-    Weights are renormalised at the ends, so the edges are not pulled towards zero.
+    Weights are renormalised at the ends, so the edges are not pulled towards zero. The weight
+    matrix is built ``SMOOTH_ROWS`` rows at a time: whole, a 3,648-pixel detector's would be 100 MB.
     """
     if sigma_nm <= 0:
         return np.asarray(values, float).copy()
-    offsets = (wavelengths_nm[:, None] - wavelengths_nm[None, :]) / sigma_nm
-    weights = np.exp(-0.5 * offsets**2)
-    return weights @ values / weights.sum(axis=1)
+    out = np.empty(len(wavelengths_nm))
+    for start in range(0, len(wavelengths_nm), SMOOTH_ROWS):
+        rows = slice(start, start + SMOOTH_ROWS)
+        weights = np.exp(-0.5 * ((wavelengths_nm[rows, None] - wavelengths_nm[None, :]) / sigma_nm) ** 2)
+        out[rows] = weights @ values / weights.sum(axis=1)
+    return out
 
 
 def find_peak(wavelengths_nm: np.ndarray, values: np.ndarray, window_nm: tuple[float, float] | None = None,
@@ -217,6 +226,8 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) ->
     if target.csv is not None:
         path = (base_dir / target.csv).resolve()
         try:
+            if not path.is_file() or path.stat().st_size > MAX_TARGET_CSV_BYTES:  # /dev/zero would be read forever
+                raise ValueError(f"not a regular file of at most {MAX_TARGET_CSV_BYTES // 1000} kB")
             data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
         except (OSError, ValueError) as err:
             raise SpecError([f"analysis.target.csv {target.csv!r}: cannot read it ({err}); give a CSV with a header "

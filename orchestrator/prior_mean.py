@@ -293,6 +293,8 @@ EMULATOR_TOLERANCE = 0.02
 #: at most this many groups (combinations of integer, level and category values) are emulated: each costs
 #: ``1.5 * points`` model calls once, so beyond it building would cost more than it saves
 EMULATOR_MAX_GROUPS = 16
+#: Continuous parameters up to which a model is emulated: 100 took a minute to fit, 300 ran out of memory.
+EMULATOR_MAX_DIMS = 20
 _EMULATORS_KEPT = 4  # emulators of earlier calibrated settings kept for a fit that moves back
 _POINTS_PER_CONTINUOUS_DIM = 64  # Sobol points per group: 64 s, rounded up to a power of two (s: continuous dims)
 
@@ -364,6 +366,9 @@ class UnitPrior:
         if emulate and self.smooth_columns and self.n_groups > EMULATOR_MAX_GROUPS:
             self.why_exact = (f"{self.n_groups} combinations of integer, level and category values; "
                               f"emulated up to {EMULATOR_MAX_GROUPS}")
+        elif emulate and len(self.smooth_columns) > EMULATOR_MAX_DIMS:  # its points and fit grow with them
+            self.why_exact = (f"{len(self.smooth_columns)} continuous parameters; emulated up to "
+                              f"{EMULATOR_MAX_DIMS}")
         dims = len(self.smooth_columns)
         self.points = 1 << max(6, math.ceil(math.log2(_POINTS_PER_CONTINUOUS_DIM * max(dims, 1))))
         self._outputs: list[str] | None = None

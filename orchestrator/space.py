@@ -89,10 +89,12 @@ class SearchSpace:
         if p.type == "integer":
             return np.clip(np.round(x), math.ceil(p.bounds[0]), math.floor(p.bounds[1]))
         if p.type == "discrete":
-            levels = self._levels[p.name]
+            levels = self._levels[p.name]  # sorted
             where = np.log(levels) if p.is_log else levels
-            at = np.log(x) if p.is_log else x
-            return levels[np.argmin(np.abs(np.asarray(at)[..., None] - where), axis=-1)]
+            at = np.asarray(np.log(x) if p.is_log else x, float)
+            above = np.clip(np.searchsorted(where, at), 1, len(where) - 1)  # no values x levels matrix
+            nearer_below = at - where[above - 1] <= where[above] - at  # a tie goes to the lower level
+            return levels[np.where(nearer_below, above - 1, above)]
         return x
 
     # dicts <-> vectors ---------------------------------------------------------------------
@@ -138,7 +140,8 @@ class SearchSpace:
             cols = self.columns[p.name]
             if p.type == "categorical":
                 hot = np.argmax(out[:, cols], axis=1)
-                out[:, cols] = np.eye(len(cols))[hot]
+                out[:, cols] = 0.0
+                out[np.arange(len(out)), np.asarray(cols)[hot]] = 1.0
             elif p.type in ("integer", "discrete"):
                 c = cols[0]
                 out[:, c] = self._value_to_unit(p, self._snap(p, self._unit_to_value(p, out[:, c])))

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-#: The most wavelengths a model grid may have: array spectrometers have 512 to about 4,000 pixels.
-MAX_WAVELENGTHS = 20_000
+#: The most wavelengths a model grid may have: array spectrometers have 512 to 3,648 pixels, rarely 4,096.
+MAX_WAVELENGTHS = 4096
 
 #: Noise keys read by the simulated robot rather than by the spectrum model.
 ROBOT_NOISE_KEYS = ("pipetting_cv",)

@@ -152,3 +152,38 @@ def test_max_reading_is_the_highest_smoothed_value_inside_the_window():
     entry = Analysis(objective="absorbance", kind="max_reading", window_nm=(450, 550))
     assert build_target(entry, None, Path("."), None).evaluate(w, v) == pytest.approx(1.5, abs=0.02)
 
+
+
+def test_smoothing_in_blocks_of_rows_matches_the_whole_weight_matrix():
+    """A 3,648-pixel detector's weight matrix would be 100 MB; it is built 256 rows at a time, same result."""
+    from orchestrator.analysis import SMOOTH_ROWS, smooth
+
+    rng = np.random.default_rng(1)
+    w = np.sort(rng.uniform(350.0, 900.0, 3 * SMOOTH_ROWS + 17))  # uneven, and a part block at the end
+    v = np.sin(w / 17.0) + rng.normal(0.0, 0.1, w.size)
+    weights = np.exp(-0.5 * ((w[:, None] - w[None, :]) / 4.0) ** 2)
+    assert np.allclose(smooth(w, v, 4.0), weights @ v / weights.sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "huge.csv", "folder"])
+def test_a_target_file_that_is_not_a_small_regular_file_is_refused_not_read(path, tmp_path):
+    """/dev/zero was read forever (np.loadtxt at 100% CPU); a 2 MB file is not a target spectrum."""
+    from orchestrator.errors import SpecError
+    from orchestrator.spec import SpectralTarget as TargetSpec
+
+    (tmp_path / "huge.csv").write_text("wavelength_nm,absorbance\n" + "500,0.1\n" * 300_000)
+    (tmp_path / "folder").mkdir()
+    entry = Analysis(objective="distance", kind="spectral_rmse", target=TargetSpec(csv=path))
+    with pytest.raises(SpecError, match="not a regular file of at most 1000 kB"):
+        build_target(entry, None, tmp_path, None)
+
+
+def test_a_target_spectrum_file_is_read(tmp_path):
+    from orchestrator.spec import SpectralTarget as TargetSpec
+
+    (tmp_path / "target.csv").write_text("wavelength_nm,absorbance\n400,0.5\n500,0.25\n600,0.125\n")
+    entry = Analysis(objective="distance", kind="spectral_rmse", target=TargetSpec(csv="target.csv"))
+    target = build_target(entry, None, tmp_path, None)
+    w = np.array([400.0, 500.0, 600.0])
+    assert target.evaluate(w, np.array([0.5, 0.25, 0.125])) == pytest.approx(0.0, abs=1e-12)
+    assert target.evaluate(w, np.array([0.6, 0.35, 0.225])) == pytest.approx(0.1)

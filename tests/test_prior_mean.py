@@ -102,6 +102,19 @@ def test_too_many_snapped_combinations_are_not_emulated():
     assert not described["emulated"] and f"{EMULATOR_MAX_GROUPS + 1} combinations" in described["why"]
 
 
+def test_too_many_continuous_parameters_are_not_emulated():
+    """300 continuous parameters' emulator (32,768 points) ran out of memory; beyond 20 the model is called."""
+    from orchestrator.prior_mean import EMULATOR_MAX_DIMS
+
+    dims = EMULATOR_MAX_DIMS + 1
+    space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(dims)])
+    prior = UnitPrior(space, lambda p: sum(p.values()), "y")
+    assert prior.values(np.full((3, dims), 0.5))[:, 0].tolist() == pytest.approx([dims / 2] * 3)
+    assert prior.model_calls <= 4  # the probe and the points: nothing built
+    described = prior.describe()
+    assert not described["emulated"] and f"{dims} continuous parameters; emulated up to 20" in described["why"]
+
+
 def test_without_continuous_parameters_each_point_is_called_once():
     space = SearchSpace([Parameter(name="n", type="integer", bounds=(0, 30)),
                          Parameter(name="c", type="categorical", values=["a", "b"])])
