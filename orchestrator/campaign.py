@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from instruments.deck import WELLS_PER_PLATE
 from orchestrator.constraints import LinearConstraint, outcomes_met
 from orchestrator.errors import CampaignStateError
 from orchestrator.planner import Planner
@@ -221,6 +222,9 @@ class Campaign:
         n = self.spec.budget.batch_size if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise CampaignStateError(f"ask(n) needs a positive whole number, got {n!r}")
+        if n > WELLS_PER_PLATE:
+            raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
+                                     f"got {n}", hint="ask again after telling the results of this batch")
         everything = self.experiments()
         left = self.remaining_budget(everything)
         if n > left:

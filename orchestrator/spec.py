@@ -21,6 +21,13 @@ from simulators.registry import SIMULATORS
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SLUG = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
+# Sizes past which the planner's time or memory runs away (found by probing: 30,000 categories asked
+# numpy for 6.7 GiB, six objectives' hypervolume ran out of memory); no lab campaign comes near them.
+MAX_CATEGORIES = 100  # values of one categorical parameter (each one model dimension)
+MAX_LEVELS = 1000  # levels of one discrete parameter
+MAX_OBJECTIVES = 4  # the hypervolume's cost grows steeply with the number of objectives
+MAX_SNAPPED = 12  # integer or discrete parameters in constraints: 2**12 roundings are tried at most
+
 
 class CrossFieldProblems(ValueError):
     """Several problems found across fields; each line already names its field path."""
@@ -98,6 +105,9 @@ class Parameter(_Strict):
                              "(use type: fixed for a single value)")
         if self.bounds is not None:
             raise ValueError("a categorical parameter takes 'values', not 'bounds'; remove 'bounds'")
+        if len(self.values) > MAX_CATEGORIES:
+            raise ValueError(f"{len(self.values)} categorical values are more than the planner takes "
+                             f"({MAX_CATEGORIES}, one model dimension each); group or pre-screen them")
         if len(set(map(str, self.values))) != len(self.values):
             raise ValueError("'values' has duplicates; list each choice once")
         if self.scale != "linear":
@@ -107,6 +117,9 @@ class Parameter(_Strict):
         if not self.values or len(self.values) < 2:
             raise ValueError("a discrete parameter needs 'values': a list of at least two numbers "
                              "(use type: fixed for a single value)")
+        if len(self.values) > MAX_LEVELS:
+            raise ValueError(f"{len(self.values)} discrete levels are more than {MAX_LEVELS}; "
+                             "use type: continuous or integer for a fine grid")
         if any(isinstance(v, (bool, str)) or not math.isfinite(float(v)) for v in self.values):
             raise ValueError("a discrete parameter's 'values' must all be finite numbers; "
                              "use type: categorical for names")
@@ -356,7 +369,7 @@ class Spectrometer(_Strict):
                              description="name of the physical spectrometer; campaigns naming the same one never use it at once")
     wavelength_range_nm: tuple[float, float] = (400.0, 700.0)
     integration_time_ms: float = Field(default=100.0, gt=0, le=600_000)
-    averages: PositiveInt = 1
+    averages: PositiveInt = Field(default=1, le=1000, description="scans averaged into one reading")
     dark_every_s: float = Field(default=600.0, gt=0)
     reference_every_s: float = Field(default=1800.0, gt=0)
     dark: Literal["shutter", "lamp", "manual"] = "shutter"
@@ -382,6 +395,14 @@ class Spectrometer(_Strict):
                              "and campaigns run unattended; use dark: shutter or dark: lamp")
         return how
 
+    @model_validator(mode="after")
+    def _reading_time(self) -> "Spectrometer":
+        scans_ms = self.integration_time_ms * self.averages
+        if scans_ms > 600_000:
+            raise ValueError(f"integration_time_ms x averages is {scans_ms / 60_000:g} min per well; at most 10 min: "
+                             "lower averages or the integration time")
+        return self
+
 
 class Instruments(_Strict):
     liquid_handler: LiquidHandler
@@ -397,7 +418,7 @@ class Simulation(_Strict):
     faults: dict[str, float] = Field(default={}, description="fault name -> probability (simulators.faults)")
     timing: Literal["instant", "realistic"] = Field(
         default="instant", description="instant never sleeps; realistic sleeps each simulated duration x time_scale")
-    time_scale: float = Field(default=1.0, ge=0, description="factor on realistic sleeps (0.05: 20x faster)")
+    time_scale: float = Field(default=1.0, ge=0, le=1, description="factor on realistic sleeps (0.05: 20x faster)")
 
     @field_validator("model")
     @classmethod
@@ -477,8 +498,8 @@ class Analysis(_Strict):
 
 class Planner(_Strict):
     initial_experiments: PositiveInt | None = Field(default=None, description="Sobol design size")
-    num_restarts: PositiveInt = 8
-    raw_samples: PositiveInt = 256
+    num_restarts: PositiveInt = Field(default=8, le=64, description="optimiser starts per proposal")
+    raw_samples: PositiveInt = Field(default=256, le=8192, description="random points the starts are chosen from")
     kernel: Literal["auto", "rbf", "matern"] = Field(
         default="auto", description="the GP's covariance: matern (Matern 5/2 with a Gamma lengthscale prior), rbf "
         "(BoTorch's, with its LogNormal prior), or auto: matern, rbf with warm_start or prior_mean; see "
@@ -510,11 +531,11 @@ class CampaignSpec(_Strict):
 
     name: str = Field(pattern=SLUG, max_length=120)
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)
     budget: Budget
     parameters: list[Parameter] = Field(min_length=1)
     constraints: list[str] = []
-    objectives: list[Objective] = Field(min_length=1)
+    objectives: list[Objective] = Field(min_length=1, max_length=MAX_OBJECTIVES)
     outcome_constraints: list[str] = []
     stopping: Stopping = Stopping()
     warm_start: WarmStart | None = None
@@ -547,6 +568,9 @@ class CampaignSpec(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self) -> "CampaignSpec":
         problems = self._constraint_problems() + self._instrument_problems() + self._analysis_problems()
+        if self.budget.batch_size > WELLS_PER_PLATE:  # also without instruments: the planner's batch limit
+            problems.append(f"budget.batch_size: {self.budget.batch_size} wells do not fit one {WELLS_PER_PLATE}-well "
+                            f"plate; use at most {WELLS_PER_PLATE}")
         problems += self._objective_problems() + self._simulation_problems()
         if problems:
             raise CrossFieldProblems(problems)
@@ -648,7 +672,7 @@ class CampaignSpec(_Strict):
         are refused in equalities rather than silently repaired.
         """
         by_name = {p.name: p for p in self.parameters if p.is_numeric}
-        problems = []
+        problems, snapped = [], set()
         if all(p.is_fixed for p in self.parameters):  # the search space itself, checked with its constraints
             problems.append("parameters: every parameter is fixed, so there is nothing to search; "
                             "leave at least one parameter free")
@@ -665,6 +689,8 @@ class CampaignSpec(_Strict):
                     f"use one of: {', '.join(sorted(by_name))}"
                 )
                 continue
+            snapped.update(n for n in parsed.names if by_name[n].type in ("integer", "discrete")
+                           and not by_name[n].is_fixed)
             if all(by_name[n].is_fixed for n in parsed.names):
                 problems.append(f"constraints[{i}] {text!r} names only fixed parameters; it constrains nothing, remove it")
             elif getattr(parsed, "op", None) == "==":
@@ -676,6 +702,10 @@ class CampaignSpec(_Strict):
                         f"constraints[{i}] {text!r}: an equality needs continuous linear-scale parameters, not {kinds}; "
                         "make them continuous, or write two inequalities with some slack"
                     )
+        if len(snapped) > MAX_SNAPPED:  # orchestrator.space.feasible_from_unit tries every rounding of them
+            problems.append(f"constraints name {len(snapped)} integer or discrete parameters; at most {MAX_SNAPPED} "
+                            "can be rounded together to meet them; make some continuous or leave them out of the "
+                            "constraints")
         return problems
 
     def _instrument_problems(self) -> list[str]:
@@ -687,11 +717,6 @@ class CampaignSpec(_Strict):
         deck, labware = deck_for(handler)
         by_name = {p.name: p for p in self.parameters}
         problems = []
-        if self.budget.batch_size > WELLS_PER_PLATE:
-            problems.append(
-                f"budget.batch_size: {self.budget.batch_size} wells do not fit one {WELLS_PER_PLATE}-well plate; "
-                f"use at most {WELLS_PER_PLATE}"
-            )
         for reagent in handler.reagents:
             param = by_name.get(reagent)
             if param is None or not param.is_numeric:

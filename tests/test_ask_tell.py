@@ -439,6 +439,8 @@ def test_bools_and_ids_beyond_64_bits_are_refused(plain_file, store_url):
     c = Campaign.from_yaml(plain_file, store=store_url)
     with pytest.raises(CampaignStateError, match="positive whole number"):
         c.ask(True)  # not 1
+    with pytest.raises(CampaignStateError, match="at most one plate, 96 experiments, at once; got 97"):
+        c.ask(97)  # a pool of 8 x n points is searched n times: 20,000 ran for minutes
     batch = c.ask(2)
     before = snapshot(c)
     for bad_id in (True, 2**63, 2**64, -(2**63) - 1, 10**5000):

@@ -421,7 +421,7 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     "simulation-grid-of-billions-of-wavelengths": (
         _set("simulation", "settings", "wavelengths_nm", "step", value=1e-7),
         [("simulation: the colour_mixing model refuses its settings or noise: wavelengths_nm: 400 to 700 nm in "
-          "steps of 1e-07 nm is more than 20,000 wavelengths", "use a larger step or a narrower range")],
+          "steps of 1e-07 nm is more than 4,096 wavelengths", "use a larger step or a narrower range")],
     ),
     "simulation-grid-not-a-mapping": (
         _set("simulation", "settings", "wavelengths_nm", value=[400, 700]),
@@ -441,6 +441,59 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     "simulation-path-length-zero": (
         _set("simulation", "settings", "path_length_cm", value=0),
         [("simulation: the colour_mixing model refuses its settings or noise: path_length_cm must be > 0", "got 0")],
+    ),
+    # sizes past which time or memory ran away when probed (a helper's audit); each is a one-line refusal now
+    "raw-samples-beyond-the-planner": (
+        _set("planner", "raw_samples", value=10**8),
+        [("planner.raw_samples: input should be less than or equal to 8192", "correct the value")],
+    ),
+    "restarts-beyond-the-planner": (
+        _set("planner", "num_restarts", value=10**9),
+        [("planner.num_restarts: input should be less than or equal to 64", "correct the value")],
+    ),
+    "seed-beyond-32-bits": (
+        _set("seed", value=2**40),
+        [("seed: input should be less than 4294967296", "correct the value")],
+    ),
+    "five-objectives": (
+        _all(*(_append("objectives", value={"name": f"o{i}", "direction": "minimize"}) for i in range(4))),
+        [("objectives: list should have at most 4 items after validation, not 5", "correct the value")],
+    ),
+    "simulated-time-slower-than-real": (
+        _set("simulation", "time_scale", value=1e6),
+        [("simulation.time_scale: input should be less than or equal to 1", "correct the value")],
+    ),
+    "readings-of-hours": (
+        _all(_set("instruments", "spectrometer", "averages", value=1000),
+             _set("instruments", "spectrometer", "integration_time_ms", value=60_000)),
+        [("instruments.spectrometer: integration_time_ms x averages is 1000 min per well; at most 10 min",
+          "lower averages or the integration time")],
+    ),
+    "averages-beyond-a-thousand": (
+        _set("instruments", "spectrometer", "averages", value=10**9),
+        [("instruments.spectrometer.averages: input should be less than or equal to 1000", "correct the value")],
+    ),
+    "categories-beyond-a-hundred": (
+        _append("parameters", value={"name": "solvent", "type": "categorical", "values": [f"s{i}" for i in range(101)]}),
+        [("parameters[3](solvent): 101 categorical values are more than the planner takes (100, one model "
+          "dimension each)", "group or pre-screen them")],
+    ),
+    "levels-beyond-a-thousand": (
+        _append("parameters", value={"name": "level", "type": "discrete", "values": list(range(1001))}),
+        [("parameters[3](level): 1001 discrete levels are more than 1000",
+          "use type: continuous or integer for a fine grid")],
+    ),
+    "a-plate-and-more-without-instruments": (
+        _all(_drop("instruments"), _drop("analysis"), _drop("simulation"),
+             _set("budget", value={"experiments": 400, "batch_size": 200})),
+        [("budget.batch_size: 200 wells do not fit one 96-well plate", "use at most 96")],
+    ),
+    "thirteen-integers-to-round-in-constraints": (
+        _all(_drop("instruments"), _drop("analysis"), _drop("simulation"),
+             *(_append("parameters", value={"name": f"n{i}", "type": "integer", "bounds": [0, 10]}) for i in range(13)),
+             _set("constraints", value=[" + ".join(f"n{i}" for i in range(13)) + " <= 100.5"])),
+        [("constraints name 13 integer or discrete parameters; at most 12 can be rounded together to meet them",
+          "make some continuous or leave them out of the constraints")],
     ),
     "run-timeout-not-positive": (
         _set(*LH, "run_timeout_s", value=0),
