@@ -214,6 +214,26 @@ def evaluate_objectives(analyses: Mapping[str, ObjectiveAnalysis], wavelengths_n
     return results, None
 
 
+def read_target_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(wavelengths [nm], absorbance [AU]) of a target spectrum file, each of shape ``(n,)``, n >= 2.
+
+    Raises ``ValueError`` saying what is wrong: not a small regular file, not two columns of
+    finite numbers under one header line, or wavelengths that do not increase (interpolation needs them so).
+    """
+    if not path.exists():
+        raise ValueError(f"there is no file {path} (paths are relative to the campaign file)")
+    if not path.is_file() or path.stat().st_size > MAX_TARGET_CSV_BYTES:  # /dev/zero would be read forever
+        raise ValueError(f"not a regular file of at most {MAX_TARGET_CSV_BYTES // 1000} kB")
+    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    if data.shape[1] != 2 or data.shape[0] < 2:
+        raise ValueError(f"{data.shape[0]} row(s) of {data.shape[1]} column(s); it needs at least 2 rows of 2")
+    if not np.isfinite(data).all():
+        raise ValueError("it holds values that are not finite numbers")
+    if not (np.diff(data[:, 0]) > 0).all():
+        raise ValueError("its wavelengths must increase from row to row")
+    return data[:, 0], data[:, 1]
+
+
 def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) -> ObjectiveAnalysis:
     """What computes one ``analysis`` entry's objective: a ``PeakAnalysis``, or the
     ``SpectralTarget`` of a simulated mixture or a CSV file."""
@@ -224,15 +244,17 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) ->
                             analysis.target_peak_nm, analysis.width_weight)
     target = analysis.target
     if target.csv is not None:
-        path = (base_dir / target.csv).resolve()
         try:
-            if not path.is_file() or path.stat().st_size > MAX_TARGET_CSV_BYTES:  # /dev/zero would be read forever
-                raise ValueError(f"not a regular file of at most {MAX_TARGET_CSV_BYTES // 1000} kB")
-            data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            wavelengths, absorbance = read_target_csv((base_dir / target.csv).resolve())
+            if spec is not None and spec.instruments is not None:
+                lo, hi = spec.instruments.spectrometer.wavelength_range_nm
+                if wavelengths[-1] < lo or wavelengths[0] > hi:
+                    raise ValueError(f"its {wavelengths[0]:g}-{wavelengths[-1]:g} nm miss the spectrometer's "
+                                     f"wavelength_range_nm [{lo:g}, {hi:g}]")
         except (OSError, ValueError) as err:
-            raise SpecError([f"analysis.target.csv {target.csv!r}: cannot read it ({err}); give a CSV with a header "
+            raise SpecError([f"analysis.target.csv {target.csv!r}: {err}; give a CSV file with a header line "
                              "and columns wavelength_nm,absorbance"]) from None
-        return SpectralTarget(data[:, 0], data[:, 1])
+        return SpectralTarget(wavelengths, absorbance)
     if model is None:
         raise SpecError(["analysis.target.mixture needs a 'simulation' section to compute the target spectrum; "
                          "add one or give analysis.target.csv"])

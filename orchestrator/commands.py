@@ -12,13 +12,22 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.campaign import best_measured, changed_file_error, pareto_front
+from orchestrator.errors import SpecError
 from orchestrator.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from orchestrator.analysis import build_target
+
     spec, _ = load_spec(args.file)
+    for entry in spec.analysis:  # a target spectrum file is read now, as a run reads it before its first step
+        if entry.target is not None and entry.target.csv is not None:
+            try:
+                build_target(entry, spec, Path(args.file).resolve().parent, None)
+            except SpecError as err:
+                raise SpecError(err.problems, source=str(args.file)) from None
     print(f"{args.file}: ok: campaign {spec.name!r}, {len(spec.parameters)} parameter(s), "
           f"{spec.budget.experiments} experiments in batches of {spec.budget.batch_size}")
     return 0

@@ -12,9 +12,12 @@ from pydantic import ValidationError
 from orchestrator.analysis import (
     AnalysisFailure, MaxReading, PeakAnalysis, SpectralTarget, build_target, evaluate_objectives, find_peak,
 )
+from orchestrator.cli import main
 from orchestrator.spec import Analysis
+from orchestrator.spec import SpectralTarget as TargetSpec
 from orchestrator.spec_loader import load_spec
 from simulators import SilverNanoparticleModel
+from tests.conftest import demo_document, write_campaign
 
 CAMPAIGNS = Path(__file__).resolve().parents[1] / "campaigns"
 WL = np.arange(350.0, 801.0, 2.0)
@@ -165,25 +168,44 @@ def test_smoothing_in_blocks_of_rows_matches_the_whole_weight_matrix():
     assert np.allclose(smooth(w, v, 4.0), weights @ v / weights.sum(axis=1), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("path", ["/dev/zero", "huge.csv", "folder"])
-def test_a_target_file_that_is_not_a_small_regular_file_is_refused_not_read(path, tmp_path):
-    """/dev/zero was read forever (np.loadtxt at 100% CPU); a 2 MB file is not a target spectrum."""
-    from orchestrator.errors import SpecError
-    from orchestrator.spec import SpectralTarget as TargetSpec
+BAD_TARGET_FILES = {  # file name -> (its text, or None for a folder or a device; what the one line says)
+    "/dev/zero": (None, "not a regular file of at most 1000 kB"),  # was read forever (np.loadtxt at 100% CPU)
+    "folder": (None, "not a regular file of at most 1000 kB"),
+    "huge.csv": ("wavelength_nm,absorbance\n" + "500,0.1\n" * 300_000, "not a regular file of at most 1000 kB"),
+    "missing.csv": (None, "there is no file"),
+    "one-column.csv": ("wavelength_nm\n400\n500\n", "2 row(s) of 1 column(s); it needs at least 2 rows of 2"),
+    "one-row.csv": ("wavelength_nm,absorbance\n400,0.1\n", "1 row(s) of 2 column(s)"),
+    "nan.csv": ("wavelength_nm,absorbance\n400,nan\n500,0.1\n", "values that are not finite numbers"),
+    "downwards.csv": ("wavelength_nm,absorbance\n700,0.1\n400,0.2\n", "its wavelengths must increase"),
+    "words.csv": ("wavelength_nm,absorbance\n400,high\n", "could not convert"),
+    "infrared.csv": ("wavelength_nm,absorbance\n800,0.1\n900,0.2\n",
+                     "its 800-900 nm miss the spectrometer's wavelength_range_nm [400, 700]"),
+}
 
-    (tmp_path / "huge.csv").write_text("wavelength_nm,absorbance\n" + "500,0.1\n" * 300_000)
-    (tmp_path / "folder").mkdir()
-    entry = Analysis(objective="distance", kind="spectral_rmse", target=TargetSpec(csv=path))
-    with pytest.raises(SpecError, match="not a regular file of at most 1000 kB"):
-        build_target(entry, None, tmp_path, None)
+
+@pytest.mark.parametrize("name", BAD_TARGET_FILES)
+def test_a_target_file_that_cannot_serve_is_one_line_in_validate(name, tmp_path, capsys):
+    """``sdl validate`` reads the target file as a run would; each bad one is one line, exit 2."""
+    text, said = BAD_TARGET_FILES[name]
+    if name == "folder":
+        (tmp_path / name).mkdir()
+    elif text is not None:
+        (tmp_path / name).write_text(text)
+    doc = demo_document()
+    doc["analysis"][0]["target"] = {"csv": name}
+    assert main(["validate", str(write_campaign(tmp_path, doc))]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert f"analysis.target.csv {name!r}: " in line and said in line, line
+    assert line.endswith("give a CSV file with a header line and columns wavelength_nm,absorbance")
 
 
-def test_a_target_spectrum_file_is_read(tmp_path):
-    from orchestrator.spec import SpectralTarget as TargetSpec
-
+def test_a_target_spectrum_file_is_read(tmp_path, capsys):
     (tmp_path / "target.csv").write_text("wavelength_nm,absorbance\n400,0.5\n500,0.25\n600,0.125\n")
     entry = Analysis(objective="distance", kind="spectral_rmse", target=TargetSpec(csv="target.csv"))
     target = build_target(entry, None, tmp_path, None)
     w = np.array([400.0, 500.0, 600.0])
     assert target.evaluate(w, np.array([0.5, 0.25, 0.125])) == pytest.approx(0.0, abs=1e-12)
     assert target.evaluate(w, np.array([0.6, 0.35, 0.225])) == pytest.approx(0.1)
+    doc = demo_document()
+    doc["analysis"][0]["target"] = {"csv": "target.csv"}
+    assert main(["validate", str(write_campaign(tmp_path, doc))]) == 0
