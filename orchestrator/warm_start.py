@@ -11,11 +11,18 @@ prior mean of this campaign's GP, which learns the difference with its own hyper
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from orchestrator.errors import CampaignStateError
 from orchestrator.spec import CampaignSpec
 from orchestrator.store import CampaignStore
+
+#: Earlier experiments a warm start learns from; beyond it a seeded sample of this many (an exact GP's
+#: memory grows with the square of its data: 10,000 ran out of it).
+MAX_WARM_START = 2000
 
 
 def load_warm_start(spec: CampaignSpec, default_store_url: str) -> list[tuple[dict[str, Any], dict[str, float]]]:
@@ -29,8 +36,11 @@ def load_warm_start(spec: CampaignSpec, default_store_url: str) -> list[tuple[di
         known = ", ".join(c.name for c in store.campaigns()) or "none"
         raise CampaignStateError(f"warm_start.campaign {warm.campaign!r} is not in {store.display}",
                                  hint=f"campaigns there: {known}; or set warm_start.store to the store that holds it")
-    return [(_mapped(spec, e.params, warm.fill, e.id), dict(e.values))
-            for e in store.experiments(earlier.id, "measured")]
+    measured = store.experiments(earlier.id, "measured")
+    if len(measured) > MAX_WARM_START:
+        keep = np.random.default_rng(spec.seed).choice(len(measured), MAX_WARM_START, replace=False)
+        measured = [measured[i] for i in sorted(keep)]
+    return [(_mapped(spec, e.params, warm.fill, e.id), dict(e.values)) for e in measured]
 
 
 def _mapped(spec: CampaignSpec, params: dict[str, Any], fill: dict[str, Any], experiment_id: int) -> dict[str, Any]:
@@ -42,6 +52,11 @@ def _mapped(spec: CampaignSpec, params: dict[str, Any], fill: dict[str, Any], ex
                 f"warm start: earlier experiment {experiment_id} has no value for parameter {p.name!r}",
                 hint=f"add 'fill: {{{p.name}: VALUE}}' under warm_start",
             )
+        if p.is_numeric and not _near(value, p):
+            raise CampaignStateError(
+                f"warm start: earlier experiment {experiment_id} has {p.name}={value!r}, not a finite number "
+                f"near this campaign's {p.name} {list(p.bounds)}",
+                hint="warm start from a campaign whose parameter has the same kind, or fix warm_start.fill")
         if p.type == "categorical" and str(value) not in [str(v) for v in p.values]:
             raise CampaignStateError(
                 f"warm start: earlier experiment {experiment_id} has {p.name}={value!r}, not one of {p.values}",
@@ -49,3 +64,13 @@ def _mapped(spec: CampaignSpec, params: dict[str, Any], fill: dict[str, Any], ex
             )
         out[p.name] = value
     return out
+
+
+def _near(value: Any, p: Any) -> bool:
+    """A finite number within a hundred spans of ``p``'s bounds (a related space may reach past them; a fixed
+    parameter's span is its value's size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    low, high = p.bounds
+    span = (high - low) or max(abs(high), 1.0)
+    return low - 100 * span <= value <= high + 100 * span

@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator import Campaign
 from orchestrator.errors import CampaignStateError
+from orchestrator.store import CampaignStore
 
 LAB_OPTIMUM = (0.35, 0.60)
 SCALE_SHIFT = (0.06, -0.05)
@@ -102,6 +103,28 @@ def test_warm_start_errors_name_the_fix(tmp_path):
     assert "fill: {stirring: VALUE}" in caught.value.one_line()
     filled = Campaign.from_text(text.replace("{campaign: lab}", "{campaign: lab, fill: {stirring: 0.5}}"), store=url)
     assert {p["stirring"] for p, _ in filled.planner.prior_data} == {0.5}
+
+    for fill, said in ((".inf", "stirring=inf, not a finite number"), ("1.0e+308", "stirring=1e+308, not a finite"),
+                       ("wet", "stirring='wet', not a finite number")):  # each reached the GP fit as a traceback
+        with pytest.raises(CampaignStateError) as caught:
+            Campaign.from_text(text.replace("{campaign: lab}", f"{{campaign: lab, fill: {{stirring: {fill}}}}}"),
+                               store=url)
+        assert said in caught.value.one_line() and "near this campaign's stirring [0.0, 1.0]" in caught.value.one_line()
+
+
+def test_a_warm_start_from_more_experiments_than_it_takes_learns_from_a_seeded_sample(tmp_path, monkeypatch):
+    """An exact GP over 10,000 earlier experiments ran out of memory: at most MAX_WARM_START of them are used."""
+    from orchestrator import warm_start
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    lab_campaign(url, n=8)
+    monkeypatch.setattr(warm_start, "MAX_WARM_START", 5)
+    text = FILE.format(name="plant", seed=1, budget=4, extra="warm_start: {campaign: lab}", design="")
+    first, again = (Campaign.from_text(text, store=url).planner.prior_data for _ in range(2))
+    assert len(first) == 5 and first == again
+    store = CampaignStore(url)
+    earlier = {(e.params["temperature"], e.params["ratio"]) for e in store.experiments(store.get_campaign("lab").id)}
+    assert {(p["temperature"], p["ratio"]) for p, _ in first} <= earlier
 
 
 def test_a_prior_mean_makes_the_gp_learn_the_residual(tmp_path):
