@@ -34,6 +34,10 @@ from orchestrator.warm_start import load_warm_start
 
 #: event kind recording an instrument's reported measurement sd per output
 UNCERTAINTY_EVENT = "measurement_uncertainty"
+#: Experiments proposed and not yet told, at most: two plates (3,840 pending asked torch for 30 GB).
+MAX_PENDING = 2 * WELLS_PER_PLATE
+#: The longest reason ``fail()`` stores [characters].
+MAX_REASON_CHARS = 10_000
 
 _VERSIONED = ("sdl-orchestrator", "botorch", "gpytorch", "torch", "numpy", "scipy", "pydantic", "sqlalchemy",
               "prefect", "opentrons")
@@ -226,6 +230,11 @@ class Campaign:
             raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
                                      f"got {n}", hint="ask again after telling the results of this batch")
         everything = self.experiments()
+        pending = sum(e.status in ("proposed", "dispatched") for e in everything)
+        if pending + n > MAX_PENDING:  # each pending point enters the acquisition: memory grows with the square
+            raise CampaignStateError(
+                f"campaign {self.spec.name!r} has {pending} experiment(s) proposed and not told; {n} more would make "
+                f"{pending + n}, more than {MAX_PENDING}", hint="tell or fail the pending experiments first")
         left = self.remaining_budget(everything)
         if n > left:
             raise CampaignStateError(
@@ -265,6 +274,9 @@ class Campaign:
         self._own(experiment_id)
         if not str(reason).strip():
             raise CampaignStateError("fail() needs a reason", hint="say what went wrong, e.g. 'bubble in well'")
+        if len(str(reason)) > MAX_REASON_CHARS:
+            raise CampaignStateError(f"fail() reason of {len(str(reason)):,} characters is longer than "
+                                     f"{MAX_REASON_CHARS:,}", hint="keep the reason short; store logs elsewhere")
         if not _storable_text(str(reason)):
             raise CampaignStateError(f"fail() reason {str(reason)[:60]!r} is not valid text (a lone surrogate)",
                                      hint="pass the reason as ordinary text")

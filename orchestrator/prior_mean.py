@@ -189,6 +189,9 @@ def calibrated_prior_mean(name: str, settings: Mapping[str, Any],
 
     problems = []
     for key, (low, high) in bounds.items():
+        if not (abs(low) <= 1e15 and abs(high) <= 1e15):  # the fit works on (value - low) / (high - low)
+            problems.append(f"prior_mean.calibrate.{key}: [{low}, {high}] must be finite numbers within +-1e15")
+            continue
         if not low < high:
             problems.append(f"prior_mean.calibrate.{key}: [{low}, {high}] is empty; give [low, high] with low < high")
             continue

@@ -27,6 +27,9 @@ MAX_CATEGORIES = 100  # values of one categorical parameter (each one model dime
 MAX_LEVELS = 1000  # levels of one discrete parameter
 MAX_OBJECTIVES = 4  # the hypervolume's cost grows steeply with the number of objectives
 MAX_SNAPPED = 12  # integer or discrete parameters in constraints: 2**12 roundings are tried at most
+MAX_CONSTRAINTS = 50  # each is checked at every candidate point (200 took minutes per proposal)
+MAX_OUTCOME_CONSTRAINTS = 16  # each outcome is one more GP to fit (200 took minutes per proposal)
+MAX_CALIBRATED = 10  # settings fitted to the data: the search and its curvature grow with their square
 
 
 class CrossFieldProblems(ValueError):
@@ -285,7 +288,7 @@ class PriorMeanSpec(_Strict):
     simulator: str
     settings: dict[str, Any] = {}
     emulate: bool = True
-    calibrate: dict[str, tuple[float, float]] = {}
+    calibrate: dict[str, tuple[float, float]] = Field(default={}, max_length=MAX_CALIBRATED)
 
 
 class Reagent(_Strict):
@@ -534,9 +537,9 @@ class CampaignSpec(_Strict):
     seed: int = Field(default=0, ge=0, lt=2**32)
     budget: Budget
     parameters: list[Parameter] = Field(min_length=1)
-    constraints: list[str] = []
+    constraints: list[str] = Field(default=[], max_length=MAX_CONSTRAINTS)
     objectives: list[Objective] = Field(min_length=1, max_length=MAX_OBJECTIVES)
-    outcome_constraints: list[str] = []
+    outcome_constraints: list[str] = Field(default=[], max_length=MAX_OUTCOME_CONSTRAINTS)
     stopping: Stopping = Stopping()
     warm_start: WarmStart | None = None
     prior_mean: PriorMeanSpec | None = None

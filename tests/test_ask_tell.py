@@ -144,6 +144,23 @@ def test_ask_needs_a_positive_whole_number(plain_file, store_url):
     assert len(c.ask()) == 2  # default: the batch size
 
 
+def test_ask_without_tell_stops_at_two_plates_pending_and_a_long_reason_is_refused(tmp_path):
+    """3,840 pending proposals asked torch for 30 GB in the next ask; a 100 MB fail() reason was stored whole."""
+    c = Campaign.from_text(PLAIN.replace("experiments: 10", "experiments: 400"), store=f"sqlite:///{tmp_path / 's.db'}")
+    first = c.ask(96)
+    c.ask(96)
+    before = snapshot(c)
+    with pytest.raises(CampaignStateError) as caught:
+        c.ask(1)
+    assert caught.value.one_line() == ("campaign 'plain-ask-tell' has 192 experiment(s) proposed and not told; 1 more "
+                                       "would make 193, more than 192 (tell or fail the pending experiments first)")
+    with pytest.raises(CampaignStateError, match="fail\\(\\) reason of 10,001 characters is longer than 10,000"):
+        c.fail(first[0].id, "x" * 10_001)
+    assert snapshot(c) == before
+    c.fail(first[0].id, "x" * 10_000)
+    assert len(c.ask(1)) == 1
+
+
 def test_ask_beyond_the_budget_is_refused(plain_file, store_url):
     c = Campaign.from_yaml(plain_file, store=store_url)
     c.ask(4)

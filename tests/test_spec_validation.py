@@ -495,6 +495,23 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         [("constraints name 13 integer or discrete parameters; at most 12 can be rounded together to meet them",
           "make some continuous or leave them out of the constraints")],
     ),
+    "fifty-one-constraints": (
+        _set("constraints", value=["red + yellow <= 300"] * 51),
+        [("constraints: list should have at most 50 items after validation, not 51", "correct the value")],
+    ),
+    "seventeen-outcome-constraints": (
+        _set("outcome_constraints", value=[f"out{i} <= 2" for i in range(17)]),
+        [("outcome_constraints: list should have at most 16 items after validation, not 17", "correct the value")],
+    ),
+    "eleven-calibrated-settings": (
+        _set("prior_mean", value={"simulator": "linear", "calibrate": {f"s{i}": [0, 1] for i in range(11)}}),
+        [("prior_mean.calibrate: dictionary should have at most 10 items after validation, not more",
+          "correct the value")],
+    ),
+    "calibrated-range-beyond-computing": (
+        _set("prior_mean", value={"simulator": "linear", "calibrate": {"distance.coefficients.red": [0, 1e200]}}),
+        [("prior_mean.calibrate.distance.coefficients.red: [0.0, 1e+200] must be finite numbers within +-1e15", "")],
+    ),
     "run-timeout-not-positive": (
         _set(*LH, "run_timeout_s", value=0),
         [("instruments.liquid_handler.run_timeout_s: input should be greater than 0", "correct the value")],
