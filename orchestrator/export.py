@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, SpecError
 from orchestrator.spec_loader import parse_spec
 from orchestrator.store import CampaignInfo, CampaignStore
 
@@ -18,12 +18,17 @@ TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
 
 def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[str], list[dict[str, Any]]]:
     """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times."""
-    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-    parameters = [p.name for p in spec.parameters]
-    objectives = [o.name for o in spec.objectives] + spec.outcome_names()  # outcome names are never objectives
+    experiments = store.experiments(campaign.id)
+    try:
+        spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+        parameters = [p.name for p in spec.parameters]
+        objectives = [o.name for o in spec.objectives] + spec.outcome_names()  # outcome names are never objectives
+    except SpecError:  # stored by a version that checked less: the data still come out, named by themselves
+        parameters = list(dict.fromkeys(name for e in experiments for name in e.params))
+        objectives = list(dict.fromkeys(name for e in experiments for name in (e.values or {})))
     columns = [*FIXED_COLUMNS, *parameters, *objectives, "failure_reason", *TIME_COLUMNS]
     rows = []
-    for e in store.experiments(campaign.id):
+    for e in experiments:
         row: dict[str, Any] = {"id": e.id, "iteration": e.iteration, "sequence": e.sequence, "well": e.well,
                                "status": e.status}
         row.update({p: e.params.get(p) for p in parameters})

@@ -361,6 +361,33 @@ def test_status_of_a_campaign_whose_run_stopped_early_says_how_to_go_on(last_run
     assert (said in out.replace("\n", "")) is hint, out
 
 
+def test_a_campaign_stored_by_a_version_that_checked_less_still_lists_and_exports(tmp_path, capsys):
+    """Each release checks campaign files more closely; a stored file the new checks refuse must not lock its data."""
+    import sqlite3
+
+    from orchestrator.campaign import Campaign
+    from orchestrator.cli import main
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    campaign = Campaign.from_text(ONE_PARAMETER.format(name="older"), store=url)
+    told = [campaign.tell(p.id, {"yield": 0.5 + p.id}) for p in campaign.ask(2)]
+    Campaign.from_text(ONE_PARAMETER.format(name="newer"), store=url).ask(1)
+    campaign.store.engine.dispose()
+    with sqlite3.connect(tmp_path / "store.db") as db:  # as if written before seeds were limited to 32 bits
+        db.execute("update campaigns set spec_yaml = 'seed: 1099511627776' || char(10) || spec_yaml "
+                   "where name = 'older'")
+    capsys.readouterr()
+    assert main(["status", "--store", url]) == 0
+    out = capsys.readouterr().out
+    assert "sdl status older: its stored file is refused" in out and "newer" in out
+    assert main(["status", "older", "--store", url]) == 2
+    assert "seed: input should be less than 4294967296" in capsys.readouterr().err
+    assert main(["export", "older", "--format", "json", "--store", url]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["temperature"], r["yield"]) for r in rows] == [
+        (e.id, e.params["temperature"], e.values["yield"]) for e in told]
+
+
 def test_status_in_a_pipe_prints_whole_rows_and_the_pareto_front_of_several_objectives(tmp_path, capsys):
     from orchestrator.campaign import Campaign
     from orchestrator.cli import main
