@@ -28,7 +28,7 @@ from orchestrator.space import SearchSpace
 from orchestrator.spec import CampaignSpec, Objective
 from orchestrator.spec_loader import load_spec, parse_spec, spec_hash
 from orchestrator.stopping import StopDecision, decide
-from orchestrator.store import CampaignInfo, CampaignStore, Experiment
+from orchestrator.store import PENDING, CampaignInfo, CampaignStore, Experiment
 from orchestrator.surrogates import resolve_kernel
 from orchestrator.warm_start import load_warm_start
 
@@ -230,7 +230,7 @@ class Campaign:
             raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
                                      f"got {n}", hint="ask again after telling the results of this batch")
         everything = self.experiments()
-        pending = sum(e.status in ("proposed", "dispatched") for e in everything)
+        pending = sum(e.status in PENDING for e in everything)
         if pending + n > MAX_PENDING:  # each pending point enters the acquisition: memory grows with the square
             raise CampaignStateError(
                 f"campaign {self.spec.name!r} has {pending} experiment(s) proposed and not told; {n} more would make "
@@ -368,7 +368,7 @@ def planner_inputs(experiments: Sequence[Experiment], sds: Mapping[int, Mapping[
     measured = [e for e in experiments if e.status == "measured"]
     return PlannerInputs(
         observations=[(e.params, e.values) for e in measured],
-        pending=[e.params for e in experiments if e.status in ("proposed", "dispatched")],
+        pending=[e.params for e in experiments if e.status in PENDING],
         failed=[e.params for e in experiments if e.status == "failed" and _is_chemistry(e)],
         uncertainty=[dict(sds[e.id]) if e.id in sds else None for e in measured] if sds else None,
     )

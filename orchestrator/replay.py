@@ -30,6 +30,7 @@ from orchestrator.bundle import Bundle, BundleError
 from orchestrator.campaign import UNCERTAINTY_EVENT, planner_for
 from orchestrator.spec import CampaignSpec
 from orchestrator.spec_loader import parse_spec
+from orchestrator.store import PENDING
 from orchestrator.warm_start import load_warm_start
 
 REL_TOL = 1e-9
@@ -118,7 +119,7 @@ def _snapshot(state: dict[int, dict[str, Any]], iteration: int) -> Batch:
     return Batch(
         iteration=iteration,
         observations=[(dict(s["params"]), dict(s["values"])) for s in measured],
-        pending=[dict(s["params"]) for s in ordered if s["status"] in ("proposed", "dispatched")],
+        pending=[dict(s["params"]) for s in ordered if s["status"] in PENDING],
         n_proposed=len(ordered),
         failed=[dict(s["params"]) for s in ordered if s["status"] == "failed" and s["failure_kind"] == "chemistry"],
         uncertainty=sds if any(sd is not None for sd in sds) else None,

@@ -30,6 +30,7 @@ MAX_SNAPPED = 12  # integer or discrete parameters in constraints: 2**12 roundin
 MAX_CONSTRAINTS = 50  # each is checked at every candidate point (200 took minutes per proposal)
 MAX_OUTCOME_CONSTRAINTS = 16  # each outcome is one more GP to fit (200 took minutes per proposal)
 MAX_CALIBRATED = 10  # settings fitted to the data: the search and its curvature grow with their square
+MAX_READING_MS = 600_000  # one well's scans, integration time x averages: 10 min
 
 
 class CrossFieldProblems(ValueError):
@@ -371,7 +372,7 @@ class Spectrometer(_Strict):
     lock: str | None = Field(default=None, max_length=80,
                              description="name of the physical spectrometer; campaigns naming the same one never use it at once")
     wavelength_range_nm: tuple[float, float] = (400.0, 700.0)
-    integration_time_ms: float = Field(default=100.0, gt=0, le=600_000)
+    integration_time_ms: float = Field(default=100.0, gt=0, le=MAX_READING_MS)
     averages: PositiveInt = Field(default=1, le=1000, description="scans averaged into one reading")
     dark_every_s: float = Field(default=600.0, gt=0)
     reference_every_s: float = Field(default=1800.0, gt=0)
@@ -401,8 +402,9 @@ class Spectrometer(_Strict):
     @model_validator(mode="after")
     def _reading_time(self) -> "Spectrometer":
         scans_ms = self.integration_time_ms * self.averages
-        if scans_ms > 600_000:
-            raise ValueError(f"integration_time_ms x averages is {scans_ms / 60_000:g} min per well; at most 10 min: "
+        if scans_ms > MAX_READING_MS:
+            raise ValueError(f"integration_time_ms x averages is {scans_ms / 60_000:g} min per well; at most "
+                             f"{MAX_READING_MS / 60_000:g} min: "
                              "lower averages or the integration time")
         return self
 

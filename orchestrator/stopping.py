@@ -18,7 +18,7 @@ from typing import Sequence
 
 from orchestrator.constraints import outcomes_met
 from orchestrator.spec import CampaignSpec
-from orchestrator.store import Experiment
+from orchestrator.store import PENDING, Experiment
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def decide(spec: CampaignSpec, experiments: Sequence[Experiment]) -> StopDecisio
         if decision is not None:
             return decision
     if rules.budget:
-        waiting = sum(e.status in ("proposed", "dispatched") for e in experiments)
+        waiting = sum(e.status in PENDING for e in experiments)
         spent = sum(e.status != "abandoned" for e in experiments)  # never made: no part of the budget
         if spent >= spec.budget.experiments and not waiting:
             return StopDecision(True, f"budget spent: {spent} of {spec.budget.experiments} experiments")

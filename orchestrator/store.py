@@ -32,6 +32,8 @@ from orchestrator.store_models import (
 
 DEFAULT_STORE_PATH = Path("runs") / "sdl.db"
 TERMINAL = ("measured", "failed", "abandoned")
+#: proposed or on the deck, not finished: the planner treats these points as pending
+PENDING = ("proposed", "dispatched")
 #: why an experiment failed: "chemistry" teaches the planner where not to go; "instrument"
 #: (a robot or spectrometer fault) says nothing about the chemistry and is not learned.
 FAILURE_KINDS = ("chemistry", "instrument")
