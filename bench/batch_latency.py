@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from orchestrator.constraints import parse_constraint  # noqa: E402
-from orchestrator.planner import Planner  # noqa: E402
-from orchestrator.space import SearchSpace  # noqa: E402
-from orchestrator.spec import Parameter  # noqa: E402
+from orchestrator.planning.constraints import parse_constraint  # noqa: E402
+from orchestrator.planning.planner import Planner  # noqa: E402
+from orchestrator.planning.space import SearchSpace  # noqa: E402
+from orchestrator.spec.schema import Parameter  # noqa: E402
 from simulators.benchmarks.synthetic import hartmann6_value  # noqa: E402
 
 

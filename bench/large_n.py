@@ -9,7 +9,7 @@ warm-up proposal that pays the one-off imports, in wall and CPU seconds: on a sh
 machine the CPU seconds say what the proposal costs when the machine is idle. Above
 ``EXACT_FIT_MAX`` observations the planner fits hyperparameters on ``SUBSET_SIZE`` of
 them and conditions an exact GP on all; above 500 it also uses LOVE predictive
-variances (``orchestrator.surrogates``, ``orchestrator.planner``); "exact fit" times the
+variances (``orchestrator.planning.surrogates``, ``orchestrator.planning.planner``); "exact fit" times the
 full marginal-likelihood fit alone.
 """
 
@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 
-from orchestrator.constraints import parse_linear_constraint
-from orchestrator.planner import Planner
-from orchestrator.space import SearchSpace
-from orchestrator.spec import Parameter
-from orchestrator.surrogates import EXACT_FIT_MAX, SUBSET_SIZE, _fit_mll, _single_task
+from orchestrator.planning.constraints import parse_linear_constraint
+from orchestrator.planning.planner import Planner
+from orchestrator.planning.space import SearchSpace
+from orchestrator.spec.schema import Parameter
+from orchestrator.planning.surrogates import EXACT_FIT_MAX, SUBSET_SIZE, _fit_mll, _single_task
 
 DIM = 6
 

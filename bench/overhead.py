@@ -25,9 +25,9 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.campaign import Campaign  # noqa: E402
-from orchestrator.loop import make_runner  # noqa: E402
-from orchestrator.store import CampaignStore  # noqa: E402
+from orchestrator.run.campaign import Campaign  # noqa: E402
+from orchestrator.run.steps import make_runner  # noqa: E402
+from orchestrator.store.campaign_store import CampaignStore  # noqa: E402
 
 INSTRUMENT_AND_PLANNER = ("propose_s", "prepare_s", "measure_s")
 
@@ -61,7 +61,7 @@ def run_plain(text: str, store_url: str) -> None:
 def run_prefect(text: str, store_url: str, name: str) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
-    from orchestrator.flows import campaign_flow
+    from orchestrator.prefect.flows import campaign_flow
 
     with prefect_test_harness(server_startup_timeout=180):
         campaign_flow(name=name, yaml_text=text, source=None, store_url=store_url, dry_run=True)

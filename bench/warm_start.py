@@ -43,9 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from orchestrator.campaign import Campaign  # noqa: E402
-from orchestrator.prior_mean import CalibratedModel  # noqa: E402
-from orchestrator.surrogates import KERNELS  # noqa: E402
+from orchestrator.run.campaign import Campaign  # noqa: E402
+from orchestrator.planning.prior_mean import CalibratedModel  # noqa: E402
+from orchestrator.planning.surrogates import KERNELS  # noqa: E402
 from simulators.benchmarks import PROBLEMS, TWO_SCALE_PAIRS, BenchmarkProblem  # noqa: E402
 from simulators.benchmarks.mit_kinetics import scale_up_model  # noqa: E402
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from instruments.errors import DriverNotAvailableError
-from instruments.plan import DILUENT
-from instruments.protocols import LiquidHandler, Spectrometer
+from instruments.plate_plan import DILUENT
+from instruments.roles import LiquidHandler, Spectrometer
 from instruments.registry import DriverInfo, load_driver_class, resolve_driver
 from instruments.simulated_lab import SimulatedLab
 from simulators.faults import FaultInjector

@@ -54,15 +54,15 @@ class DriverInfo:
 DRIVERS: dict[str, DriverInfo] = {
     d.name: d
     for d in (
-        DriverInfo("opentrons_ot2", "liquid_handler", "real", "instruments.opentrons_http:OpentronsHTTP",
+        DriverInfo("opentrons_ot2", "liquid_handler", "real", "instruments.opentrons.http_driver:OpentronsHTTP",
                    "simulated_ot2", "OT-2"),
-        DriverInfo("opentrons_flex", "liquid_handler", "real", "instruments.opentrons_http:OpentronsHTTP",
+        DriverInfo("opentrons_flex", "liquid_handler", "real", "instruments.opentrons.http_driver:OpentronsHTTP",
                    "simulated_flex", "Flex"),
-        DriverInfo("simulated_ot2", "liquid_handler", "simulated", "instruments.simulated_robot:SimulatedOpentrons", robot_type="OT-2"),
-        DriverInfo("simulated_flex", "liquid_handler", "simulated", "instruments.simulated_robot:SimulatedOpentrons", robot_type="Flex"),
-        DriverInfo("ocean_optics", "spectrometer", "real", "instruments.ocean_optics:OceanOpticsSpectrometer",
+        DriverInfo("simulated_ot2", "liquid_handler", "simulated", "instruments.opentrons.twin:SimulatedOpentrons", robot_type="OT-2"),
+        DriverInfo("simulated_flex", "liquid_handler", "simulated", "instruments.opentrons.twin:SimulatedOpentrons", robot_type="Flex"),
+        DriverInfo("ocean_optics", "spectrometer", "real", "instruments.spectrometers.ocean_optics:OceanOpticsSpectrometer",
                    "simulated_uvvis", requires=("seabreeze.spectrometers", "seabreeze")),
-        DriverInfo("simulated_uvvis", "spectrometer", "simulated", "instruments.simulated_spectrometer:SimulatedSpectrometer"),
+        DriverInfo("simulated_uvvis", "spectrometer", "simulated", "instruments.spectrometers.twin:SimulatedSpectrometer"),
     )
 }
 
@@ -160,7 +160,7 @@ def _merge_plugins(drivers: dict[str, DriverInfo]) -> tuple[dict[str, DriverInfo
 
 def _plugin_info(name: str, target: str, source: str) -> DriverInfo:
     """Import a plugin class and check it declares a role it implements; raises ``ValueError``."""
-    from instruments.protocols import missing_verbs
+    from instruments.roles import missing_verbs
 
     if ":" not in target:
         raise ValueError(f"entry point value must be 'module:Class', got {target!r}")

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
 
 __all__ = ["Campaign"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "Campaign":
-        from orchestrator.campaign import Campaign
+        from orchestrator.run.campaign import Campaign
 
         return Campaign
     raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")

@@ -10,7 +10,7 @@ Counts per pixel for one scan of integration time ``t`` [ms]::
 ``fault`` makes the next acquisition or integration-time call raise ``SeaBreezeError``.
 ``features`` names the feature objects the device offers under ``spectrometer.f``
 (``shutter``, ``strobe_lamp``); both act on the light path (``shutter_open``).
-Only the subset of the python-seabreeze API that ``instruments.ocean_optics`` uses is here.
+Only the subset of the python-seabreeze API that ``instruments.spectrometers.ocean_optics`` uses is here.
 """
 
 from __future__ import annotations

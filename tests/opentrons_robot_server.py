@@ -30,8 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from instruments.deck import DECKS
-from instruments.opentrons_protocol import simulate_protocol
+from instruments.opentrons.deck import DECKS
+from instruments.opentrons.protocol_script import simulate_protocol
 
 TERMINAL = {"succeeded", "failed", "stopped"}
 MODELS = {"OT-2": "OT-2 Standard", "Flex": "OT-3 Standard"}

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from orchestrator.locks import lock_names
-from orchestrator.spec_loader import parse_spec
-from orchestrator.store import CampaignStore
+from orchestrator.prefect.locks import lock_names
+from orchestrator.spec.loader import parse_spec
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document
 
 import yaml
@@ -27,7 +27,7 @@ def campaign_text(name: str, **changes) -> str:
 
 def start_flow(text: str, store_url: str) -> tuple[threading.Thread, dict]:
     """Run the campaign flow in a thread that sees this test's Prefect settings."""
-    from orchestrator.flows import campaign_flow
+    from orchestrator.prefect.flows import campaign_flow
 
     outcome: dict = {}
     context = contextvars.copy_context()
@@ -55,7 +55,7 @@ def api_url(prefect_server, monkeypatch):
 def answer(name: str, decision: dict, timeout_s: float = 300) -> None:
     """Send ``decision`` as soon as campaign ``name`` waits for one (with a new pause key each time)."""
     from orchestrator.errors import OrchestratorError
-    from orchestrator.serving import answer_approval
+    from orchestrator.prefect.serving import answer_approval
 
     deadline = time.monotonic() + timeout_s
     while True:
@@ -147,8 +147,8 @@ def test_two_campaigns_share_a_spectrometer_batch_by_batch_and_each_holds_its_ro
 
 
 def test_a_second_campaign_on_a_held_robot_is_refused_with_nothing_made(api_url, tmp_path, monkeypatch):
-    from orchestrator import locks
-    from orchestrator.loop import LoopError
+    from orchestrator.prefect import locks
+    from orchestrator.run.steps import LoopError
 
     monkeypatch.setattr(locks, "ROBOT_WAIT_S", 2.0)
     instruments = demo_document()["instruments"]

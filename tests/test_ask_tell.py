@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator import Campaign
-from orchestrator.constraints import parse_linear_constraint
+from orchestrator.planning.constraints import parse_linear_constraint
 from orchestrator.errors import CampaignStateError
-from orchestrator.export import experiment_rows, to_csv, to_json
+from orchestrator.store.export import experiment_rows, to_csv, to_json
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "campaigns" / "colour_match.yaml"
@@ -100,7 +100,7 @@ def test_import_orchestrator_is_light_and_exports_campaign_lazily():
         "heavy = [m for m in ('torch', 'botorch', 'sqlalchemy', 'pydantic') if m in sys.modules]\n"
         "assert heavy == [], heavy\n"
         "from orchestrator import Campaign\n"
-        "assert Campaign.__module__ == 'orchestrator.campaign', Campaign.__module__\n"
+        "assert Campaign.__module__ == 'orchestrator.run.campaign', Campaign.__module__\n"
         "assert 'Campaign' in orchestrator.__all__\n"
         "try:\n"
         "    orchestrator.NoSuchThing\n"

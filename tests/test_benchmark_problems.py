@@ -147,7 +147,7 @@ def test_two_scales_are_correlated_but_their_optima_differ():
 
 @pytest.mark.parametrize("name", list(PROBLEMS))
 def test_campaign_yaml_is_accepted_and_proposals_lie_in_the_space(name, tmp_path):
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
 
     problem = PROBLEMS[name]
     text = problem.to_campaign_yaml(budget=10, batch_size=2, seed=3, initial_experiments=4)
@@ -160,7 +160,7 @@ def test_campaign_yaml_is_accepted_and_proposals_lie_in_the_space(name, tmp_path
 
 
 def test_constraint_text_means_the_same_to_the_campaign_parser():
-    from orchestrator.constraints import parse_linear_constraint
+    from orchestrator.planning.constraints import parse_linear_constraint
     from simulators.benchmarks import LinearConstraintDef
 
     constraint = LinearConstraintDef({"a": 1.0, "b": -2.0, "c": 0.5}, "<=", 3.0)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
-from orchestrator.loop import make_runner
-from orchestrator.replay import reconstruct_batches
-from orchestrator.store_models import SCHEMA_VERSION
+from orchestrator.run.steps import make_runner
+from orchestrator.cli.replay import reconstruct_batches
+from orchestrator.store.tables import SCHEMA_VERSION
 from tests.conftest import demo_document, write_campaign
 
 # No instruments section: driven by hand, with every kind of parameter.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.constraints import ConstraintSyntaxError, LinearConstraint, parse_linear_constraint
+from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint, parse_linear_constraint
 
 
 # text -> (coefficients, op, rhs), everything moved to the left: sum c_i * x_i  op  rhs

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import TERMINAL, CampaignStore
+from orchestrator.store.campaign_store import TERMINAL, CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 BUDGET, BATCH = 8, 2

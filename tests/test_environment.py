@@ -12,7 +12,7 @@ def test_opentrons_prefect_and_torch_work_in_one_process(prefect_server):
     import torch
     from prefect import flow
 
-    from instruments.opentrons_protocol import simulate_protocol
+    from instruments.opentrons.protocol_script import simulate_protocol
 
     assert Version(metadata.version("jsonschema")) >= Version("4.18")
     assert metadata.version("opentrons") == "8.8.2"

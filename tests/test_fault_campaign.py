@@ -11,7 +11,7 @@ import shutil
 from collections import Counter
 
 from orchestrator.cli import main
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import REPO
 
 

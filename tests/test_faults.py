@@ -9,13 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from instruments.errors import InstrumentError, InstrumentFault
-from instruments.plan import DILUENT, BatchItem, compile_plan
+from instruments.plate_plan import DILUENT, BatchItem, compile_plan
 from instruments.simulated_lab import SimulatedLab
-from instruments.simulated_robot import SimulatedOpentrons
-from instruments.simulated_spectrometer import SimulatedSpectrometer
-from orchestrator.analysis import spectrum_problem
-from orchestrator.spec import Simulation
-from orchestrator.spec_loader import load_spec
+from instruments.opentrons.twin import SimulatedOpentrons
+from instruments.spectrometers.twin import SimulatedSpectrometer
+from orchestrator.run.spectra_analysis import spectrum_problem
+from orchestrator.spec.schema import Simulation
+from orchestrator.spec.loader import load_spec
 from simulators import ColourMixingModel
 from simulators.faults import FAULT_NAMES, ROBOT_FAULTS, FaultInjector
 

@@ -78,10 +78,10 @@ def test_feasibility_model_learns_a_failing_region():
     """The classifier alone: P(success) is low among chemistry failures, high among successes."""
     import torch
 
-    from orchestrator.acquisition import FEASIBLE, build_problem, predictions
-    from orchestrator.space import SearchSpace
-    from orchestrator.spec import Objective, Parameter
-    from orchestrator.surrogates import fit_output
+    from orchestrator.planning.acquisition import FEASIBLE, build_problem, predictions
+    from orchestrator.planning.space import SearchSpace
+    from orchestrator.spec.schema import Objective, Parameter
+    from orchestrator.planning.surrogates import fit_output
 
     space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 1))])
     good = [({"x": x}, {"v": x}) for x in (0.05, 0.2, 0.35, 0.5)]

@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import text as sql
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.errors import CampaignStateError, OrchestratorError
-from orchestrator.spec_loader import parse_spec
-from orchestrator.store import CampaignStore
+from orchestrator.spec.loader import parse_spec
+from orchestrator.store.campaign_store import CampaignStore
 from tests.fuzz_settings import QUICK_SHARE, examples
 
 FUZZ_COUNTS: Counter[str] = Counter()

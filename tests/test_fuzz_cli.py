@@ -25,10 +25,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.errors import SpecError
-from orchestrator.spec_loader import load_spec
+from orchestrator.spec.loader import load_spec
 from tests.fuzz_settings import QUICK_SHARE, examples
 from tests.conftest import DEMO
 

@@ -33,11 +33,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.constraints import ConstraintSyntaxError, parse_linear_constraint
+from orchestrator.planning.constraints import ConstraintSyntaxError, parse_linear_constraint
 from orchestrator.errors import SpecError
-from orchestrator.space import SearchSpace
-from orchestrator.spec import CampaignSpec
-from orchestrator.spec_loader import MAX_DEPTH, MAX_FILE_BYTES, load_spec, parse_spec
+from orchestrator.planning.space import SearchSpace
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.spec.loader import MAX_DEPTH, MAX_FILE_BYTES, load_spec, parse_spec
 from tests.fuzz_settings import FUZZ_SCALE, QUICK_SHARE, examples
 from tests.conftest import demo_document
 

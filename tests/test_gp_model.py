@@ -1,4 +1,4 @@
-"""The planner's GP covariances (orchestrator.surrogates.KERNELS): a Matern 5/2 with a dimension-scaled Gamma
+"""The planner's GP covariances (orchestrator.planning.surrogates.KERNELS): a Matern 5/2 with a dimension-scaled Gamma
 lengthscale prior for a campaign from scratch, BoTorch's RBF for one with prior knowledge (``planner.kernel: auto``),
 or either on request."""
 
@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 
 from gpytorch.kernels import MaternKernel, RBFKernel  # noqa: E402
 
-from orchestrator import lean_gp  # noqa: E402
-from orchestrator.surrogates import LENGTHSCALE_CONCENTRATION, OutputData, fit_output  # noqa: E402
+from orchestrator.planning import lean_gp# noqa: E402
+from orchestrator.planning.surrogates import LENGTHSCALE_CONCENTRATION, OutputData, fit_output  # noqa: E402
 
 
 def _data(n: int, d: int, seed: int):
@@ -60,7 +60,7 @@ def test_matern_keeps_a_few_points_from_stretching_the_lengthscales_of_unused_co
 
 @pytest.mark.parametrize("kernel,name", [(None, "Matern 5/2"), ("rbf", "RBF"), ("matern", "Matern 5/2")])
 def test_the_campaign_files_kernel_reaches_every_proposal(kernel, name, tmp_path):
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
     from simulators.benchmarks import PROBLEMS
 
     problem = PROBLEMS["branin"]

@@ -1,4 +1,4 @@
-"""The plain-torch GP (orchestrator.lean_gp) gives gpytorch's numbers: loss, gradients, posterior."""
+"""The plain-torch GP (orchestrator.planning.lean_gp) gives gpytorch's numbers: loss, gradients, posterior."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from botorch.models import SingleTaskGP  # noqa: E402
 from botorch.models.transforms import Standardize  # noqa: E402
 from gpytorch.mlls import ExactMarginalLogLikelihood  # noqa: E402
 
-from orchestrator import lean_gp  # noqa: E402
+from orchestrator.planning import lean_gp# noqa: E402
 
 
 def _data(n: int = 40, d: int = 3, seed: int = 0):
@@ -186,9 +186,9 @@ def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
     proposal stays inside the space."""
     import numpy as np
 
-    from orchestrator import acquisition, planner
-    from orchestrator.space import SearchSpace
-    from orchestrator.spec import Parameter
+    from orchestrator.planning import acquisition, planner
+    from orchestrator.planning.space import SearchSpace
+    from orchestrator.spec.schema import Parameter
 
     seen = []
     make = acquisition.make_acquisition
@@ -220,9 +220,9 @@ def test_repeated_points_with_tiny_reported_noise_still_give_proposals():
     not stop a proposal (q = 1 and a batch), whatever the scale of the objective."""
     import numpy as np
 
-    from orchestrator import planner
-    from orchestrator.space import SearchSpace
-    from orchestrator.spec import Parameter
+    from orchestrator.planning import planner
+    from orchestrator.planning.space import SearchSpace
+    from orchestrator.spec.schema import Parameter
 
     space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(2)])
     rows = np.random.default_rng(0).random((6, 2))

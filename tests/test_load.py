@@ -9,8 +9,8 @@ import time
 import pytest
 import yaml
 
-from orchestrator.export import experiment_rows, to_csv
-from orchestrator.store import TERMINAL, CampaignStore
+from orchestrator.store.export import experiment_rows, to_csv
+from orchestrator.store.campaign_store import TERMINAL, CampaignStore
 from tests.conftest import demo_document
 
 CAMPAIGNS, BUDGET = 10, 4
@@ -29,7 +29,7 @@ def test_ten_campaigns_at_once_on_one_store_with_readers(prefect_server, store_u
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from orchestrator.flows import campaign_flow
+    from orchestrator.prefect.flows import campaign_flow
 
     names = [f"load-{i:02d}" for i in range(CAMPAIGNS)]
     errors: list[BaseException] = []

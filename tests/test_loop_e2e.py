@@ -9,7 +9,7 @@ import json
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import DEMO, demo_document, write_campaign
 
 
@@ -194,7 +194,7 @@ def test_flex_twin_runs_the_loop(prefect_server, tmp_path, driver):
 def test_the_summary_counts_experiments_by_status_and_names_a_pareto_front(capsys):
     """After a resume some experiments may be abandoned: the total says so; with several objectives the best
     shown is one point of a front, and the summary says how many points the front has."""
-    from orchestrator.commands import _print_summary
+    from orchestrator.cli.commands import _print_summary
 
     summary = {"experiments": 8, "by_status": {"abandoned": 4, "measured": 4}, "pareto_front": 3, "report": None,
                "best": {"id": 5, "params": {"x": 1.0}, "values": {"cost": 2.0, "waste": 3.0}}}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestrator.analysis import spectrum_problem
-from orchestrator.campaign import Campaign
-from orchestrator.loop import LoopError, make_runner
-from orchestrator.store import CampaignStore
+from orchestrator.run.spectra_analysis import spectrum_problem
+from orchestrator.run.campaign import Campaign
+from orchestrator.run.steps import LoopError, make_runner
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 
@@ -45,7 +45,7 @@ def test_one_iteration_records_values_spectra_and_protocol(tmp_path):
 def test_an_outcome_constraint_is_measured_recorded_exported_and_modelled(tmp_path):
     """``absorbance <= 0.6`` with a ``max_reading`` analysis: every well's highest absorbance is recorded beside
     its distance, exported as a column, and the next proposal models it (P(feasible) in its info)."""
-    from orchestrator.export import experiment_rows
+    from orchestrator.store.export import experiment_rows
 
     def outcome(doc):
         doc["outcome_constraints"] = ["absorbance <= 0.6"]
@@ -139,7 +139,7 @@ def test_proposals_left_by_an_interrupted_run_are_used_first(tmp_path):
 
 
 def test_twins_implement_the_role_protocols(tmp_path):
-    from instruments.protocols import LiquidHandler, Spectrometer
+    from instruments.roles import LiquidHandler, Spectrometer
 
     runner = runner_for(tmp_path)
     robot, spectrometer = runner.instruments.liquid_handler, runner.instruments.spectrometer
@@ -153,7 +153,7 @@ def test_twins_implement_the_role_protocols(tmp_path):
 def test_a_changed_file_for_an_existing_campaign_is_refused_before_the_flow_starts(tmp_path, capsys, monkeypatch):
     """Same name, different file, and experiments made from the first: one line, exit 1, in the command itself (no
     Prefect flow is started), and the stored campaign is untouched."""
-    from orchestrator import commands
+    from orchestrator.cli import commands
     from orchestrator.cli import main
 
     url = f"sqlite:///{tmp_path / 's.db'}"
@@ -196,7 +196,7 @@ def test_after_three_faulted_batches_the_loop_stops_and_names_the_command_to_res
     """Instrument faults are recorded batch by batch; the third in a row stops the loop with a hint that names
     this campaign's resume command."""
     from instruments.errors import InstrumentError
-    from orchestrator.loop import MAX_FAULTY_BATCHES_IN_A_ROW
+    from orchestrator.run.steps import MAX_FAULTY_BATCHES_IN_A_ROW
 
     runner = runner_for(tmp_path, lambda doc: doc.update(budget={"experiments": 12, "batch_size": 4},
                                                          planner={"initial_experiments": 12}))  # no model fits

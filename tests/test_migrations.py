@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from orchestrator.store import CampaignStore
-from orchestrator.store_models import Base
-from orchestrator.store_schema import FIRST_REVISION, current_revision, downgrade_to, head_revision, upgrade_to_head
+from orchestrator.store.campaign_store import CampaignStore
+from orchestrator.store.tables import Base
+from orchestrator.store.migrate import FIRST_REVISION, current_revision, downgrade_to, head_revision, upgrade_to_head
 
 TABLES = {"campaigns", "experiments", "measurements", "iterations", "events", "schema_info", "alembic_version"}
 
@@ -62,7 +62,7 @@ def test_several_processes_opening_a_new_store_at_once_all_get_it(store_url):
     import subprocess
     import sys
 
-    code = "import sys; from orchestrator.store import CampaignStore; CampaignStore(sys.argv[1]); print('ok')"
+    code = "import sys; from orchestrator.store.campaign_store import CampaignStore; CampaignStore(sys.argv[1]); print('ok')"
     children = [subprocess.Popen([sys.executable, "-c", code, store_url], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = [child.communicate(timeout=300) for child in children]

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from orchestrator import Campaign
-from orchestrator.constraints import ConstraintSyntaxError, LinearConstraint, parse_constraint
+from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint, parse_constraint
 from orchestrator.errors import SpecError
-from orchestrator.expressions import MAX_LENGTH, ExpressionError, NonlinearConstraint, parse_nonlinear_constraint
-from orchestrator.spec_loader import parse_spec
+from orchestrator.planning.expressions import MAX_LENGTH, ExpressionError, NonlinearConstraint, parse_nonlinear_constraint
+from orchestrator.spec.loader import parse_spec
 
 HEADER = """\
 name: {name}
@@ -111,7 +111,7 @@ def test_expressions_evaluate_like_python_arithmetic():
 def test_residuals_agree_between_numpy_and_torch_and_have_gradients():
     import torch
 
-    from orchestrator.expressions import torch_backend
+    from orchestrator.planning.expressions import torch_backend
 
     parsed = parse_nonlinear_constraint("sqrt(a**2 + b**2) <= 10")
     a = torch.tensor([3.0, 6.0], dtype=torch.float64, requires_grad=True)

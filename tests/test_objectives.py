@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from orchestrator import Campaign
-from orchestrator.campaign import reported_uncertainties
+from orchestrator.run.campaign import reported_uncertainties
 from orchestrator.errors import CampaignStateError, SpecError
 from orchestrator.report.data import load_report_data
 from orchestrator.report.pareto import pareto_section
-from orchestrator.spec import Objective
-from orchestrator.spec_loader import parse_spec
+from orchestrator.spec.schema import Objective
+from orchestrator.spec.loader import parse_spec
 
 ONE_D = """\
 name: {name}
@@ -241,7 +241,7 @@ def test_bad_objective_sections_give_one_line_errors(objectives, extra, message)
 
 
 def test_the_worse_tail_of_an_objective_is_pulled_in_before_modelling():
-    from orchestrator.acquisition import _winsorized
+    from orchestrator.planning.acquisition import _winsorized
 
     values = [0.4, 3.0, 9.0, 21.0, 45.0, 300.0]  # Branin-like: one far-off bad value
     lowest = Objective(name="y", direction="minimize")

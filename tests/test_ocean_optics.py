@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from instruments.errors import DriverNotAvailableError, InstrumentError
-from instruments.ocean_optics import OceanOpticsSpectrometer, absorbance
-from instruments.protocols import Spectrometer, Spectrum
+from instruments.spectrometers.ocean_optics import OceanOpticsSpectrometer, absorbance
+from instruments.roles import Spectrometer, Spectrum
 from tests.fake_seabreeze import FakeDevice, FakeSeaBreeze
 
 
@@ -239,7 +239,7 @@ def test_absorbance_masks_invalid_pixels():
 # -- protocol, health, errors, optional dependency -----------------------------------------------
 
 def test_it_satisfies_the_spectrometer_protocol_and_reports_health():
-    from orchestrator.spec import Spectrometer as SpectrometerSpec
+    from orchestrator.spec.schema import Spectrometer as SpectrometerSpec
 
     section = SpectrometerSpec(driver="ocean_optics", serial="FLMS01")
     backend = FakeSeaBreeze(FakeDevice("FLMS01"))

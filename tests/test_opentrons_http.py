@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from instruments.deck import FLEX, OT2
+from instruments.opentrons.deck import FLEX, OT2
 from instruments.errors import InstrumentError
-from instruments.opentrons_http import OpentronsHTTP
-from instruments.plan import BatchItem, compile_plan
-from instruments.protocols import LiquidHandler
-from orchestrator.spec_loader import load_spec
+from instruments.opentrons.http_driver import OpentronsHTTP
+from instruments.plate_plan import BatchItem, compile_plan
+from instruments.roles import LiquidHandler
+from orchestrator.spec.loader import load_spec
 from tests.opentrons_robot_server import RobotServer
 
 DEMO = Path(__file__).resolve().parents[1] / "campaigns" / "colour_match.yaml"
@@ -183,7 +183,7 @@ def test_a_run_that_never_finishes_times_out_is_stopped_and_released(handler_con
 
 def test_a_full_plate_is_allowed_time_in_proportion_to_its_transfers(handler_config):
     """A 96-well plate of 3 reagents and the diluent is 384 transfers, hours on an OT-2: far beyond 1 h."""
-    from instruments.opentrons_protocol import MIN_RUN_ALLOWANCE_S, SECONDS_PER_TRANSFER, run_allowance_s
+    from instruments.opentrons.protocol_script import MIN_RUN_ALLOWANCE_S, SECONDS_PER_TRANSFER, run_allowance_s
 
     full = [BatchItem(i, {"red": 10.0, "yellow": 20.0, "blue": 30.0}) for i in range(96)]
     plan = compile_plan(handler_config, OT2, iteration=1, batch=full, wells_used=0)
@@ -269,8 +269,8 @@ def test_the_loop_stores_the_robot_run_id_before_play(tmp_path):
     """Through the registry: the campaign's real OT-2 driver, on the loopback robot server."""
     import yaml
 
-    from orchestrator.campaign import Campaign
-    from orchestrator.loop import make_runner
+    from orchestrator.run.campaign import Campaign
+    from orchestrator.run.steps import make_runner
     from tests.conftest import write_campaign
 
     with RobotServer() as server:

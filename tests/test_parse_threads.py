@@ -13,9 +13,9 @@ import threading
 
 import pytest
 
-from instruments.opentrons_protocol import simulate_protocol
+from instruments.opentrons.protocol_script import simulate_protocol
 from instruments.python_source import PARSE_LOCK
-from orchestrator.expressions import parse_nonlinear_constraint
+from orchestrator.planning.expressions import parse_nonlinear_constraint
 
 PROTOCOL = '''
 from opentrons import protocol_api

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.analysis import (
+from orchestrator.run.spectra_analysis import (
     AnalysisFailure, MaxReading, PeakAnalysis, SpectralTarget, build_target, evaluate_objectives, find_peak,
 )
 from orchestrator.cli import main
-from orchestrator.spec import Analysis
-from orchestrator.spec import SpectralTarget as TargetSpec
-from orchestrator.spec_loader import load_spec
+from orchestrator.spec.schema import Analysis
+from orchestrator.spec.schema import SpectralTarget as TargetSpec
+from orchestrator.spec.loader import load_spec
 from simulators import SilverNanoparticleModel
 from tests.conftest import demo_document, write_campaign
 
@@ -159,7 +159,7 @@ def test_max_reading_is_the_highest_smoothed_value_inside_the_window():
 
 def test_smoothing_in_blocks_of_rows_matches_the_whole_weight_matrix():
     """A 3,648-pixel detector's weight matrix would be 100 MB; it is built 256 rows at a time, same result."""
-    from orchestrator.analysis import SMOOTH_ROWS, smooth
+    from orchestrator.run.spectra_analysis import SMOOTH_ROWS, smooth
 
     rng = np.random.default_rng(1)
     w = np.sort(rng.uniform(350.0, 900.0, 3 * SMOOTH_ROWS + 17))  # uneven, and a part block at the end

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchestrator.analysis import AnalysisFailure, find_peak
+from orchestrator.run.spectra_analysis import AnalysisFailure, find_peak
 from simulators import ColourMixingModel, FluorescenceModel, SilverNanoparticleModel, build_simulator
 from simulators.noise import baseline_drift
 

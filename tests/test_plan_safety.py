@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from instruments.deck import DECKS, FLEX, OT2, TIPS_PER_RACK, WELLS_PER_PLATE
+from instruments.opentrons.deck import DECKS, FLEX, OT2, TIPS_PER_RACK, WELLS_PER_PLATE
 from instruments.errors import InstrumentError, PlanLimitError
-from instruments.plan import DILUENT, BatchItem, PlatePlan, WellPlan, check_plan, compile_plan, floor_volume, place_batch, tips_needed
-from orchestrator.spec_loader import load_spec
+from instruments.plate_plan import DILUENT, BatchItem, PlatePlan, WellPlan, check_plan, compile_plan, floor_volume, place_batch, tips_needed
+from orchestrator.spec.loader import load_spec
 
 DEMO = Path(__file__).resolve().parents[1] / "campaigns" / "colour_match.yaml"
 

@@ -15,7 +15,7 @@ import yaml
 from instruments import registry
 from instruments.errors import DriverNotAvailableError
 from orchestrator.errors import SpecError
-from orchestrator.spec_loader import parse_spec
+from orchestrator.spec.loader import parse_spec
 from tests.conftest import demo_document
 from tests.contract import harnesses
 from tests.contract.checks import INSTRUMENT_CHECKS, SPECTROMETER_CHECKS, check_id

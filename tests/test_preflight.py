@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
-from orchestrator.loop import LoopError, make_runner
-from orchestrator.store import CampaignStore
+from orchestrator.run.steps import LoopError, make_runner
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 from tests.opentrons_robot_server import RobotServer
 

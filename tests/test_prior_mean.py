@@ -1,7 +1,7 @@
 """Mechanistic prior means: a lab's own model as a plugin, and the emulator of a slow one.
 
 A kinetic model costs milliseconds a call and a proposal evaluates the prior thousands of times; the
-emulator (``orchestrator.prior_mean.UnitPrior``) calls the model a fixed number of times per group of
+emulator (``orchestrator.planning.prior_mean.UnitPrior``) calls the model a fixed number of times per group of
 snapped values, once per campaign. A campaign file names a model by ``prior_mean.simulator``: a
 built-in one or a plugin in the ``sdl.prior_means`` entry-point group.
 """
@@ -14,15 +14,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from orchestrator.calibration import GRID
-from orchestrator.campaign import Campaign
+from orchestrator.planning.calibration import GRID
+from orchestrator.run.campaign import Campaign
 from orchestrator.errors import SpecError
-from orchestrator.prior_mean import (EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior,
+from orchestrator.planning.prior_mean import (EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior,
                                       build_prior_mean)
-from orchestrator.spec_loader import parse_spec
+from orchestrator.spec.loader import parse_spec
 from tests.test_plugins import install
-from orchestrator.space import SearchSpace
-from orchestrator.spec import Parameter
+from orchestrator.planning.space import SearchSpace
+from orchestrator.spec.schema import Parameter
 
 SPACE = SearchSpace([Parameter(name="temperature", type="continuous", bounds=(20, 80)),
                      Parameter(name="time", type="continuous", bounds=(1, 100), scale="log"),
@@ -104,7 +104,7 @@ def test_too_many_snapped_combinations_are_not_emulated():
 
 def test_too_many_continuous_parameters_are_not_emulated():
     """300 continuous parameters' emulator (32,768 points) ran out of memory; beyond 20 the model is called."""
-    from orchestrator.prior_mean import EMULATOR_MAX_DIMS
+    from orchestrator.planning.prior_mean import EMULATOR_MAX_DIMS
 
     dims = EMULATOR_MAX_DIMS + 1
     space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(dims)])
@@ -236,7 +236,7 @@ def test_the_fitted_settings_spread_matches_the_posterior_on_a_grid():
 def test_the_spread_of_two_correlated_settings_is_the_inverse_curvature():
     """On a quadratic negative log posterior with a known precision matrix (correlated settings, one fit on
     the edge of its box), the reported sds are those of its inverse, scaled to the settings' ranges."""
-    from orchestrator.calibration import Calibration
+    from orchestrator.planning.calibration import Calibration
 
     def two_settings(settings):
         return shifted_kinetics({"shift_K": settings["shift_K"] * settings["scale"]})

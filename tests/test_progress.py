@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.progress import ProgressUpdate, TerminalProgress
+from orchestrator.run.progress import ProgressUpdate, TerminalProgress
 from tests.conftest import demo_document, write_campaign
 
 SDL = str(Path(sys.executable).parent / "sdl")
@@ -88,7 +88,7 @@ def test_no_bar_when_output_is_not_a_terminal(short_campaign, child_env, tmp_pat
 
 def test_time_left_follows_the_pace_of_finished_experiments(monkeypatch):
     clock = iter([100.0, 110.0])
-    monkeypatch.setattr("orchestrator.progress.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("orchestrator.run.progress.time.monotonic", lambda: next(clock))
     bar = TerminalProgress()
     assert bar.time_left(4, 24) == "?"  # nothing finished while watching yet
     assert bar.time_left(8, 24) == "0:00:40"  # 10 s for 4 experiments, 16 to go
@@ -109,8 +109,8 @@ def test_updates_drive_the_bar():
 
 def test_progress_counts_what_was_made_not_what_was_abandoned(tmp_path):
     """Abandoned experiments give their place in the budget back; counted as done, a resumed run showed 20/16."""
-    from orchestrator.campaign import Campaign
-    from orchestrator.flows import _standing
+    from orchestrator.run.campaign import Campaign
+    from orchestrator.prefect.flows import _standing
 
     doc = demo_document()
     doc["budget"] = {"experiments": 8, "batch_size": 4}

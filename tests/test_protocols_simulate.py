@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from instruments.deck import DECKS, FLEX, OT2
+from instruments.opentrons.deck import DECKS, FLEX, OT2
 from instruments.errors import InstrumentError, ProtocolSimulationError
-from instruments.opentrons_protocol import render_protocol, simulate_protocol
-from instruments.plan import DILUENT, BatchItem, PlatePlan, check_plan, compile_plan
-from orchestrator.spec_loader import load_spec
+from instruments.opentrons.protocol_script import render_protocol, simulate_protocol
+from instruments.plate_plan import DILUENT, BatchItem, PlatePlan, check_plan, compile_plan
+from orchestrator.spec.loader import load_spec
 
 DEMO = Path(__file__).resolve().parents[1] / "campaigns" / "colour_match.yaml"
 

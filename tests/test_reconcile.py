@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.campaign import Campaign
-from orchestrator.loop import make_runner
-from orchestrator.reconcile import InDoubtError
+from orchestrator.run.campaign import Campaign
+from orchestrator.run.steps import make_runner
+from orchestrator.run.reconcile import InDoubtError
 from tests.conftest import demo_document, write_campaign
 
 
@@ -132,7 +132,7 @@ def test_an_unknown_in_doubt_choice_is_refused(tmp_path):
 
 
 def test_the_real_driver_reports_what_became_of_a_run(tmp_path):
-    from instruments.plan import BatchItem, compile_plan
+    from instruments.plate_plan import BatchItem, compile_plan
     from tests.opentrons_robot_server import RobotServer
     from tests.test_opentrons_http import driver
 
@@ -198,8 +198,8 @@ def test_told_failed_an_unplayed_run_is_closed_too(tmp_path):
 
 
 def test_a_run_someone_played_is_never_taken_for_an_unplayed_one(tmp_path):
-    from instruments.plan import BatchItem, compile_plan
-    from instruments.opentrons_protocol import render_protocol
+    from instruments.plate_plan import BatchItem, compile_plan
+    from instruments.opentrons.protocol_script import render_protocol
     from tests.opentrons_robot_server import RobotServer
     from tests.test_opentrons_http import driver
 

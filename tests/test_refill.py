@@ -6,14 +6,14 @@ import logging
 
 import pytest
 
-from instruments.deck import OT2
-from instruments.plan import TIP_RACKS, BatchItem, compile_plan, tips_needed
-from orchestrator.campaign import Campaign
+from instruments.opentrons.deck import OT2
+from instruments.plate_plan import TIP_RACKS, BatchItem, compile_plan, tips_needed
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
-from orchestrator.consumables import stock_left, tips_left, tips_used
-from orchestrator.flows import _quiet_refusals
-from orchestrator.loop import LoopError
-from orchestrator.store import CampaignStore
+from orchestrator.run.consumables import stock_left, tips_left, tips_used
+from orchestrator.prefect.flows import _quiet_refusals
+from orchestrator.run.steps import LoopError
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 

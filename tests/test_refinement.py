@@ -10,11 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from orchestrator.constraints import parse_constraint  # noqa: E402
-from orchestrator.expressions import parse_nonlinear_constraint  # noqa: E402
-from orchestrator.planner import Planner  # noqa: E402
-from orchestrator.space import SearchSpace  # noqa: E402
-from orchestrator.spec import Parameter  # noqa: E402
+from orchestrator.planning.constraints import parse_constraint  # noqa: E402
+from orchestrator.planning.expressions import parse_nonlinear_constraint  # noqa: E402
+from orchestrator.planning.planner import Planner  # noqa: E402
+from orchestrator.planning.space import SearchSpace  # noqa: E402
+from orchestrator.spec.schema import Parameter  # noqa: E402
 
 TARGET = (0.3, 0.2)  # unit coordinates of a and b: a = 3, b = 2, well inside a * b <= 30
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
-from orchestrator.constraints import parse_linear_constraint
-from orchestrator.loop import make_runner
+from orchestrator.planning.constraints import parse_linear_constraint
+from orchestrator.run.steps import make_runner
 from orchestrator.report import SECTION_IDS, build_report
 from orchestrator.report.baseline import random_search, summarise, uniform_feasible_sampler
 from orchestrator.report.model import loo_closed_form
 from orchestrator.report.pareto import pareto_figure, pareto_mask
 from orchestrator.report.data import best_so_far
-from orchestrator.spec import Objective, Parameter
-from orchestrator.store import CampaignStore
+from orchestrator.spec.schema import Objective, Parameter
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import Campaign
-from orchestrator.constraints import parse_constraint
+from orchestrator.planning.constraints import parse_constraint
 from orchestrator.errors import SpecError
-from orchestrator.space import SearchSpace
-from orchestrator.spec import Parameter
-from orchestrator.spec_loader import parse_spec
+from orchestrator.planning.space import SearchSpace
+from orchestrator.spec.schema import Parameter
+from orchestrator.spec.loader import parse_spec
 
 HEADER = """\
 name: {name}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 

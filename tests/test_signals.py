@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import DEMO
 
 SDL = str(Path(sys.executable).parent / "sdl")

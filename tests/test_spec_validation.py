@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from orchestrator.cli import main
 from orchestrator.errors import SpecError
-from orchestrator.spec import CampaignSpec
-from orchestrator.spec_loader import MAX_FILE_BYTES, parse_spec
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.spec.loader import MAX_FILE_BYTES, parse_spec
 from tests.conftest import DEMO, demo_document, write_campaign
 
 DEMO_TEXT = DEMO.read_text()
@@ -850,7 +850,7 @@ def test_an_argument_with_a_line_break_gives_a_one_line_usage_error(capsys):
 
 def test_export_into_a_missing_folder_is_one_line_exit_1(tmp_path, capsys):
     store = f"sqlite:///{tmp_path / 'store.db'}"
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
 
     Campaign.from_text(DEMO_TEXT, store=store).ask(2)
     code = main(["export", "colour-match-demo", "--store", store, "-o", str(tmp_path / "no" / "such" / "x.csv")])

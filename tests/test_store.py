@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import inspect, text
 
 from orchestrator.errors import CampaignStateError, StoreError
-from orchestrator.store import CampaignStore
-from orchestrator.store_models import SCHEMA_VERSION
+from orchestrator.store.campaign_store import CampaignStore
+from orchestrator.store.tables import SCHEMA_VERSION
 
 PARAMS = [{"red": 40.0, "yellow": 95.5, "blue": 22.25}, {"red": 1.0, "yellow": 2.0, "blue": 3.0},
           {"red": 0.0, "yellow": 150.0, "blue": 10.0}]
@@ -331,7 +331,7 @@ budget: {{experiments: 4, batch_size: 2}}
 def test_status_reads_an_existing_store_given_or_default(tmp_path, capsys, monkeypatch):
     from orchestrator.cli import main
 
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
@@ -348,7 +348,7 @@ def test_status_reads_an_existing_store_given_or_default(tmp_path, capsys, monke
 
 @pytest.mark.parametrize("last_run, hint", [("interrupted", True), ("failed", True), ("completed", False)])
 def test_status_of_a_campaign_whose_run_stopped_early_says_how_to_go_on(last_run, hint, tmp_path, capsys):
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
     from orchestrator.cli import main
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -365,7 +365,7 @@ def test_a_campaign_stored_by_a_version_that_checked_less_still_lists_and_export
     """Each release checks campaign files more closely; a stored file the new checks refuse must not lock its data."""
     import sqlite3
 
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
     from orchestrator.cli import main
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -389,7 +389,7 @@ def test_a_campaign_stored_by_a_version_that_checked_less_still_lists_and_export
 
 
 def test_status_in_a_pipe_prints_whole_rows_and_the_pareto_front_of_several_objectives(tmp_path, capsys):
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
     from orchestrator.cli import main
 
     name = "a-campaign-name-long-enough-to-be-cut-in-a-narrow-table-" + "x" * 40
@@ -406,7 +406,7 @@ def test_status_in_a_pipe_prints_whole_rows_and_the_pareto_front_of_several_obje
 
 
 def test_a_warm_start_from_a_missing_store_file_is_an_error_and_creates_none(tmp_path):
-    from orchestrator.campaign import Campaign
+    from orchestrator.run.campaign import Campaign
 
     missing = tmp_path / "lab.db"
     text = ONE_PARAMETER.format(name="plant") + f"warm_start: {{campaign: lab, store: 'sqlite:///{missing}'}}\n"

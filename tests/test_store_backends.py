@@ -10,12 +10,12 @@ import math
 import pytest
 from sqlalchemy import text
 
-from orchestrator.campaign import Campaign
+from orchestrator.run.campaign import Campaign
 from orchestrator.cli import main
 from orchestrator.errors import CampaignStateError
-from orchestrator.export import experiment_rows, to_csv
-from orchestrator.loop import make_runner
-from orchestrator.store import CampaignStore
+from orchestrator.store.export import experiment_rows, to_csv
+from orchestrator.run.steps import make_runner
+from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import demo_document, write_campaign
 
 ASK_TELL = """

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from instruments.deck import DECKS, FLEX, OT2, TIP_RACKS, TIPS_PER_RACK, well_name
+from instruments.opentrons.deck import DECKS, FLEX, OT2, TIP_RACKS, TIPS_PER_RACK, well_name
 from instruments.errors import PlanLimitError
-from instruments.opentrons_protocol import render_protocol, simulate_protocol
-from instruments.plan import (
+from instruments.opentrons.protocol_script import render_protocol, simulate_protocol
+from instruments.plate_plan import (
     BatchItem, PlatePlan, WellPlan, check_plan, compile_plan, position_after, tips_needed, tips_used_before,
 )
-from orchestrator.spec_loader import load_spec
+from orchestrator.spec.loader import load_spec
 
 DEMO = Path(__file__).resolve().parents[1] / "campaigns" / "colour_match.yaml"
 # per well: red and yellow 10 uL (small pipette), blue 100 uL and diluent 180 uL (large): 2 + 2 tips

@@ -11,11 +11,11 @@ import pytest
 
 from instruments.errors import InstrumentError, InstrumentFault
 from instruments.factory import build_instruments
-from instruments.plan import BatchItem, compile_plan
+from instruments.plate_plan import BatchItem, compile_plan
 from instruments.simulated_lab import SimulatedLab
-from instruments.simulated_robot import SimulatedOpentrons
-from instruments.simulated_spectrometer import SimulatedSpectrometer
-from orchestrator.spec_loader import load_spec
+from instruments.opentrons.twin import SimulatedOpentrons
+from instruments.spectrometers.twin import SimulatedSpectrometer
+from orchestrator.spec.loader import load_spec
 from simulators import ColourMixingModel
 from simulators.faults import FaultInjector
 from simulators.timing import read_seconds, transfer_seconds

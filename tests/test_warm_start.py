@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator import Campaign
 from orchestrator.errors import CampaignStateError
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 
 LAB_OPTIMUM = (0.35, 0.60)
 SCALE_SHIFT = (0.06, -0.05)
@@ -114,7 +114,7 @@ def test_warm_start_errors_name_the_fix(tmp_path):
 
 def test_a_warm_start_from_more_experiments_than_it_takes_learns_from_a_seeded_sample(tmp_path, monkeypatch):
     """An exact GP over 10,000 earlier experiments ran out of memory: at most MAX_WARM_START of them are used."""
-    from orchestrator import warm_start
+    from orchestrator.planning import warm_start
 
     url = f"sqlite:///{tmp_path / 'big.db'}"
     lab_campaign(url, n=8)
@@ -173,7 +173,7 @@ def _two_scale_data(n_lab: int, n_plant: int, offset: float):
     """``OutputData`` with ``n_lab`` earlier rows of ``sin`` and ``n_plant`` rows of ``sin - offset`` (task 1)."""
     import torch
 
-    from orchestrator.surrogates import OutputData
+    from orchestrator.planning.surrogates import OutputData
 
     generator = torch.Generator().manual_seed(0)
     X = torch.rand(n_lab + n_plant, 2, generator=generator, dtype=torch.float64)
@@ -185,7 +185,7 @@ def _two_scale_data(n_lab: int, n_plant: int, offset: float):
 def test_the_stacked_gp_carries_the_earlier_shape_and_learns_the_offset():
     import torch
 
-    from orchestrator.surrogates import OutputData, fit_output
+    from orchestrator.planning.surrogates import OutputData, fit_output
 
     data = _two_scale_data(n_lab=30, n_plant=4, offset=0.5)
     model, described = fit_output(data, seed=0)
@@ -203,7 +203,7 @@ def test_the_stacked_gp_carries_the_earlier_shape_and_learns_the_offset():
 
 
 def test_the_stacked_gp_fits_a_subset_above_the_threshold_and_keeps_a_prior_mean(monkeypatch):
-    from orchestrator import surrogates
+    from orchestrator.planning import surrogates
 
     monkeypatch.setattr(surrogates, "EXACT_FIT_MAX", 30)
     monkeypatch.setattr(surrogates, "SUBSET_SIZE", 20)
@@ -221,10 +221,10 @@ def test_the_prior_mean_gradient_calls_the_model_only_along_continuous_columns()
     the model is flat along them and is not called for them."""
     import torch
 
-    from orchestrator.prior_mean import UnitPrior
-    from orchestrator.space import SearchSpace
-    from orchestrator.spec import Parameter
-    from orchestrator.surrogates import PriorMean
+    from orchestrator.planning.prior_mean import UnitPrior
+    from orchestrator.planning.space import SearchSpace
+    from orchestrator.spec.schema import Parameter
+    from orchestrator.planning.surrogates import PriorMean
 
     space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 2)),
                          Parameter(name="n", type="integer", bounds=(0, 4)),

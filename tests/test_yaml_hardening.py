@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.spec_loader import parse_spec
+from orchestrator.spec.loader import parse_spec
 from tests.conftest import DEMO
 
 BILLION_LAUGHS = """

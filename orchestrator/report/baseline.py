@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from orchestrator.analysis import SpectralTarget
-from orchestrator.constraints import LinearConstraint
+from orchestrator.run.spectra_analysis import SpectralTarget
+from orchestrator.planning.constraints import LinearConstraint
 from orchestrator.report.data import best_so_far
-from orchestrator.spec import Objective, Parameter
+from orchestrator.spec.schema import Objective, Parameter
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 Scorer = Callable[[np.ndarray], np.ndarray]

@@ -13,7 +13,7 @@ from orchestrator.report.hybrid import hybrid_section
 from orchestrator.report.model_sections import importance_section, model_or_reason, model_section
 from orchestrator.report.pareto import pareto_section
 from orchestrator.report.samples import parameter_section, spectra_section
-from orchestrator.store import CampaignStore
+from orchestrator.store.campaign_store import CampaignStore
 
 #: section ids in the order the page shows them
 SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance", "hybrid", "pareto", "spectra",

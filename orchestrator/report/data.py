@@ -1,7 +1,7 @@
 """Everything the report shows, read once from the store: campaign, spec, experiments, timings.
 
 The simulator and the target spectrum are rebuilt from the stored campaign YAML, the way
-``orchestrator.loop.make_runner`` builds them for a run.
+``orchestrator.run.steps.make_runner`` builds them for a run.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.analysis import SpectralTarget, build_target
-from orchestrator.campaign import best_measured
+from orchestrator.run.spectra_analysis import SpectralTarget, build_target
+from orchestrator.run.campaign import best_measured
 from orchestrator.errors import OrchestratorError
-from orchestrator.space import SearchSpace
-from orchestrator.spec import CampaignSpec, Objective
-from orchestrator.spec_loader import parse_spec
-from orchestrator.store import CampaignInfo, CampaignStore, Experiment
+from orchestrator.planning.space import SearchSpace
+from orchestrator.spec.schema import CampaignSpec, Objective
+from orchestrator.spec.loader import parse_spec
+from orchestrator.store.campaign_store import CampaignInfo, CampaignStore, Experiment
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The hybrid-model section: how a calibrated prior mean's settings were fitted, iteration by iteration.
 
 A campaign whose ``prior_mean`` has ``calibrate`` ranges stores, with each proposal, the settings
-in use and the last fit (``orchestrator.calibration.Calibration.describe``): the fitted values,
+in use and the last fit (``orchestrator.planning.calibration.Calibration.describe``): the fitted values,
 their standard deviations and the relative mean squared error at the start and at the fit. This
 section shows them per iteration, so a scientist sees what the campaign learned about the
 larger scale (say, how much hotter the plant runs) and how sure it is.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.prior_mean import starting_values
+from orchestrator.planning.prior_mean import starting_values
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png

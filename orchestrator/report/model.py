@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.report.data import ReportData
-from orchestrator.surrogates import kernel_name
+from orchestrator.planning.surrogates import kernel_name
 
 MIN_POINTS = 3
 SLICE_POINTS = 101
@@ -88,10 +88,10 @@ def fit(data: ReportData) -> FittedModel:
     mean (its calibrated settings fitted to these measurements) or a warm start's earlier campaign."""
     import torch
 
-    from orchestrator.acquisition import build_problem
-    from orchestrator.campaign import planner_for, planner_inputs, reported_uncertainties
-    from orchestrator.surrogates import fit_output
-    from orchestrator.warm_start import load_warm_start
+    from orchestrator.planning.acquisition import build_problem
+    from orchestrator.run.campaign import planner_for, planner_inputs, reported_uncertainties
+    from orchestrator.planning.surrogates import fit_output
+    from orchestrator.planning.warm_start import load_warm_start
 
     name = data.objective.name
     inputs = planner_inputs(data.experiments, reported_uncertainties(data.store, data.info.id))

@@ -11,7 +11,7 @@ from orchestrator.report.convergence import known_optimum
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png, unit_label
-from orchestrator.store import Experiment
+from orchestrator.store.campaign_store import Experiment
 
 MAX_PAIR_PARAMETERS = 6
 

@@ -2,7 +2,7 @@
 
 A ``BenchmarkProblem`` is plain data plus one noise-free function ``params -> values``;
 ``evaluate`` adds optional Gaussian noise, ``to_campaign_yaml`` writes the campaign file
-(ask/tell only, no instruments) that runs it through ``orchestrator.campaign.Campaign``.
+(ask/tell only, no instruments) that runs it through ``orchestrator.run.campaign.Campaign``.
 Only numpy (and PyYAML for the campaign text) is needed here.
 """
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from instruments.errors import InstrumentError, PlanLimitError
-from instruments.plan import BatchItem, PlatePlan, check_plan, compile_plan
-from instruments.protocols import INFO_KEYS, Instrument, LiquidHandler, RunReport, Spectrometer
+from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_plan
+from instruments.roles import INFO_KEYS, Instrument, LiquidHandler, RunReport, Spectrometer
 from tests.contract.harnesses import Harness, handler_config
 
 Check = Callable[[Harness], None]

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from instruments.factory import build_instruments
-from instruments.ocean_optics import OceanOpticsSpectrometer
-from instruments.opentrons_http import OpentronsHTTP
-from instruments.plan import DILUENT
+from instruments.spectrometers.ocean_optics import OceanOpticsSpectrometer
+from instruments.opentrons.http_driver import OpentronsHTTP
+from instruments.plate_plan import DILUENT
 from instruments.registry import all_drivers
-from orchestrator.spec import Spectrometer as SpectrometerSection
-from orchestrator.spec_loader import load_spec
+from orchestrator.spec.schema import Spectrometer as SpectrometerSection
+from orchestrator.spec.loader import load_spec
 from tests.fake_seabreeze import FakeDevice, FakeSeaBreeze
 from tests.opentrons_robot_server import RobotServer
 

@@ -14,11 +14,11 @@ import yaml
 
 from instruments.errors import DriverNotAvailableError, InstrumentError
 from instruments.factory import build_instruments
-from instruments.ocean_optics import OceanOpticsSpectrometer
-from instruments.protocols import Spectrometer
+from instruments.spectrometers.ocean_optics import OceanOpticsSpectrometer
+from instruments.roles import Spectrometer
 from instruments.registry import DRIVERS, load_driver_class, resolve_driver
 from orchestrator.errors import SpecError
-from orchestrator.spec_loader import parse_spec
+from orchestrator.spec.loader import parse_spec
 from tests.conftest import demo_document
 
 TRANSMISSION = {"P1-A1": 0.5, "P1-B1": 0.1, "P1-A12": 1.0}  # the blank in A12 transmits everything

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from instruments.errors import InstrumentError
-from instruments.protocols import Spectrum
+from instruments.roles import Spectrum
 from instruments.simulated_lab import SimulatedInstrument
 
 #: Centre wavelengths [nm] of the reader's filter wheel, increasing.

@@ -1,0 +1,247 @@
+"""Plans are data: what the robot will do in one iteration, checked before anything moves.
+
+A ``PlatePlan`` lists, for each well of a batch, the volume [uL] of every reagent and of
+the diluent. It is JSON-serialisable (stored with the iteration) and rendered into an
+Opentrons protocol by ``instruments.opentrons.protocol_script``.
+
+Tip racks stay on the deck across batches: ``PlatePlan.tips_start`` says how many tips of
+each rack earlier batches used (``tips_used_before`` of the stored plans), the protocol starts
+from the next unused tip, and ``check_plan`` refuses a plan that needs more tips than are left.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Mapping, Sequence
+
+from pydantic import BaseModel
+
+from instruments.opentrons.deck import DECKS, TIP_RACKS, TIPS_PER_RACK, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
+from instruments.errors import PlanLimitError
+
+DILUENT = "diluent"
+
+
+class WellPlan(BaseModel):
+    experiment_id: int
+    well: str  # plate well, e.g. "A1"
+    volumes_ul: dict[str, float]  # reagent (or "diluent") -> volume [uL]; the robot's order: ``dispenses``
+
+
+class PlatePlan(BaseModel):
+    """One batch on one plate; ``plate`` counts plates from 1 within the campaign.
+
+    ``tips_start``: tip rack (``"tiprack_small"``, ``"tiprack_large"``) -> tips already used
+    from it by earlier batches; the protocol picks up from the next one. Missing: a full rack.
+    """
+
+    iteration: int
+    plate: int
+    robot_type: str
+    fill_volume_ul: float
+    well_capacity_ul: float
+    reservoir_wells: dict[str, str]  # reagent (or "diluent") -> reservoir well
+    labware: dict[str, str]
+    wells: list[WellPlan]
+    tips_start: dict[str, int] = {}
+    reserved_wells: list[str] = []  # plate wells no experiment may use (the spectrometer's blank)
+
+    @property
+    def deck(self) -> Deck:
+        return DECKS[self.robot_type]
+
+    def label(self, well: str) -> str:
+        """Campaign-wide well label, e.g. ``P1-A1``."""
+        return f"P{self.plate}-{well}"
+
+    def reagent_totals(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for w in self.wells:
+            for reagent, volume in w.volumes_ul.items():
+                totals[reagent] = totals.get(reagent, 0.0) + volume
+        return totals
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One experiment to place on the plate: its id, and parameter values (volumes in uL)."""
+
+    experiment_id: int
+    params: Mapping[str, Any]
+
+
+def floor_volume(volume_ul: float, min_ul: float) -> float:
+    """What the robot dispenses for a planned volume: floored to ``VOLUME_STEP_UL``, 0 below ``min_ul``."""
+    stepped = math.floor(round(volume_ul / VOLUME_STEP_UL, 6)) * VOLUME_STEP_UL
+    return 0.0 if stepped < min_ul else round(stepped, 6)
+
+
+def place_batch(wells_used: int, n: int) -> tuple[int, int]:
+    """(plate number from 1, first well index) for a batch of ``n`` after position ``wells_used``.
+
+    A batch never straddles two plates: when it does not fit, it starts a new plate.
+    """
+    plate, wells = choose_wells(wells_used, n)
+    return plate, well_index(wells[0])
+
+
+def well_index(well: str) -> int:
+    """Inverse of ``well_name``: ``"A1"`` -> 0, ``"B1"`` -> 1, ``"A2"`` -> 8."""
+    return "ABCDEFGH".index(well[0]) + 8 * (int(well[1:]) - 1)
+
+
+def position_after(labels: Iterable[str]) -> int:
+    """The campaign-wide well position after the last used label (``"P2-C1"``), for ``compile_plan``.
+
+    Position ``(plate - 1) * WELLS_PER_PLATE + well_index``; wells a batch skipped at the end
+    of a plate (it started a new one) count as used, so the next batch never lands on a
+    filled well. No labels: 0.
+    """
+    positions = [(int(plate[1:]) - 1) * WELLS_PER_PLATE + well_index(well)
+                 for plate, well in (label.split("-", 1) for label in labels)]
+    return max(positions) + 1 if positions else 0
+
+
+def choose_wells(position: int, n: int, reserved: Collection[str] = ()) -> tuple[int, list[str]]:
+    """(plate from 1, ``n`` well names) for a batch placed at or after ``position``, skipping ``reserved``.
+
+    A batch never straddles two plates: when the rest of the plate is too small, it starts
+    the next one. Raises ``PlanLimitError`` when ``n`` wells cannot fit even an empty plate.
+    """
+    plate, start = divmod(position, WELLS_PER_PLATE)
+    usable = [well_name(i) for i in range(WELLS_PER_PLATE) if well_name(i) not in reserved]
+    rest = [w for w in usable if well_index(w) >= start]
+    if len(rest) >= n:
+        return plate + 1, rest[:n]
+    if len(usable) < n:
+        raise PlanLimitError(f"{n} wells do not fit one plate with {', '.join(sorted(reserved))} reserved; "
+                             f"lower batch_size to at most {len(usable)}")
+    return plate + 2, usable[:n]
+
+
+def compile_plan(handler: Any, robot_type: str, iteration: int, batch: Sequence[BatchItem], wells_used: int,
+                 tips_used: Mapping[str, int] | None = None, reserved_wells: Collection[str] = ()) -> PlatePlan:
+    """Turn a batch of proposals into a plate plan for the liquid handler config ``handler``.
+
+    Volumes are floored to what the pipettes can dispense; the diluent makes each well up
+    to ``handler.fill_volume_ul`` (a top-up below the pipette minimum is left out). ``wells_used`` is the well position to start from
+    (``position_after`` of the labels used so far); ``reserved_wells`` (e.g. the
+    spectrometer's blank well) are never given to an experiment, on any plate. ``tips_used``
+    (rack -> count, from ``tips_used_before``) becomes the plan's ``tips_start``. The plan is
+    not checked here: call ``check_plan``.
+    """
+    deck = DECKS[robot_type]
+    plate, chosen = choose_wells(wells_used, len(batch), set(reserved_wells))
+    labware = {k: getattr(handler.labware, k) or v for k, v in deck.labware.items()}
+    reservoir = {name: r.well for name, r in handler.reagents.items()}
+    if handler.diluent is not None:
+        reservoir[DILUENT] = handler.diluent.well
+    wells = []
+    for offset, item in enumerate(batch):
+        volumes = {r: floor_volume(float(item.params[r]), deck.small.min_ul) for r in handler.reagents}
+        if handler.diluent is not None:
+            top_up = round(handler.fill_volume_ul - sum(volumes.values()), 6)
+            # below the pipette's minimum the top-up cannot be dispensed: the well stays that
+            # little (< 1 uL) short of the fill volume rather than getting a wrong volume
+            volumes = {DILUENT: top_up if top_up >= deck.small.min_ul or top_up <= 0 else 0.0, **volumes}
+        wells.append(WellPlan(experiment_id=item.experiment_id, well=chosen[offset], volumes_ul=volumes))
+    return PlatePlan(iteration=iteration, plate=plate, robot_type=robot_type, fill_volume_ul=handler.fill_volume_ul,
+                     well_capacity_ul=handler.well_capacity_ul, reservoir_wells=reservoir, labware=labware, wells=wells,
+                     tips_start={rack: int(n) for rack, n in (tips_used or {}).items() if n},
+                     reserved_wells=sorted(reserved_wells))
+
+
+def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
+    """Every non-zero transfer of ``plan`` in the robot's order: ``(well, reagent, volume [uL], last of its well)``.
+
+    Well by well; within a well, volumes for the small pipette come first, then the large
+    pipette's, each in the plan's order. The robot mixes a well with the pipette of its last
+    dispense, so a well that takes any large volume is mixed by the large pipette (at half the
+    fill volume), not with the small pipette's 20 uL in a 300 uL well.
+    """
+    small_max, rows = plan.deck.small.max_ul, []
+    for w in plan.wells:
+        dispensed = sorted(((r, v) for r, v in w.volumes_ul.items() if v > 0), key=lambda rv: rv[1] > small_max)
+        rows += [(w, reagent, volume, i == len(dispensed) - 1) for i, (reagent, volume) in enumerate(dispensed)]
+    return rows
+
+
+def tips_needed(plan: PlatePlan) -> dict[str, int]:
+    """Tips per pipette ("small", "large"): a fresh tip per non-zero transfer, and per
+    aspiration when a volume above the large pipette's maximum is split into several."""
+    small_max, large_max = plan.deck.small.max_ul, plan.deck.large.max_ul
+    counts = {"small": 0, "large": 0}
+    for w in plan.wells:
+        for volume in w.volumes_ul.values():
+            if 0 < volume <= small_max:
+                counts["small"] += 1
+            elif volume > small_max:
+                counts["large"] += math.ceil(round(volume / large_max, 9))
+    return counts
+
+
+def tips_used_before(stored_plans: Iterable[PlatePlan | Mapping[str, Any]],
+                     refilled_after: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Tips taken from each rack (``"tiprack_small"``, ``"tiprack_large"``) by the plans run so far.
+
+    ``stored_plans`` are the campaign's plans (``PlatePlan`` or their stored dicts), in any
+    order; ``refilled_after`` maps a rack to the iteration after which it was refilled with
+    fresh tips (plans up to that iteration no longer count for it).
+    """
+    used = {rack: 0 for rack in TIP_RACKS.values()}
+    for stored in stored_plans:
+        plan = stored if isinstance(stored, PlatePlan) else PlatePlan.model_validate(stored)
+        for pipette, count in tips_needed(plan).items():
+            rack = TIP_RACKS[pipette]
+            if plan.iteration > (refilled_after or {}).get(rack, -math.inf):
+                used[rack] += count
+    return used
+
+
+def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: str = "CAMPAIGN") -> None:
+    """Refuse a plan that breaks a declared limit, before any instrument call.
+
+    Checks: no negative volume, no volume below the small pipette's minimum, well
+    capacity, fill volume, one experiment per well, tips per rack, reagent stock left [uL].
+    Raises ``PlanLimitError`` naming every violation. ``campaign`` is the name its hints give to
+    ``sdl refill`` and ``sdl resume``; when every violation is an empty tip rack or reagent stock, the
+    error's hint is to resume after the refill (otherwise it has none: the caller says what to do).
+    """
+    deck, problems, refills = plan.deck, [], []
+    seen = set()
+    for w in plan.wells:
+        where = f"well {plan.label(w.well)} (experiment {w.experiment_id})"
+        if w.well in seen:
+            problems.append(f"{where} is used twice in one plan")
+        if w.well in plan.reserved_wells:
+            problems.append(f"{where} is reserved (the spectrometer's blank well)")
+        seen.add(w.well)
+        for reagent, volume in w.volumes_ul.items():
+            if volume < 0:
+                problems.append(f"{where}: {reagent} volume {volume:g} uL is negative (the other volumes exceed the fill volume of {plan.fill_volume_ul:g} uL)")
+            elif 0 < volume < deck.small.min_ul:
+                problems.append(f"{where}: {reagent} volume {volume:g} uL is below the {deck.small.min_ul:g} uL pipette minimum")
+        total = sum(w.volumes_ul.values())
+        if total > plan.well_capacity_ul + 1e-9:
+            problems.append(f"{where}: {total:g} uL exceeds the well capacity of {plan.well_capacity_ul:g} uL")
+    for pipette, count in tips_needed(plan).items():
+        rack = TIP_RACKS[pipette]
+        used = plan.tips_start.get(rack, 0)
+        if count > TIPS_PER_RACK:
+            problems.append(f"{count} {pipette}-pipette tips needed but one rack holds {TIPS_PER_RACK}; lower batch_size")
+        elif count > TIPS_PER_RACK - used:
+            refills.append(
+                f"{count} {pipette}-pipette tips needed but only {max(0, TIPS_PER_RACK - used)} are left in {rack} "
+                f"(slot {deck.slots[rack]}; {used} used by earlier batches): put in a full rack and record it with "
+                f"'sdl refill {campaign} --tips {pipette}'"
+            )
+    for reagent, needed in plan.reagent_totals().items():
+        left = stock_left_ul.get(reagent, math.inf)
+        if needed > left + 1e-9:
+            refills.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its "
+                           f"reservoir well and record it with 'sdl refill {campaign} --stock {reagent}=UL'")
+    if problems or refills:
+        raise PlanLimitError(f"plan for iteration {plan.iteration} refused, nothing dispatched: "
+                             + "; ".join(problems + refills),
+                             hint=None if problems else f"then: sdl resume {campaign}")

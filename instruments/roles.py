@@ -1,0 +1,135 @@
+"""Role protocols: the few verbs every driver of a role offers, real or simulated.
+
+They are ``runtime_checkable``: ``isinstance(driver, Spectrometer)`` checks that every verb
+below exists (not its signature), which is what the contract suite and the plugin loader use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from instruments.plate_plan import PlatePlan
+
+#: Keys of ``Instrument.info()``; a value that is not known (a twin's serial) is ``None``.
+INFO_KEYS = ("name", "kind", "model", "serial", "host", "firmware")
+#: ``Spectrum.kind`` values: processed spectra, and the raw counts they were computed from.
+SPECTRUM_KINDS = ("absorbance", "fluorescence", "dark", "reference")
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One reading of one well (or a dark/reference scan, whose ``well`` may be ``""``).
+
+    ``wavelengths_nm`` and ``values`` have shape ``(n_wavelengths,)``; ``values`` are in
+    absorbance units [AU] for ``kind == "absorbance"``, counts [a.u.] for
+    ``"fluorescence"``, ``"dark"`` and ``"reference"``. ``saturated`` is True when any pixel
+    of the scan reached the detector's maximum. ``timestamp`` is when the scan ended (UTC).
+    ``meta`` holds what the value was computed from (dark and reference counts, integration
+    time [ms], averages) as JSON-serialisable values.
+    """
+
+    well: str
+    kind: str
+    wavelengths_nm: np.ndarray
+    values: np.ndarray
+    saturated: bool
+    instrument: str
+    timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What a liquid handler did with a plan: the protocol it ran and its log."""
+
+    protocol_text: str
+    run_log: str
+    duration_s: float
+    instrument: str
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    """What every driver offers.
+
+    ``connect`` may be called again after ``close``; ``close`` twice is harmless; a role verb
+    called after ``close`` (and before a new ``connect``) raises ``InstrumentError``.
+    ``info()`` returns a dict with the ``INFO_KEYS``: ``kind`` is ``"real"`` or
+    ``"simulated"``; ``host`` (robots) or ``serial`` (USB devices) identify the device.
+    """
+
+    name: str
+
+    def connect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class LiquidHandler(Instrument, Protocol):
+    def run_plan(self, plan: PlatePlan) -> RunReport:
+        """Carry out every transfer of ``plan``; raises ``InstrumentError`` on failure."""
+        ...
+
+
+@runtime_checkable
+class Spectrometer(Instrument, Protocol):
+    """A spectrometer, or a plate reader, that reads the wells the robot filled.
+
+    ``acquire_dark`` and ``acquire_reference`` take and keep the scans that later samples are
+    computed from; ``acquire_sample(well)`` returns the processed spectrum of what is in the
+    beam for ``well`` (absorbance or fluorescence, by the instrument's mode).
+    """
+
+    @property
+    def wavelengths_nm(self) -> np.ndarray:
+        """Pixel wavelengths [nm] of the spectra this instrument returns, shape ``(n,)``."""
+        ...
+
+    @property
+    def integration_time_ms(self) -> float: ...
+
+    @property
+    def averages(self) -> int: ...
+
+    def acquire_dark(self) -> Spectrum: ...
+
+    def acquire_reference(self) -> Spectrum: ...
+
+    def acquire_sample(self, well: str) -> Spectrum: ...
+
+    def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
+        """One spectrum per well label, in the order given."""
+        ...
+
+
+ROLE_PROTOCOLS: dict[str, type] = {"liquid_handler": LiquidHandler, "spectrometer": Spectrometer}
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """Public verbs and attributes a runtime-checkable ``protocol`` requires, sorted."""
+    names: set[str] = set()
+    for base in protocol.__mro__:
+        if base in (Protocol, object) or not getattr(base, "_is_protocol", False):
+            continue
+        names |= {n for n in vars(base) if not n.startswith("_")} | set(getattr(base, "__annotations__", {}))
+    return sorted(names)
+
+
+def missing_verbs(cls: type, role: str) -> list[str]:
+    """Methods of ``role``'s protocol that class ``cls`` does not define.
+
+    Only methods are checked on the class: attributes and properties (``name``, ``averages``)
+    may be set in ``__init__``; ``isinstance`` on an instance checks those.
+    """
+    protocol = ROLE_PROTOCOLS[role]
+    methods = [m for m in protocol_members(protocol) if callable(getattr(protocol, m, None))]
+    return [m for m in methods if not callable(getattr(cls, m, None))]

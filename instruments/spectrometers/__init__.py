@@ -1,0 +1,1 @@
+"""Spectrometers: the Ocean Optics driver (python-seabreeze) and the simulated UV-Vis twin."""

@@ -1,0 +1,351 @@
+"""What each ``sdl`` sub-command does; ``orchestrator.cli`` parses and maps errors."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.run.campaign import best_measured, changed_file_error, pareto_front
+from orchestrator.errors import SpecError
+from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
+from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
+from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from orchestrator.run.spectra_analysis import build_target
+
+    spec, _ = load_spec(args.file)
+    for entry in spec.analysis:  # a target spectrum file is read now, as a run reads it before its first step
+        if entry.target is not None and entry.target.csv is not None:
+            try:
+                build_target(entry, spec, Path(args.file).resolve().parent, None)
+            except SpecError as err:
+                raise SpecError(err.problems, source=str(args.file)) from None
+    print(f"{args.file}: ok: campaign {spec.name!r}, {len(spec.parameters)} parameter(s), "
+          f"{spec.budget.experiments} experiments in batches of {spec.budget.batch_size}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from instruments.registry import load_driver_class, resolve_driver
+    from instruments.errors import InstrumentError
+    from orchestrator.errors import OrchestratorError
+
+    spec, text = load_spec(args.file)
+    store = CampaignStore(args.store or spec.store.url)
+    print(f"campaign store: {store.display}")
+    existing = store.find_campaign(spec.name)
+    if existing is not None and existing.status == "completed" and existing.spec_hash == spec_hash(text):
+        done = len(store.experiments(existing.id))
+        print(f"campaign {spec.name!r} already finished ({done} experiments); nothing to do. "
+              f"See: sdl status {spec.name} --store {store.display}")
+        return 0
+    if existing is not None and existing.spec_hash != spec_hash(text) and store.experiments(existing.id):
+        raise changed_file_error(spec.name, store.display)  # refused before starting Prefect
+    if spec.instruments is not None:  # fail before starting Prefect when a driver cannot be used
+        for role in ("liquid_handler", "spectrometer"):
+            try:
+                load_driver_class(resolve_driver(getattr(spec.instruments, role).driver, role, args.dry_run))
+            except InstrumentError as err:
+                raise OrchestratorError(f"instruments.{role}: {err.message}", hint=err.hint) from None
+    _require_server_for_approval(spec)
+    summary = _run_flow(spec.name, text, str(Path(args.file).resolve()), store.url, args.dry_run)
+    _print_summary(spec.name, summary, store)
+    return 0
+
+
+def _require_server_for_approval(spec) -> None:
+    """A paused campaign is answered from another process: it needs a Prefect server both can reach."""
+    from orchestrator.prefect.serving import require_api_url
+
+    if spec.approval.mode != "none":
+        require_api_url(f"approval: {spec.approval.mode} (the dashboard and sdl approve answer it from outside)")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Go on with a campaign from the store alone: its stored file, and how it last ran."""
+    from orchestrator.errors import CampaignStateError
+
+    store = CampaignStore(args.store, must_exist=True)
+    print(f"campaign store: {store.display}")
+    campaign = store.get_campaign(args.name)
+    started = store.events(campaign.id, "campaign_running")
+    if not started:
+        raise CampaignStateError(f"campaign {args.name!r} never ran a closed loop",
+                                 hint="start it with: sdl run FILE [--dry-run]")
+    last = started[-1]["detail"] or {}
+    if campaign.status == "completed" and not store.experiments(campaign.id, "dispatched"):
+        print(f"campaign {args.name!r} already finished; nothing to do. See: sdl status {args.name} --store {store.display}")
+        return 0
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    _require_server_for_approval(spec)
+    dry_run = bool(last.get("dry_run"))
+    print(f"resuming {args.name!r} ({'dry run' if dry_run else 'real instruments'}), in-doubt experiments: {args.in_doubt}")
+    summary = _run_flow(campaign.name, campaign.spec_yaml, last.get("source"), store.url, dry_run, args.in_doubt)
+    _print_summary(campaign.name, summary, store)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Resume the paused flow run of campaign ``name`` with a decision."""
+    from orchestrator.prefect.serving import answer_approval
+
+    edits: dict[str, dict] = {}
+    for item in args.edit or []:
+        experiment, assignment = _parse_edit(item)
+        edits.setdefault(experiment, {}).update(assignment)
+    decision = "edit" if edits else ("reject" if args.reject else "approve")
+    run_id = answer_approval(args.name, {"decision": decision, "note": args.note, "edits": edits})
+    print(f"campaign {args.name!r}: {decision} sent to flow run {run_id}")
+    return 0
+
+
+def _parse_edit(item: str) -> tuple[str, dict]:
+    """``"12:red=40"`` -> ``("12", {"red": 40.0})``; a value that is not a number stays text."""
+    from orchestrator.errors import UsageError
+
+    experiment, _, assignment = item.partition(":")
+    name, _, value = assignment.partition("=")
+    if not experiment.strip().isdigit() or not name.strip() or not value.strip():
+        raise UsageError(f"--edit {item!r} is not ID:PARAM=VALUE", hint="e.g. --edit 12:red=40")
+    try:
+        parsed: object = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        parsed = value.strip()
+    return experiment.strip(), {name.strip(): parsed}
+
+
+def cmd_refill(args: argparse.Namespace) -> int:
+    """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
+    from orchestrator.run.consumables import parse_levels, record_refill
+
+    store = CampaignStore(args.store, must_exist=True)
+    campaign = store.get_campaign(args.name)
+    handler = _liquid_handler(campaign)
+    racks = ["small", "large"] if "all" in args.tips else list(args.tips)
+    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
+    print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
+    print(_deck_line(store, campaign, handler))
+    return 0
+
+
+def _liquid_handler(campaign: CampaignInfo) -> Any:
+    """The campaign's liquid-handler section; ``UsageError`` when it has none (an ask/tell campaign)."""
+    from orchestrator.errors import UsageError
+
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    handler = spec.instruments.liquid_handler if spec.instruments else None
+    if handler is None:
+        raise UsageError(f"campaign {campaign.name!r} has no liquid handler, so no tips or reagent stock to refill",
+                         hint="refills are for campaigns with an instruments section")
+    return handler
+
+
+def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> str:
+    """One line: fresh tips per rack and reagent stock [uL] left on the deck, a batch still on it counted."""
+    from orchestrator.run.consumables import REFILLED, deck_plans, stock_left, tips_left
+
+    plans, in_flight = deck_plans(store, campaign.id)
+    events = store.events(campaign.id, REFILLED)
+    tips, stock = tips_left(plans, events), stock_left(handler, plans, events)
+    line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
+            + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
+    if in_flight:
+        line += f" (after iteration {', '.join(map(str, in_flight))}, dispatched and not measured yet)"
+    return line
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the campaign's flow as a deployment; trigger it from the dashboard or the API."""
+    from orchestrator.prefect.serving import serve_campaign
+
+    spec, text = load_spec(args.file)
+    store = CampaignStore(args.store or spec.store.url)
+    return serve_campaign(spec.name, text, str(Path(args.file).resolve()), store.url, args.dry_run)
+
+
+def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
+    best = summary["best"]
+    counts = ", ".join(f"{n} {status}" for status, n in summary.get("by_status", {}).items())
+    print(f"campaign {name!r} finished: {summary['experiments']} experiments" + (f" ({counts})" if counts else ""))
+    if summary.get("pareto_front"):
+        print(f"Pareto front: {summary['pareto_front']} experiments (the report shows them all); "
+              "of them, the best on the first objective:")
+    if best:
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
+        print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))
+    if summary.get("report"):
+        print(f"report: {summary['report']}")
+    print(f"next: sdl status {name} --store {store.display}")
+
+
+def _run_flow(name: str, text: str, source: str | None, store_url: str, dry_run: bool, in_doubt: str = "ask") -> dict:
+    """Run the campaign flow; on a terminal, with a live progress bar instead of Prefect's INFO lines."""
+    interactive = sys.stderr.isatty() and sys.stdout.isatty()
+    if interactive:  # the bar and Prefect's console lines would overwrite each other
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from orchestrator.prefect.flows import campaign_flow
+    from orchestrator.run.progress import TerminalProgress, show_progress
+    from orchestrator.prefect.temporary_server import shield_from_terminal_interrupts
+
+    shield_from_terminal_interrupts()
+
+    def run() -> dict:
+        return campaign_flow(name=name, yaml_text=text, source=source, store_url=store_url, dry_run=dry_run,
+                             in_doubt=in_doubt)
+
+    if not interactive:
+        return run()
+    with TerminalProgress() as bar, show_progress(bar):
+        return run()
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from orchestrator.prefect.dashboard import serve_dashboard
+
+    return serve_dashboard(args.host, args.port)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Table of the store's campaigns, or one campaign; reads a store and never creates one.
+
+    A ``--store`` SQLite file that is not there is a ``StoreError`` (exit 2), as for ``export``; without
+    ``--store``, a missing default store means nothing has run in this folder yet: a note, exit 0.
+    """
+    if not args.store and not args.name and not DEFAULT_STORE_PATH.exists():
+        print(f"no campaign has been run here yet: there is no store at {DEFAULT_STORE_PATH.resolve()}; "
+              "start one with: sdl run FILE --dry-run, or read another store with: sdl status --store URL")
+        return 0
+    store = CampaignStore(args.store, must_exist=True)
+    # a pipe or file gets the tables whole (one line per row, for grep), a terminal at least 100 columns
+    console = Console(width=max(100, Console().width)) if sys.stdout.isatty() else Console(width=10_000)
+    if args.name:
+        _show_campaign(console, store, store.get_campaign(args.name))
+        return 0
+    campaigns = store.campaigns()
+    if not campaigns:
+        print(f"no campaigns in {store.display} yet; start one with: sdl run FILE --dry-run")
+        return 0
+    table = Table(title=f"campaigns in {store.display}")
+    for column in ("campaign", "status", "measured", "failed", "budget", "best"):
+        table.add_column(column)
+    for c in campaigns:
+        try:
+            table.add_row(c.name, c.status, *_counts(store, c))
+        except SpecError:  # stored by a version that checked less; its own line says why, the others still show
+            table.add_row(c.name, c.status, "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
+    console.print(table)
+    return 0
+
+
+def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    experiments = store.experiments(campaign.id)
+    objective, outcome_constraints = spec.objectives[0], spec.parsed_outcome_constraints()
+    top = best_measured(experiments, objective, outcome_constraints)
+    best = f"{objective.name}={_fmt(top.values[objective.name])}" if top else "-"
+    if top and len(spec.objectives) > 1:
+        best += f" (Pareto front: {len(pareto_front(experiments, spec.objectives, outcome_constraints))})"
+    measured = sum(e.status == "measured" for e in experiments)
+    failed = sum(e.status == "failed" for e in experiments)
+    return str(measured), str(failed), str(spec.budget.experiments), best
+
+
+def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInfo) -> None:
+    measured, failed, budget, best = _counts(store, campaign)
+    console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
+    console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
+    if campaign.status in ("interrupted", "failed"):
+        console.print(f"its last run was {campaign.status} before the end; go on with: sdl resume {campaign.name}"
+                      f" --store {store.display}", markup=False)
+    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+    if spec.instruments is not None and spec.instruments.liquid_handler is not None:
+        console.print(_deck_line(store, campaign, spec.instruments.liquid_handler), markup=False)
+    in_doubt = store.experiments(campaign.id, "dispatched")
+    if in_doubt:
+        console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "
+                      f"{', '.join(str(e.id) for e in in_doubt)}); if the campaign is not running any more they are "
+                      f"in doubt: settle them with: sdl resume {campaign.name}")
+    columns, rows = experiment_rows(store, campaign)
+    table = Table()
+    shown = [c for c in columns if c not in ("sequence", "created_at", "dispatched_at")]
+    for column in shown:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_fmt(row[c]) for c in shown))
+    console.print(table)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "parquet" and not args.output:
+        print("sdl export: error: --format parquet writes a binary file; give -o FILE", file=sys.stderr)
+        return 2
+    store = CampaignStore(args.store, must_exist=True)
+    campaign = store.get_campaign(args.name)
+    columns, rows = experiment_rows(store, campaign)
+    if args.protocols:
+        written = write_protocols(store, campaign, Path(args.protocols))
+        print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
+    if args.bundle:
+        from orchestrator.store.bundle import write_bundle
+
+        files = write_bundle(store, campaign, Path(args.bundle))
+        print(f"wrote bundle of {len(rows)} experiments ({len(files)} files) to {args.bundle}; "
+              f"check it with: sdl replay {args.bundle}", file=sys.stderr)
+    if (args.protocols or args.bundle) and not args.output:  # files were asked for; standard output stays empty
+        return 0
+    if args.format == "parquet":
+        write_parquet(columns, rows, Path(args.output))
+        print(f"wrote {len(rows)} experiments to {args.output}")
+        return 0
+    text = to_csv(columns, rows) if args.format == "csv" else to_json(columns, rows) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} experiments to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Check the bundle, re-propose every batch, print a table; exit 1 when a proposal differs."""
+    from orchestrator.store.bundle import read_bundle
+    from orchestrator.cli.replay import HEADER, replay, row, summary
+
+    bundle = read_bundle(Path(args.bundle))
+    meta = bundle.metadata
+    print(f"replaying campaign {meta.get('campaign')!r} from {args.bundle}: "
+          f"{len(meta.get('files', []))} file checksums ok")
+    print(HEADER)
+    results = []
+    for result in replay(bundle):
+        results.append(result)
+        print(row(result), flush=True)
+    print(summary(results))
+    return 0 if all(r.identical for r in results) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of one campaign (and its figures) and print the path of the page."""
+    store = CampaignStore(args.store, must_exist=True)
+    store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
+    from orchestrator.report import build_report
+
+    out_dir = Path(args.output) if args.output else default_report_dir(args.name)
+    print(build_report(store, args.name, out_dir).resolve())
+    return 0
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

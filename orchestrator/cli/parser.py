@@ -1,0 +1,160 @@
+"""``sdl``: validate, run, inspect and export campaigns.
+
+Exit codes: 0 success, 1 the campaign or an instrument failed, 2 bad input (campaign
+file, arguments, store URL), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, as systemd or
+``docker stop`` send). Errors are one line each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from instruments.errors import InstrumentError
+from orchestrator.errors import OrchestratorError, SpecError, StoreError, UsageError
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so it takes the same way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM stops the command as Ctrl-C does.
+
+    Without this, SIGTERM ends the process at once: the robot is not told to stop and Prefect's
+    temporary server (a child process) is left running.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other bad input
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {_printable(message)} (see {self.prog} --help)\n")
+
+
+def _printable(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped: an argument may hold them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sdl", description="Closed-loop experiment campaigns for self-driving labs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    store_help = "SQLAlchemy URL of the campaign store (default: sqlite:///runs/sdl.db)"
+
+    p = sub.add_parser("validate", help="check a campaign file; one line per problem")
+    p.add_argument("file")
+
+    p = sub.add_parser("run", help="run a campaign's closed loop")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("resume", help="go on with a stopped or crashed campaign; settles in-doubt experiments first")
+    p.add_argument("name")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--in-doubt", choices=("ask", "measure", "failed"), default="ask",
+                   help="experiments dispatched but not measured: ask the robot (default), or say the plate "
+                        "was made (measure) or was not (failed)")
+
+    p = sub.add_parser("approve", help="answer a campaign that waits for approval of its batch")
+    p.add_argument("name")
+    decision = p.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="make the batch as proposed")
+    decision.add_argument("--reject", action="store_true", help="do not make it; the planner proposes again")
+    decision.add_argument("--edit", action="append", metavar="ID:PARAM=VALUE",
+                          help="change one value of one experiment, then make the batch (repeatable)")
+    p.add_argument("--note", default="", help="why; stored with the decision")
+
+    p = sub.add_parser("refill", help="record fresh tip racks or topped-up reservoir wells, before sdl resume")
+    p.add_argument("name")
+    p.add_argument("--tips", action="append", choices=("small", "large", "all"), default=[],
+                   help="the rack of this pipette was replaced with a full one (repeatable)")
+    p.add_argument("--stock", action="append", metavar="REAGENT=UL", default=[],
+                   help="the reservoir well of REAGENT now holds UL microlitres (repeatable)")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("serve", help="serve a campaign's flow as a Prefect deployment on this PC")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("dashboard", help="start the Prefect dashboard on this machine and print its URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=4200, help="port (default: 4200)")
+
+    p = sub.add_parser("status", help="table of campaigns, or one campaign")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("export", help="one row per experiment")
+    p.add_argument("name")
+    p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv", help="parquet needs -o")
+    p.add_argument("--output", "-o", help="file to write (default: standard output)")
+    p.add_argument("--protocols", metavar="DIR", help="also write each iteration's Opentrons protocol and run log here")
+    p.add_argument("--bundle", metavar="PATH",
+                   help="write a folder (or PATH.zip) with everything to share and replay the run (see sdl replay)")
+    p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("replay", help="re-run the planner over a bundle and check it gives the same proposals")
+    p.add_argument("bundle", help="folder or .zip written by sdl export NAME --bundle PATH")
+
+    p = sub.add_parser("report", help="write a self-contained HTML report of one campaign; prints its path")
+    p.add_argument("name")
+    p.add_argument("--output", "-o", metavar="DIR", help="folder to write index.html and its figures to "
+                   "(default: runs/reports/NAME)")
+    p.add_argument("--store", help=store_help)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # No network in most labs' instrument PCs: Prefect's usage telemetry stays off unless asked for.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    # The first start of Prefect's local server migrates its database: slow on a fresh machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from orchestrator.cli import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        with _sigterm_as_interrupt():
+            return handler(args)
+    except SpecError as err:
+        for problem in err.problems:
+            print(_printable(f"{err.source}: {problem}"), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (StoreError, UsageError) as err:
+        print(f"error: {_printable(err.one_line())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OrchestratorError, InstrumentError) as err:
+        print(f"error: {_printable(err.one_line())}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:  # e.g. sdl export -o into a folder that does not exist
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {_printable(f'{err.strerror or err}{where}')} (check the paths given)", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt as stop:
+        print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: every finished step is in the "
+              "store", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
+

@@ -1,1 +1,0 @@
-"""Alembic migrations of the campaign store schema (applied by ``orchestrator.store_schema``)."""

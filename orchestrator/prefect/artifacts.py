@@ -1,0 +1,88 @@
+"""What the Prefect dashboard shows of a running campaign, under stable keys per campaign.
+
+- ``<key>-progress``: experiments finished / budget, as a progress bar;
+- ``<key>-experiments``: the table of every experiment so far;
+- ``<key>-convergence``: the best value after each iteration (a table, and the report's
+  convergence figure once the campaign is done);
+- ``<key>-report``: a link to the HTML report (written at the end, see ``flows.publish``).
+
+Each update is a new version of the same key; the dashboard shows the latest.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from orchestrator.run.campaign import best_measured
+from orchestrator.store.campaign_store import TERMINAL
+
+if TYPE_CHECKING:
+    from orchestrator.run.campaign import Campaign
+
+
+def artifact_key(campaign_name: str) -> str:
+    """Prefect artifact keys take lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", campaign_name.lower()).strip("-") or "campaign"
+
+
+#: the dashboard is refreshed at most this often [s]: a lab iteration takes minutes, so each
+#: one shows; an instant dry run does not pay three API calls per few-millisecond iteration
+MIN_INTERVAL_S = 10.0
+
+
+class LiveArtifacts:
+    """Keeps a campaign's dashboard artifacts up to date; call ``update`` after each iteration."""
+
+    def __init__(self, campaign: "Campaign") -> None:
+        self.campaign, self.key = campaign, artifact_key(campaign.spec.name)
+        self._progress_id: UUID | None = None
+        self._last = -MIN_INTERVAL_S
+
+    def update(self, force: bool = False) -> None:
+        """Refresh every artifact, unless the last refresh was under ``MIN_INTERVAL_S`` ago."""
+        now = time.monotonic()
+        if not force and now - self._last < MIN_INTERVAL_S:
+            return
+        self._last = now
+        from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
+        from prefect.artifacts import update_progress_artifact
+
+        from orchestrator.store.export import experiment_rows
+
+        campaign = self.campaign
+        experiments = campaign.experiments()
+        finished = sum(e.status in TERMINAL and e.status != "abandoned" for e in experiments)
+        percent = 100.0 * finished / campaign.spec.budget.experiments
+        if self._progress_id is None:
+            self._progress_id = create_progress_artifact(
+                percent, key=f"{self.key}-progress", description=f"experiments finished of {campaign.spec.name}")
+        else:
+            update_progress_artifact(self._progress_id, percent)
+        columns, rows = experiment_rows(campaign.store, campaign.info)
+        create_table_artifact(key=f"{self.key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
+                              description=f"Every experiment of campaign {campaign.spec.name}")
+        create_markdown_artifact(key=f"{self.key}-convergence", markdown=self.convergence_markdown(),
+                                 description=f"Best {campaign.spec.objectives[0].name} after each iteration")
+
+    def convergence_markdown(self, figure: Path | None = None) -> str:
+        """Best-so-far per iteration as a markdown table; with ``figure`` (a PNG), the figure above it."""
+        objective = self.campaign.spec.objectives[0]
+        experiments = self.campaign.experiments()
+        lines = []
+        if figure is not None and figure.exists():
+            encoded = base64.b64encode(figure.read_bytes()).decode()
+            lines += [f"![convergence of {self.campaign.spec.name}](data:image/png;base64,{encoded})", ""]
+        lines += [f"| iteration | measured | best {objective.name} |", "|---|---|---|"]
+        outcome_constraints = self.campaign.spec.parsed_outcome_constraints()
+        for iteration in sorted({e.iteration for e in experiments}):
+            so_far = [e for e in experiments if e.iteration <= iteration]
+            best = best_measured(so_far, objective, outcome_constraints)
+            measured = sum(e.status == "measured" for e in so_far)
+            lines.append(f"| {iteration} | {measured} | {best.values[objective.name]:.4g} |" if best
+                         else f"| {iteration} | {measured} | - |")
+        return "\n".join(lines)

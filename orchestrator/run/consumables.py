@@ -1,0 +1,139 @@
+"""Tips and reagent stock on the deck: what earlier batches took, and the refills people record.
+
+Tip racks and the reservoir stay on the deck for the whole campaign. Every batch the robot
+ran is stored with its plate plan, so what is left is what was declared minus what those
+plans took. When someone puts in a fresh tip rack or tops up a reservoir well, they say so
+with ``sdl refill`` (``record_refill``), which stores a ``refilled`` event:
+
+    {"after_iteration": k, "tip_racks": ["tiprack_small"], "stock_ul": {"red": 12000.0}}
+
+From then on the plans of iterations up to ``k`` no longer count against a refilled rack,
+and a refilled reagent starts again from its new level [uL].
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+from instruments.opentrons.deck import TIPS_PER_RACK
+from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan, tips_used_before
+from orchestrator.errors import CampaignStateError, UsageError
+
+REFILLED = "refilled"
+#: ``sdl refill --tips`` names -> rack names in plans
+RACKS = {"small": TIP_RACKS["small"], "large": TIP_RACKS["large"]}
+
+
+def refills(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The ``detail`` of every ``refilled`` event, oldest first."""
+    return [e["detail"] for e in events if e["kind"] == REFILLED]
+
+
+def tips_used(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Tips taken from each rack since it was last refilled, from the stored ``plans``."""
+    refilled_after: dict[str, int] = {}
+    for r in refills(events):
+        for rack in r.get("tip_racks", []):
+            refilled_after[rack] = max(refilled_after.get(rack, -1), int(r["after_iteration"]))
+    return tips_used_before(plans, refilled_after)
+
+
+def declared_stock(handler: Any) -> dict[str, float]:
+    """Reagent -> stock [uL] the campaign file declares (the diluent under ``DILUENT``)."""
+    stock = {name: r.stock_ul for name, r in handler.reagents.items()}
+    if handler.diluent is not None:
+        stock[DILUENT] = handler.diluent.stock_ul
+    return stock
+
+
+def stock_left(handler: Any, plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Reagent -> stock [uL] still in the reservoir: the last level declared or refilled, minus later plans."""
+    level, since = declared_stock(handler), {}
+    for r in refills(events):
+        for reagent, ul in r.get("stock_ul", {}).items():
+            level[reagent], since[reagent] = float(ul), int(r["after_iteration"])
+    for stored in plans:
+        plan = PlatePlan.model_validate(stored)
+        for reagent, used in plan.reagent_totals().items():
+            if plan.iteration > since.get(reagent, -1):
+                level[reagent] = level.get(reagent, 0.0) - used
+    return level
+
+
+def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``small``/``large`` -> fresh tips left in that pipette's rack."""
+    used = tips_used(plans, events)
+    return {pipette: TIPS_PER_RACK - used[rack] for pipette, rack in RACKS.items()}
+
+
+def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """The plate plans that took tips and stock, and which of their iterations are still on the deck.
+
+    The stored iterations' plans, plus the plan of each batch that is dispatched and not yet
+    measured (kept with its ``batch_dispatched`` event; its iteration is stored only when the robot
+    is done). Returns ``(plans, in-flight iterations)``.
+    """
+    recorded = {it["iteration"]: it["plan"] for it in store.iterations(campaign_id)}
+    waiting = {e.iteration for e in store.experiments(campaign_id, "dispatched")} - set(recorded)
+    in_flight = {e["detail"]["iteration"]: e["detail"]["plan"] for e in store.events(campaign_id, "batch_dispatched")
+                 if e["detail"].get("iteration") in waiting and "plan" in e["detail"]}
+    return list(recorded.values()) + list(in_flight.values()), sorted(in_flight)
+
+
+def reservoir_well_ul(handler: Any, name: str) -> float | None:
+    """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware."""
+    from instruments.opentrons.labware import deck_for, well_volumes_ul
+
+    _, labware = deck_for(handler)
+    stock = handler.diluent if name == DILUENT and name not in handler.reagents else handler.reagents[name]
+    return well_volumes_ul(labware["reservoir"]).get(stock.well)
+
+
+def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
+    """``["red=12000", "diluent=15000"]`` -> ``{"red": 12000.0, ...}``, checked against the campaign's reagents."""
+    known = declared_stock(handler)
+    levels: dict[str, float] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--stock {item!r} is not REAGENT=UL; e.g. --stock red=12000")
+        if name not in known:
+            raise UsageError(f"--stock {item!r}: the campaign has no reagent {name!r}; "
+                              f"its reagents are: {', '.join(sorted(known))}")
+        try:
+            ul = float(text)
+        except ValueError:
+            raise UsageError(f"--stock {item!r}: {text.strip()!r} is not a volume in uL; e.g. --stock {name}=12000")
+        if not math.isfinite(ul) or ul <= 0:
+            raise UsageError(f"--stock {item!r}: the level must be a positive volume in uL")
+        holds = reservoir_well_ul(handler, name)
+        if holds is not None and ul > holds:
+            raise UsageError(f"--stock {item!r}: its reservoir well holds at most {holds:g} uL; "
+                             "give the level now in the well")
+        levels[name] = ul
+    return levels
+
+
+def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str], levels: Mapping[str, float]) -> dict:
+    """Store a ``refilled`` event for ``campaign`` and return its detail.
+
+    ``racks``: ``"small"``/``"large"`` pipette racks replaced with full ones; ``levels``:
+    reagent -> new level in its reservoir well [uL]. Refused while a batch is dispatched and
+    not measured: whether its robot run came before or after the refill is not known.
+    """
+    if not racks and not levels:
+        raise UsageError("nothing to record: give --tips small|large|all and/or --stock REAGENT=UL")
+    in_flight = store.experiments(campaign.id, "dispatched")
+    if in_flight:
+        raise CampaignStateError(
+            f"experiments {', '.join(str(e.id) for e in in_flight)} of {campaign.name!r} are dispatched and not "
+            "measured, so a refill now could not be placed before or after their robot run",
+            hint=f"settle them first with: sdl resume {campaign.name}; then refill when the campaign stops",
+        )
+    last = max((it["iteration"] for it in store.iterations(campaign.id)), default=0)
+    detail = {"after_iteration": int(last), "tip_racks": sorted({RACKS[r] for r in racks}),
+              "stock_ul": {name: float(ul) for name, ul in levels.items()}}
+    store.record_event(campaign.id, REFILLED, detail)
+    return detail

@@ -1,0 +1,411 @@
+"""The campaign store: the source of truth for every campaign, experiment and reading.
+
+Any SQLAlchemy URL works; the default is a SQLite file (WAL mode) under ``runs/``. Every
+state change is one transaction and leaves an append-only event row behind it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import CampaignStateError, StoreError
+from orchestrator.store.migrate import upgrade_to_head
+from orchestrator.store.tables import (
+    SCHEMA_VERSION,
+    CampaignRow,
+    EventRow,
+    ExperimentRow,
+    IterationRow,
+    MeasurementRow,
+    SchemaInfo,
+    utcnow,
+)
+
+DEFAULT_STORE_PATH = Path("runs") / "sdl.db"
+TERMINAL = ("measured", "failed", "abandoned")
+#: proposed or on the deck, not finished: the planner treats these points as pending
+PENDING = ("proposed", "dispatched")
+#: why an experiment failed: "chemistry" teaches the planner where not to go; "instrument"
+#: (a robot or spectrometer fault) says nothing about the chemistry and is not learned.
+FAILURE_KINDS = ("chemistry", "instrument")
+_TRANSITIONS = {
+    "proposed": {"dispatched", "measured", "failed", "abandoned"},
+    "dispatched": {"measured", "failed", "abandoned"},
+}
+
+
+def default_report_dir(campaign_name: str) -> Path:
+    """Where ``sdl report`` and ``sdl run`` write a campaign's report: ``runs/reports/<name>``."""
+    return Path("runs") / "reports" / campaign_name
+
+
+def default_store_url() -> str:
+    """``sqlite:///runs/sdl.db`` relative to the working directory."""
+    return f"sqlite:///{DEFAULT_STORE_PATH.as_posix()}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A snapshot of one experiment row (detached from the database)."""
+
+    id: int
+    campaign_id: int
+    sequence: int
+    iteration: int
+    status: str
+    params: dict[str, Any]
+    proposed_params: dict[str, Any]
+    values: dict[str, float] | None
+    failure_reason: str | None
+    well: str | None
+    proposal_info: dict[str, Any]
+    created_at: datetime
+    dispatched_at: datetime | None
+    finished_at: datetime | None
+    failure_kind: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    description: str
+    spec_yaml: str
+    spec_hash: str
+    versions: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Timestamps are written in UTC; SQLite hands them back without a zone, so add it."""
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+def _experiment(row: ExperimentRow) -> Experiment:
+    return Experiment(
+        row.id, row.campaign_id, row.sequence, row.iteration, row.status, dict(row.params),
+        dict(row.proposed_params), row.objective_values, row.failure_reason, row.well,
+        dict(row.proposal_info or {}), _utc(row.created_at), _utc(row.dispatched_at), _utc(row.finished_at),
+        row.failure_kind,
+    )
+
+
+def _campaign(row: CampaignRow) -> CampaignInfo:
+    return CampaignInfo(
+        row.id, row.name, row.description, row.spec_yaml, row.spec_hash, dict(row.versions), row.status,
+        _utc(row.created_at),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class CampaignStore:
+    """Opens (and creates) the store at ``url``; describe it with ``display``.
+
+    ``must_exist``: a SQLite file that is not there is a ``StoreError`` instead of a new empty store
+    (for commands that read a campaign: a mistyped path should not leave an empty file behind).
+    """
+
+    def __init__(self, url: str | None = None, must_exist: bool = False) -> None:
+        self.url = url or default_store_url()
+        if must_exist and not self._sqlite_file_exists(self.url):
+            raise StoreError(f"no store at {self.display}: the file does not exist",
+                             hint="check the path in --store or warm_start.store: sdl run creates a store, "
+                                  "resume, refill, status, export, report and a warm start read one")
+        self.engine = self._engine(self.url)
+        try:
+            upgrade_to_head(self.engine)
+        except DatabaseError as err:  # OperationalError, or e.g. "file is not a database"
+            reason = " ".join(str(err.orig).split())  # drivers' messages span lines; ours is one
+            raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._stamp_schema()
+
+    @staticmethod
+    def _sqlite_file_exists(url: str) -> bool:
+        """False only for a SQLite URL naming a file that is not there (other databases: True)."""
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return True  # _engine says what is wrong with it
+        if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:") \
+                or "\x00" in parsed.database:
+            return True
+        try:
+            return Path(parsed.database).exists()
+        except OSError:  # e.g. a name too long: _engine says what is wrong with it
+            return True
+
+    @staticmethod
+    def _engine(url: str) -> Engine:
+        if "\x00" in str(url):  # a NUL in a path makes sqlite3 raise a bare ValueError
+            raise StoreError(f"not a database URL: {url!r} holds a NUL character", hint="use e.g. sqlite:///runs/sdl.db")
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"not a database URL: {url!r}", hint="use e.g. sqlite:///runs/sdl.db") from None
+        shown = parsed.render_as_string(hide_password=True)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"cannot create the folder of store {shown!r}: {err}", hint="check --store") from None
+        try:
+            engine = create_engine(parsed)
+        except (ArgumentError, ImportError) as err:
+            raise StoreError(f"cannot use store URL {shown!r}: {err}", hint="use sqlite:///... or postgresql+psycopg://...") from None
+        if parsed.drivername.startswith("sqlite"):
+            event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    @property
+    def display(self) -> str:
+        """The URL a user can pass back as ``--store`` (password hidden), path made absolute."""
+        parsed = make_url(self.url)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            return f"sqlite:///{Path(parsed.database).resolve()}"
+        return parsed.render_as_string(hide_password=True)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._session.begin() as session:
+            yield session
+
+    def _stamp_schema(self) -> None:
+        try:
+            with self._tx() as s:
+                if s.get(SchemaInfo, 1) is None:
+                    s.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
+        except IntegrityError:  # another process stamped the new store first
+            pass
+        with self._tx() as s:
+            info = s.get(SchemaInfo, 1)
+            if info.version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.display} has schema version {info.version}, this code reads {SCHEMA_VERSION}",
+                    hint="use a matching version of sdl-orchestrator",
+                )
+
+    # campaigns ---------------------------------------------------------------------------
+
+    def create_campaign(self, name: str, description: str, spec_yaml: str, spec_hash: str, versions: dict) -> CampaignInfo:
+        with self._tx() as s:
+            if s.scalar(select(CampaignRow).where(CampaignRow.name == name)) is not None:
+                raise CampaignStateError(f"campaign {name!r} already exists in {self.display}")
+            row = CampaignRow(name=name, description=description, spec_yaml=spec_yaml, spec_hash=spec_hash,
+                              versions=versions, status="created")
+            s.add(row)
+            s.flush()
+            s.add(EventRow(campaign_id=row.id, kind="campaign_created", detail={"spec_hash": spec_hash}))
+            return _campaign(row)
+
+    def replace_unused_campaign_file(self, campaign_id: int, description: str, spec_yaml: str,
+                                     spec_hash: str) -> CampaignInfo | None:
+        """Give a campaign that has no experiment yet a changed campaign file; None (nothing changed) once it has one.
+
+        A run that stopped before its first proposal (say, at the instruments' check) can then be
+        fixed and run again under its name; the event ``campaign_file_replaced`` keeps both hashes.
+        """
+        with self._tx() as s:
+            row = s.get(CampaignRow, campaign_id, with_for_update=True)
+            if s.scalar(select(ExperimentRow.id).where(ExperimentRow.campaign_id == campaign_id).limit(1)) is not None:
+                return None
+            s.add(EventRow(campaign_id=campaign_id, kind="campaign_file_replaced",
+                           detail={"old_spec_hash": row.spec_hash, "spec_hash": spec_hash}))
+            row.description, row.spec_yaml, row.spec_hash, row.updated_at = description, spec_yaml, spec_hash, utcnow()
+            s.flush()
+            return _campaign(row)
+
+    def find_campaign(self, name: str) -> CampaignInfo | None:
+        with self._tx() as s:
+            row = s.scalar(select(CampaignRow).where(CampaignRow.name == name))
+            return _campaign(row) if row else None
+
+    def get_campaign(self, name: str) -> CampaignInfo:
+        found = self.find_campaign(name)
+        if found is None:
+            known = ", ".join(c.name for c in self.campaigns()) or "none yet"
+            raise StoreError(f"no campaign named {name!r} in {self.display}", hint=f"campaigns there: {known}")
+        return found
+
+    def campaigns(self) -> list[CampaignInfo]:
+        with self._tx() as s:
+            return [_campaign(r) for r in s.scalars(select(CampaignRow).order_by(CampaignRow.id))]
+
+    def set_campaign_status(self, campaign_id: int, status: str, **detail: Any) -> None:
+        with self._tx() as s:
+            row = s.get(CampaignRow, campaign_id)
+            row.status, row.updated_at = status, utcnow()
+            s.add(EventRow(campaign_id=campaign_id, kind=f"campaign_{status}", detail=detail))
+
+    # experiments -------------------------------------------------------------------------
+
+    def add_proposals(
+        self, campaign_id: int, iteration: int, proposals: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+    ) -> list[Experiment]:
+        """Record a batch of (params, proposal_info) as ``proposed`` experiments, one transaction."""
+        with self._tx() as s:
+            start = len(s.scalars(select(ExperimentRow.id).where(ExperimentRow.campaign_id == campaign_id)).all())
+            rows = [
+                ExperimentRow(campaign_id=campaign_id, sequence=start + i, iteration=iteration, status="proposed",
+                              proposed_params=dict(p), params=dict(p), proposal_info=dict(info))
+                for i, (p, info) in enumerate(proposals)
+            ]
+            s.add_all(rows)
+            s.flush()
+            s.add_all(EventRow(campaign_id=campaign_id, experiment_id=r.id, kind="proposed", detail={"params": r.params})
+                      for r in rows)
+            return [_experiment(r) for r in rows]
+
+    def experiments(self, campaign_id: int, status: str | None = None) -> list[Experiment]:
+        with self._tx() as s:
+            query = select(ExperimentRow).where(ExperimentRow.campaign_id == campaign_id)
+            if status is not None:
+                query = query.where(ExperimentRow.status == status)
+            return [_experiment(r) for r in s.scalars(query.order_by(ExperimentRow.sequence))]
+
+    def experiment(self, experiment_id: int) -> Experiment:
+        with self._tx() as s:
+            return _experiment(self._row(s, experiment_id))
+
+    def _row(self, s: Session, experiment_id: int) -> ExperimentRow:
+        row = s.get(ExperimentRow, experiment_id)
+        if row is None:
+            raise CampaignStateError(f"no experiment with id {experiment_id}", hint="use an id returned by ask()")
+        return row
+
+    def _move(self, s: Session, row: ExperimentRow, status: str, **detail: Any) -> None:
+        if status not in _TRANSITIONS.get(row.status, set()):
+            raise CampaignStateError(
+                f"experiment {row.id} is {row.status}; it cannot become {status}",
+                hint="only proposed or dispatched experiments can change",
+            )
+        s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind=status,
+                       detail={"from": row.status, **detail}))
+        row.status = status
+        if status == "dispatched":
+            row.dispatched_at = utcnow()
+        else:
+            row.finished_at = utcnow()
+
+    def mark_dispatched(self, assignments: Mapping[int, tuple[str, Mapping[str, Any]]],
+                        batch: Mapping[str, Any] | None = None) -> None:
+        """Experiments id -> (well, params actually made) become ``dispatched``, one transaction.
+
+        ``batch`` (the plate plan, as JSON) is kept in the same transaction as a
+        ``batch_dispatched`` event, so a restart knows what was sent even if nothing else
+        about the batch reached the store.
+        """
+        with self._tx() as s:
+            campaign_id = None
+            for experiment_id, (well, params) in assignments.items():
+                row = self._row(s, experiment_id)
+                self._move(s, row, "dispatched", well=well, params=dict(params))
+                row.well, row.params, campaign_id = well, dict(params), row.campaign_id
+            if batch is not None and campaign_id is not None:
+                s.add(EventRow(campaign_id=campaign_id, kind="batch_dispatched", detail=dict(batch)))
+
+    def edit_proposal(self, experiment_id: int, params: Mapping[str, Any], note: str) -> Experiment:
+        """A person changed a proposed experiment's values before it was made; one transaction.
+
+        ``proposed_params`` keeps what the planner asked for; ``params`` becomes the edit.
+        """
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            if row.status != "proposed":
+                raise CampaignStateError(f"experiment {row.id} is {row.status}; only a proposed experiment can be edited")
+            s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind="edited",
+                           detail={"before": dict(row.params), "after": dict(params), "note": note}))
+            row.params = dict(params)
+            return _experiment(row)
+
+    def abandon(self, experiment_id: int, reason: str) -> Experiment:
+        """An experiment that was never made (refused, rejected, never reached the robot)."""
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "abandoned", reason=reason)
+            row.failure_reason = reason
+            return _experiment(row)
+
+    def record_result(
+        self, experiment_id: int, values: Mapping[str, float], measurement: Mapping[str, Any] | None = None
+    ) -> Experiment:
+        """Objective values (and the raw reading) of one experiment, one transaction."""
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "measured", values=dict(values))
+            row.objective_values = {k: float(v) for k, v in values.items()}
+            if measurement is not None:
+                s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
+            return _experiment(row)
+
+    def record_failure(self, experiment_id: int, reason: str, measurement: Mapping[str, Any] | None = None,
+                       kind: str = "chemistry") -> Experiment:
+        """An experiment failed for ``reason``; ``kind`` is one of ``FAILURE_KINDS``. One transaction."""
+        if kind not in FAILURE_KINDS:
+            raise CampaignStateError(f"failure kind {kind!r} is not one of {', '.join(FAILURE_KINDS)}")
+        with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "failed", reason=reason, failure_kind=kind)
+            row.failure_reason, row.failure_kind = reason, kind
+            if measurement is not None:
+                s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
+            return _experiment(row)
+
+    def measurements(self, experiment_id: int) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(MeasurementRow).where(MeasurementRow.experiment_id == experiment_id))
+            return [
+                {"kind": r.kind, "instrument": r.instrument, "wavelengths_nm": r.wavelengths_nm, "values": r.values,
+                 "saturated": r.saturated, "meta": r.meta, "created_at": _utc(r.created_at)}
+                for r in rows
+            ]
+
+    # iterations --------------------------------------------------------------------------
+
+    def record_iteration(self, campaign_id: int, iteration: int, instrument: str, plan: Mapping[str, Any],
+                         protocol_text: str, run_log: str, duration_s: float) -> None:
+        with self._tx() as s:
+            s.add(IterationRow(campaign_id=campaign_id, iteration=iteration, instrument=instrument, plan=dict(plan),
+                               protocol_text=protocol_text, run_log=run_log, duration_s=duration_s))
+            s.add(EventRow(campaign_id=campaign_id, kind="protocol_run", detail={"iteration": iteration}))
+
+    def iterations(self, campaign_id: int) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(IterationRow).where(IterationRow.campaign_id == campaign_id).order_by(IterationRow.iteration))
+            return [
+                {"iteration": r.iteration, "instrument": r.instrument, "plan": r.plan, "protocol_text": r.protocol_text,
+                 "run_log": r.run_log, "duration_s": r.duration_s, "created_at": _utc(r.created_at)}
+                for r in rows
+            ]
+
+    def record_event(self, campaign_id: int, kind: str, detail: Mapping[str, Any]) -> None:
+        """An event that changes no state (e.g. step timings), appended to the log."""
+        with self._tx() as s:
+            s.add(EventRow(campaign_id=campaign_id, kind=kind, detail=dict(detail)))
+
+    def events(self, campaign_id: int, kind: str | None = None) -> list[dict[str, Any]]:
+        """The campaign's events, oldest first; only those of ``kind`` when given."""
+        with self._tx() as s:
+            query = select(EventRow).where(EventRow.campaign_id == campaign_id)
+            if kind is not None:
+                query = query.where(EventRow.kind == kind)
+            rows = s.scalars(query.order_by(EventRow.id))
+            return [{"id": r.id, "kind": r.kind, "experiment_id": r.experiment_id, "detail": r.detail, "at": _utc(r.at)}
+                    for r in rows]

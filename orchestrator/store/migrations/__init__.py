@@ -1,0 +1,1 @@
+"""Alembic migrations of the campaign store schema (applied by ``orchestrator.store.migrate``)."""
