@@ -167,7 +167,7 @@ def file_contents(draw) -> bytes:
 
 def _starts_real_work(argv: list[str], store_url: str) -> bool:
     """True for the calls the fuzz leaves out: they would run a campaign, serve, or talk to a Prefect server."""
-    from orchestrator.cli import _parser
+    from orchestrator.cli.parser import _parser
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
