@@ -87,7 +87,7 @@ def assert_spec_error(err: SpecError, source: str) -> None:
 def assert_usable(spec: CampaignSpec) -> None:
     """A spec that loads can be planned over: its constraints parse and its space has finite points."""
     assert isinstance(spec, CampaignSpec)
-    space = SearchSpace(spec.parameters, spec.linear_constraints())
+    space = SearchSpace(spec.parameters, spec.parsed_constraints())
     for corner in (0.0, 0.5, 1.0):
         point = space.from_unit(np.full(space.dim, corner))
         for p in space.numeric:

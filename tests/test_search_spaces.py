@@ -12,7 +12,7 @@ from orchestrator import Campaign
 from orchestrator.planning.constraints import parse_constraint
 from orchestrator.errors import SpecError
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 from orchestrator.spec.loader import parse_spec
 
 HEADER = """\

@@ -1,0 +1,98 @@
+"""A whole campaign file with each field validated on its own, and what the checks across fields read.
+
+``orchestrator.spec.schema.CampaignSpec`` adds those checks (``orchestrator.spec.checks``); they take
+a ``CampaignFields``, so they need not import the schema that runs them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from orchestrator.planning.constraints import Constraint, LinearConstraint, parse_constraint, parse_linear_constraint
+from orchestrator.spec.base import SLUG, StrictModel
+from orchestrator.spec.lab import Analysis, Instruments, Simulation
+from orchestrator.spec.limits import MAX_CONSTRAINTS, MAX_OBJECTIVES, MAX_OUTCOME_CONSTRAINTS
+from orchestrator.spec.parameters import Parameter
+from orchestrator.spec.sections import (
+    Approval, Budget, Objective, PlannerSettings, PriorMeanSpec, Stopping, Store, WarmStart,
+)
+from simulators.registry import build_simulator
+
+
+class CampaignFields(StrictModel):
+    """Every section of a campaign file, each valid on its own (names unique within a list)."""
+
+    name: str = Field(pattern=SLUG, max_length=120)
+    description: str = ""
+    seed: int = Field(default=0, ge=0, lt=2**32)
+    budget: Budget
+    parameters: list[Parameter] = Field(min_length=1)
+    constraints: list[str] = Field(default=[], max_length=MAX_CONSTRAINTS)
+    objectives: list[Objective] = Field(min_length=1, max_length=MAX_OBJECTIVES)
+    outcome_constraints: list[str] = Field(default=[], max_length=MAX_OUTCOME_CONSTRAINTS)
+    stopping: Stopping = Stopping()
+    warm_start: WarmStart | None = None
+    prior_mean: PriorMeanSpec | None = None
+    instruments: Instruments | None = None
+    simulation: Simulation | None = None
+    analysis: list[Analysis] = []
+    planner: PlannerSettings = PlannerSettings()
+    store: Store = Store()
+    approval: Approval = Approval()
+
+    @field_validator("approval", mode="before")
+    @classmethod
+    def _approval_shorthand(cls, value: Any) -> Any:
+        """``approval: each_batch`` is short for ``approval: {mode: each_batch}``."""
+        return {"mode": value} if isinstance(value, str) else value
+
+    @cached_property
+    def simulation_model(self) -> Any | None:
+        """The ``simulation`` section's model (None without one), built once per spec: its validation, the
+        twins, the target spectrum and the report share it (a model holds no state that a use changes)."""
+        if self.simulation is None:
+            return None
+        return build_simulator(self.simulation.model, self.simulation.settings, self.simulation.noise)
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique_parameters(cls, parameters: list[Parameter]) -> list[Parameter]:
+        _require_unique([p.name for p in parameters], "parameter")
+        return parameters
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique_objectives(cls, objectives: list[Objective]) -> list[Objective]:
+        _require_unique([o.name for o in objectives], "objective")
+        return objectives
+
+    def parsed_constraints(self) -> list[Constraint]:
+        """Every constraint, parsed: ``LinearConstraint`` where the text is linear, else ``NonlinearConstraint``."""
+        return [parse_constraint(text) for text in self.constraints]
+
+    def parsed_outcome_constraints(self) -> list[LinearConstraint]:
+        """Every outcome constraint, parsed."""
+        return [parse_linear_constraint(text) for text in self.outcome_constraints]
+
+    def outcome_names(self) -> list[str]:
+        """Measured outputs named in outcome constraints (not objectives), in order of appearance."""
+        names: list[str] = []
+        for constraint in self.parsed_outcome_constraints():
+            names += [n for n in constraint.coefficients if n not in names]
+        return names
+
+    def parameter(self, name: str) -> Parameter:
+        return next(p for p in self.parameters if p.name == name)
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen, duplicates = set(), []
+    for n in names:
+        if n in seen:
+            duplicates.append(n)
+        seen.add(n)
+    if duplicates:
+        raise ValueError(f"duplicate {what} name(s) {', '.join(sorted(set(duplicates)))}; give each a unique name")

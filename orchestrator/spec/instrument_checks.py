@@ -1,0 +1,148 @@
+"""The checks of a campaign's ``instruments`` section against its parameters, constraints and the deck.
+
+Reagents are numeric volume parameters [uL], the most reagent volume the space allows fits a well,
+and the labware is standard and holds what the file declares (read from each labware definition).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from instruments.opentrons.deck import TIP_RACKS, WELLS_PER_PLATE, well_name
+from instruments.opentrons.labware import (
+    container_problem, deck_for, tip_rack_problem, unknown_labware_problem, well_volumes_ul,
+)
+from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint
+from orchestrator.spec.campaign_fields import CampaignFields
+
+
+def instrument_problems(spec: CampaignFields) -> list[str]:
+    """Each reagent is a numeric volume parameter [uL] the small pipette can dispense, every searched
+    parameter is a reagent (the robot sets nothing else), then the volume and deck checks below."""
+    if spec.instruments is None:
+        return []
+    handler = spec.instruments.liquid_handler
+    deck, labware = deck_for(handler)
+    by_name = {p.name: p for p in spec.parameters}
+    problems = []
+    for reagent in handler.reagents:
+        param = by_name.get(reagent)
+        if param is None or not param.is_numeric:
+            problems.append(
+                f"instruments.liquid_handler.reagents.{reagent}: not a numeric parameter; "
+                "each reagent key must be a parameter holding its volume in uL"
+            )
+        elif param.bounds[0] < 0:
+            problems.append(
+                f"parameters[{spec.parameters.index(param)}]({reagent}).bounds: a volume cannot be negative ({param.bounds[0]:g} uL); "
+                "set the lower bound to 0 or more"
+            )
+        elif param.unit is not None and param.unit.strip().replace("µ", "u").lower() != "ul":
+            problems.append(f"parameters[{spec.parameters.index(param)}]({reagent}).unit: {param.unit!r}, but "
+                            "a reagent's volume is always in uL; give its bounds in uL and write unit: uL")
+        elif param.bounds[1] < deck.small.min_ul:
+            problems.append(f"parameters[{spec.parameters.index(param)}]({reagent}).bounds: every volume is below "
+                            f"the {deck.small.min_ul:g} uL the small pipette can dispense, so none would be; "
+                            f"raise the upper bound to {deck.small.min_ul:g} uL or more")
+    for i, param in enumerate(spec.parameters):
+        if param.name not in handler.reagents and not param.is_fixed:
+            problems.append(
+                f"parameters[{i}]({param.name}): not a reagent of instruments.liquid_handler, and the robot "
+                "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
+                "uL), make it type: fixed with the value you set by hand, or remove it"
+            )
+    return problems + reagent_volume_problems(spec) + deck_problems(spec, deck, labware)
+
+
+def deck_problems(spec: CampaignFields, deck: Any, names: dict[str, str]) -> list[str]:
+    """``deck``'s labware (``Deck.labware`` key -> load name) must be standard and hold what the file declares.
+
+    Checked against each labware's definition: the plate and reservoir hold liquid, the plate has
+    the 96 wells plans fill and they hold ``well_capacity_ul``, each reservoir well exists, holds
+    one stock only and holds its declared ``stock_ul``, and each tip rack holds tips its pipette
+    takes.
+    """
+    handler = spec.instruments.liquid_handler
+    field = "instruments.liquid_handler"
+    problems = [p for key, name in names.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
+    problems += [p for pipette, key in TIP_RACKS.items() if (p := tip_rack_problem(
+        f"{field}.labware.{key}", names[key], getattr(deck, pipette), deck.labware[key]))]
+    wrong_kind = {key: p for key in ("plate", "reservoir")
+                  if (p := container_problem(f"{field}.labware.{key}", names[key]))}
+    problems += wrong_kind.values()
+    # wells of labware of the wrong kind are not checked further: its one problem says it all
+    plate, reservoir = ({} if key in wrong_kind else well_volumes_ul(names[key]) for key in ("plate", "reservoir"))
+    missing = [well for well in map(well_name, range(WELLS_PER_PLATE)) if well not in plate]
+    if plate and missing:
+        problems.append(f"{field}.labware.plate: {names['plate']} has no well {missing[0]}, and plans fill wells "
+                        "A1 to H12 of a 96-well plate; name a plate with those wells")
+    if plate and handler.well_capacity_ul > min(plate.values()):
+        problems.append(f"{field}.well_capacity_ul: {handler.well_capacity_ul:g} uL is more than the "
+                        f"{min(plate.values()):g} uL a well of {names['plate']} holds; set it to at most that")
+    stocks = [(f"{field}.reagents.{name}", name, stock) for name, stock in handler.reagents.items()]
+    if handler.diluent is not None:
+        stocks.append((f"{field}.diluent", "the diluent", handler.diluent))
+    by_well: dict[str, list[str]] = {}
+    for where, name, stock in stocks:
+        by_well.setdefault(stock.well, []).append(name)
+        if reservoir and stock.well not in reservoir:
+            problems.append(f"{where}.well: {names['reservoir']} has no well {stock.well}; "
+                            f"use one of {', '.join(reservoir)}")
+        elif reservoir and stock.stock_ul > reservoir[stock.well]:
+            problems.append(f"{where}.stock_ul: {stock.stock_ul:g} uL is more than the {reservoir[stock.well]:g} "
+                            f"uL its well of {names['reservoir']} holds; declare what is in the well")
+    problems += [f"{field}: {' and '.join(shared)} share reservoir well {well}; give each its own well"
+                 for well, shared in by_well.items() if len(shared) > 1]
+    return problems
+
+
+def reagent_volume_problems(spec: CampaignFields) -> list[str]:
+    """The most reagent volume [uL] the space allows in one well must fit: up to ``fill_volume_ul`` when a
+    diluent makes the well up, else up to ``well_capacity_ul``.
+
+    The most is a linear programme over the parameters' bounds and the linear constraints. A
+    nonlinear constraint on a reagent may be what holds the total down, so then nothing is checked
+    here; the plan check before every dispatch (``instruments.plate_plan.check_plan``) still refuses
+    such a well.
+    """
+    # late: scipy is slow to import, and only a campaign with instruments needs this linear programme
+    from scipy.optimize import linprog
+
+    handler = spec.instruments.liquid_handler
+    numeric = [p for p in spec.parameters if p.is_numeric]
+    column = {p.name: i for i, p in enumerate(numeric)}
+    reagents = [r for r in handler.reagents if r in column]
+    try:
+        parsed = spec.parsed_constraints()
+    except ConstraintSyntaxError:  # reported by checks.constraint_problems
+        return []
+    if not reagents or any(not set(c.names) <= set(column) for c in parsed):  # unknown names: reported elsewhere
+        return []
+    if any(not isinstance(c, LinearConstraint) and set(c.names) & set(reagents) for c in parsed):
+        return []
+    rows: dict[str, list] = {"<=": [], "==": []}
+    for c in parsed:
+        if isinstance(c, LinearConstraint):
+            sign = -1.0 if c.op == ">=" else 1.0
+            row = np.zeros(len(numeric))
+            for name, coefficient in c.coefficients.items():
+                row[column[name]] = sign * coefficient
+            rows["==" if c.op == "==" else "<="].append((row, sign * c.rhs))
+    bounds = [(float(p.value),) * 2 if p.is_fixed else tuple(p.bounds) for p in numeric]
+    objective = -np.array([1.0 if p.name in reagents else 0.0 for p in numeric])
+    a_ub, b_ub = ([r for r, _ in rows["<="]], [b for _, b in rows["<="]]) if rows["<="] else (None, None)
+    a_eq, b_eq = ([r for r, _ in rows["=="]], [b for _, b in rows["=="]]) if rows["=="] else (None, None)
+    result = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+    if result.status != 0:  # no feasible point at all: the search space reports that itself
+        return []
+    most = -float(result.fun)
+    limit, what = ((handler.fill_volume_ul, "fill_volume_ul") if handler.diluent is not None
+                   else (handler.well_capacity_ul, "well_capacity_ul"))
+    if most <= limit * (1 + 1e-9):
+        return []
+    total = " + ".join(reagents)
+    return [f"instruments.liquid_handler: the parameters and constraints allow {most:g} uL of reagents in one "
+            f"well ({total}), more than {what} {limit:g} uL; add the constraint '{total} <= {limit:g}' "
+            "or lower the volume bounds"]

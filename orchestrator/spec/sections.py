@@ -1,0 +1,153 @@
+"""The campaign file's sections about the search and its bookkeeping: budget, objectives, stopping,
+warm start, prior mean, planner settings, store and approval; each validated on its own."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, PositiveInt, model_validator
+
+from orchestrator.planning.acquisition_registry import ACQUISITIONS, DEFAULT_ACQUISITION, describe_choices
+from orchestrator.spec.base import IDENTIFIER, SLUG, StrictModel
+from orchestrator.spec.limits import MAX_CALIBRATED
+
+AcquisitionName = Literal[ACQUISITIONS]  # the registry's names: a new acquisition is added there only
+
+
+class Budget(StrictModel):
+    experiments: PositiveInt = Field(description="total number of experiments")
+    batch_size: PositiveInt = Field(description="experiments per iteration (one plate batch)")
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> "Budget":
+        if self.batch_size > self.experiments:
+            raise ValueError(
+                f"batch_size {self.batch_size} exceeds experiments {self.experiments}; "
+                "raise experiments or lower batch_size"
+            )
+        return self
+
+
+class Objective(StrictModel):
+    """What to optimise: a ``direction``, or a ``target`` value to get as close to as possible.
+
+    ``reference`` is this objective's coordinate of the hypervolume reference point when
+    there are several objectives (for a target objective: the largest acceptable distance
+    ``|y - target|``); left out, it is inferred from the data (see ``orchestrator.planning.acquisition``).
+    """
+
+    name: str = Field(pattern=IDENTIFIER)
+    direction: Literal["minimize", "maximize"] | None = None
+    target: float | None = None
+    reference: float | None = None
+
+    @model_validator(mode="after")
+    def _direction_or_target(self) -> "Objective":
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"objective {self.name!r}: target must be a finite number")
+        if (self.direction is None) == (self.target is None):
+            raise ValueError(
+                f"objective {self.name!r} needs exactly one of 'direction: minimize|maximize' or 'target: VALUE'"
+            )
+        return self
+
+    def score(self, value: float) -> float:
+        """``value`` turned into "higher is better": y, -y, or -|y - target|."""
+        if self.target is not None:
+            return -abs(float(value) - self.target)
+        return float(value) if self.direction == "maximize" else -float(value)
+
+    @property
+    def goal(self) -> str:
+        """How the objective is optimised, for tables and plot labels: 'minimize', 'maximize' or 'target 520'."""
+        return self.direction if self.target is None else f"target {self.target:g}"
+
+
+class StopAtTarget(StrictModel):
+    """Stop once the best measured ``objective`` reaches ``value`` (for a target objective:
+    once some ``|y - target|`` is at most ``value``)."""
+
+    objective: str
+    value: float
+
+
+class StopWithoutImprovement(StrictModel):
+    """Stop when the expected improvement (in the objective's units; hypervolume units with
+    several objectives) of each of the last ``patience`` model-based batches is below
+    ``max_expected_improvement``."""
+
+    max_expected_improvement: float = Field(gt=0)
+    patience: PositiveInt = 2
+
+
+class Stopping(StrictModel):
+    """When a campaign is done: budget spent, target reached, or no expected improvement left."""
+
+    budget: bool = True
+    target: StopAtTarget | None = None
+    no_improvement: StopWithoutImprovement | None = None
+
+
+class WarmStart(StrictModel):
+    """Learn from an earlier campaign's measured experiments.
+
+    ``store``: its SQLAlchemy URL (default: this campaign's store). ``fill``: values for
+    parameters of this campaign that the earlier one did not have.
+    """
+
+    campaign: str = Field(pattern=SLUG)
+    store: str | None = None
+    fill: dict[str, float | int | str] = {}
+
+
+class PriorMeanSpec(StrictModel):
+    """A mechanistic model as the GP's prior mean: the GP learns ``y - f(x)``.
+
+    ``model`` (``simulator`` in older files, still read) names a model in
+    ``orchestrator.planning.prior_mean.PRIOR_MEANS`` or a plugin in the
+    ``sdl.prior_means`` entry-point group, whose factory takes ``settings`` and returns
+    ``f(params) -> {objective: value}``. ``emulate: false`` calls the
+    model at every point the planner asks about instead of through its emulator
+    (``orchestrator.planning.unit_prior.UnitPrior``): exact, and slow for a model that takes milliseconds.
+    ``calibrate: {setting: [low, high]}`` makes it a hybrid model: those settings of the model
+    (e.g. a temperature offset [K] at a larger scale) are fitted to this campaign's measurements
+    before each proposal (``orchestrator.planning.prior_mean.CalibratedModel``).
+    """
+
+    model: str = Field(validation_alias=AliasChoices("model", "simulator"))
+    settings: dict[str, Any] = {}
+    emulate: bool = True
+    calibrate: dict[str, tuple[float, float]] = Field(default={}, max_length=MAX_CALIBRATED)
+
+
+class PlannerSettings(StrictModel):
+    """``planner:``, how the optimiser (``orchestrator.planning.planner.Planner``) proposes."""
+
+    initial_experiments: PositiveInt | None = Field(default=None, description="Sobol design size")
+    num_restarts: PositiveInt = Field(default=8, le=64, description="optimiser starts per proposal")
+    raw_samples: PositiveInt = Field(default=256, le=8192, description="random points the starts are chosen from")
+    kernel: Literal["auto", "rbf", "matern"] = Field(
+        default="auto", description="the GP's covariance: matern (Matern 5/2 with a Gamma lengthscale prior), rbf "
+        "(BoTorch's, with its LogNormal prior), or auto: matern, rbf with warm_start or prior_mean; see "
+        "orchestrator/planning/surrogates.py")
+    acquisition: AcquisitionName = Field(
+        default=DEFAULT_ACQUISITION, description=f"for one objective that nothing constrains: {describe_choices()}; "
+        "see orchestrator/planning/acquisition.py")
+
+
+class Store(StrictModel):
+    url: str | None = None
+
+
+class Approval(StrictModel):
+    """When a person must approve a batch before the robot makes it.
+
+    ``each_batch``: every batch. ``on_anomaly``: a batch that follows a batch with a failed
+    experiment. The flow pauses (Prefect pause-for-input) for at most ``timeout_hours``;
+    without a decision by then the batch is not made and the run stops (``sdl resume`` asks again).
+    """
+
+    mode: Literal["none", "each_batch", "on_anomaly"] = "none"
+    timeout_hours: float = Field(default=16.0, gt=0, le=24 * 14)
+    poll_seconds: float = Field(default=5.0, gt=0, le=600)
