@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orchestrator.planning.constraints import parse_constraint  # noqa: E402
 from orchestrator.planning.planner import Planner  # noqa: E402
 from orchestrator.planning.space import SearchSpace  # noqa: E402
-from orchestrator.spec.schema import Parameter  # noqa: E402
+from orchestrator.spec.parameters import Parameter  # noqa: E402
 from simulators.benchmarks.synthetic import hartmann6_value  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     observations = [(s.params, {"y": float(f(s.params))}) for s in design]
     planner.suggest(observations, [], 1, n_proposed=args.n)  # imports and first-call costs out of the timings
     optimiser_seconds = []
-    optimize = planner._optimize
+    optimize = planner.optimizer.batch
 
     def timed_optimize(acqf, q, *args):
         start = time.perf_counter()
@@ -80,7 +80,7 @@ def main() -> None:
         finally:
             optimiser_seconds.append(time.perf_counter() - start)
 
-    planner._optimize = timed_optimize  # to split the batch time into model fit and batch optimisation
+    planner.optimizer.batch = timed_optimize  # to split the batch time into model fit and batch optimisation
     print(f"space={args.space} n={args.n} seed={args.seed}")
     for q in args.q:
         start = time.perf_counter()

@@ -41,7 +41,7 @@ warnings.filterwarnings("ignore")
 from bench.peers.common import load_peers  # noqa: E402
 from bench.planner_suite import paired_signs  # noqa: E402
 from orchestrator import Campaign  # noqa: E402
-from orchestrator.planning.acquisition import ACQUISITIONS  # noqa: E402
+from orchestrator.planning.acquisition_registry import ACQUISITIONS  # noqa: E402
 from simulators.benchmarks import BenchmarkProblem  # noqa: E402
 from simulators.benchmarks.synthetic import BRANIN, HARTMANN6, branin_value, hartmann6_value  # noqa: E402
 

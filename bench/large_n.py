@@ -23,7 +23,7 @@ import numpy as np
 from orchestrator.planning.constraints import parse_linear_constraint
 from orchestrator.planning.planner import Planner
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 from orchestrator.planning.surrogates import EXACT_FIT_MAX, SUBSET_SIZE, _fit_mll, _single_task
 
 DIM = 6

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from bench.peers.common import Peer, load_peers  # noqa: E402
-from orchestrator.planning.acquisition import ACQUISITIONS  # noqa: E402
+from orchestrator.planning.acquisition_registry import ACQUISITIONS  # noqa: E402
 from orchestrator.run.campaign import Campaign  # noqa: E402
 from orchestrator.planning.surrogates import KERNELS  # noqa: E402
 from simulators.benchmarks import PROBLEMS, BenchmarkProblem  # noqa: E402

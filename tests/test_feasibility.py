@@ -80,7 +80,8 @@ def test_feasibility_model_learns_a_failing_region():
 
     from orchestrator.planning.acquisition import FEASIBLE, build_problem, predictions
     from orchestrator.planning.space import SearchSpace
-    from orchestrator.spec.schema import Objective, Parameter
+    from orchestrator.spec.parameters import Parameter
+    from orchestrator.spec.sections import Objective
     from orchestrator.planning.surrogates import fit_output
 
     space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 1))])

@@ -11,7 +11,7 @@ from orchestrator.planning import surrogates
 from orchestrator.planning.constraints import parse_linear_constraint
 from orchestrator.planning.planner import Planner
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 
 DIM = 4
 CONSTRAINT = parse_linear_constraint("x0 + x1 <= 1.2")

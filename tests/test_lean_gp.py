@@ -188,7 +188,7 @@ def test_the_planner_takes_the_lean_path_only_where_it_is_exact(monkeypatch):
 
     from orchestrator.planning import acquisition, planner
     from orchestrator.planning.space import SearchSpace
-    from orchestrator.spec.schema import Parameter
+    from orchestrator.spec.parameters import Parameter
 
     seen = []
     make = acquisition.make_acquisition
@@ -222,7 +222,7 @@ def test_repeated_points_with_tiny_reported_noise_still_give_proposals():
 
     from orchestrator.planning import planner
     from orchestrator.planning.space import SearchSpace
-    from orchestrator.spec.schema import Parameter
+    from orchestrator.spec.parameters import Parameter
 
     space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(2)])
     rows = np.random.default_rng(0).random((6, 2))

@@ -10,7 +10,7 @@ from orchestrator.run.campaign import reported_uncertainties
 from orchestrator.errors import CampaignStateError, SpecError
 from orchestrator.report.data import load_report_data
 from orchestrator.report.pareto import pareto_section
-from orchestrator.spec.schema import Objective
+from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import parse_spec
 
 ONE_D = """\

@@ -1,8 +1,8 @@
 """Mechanistic prior means: a lab's own model as a plugin, and the emulator of a slow one.
 
 A kinetic model costs milliseconds a call and a proposal evaluates the prior thousands of times; the
-emulator (``orchestrator.planning.prior_mean.UnitPrior``) calls the model a fixed number of times per group of
-snapped values, once per campaign. A campaign file names a model by ``prior_mean.simulator``: a
+emulator (``orchestrator.planning.unit_prior.UnitPrior``) calls the model a fixed number of times per group of
+snapped values, once per campaign. A campaign file names a model by ``prior_mean.model`` (``simulator`` in older files): a
 built-in one or a plugin in the ``sdl.prior_means`` entry-point group.
 """
 
@@ -17,12 +17,12 @@ import pytest
 from orchestrator.planning.calibration import GRID
 from orchestrator.run.campaign import Campaign
 from orchestrator.errors import SpecError
-from orchestrator.planning.prior_mean import (EMULATOR_MAX_GROUPS, ENTRY_POINT_GROUP, CalibratedModel, UnitPrior,
-                                      build_prior_mean)
+from orchestrator.planning.prior_mean import ENTRY_POINT_GROUP, CalibratedModel, build_prior_mean
+from orchestrator.planning.unit_prior import EMULATOR_MAX_GROUPS, UnitPrior
 from orchestrator.spec.loader import parse_spec
 from tests.test_plugins import install
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 
 SPACE = SearchSpace([Parameter(name="temperature", type="continuous", bounds=(20, 80)),
                      Parameter(name="time", type="continuous", bounds=(1, 100), scale="log"),
@@ -104,7 +104,7 @@ def test_too_many_snapped_combinations_are_not_emulated():
 
 def test_too_many_continuous_parameters_are_not_emulated():
     """300 continuous parameters' emulator (32,768 points) ran out of memory; beyond 20 the model is called."""
-    from orchestrator.planning.prior_mean import EMULATOR_MAX_DIMS
+    from orchestrator.planning.unit_prior import EMULATOR_MAX_DIMS
 
     dims = EMULATOR_MAX_DIMS + 1
     space = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(dims)])
@@ -490,9 +490,9 @@ def test_a_plugin_undefined_at_the_middle_of_the_box_still_passes_validation(sit
         "k = k50", "k = 1 / (p['temperature'] - 50) + k50"))  # ZeroDivisionError at 50 C, the box's middle
     install_prior_plugin(site, "lab-kinetics", {"arrhenius": "lab_kinetics_pole:arrhenius"})
     spec = parse_spec(CAMPAIGN.format(name="arrhenius", settings="{rate_at_50: 0.05}"))
-    assert spec.prior_mean.simulator == "arrhenius"
+    assert spec.prior_mean.model == "arrhenius"
     with pytest.raises(ZeroDivisionError):  # the model is undefined there, so the pass above was not vacuous
-        build_prior_mean(spec.prior_mean.simulator, spec.prior_mean.settings)({"temperature": 50.0, "time": 10.0})
+        build_prior_mean(spec.prior_mean.model, spec.prior_mean.settings)({"temperature": 50.0, "time": 10.0})
 
 
 def test_a_plugin_cannot_replace_a_built_in_model(site):
@@ -501,7 +501,18 @@ def test_a_plugin_cannot_replace_a_built_in_model(site):
         parse_spec(CAMPAIGN.format(name="linear", settings="{yield: 3}"))
     assert "prior_mean.settings.yield must be {intercept: a0" in caught.value.one_line()
     spec = parse_spec(CAMPAIGN.format(name="linear", settings="{yield: {intercept: 0.2}}"))
-    assert spec.prior_mean.simulator == "linear"
+    assert spec.prior_mean.model == "linear"
+
+
+def test_the_prior_mean_is_named_by_model_and_still_by_the_older_simulator_key():
+    named_by_model = parse_spec(LINEAR_CAMPAIGN.replace("  simulator: linear", "  model: linear"))
+    assert named_by_model.prior_mean == parse_spec(LINEAR_CAMPAIGN).prior_mean
+    assert named_by_model.prior_mean.model == "linear"
+    again = type(named_by_model).model_validate(named_by_model.model_dump())  # a dumped spec reads back
+    assert again.prior_mean == named_by_model.prior_mean
+    with pytest.raises(SpecError) as caught:
+        parse_spec(LINEAR_CAMPAIGN.replace("  simulator: linear", "  model: linear\n  simulator: linear"))
+    assert "prior_mean.simulator: unknown field" in caught.value.one_line()
 
 
 def test_two_plugins_with_one_name_are_neither_used(site):

@@ -14,7 +14,7 @@ from orchestrator.planning.constraints import parse_constraint  # noqa: E402
 from orchestrator.planning.expressions import parse_nonlinear_constraint  # noqa: E402
 from orchestrator.planning.planner import Planner  # noqa: E402
 from orchestrator.planning.space import SearchSpace  # noqa: E402
-from orchestrator.spec.schema import Parameter  # noqa: E402
+from orchestrator.spec.parameters import Parameter  # noqa: E402
 
 TARGET = (0.3, 0.2)  # unit coordinates of a and b: a = 3, b = 2, well inside a * b <= 30
 
@@ -43,8 +43,8 @@ def _peak(X):
                          ids=["nonlinear constraint", "categories", "both", "linear constraint on a log scale"])
 def test_every_restart_reaches_the_optimum_and_keeps_its_categories(categorical, nonlinear, log_scale):
     planner = Planner(_space(categorical, nonlinear, log_scale), "y", True, seed=0, initial_experiments=4)
-    starts = planner._feasible_starts(6).unsqueeze(1)
-    refined = planner._refine(_peak, starts, maxiter=50)
+    starts = planner.optimizer.feasible_starts(6).unsqueeze(1)
+    refined = planner.optimizer.refine(_peak, starts, maxiter=50)
     assert refined.shape == starts.shape
     assert torch.allclose(refined[:, 0, :2], torch.tensor(TARGET, dtype=torch.float64).expand(6, 2), atol=1e-3), refined
     assert torch.equal(refined[:, 0, 2:], starts[:, 0, 2:]), "categories are held at each start's values"

@@ -221,9 +221,9 @@ def test_the_prior_mean_gradient_calls_the_model_only_along_continuous_columns()
     the model is flat along them and is not called for them."""
     import torch
 
-    from orchestrator.planning.prior_mean import UnitPrior
+    from orchestrator.planning.unit_prior import UnitPrior
     from orchestrator.planning.space import SearchSpace
-    from orchestrator.spec.schema import Parameter
+    from orchestrator.spec.parameters import Parameter
     from orchestrator.planning.surrogates import PriorMean
 
     space = SearchSpace([Parameter(name="x", type="continuous", bounds=(0, 2)),

@@ -14,20 +14,10 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
 - one objective: ``qLogExpectedImprovement`` over the best posterior mean among the
   observed points (the incumbent; BayBE's choice), by default (on ``orchestrator.planning.lean_gp``'s
   model, when it applies, its ``LeanLogEI``: the same values, a fraction of the overhead).
-  With the Matern kernel, budget 20 in batches of 4, 30 paired seeds
-  (``bench/planner_suite.py``) it beat ``qLogNoisyExpectedImprovement`` on 19 / 18 / 20
-  seeds of Branin / Hartmann6 / mixed (geometric means of the per-seed regret ratios
-  0.53 / 0.91 / 0.47). A sampled incumbent puts MC noise into every acquisition value; a
-  fixed one does not. With the RBF kernel it was worse on Hartmann6 (1.32), hence the
-  Matern default (``orchestrator.planning.surrogates``).
+  A sampled incumbent puts MC noise into every acquisition value; a fixed one does not.
   With outcome constraints or a feasibility model the incumbent is the best posterior mean
   among the observed points whose posterior mean meets every constraint (the worst of all
-  when none does, so that any feasible sample improves). Against qLogNEI there
-  (``bench/constrained.py``, budget 20 in batches of 4, 20 paired seeds): Branin with an
-  outcome constraint 0.52 (better on 15 seeds, worse on 5), Hartmann6 with half its space
-  failing for chemical reasons 0.74 (15 / 5). Against Ax 1.3.1 there (its failed trials
-  marked failed, the outcome constraint in its config; 10 paired seeds): 0.69 (7 / 3) and
-  0.68 (10 / 0);
+  when none does, so that any feasible sample improves);
 - ``planner.acquisition: qLogNEI``: ``qLogNoisyExpectedImprovement`` (on
   ``orchestrator.planning.lean_gp``'s model, when it applies and nothing constrains the objective,
   its ``LeanLogNEI``: the same values from the same base samples, a fraction of the
@@ -39,13 +29,14 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
   counts only where ``lhs <= rhs`` and where the feasibility GP's value exceeds 0.5, so
   the expected improvement is weighted by the probability of feasibility;
 - an objective with a direction is modelled on its values with the worse tail pulled in to
-  the Tukey fence (``_winsorized``): on Branin this took the median regret of 6 seeds from
-  0.35 to 0.06 (``bench/planner_suite.py``), and changed nothing on Hartmann6;
+  the Tukey fence (``_winsorized``);
 - a chemistry failure also enters each objective's GP at the worst value observed so
   far. Without it the objective GP extrapolates freely into the failing region, and an
   expected improvement there can be large enough to outweigh a small P(success) (seen in
-  tests/test_feasibility.py: P(success) 0.09 and still proposed). Instrument faults
-  enter neither model.
+  tests/test_feasibility.py). Instrument faults enter neither model.
+
+How qLogEI compared with qLogNEI (plain and constrained, and against Ax) and what winsorising
+changed: ``bench/results/planner.md``.
 """
 
 from __future__ import annotations
@@ -55,19 +46,25 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
+from botorch.acquisition.cached_cholesky import supports_cache_root
+from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
+from botorch.acquisition.objective import GenericMCObjective
+from botorch.sampling import SobolQMCNormalSampler
 
 from orchestrator.planning import lean_gp
+from orchestrator.planning.acquisition_registry import ACQUISITION_CHOICES, DEFAULT_ACQUISITION
 from orchestrator.planning.constraints import LinearConstraint
-from orchestrator.planning.prior_mean import UnitPrior
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import Objective
 from orchestrator.planning.surrogates import OutputData
+from orchestrator.planning.unit_prior import UnitPrior
+from orchestrator.spec.sections import Objective
 
 FEASIBLE = "__feasible__"
 #: Most observations in the noisy-improvement baseline (see ``_baseline_rows``).
 BASELINE_MAX = 32
-#: Single-objective acquisition functions a campaign can pick (``planner.acquisition``).
-ACQUISITIONS = ("qLogEI", "qLogNEI")
 #: MC samples of the acquisition function.
 MC_SAMPLES = 128
 #: Objective values worse than this many interquartile ranges beyond the worse quartile are
@@ -99,8 +96,6 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
                   prior: UnitPrior | None = None) -> Problem:
     """Training data of every modelled output (see the module docstring); ``prior``: the campaign's
     mechanistic prior mean, as the planner evaluates it."""
-    import torch
-
     problem = Problem(list(objectives), list(outcome_constraints))
     units = np.stack([space.to_unit(p) for p, _ in observations])
     failed_units = [space.to_unit(p) for p in failed]
@@ -170,7 +165,7 @@ def _baseline_rows(objectives: Sequence[Objective], observations) -> list[int]:
     """Rows of the noisy-improvement baseline: all, or the ``BASELINE_MAX`` best observed.
 
     BoTorch prunes the baseline to the points that may be the best by sampling their joint
-    posterior, which costs O(n^3) and took 16 s at n = 2000 on this machine. A point far
+    posterior, which costs O(n^3) (seconds at a few thousand observations). A point far
     down the observed ranking has practically no chance of being the best, so above
     ``BASELINE_MAX`` only the best-ranked ones enter (mean rank over the objectives).
     """
@@ -186,8 +181,6 @@ def _baseline_rows(objectives: Sequence[Objective], observations) -> list[int]:
 
 def scores(objectives: Sequence[Objective], Z):
     """Objective samples (..., k) "higher is better" from output samples ``Z`` (..., outputs)."""
-    import torch
-
     columns = []
     for i, o in enumerate(objectives):
         z = Z[..., i]
@@ -227,38 +220,21 @@ def reference_point(objectives: Sequence[Objective], observations) -> list[float
     return point
 
 
-def make_acquisition(problem: Problem, model, observations, X_pending, seed: int, acquisition: str = "qLogEI"):
+def make_acquisition(problem: Problem, model, observations, X_pending, seed: int,
+                     acquisition: str = DEFAULT_ACQUISITION):
     """(acquisition function, its name, extra info) for ``problem`` (see the module docstring).
 
-    ``acquisition`` (one of ``ACQUISITIONS``) picks the single-objective function; several
-    objectives always take qLogNEHVI.
+    ``acquisition`` (a name in ``acquisition_registry.ACQUISITION_CHOICES``) picks the single-objective
+    function, built by the function the registry names; several objectives always take qLogNEHVI.
     """
-    import torch
-    from botorch.acquisition.cached_cholesky import supports_cache_root
-    from botorch.sampling import SobolQMCNormalSampler
-
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES]), seed=seed)
     cache_root = supports_cache_root(model)  # False for orchestrator.planning.lean_gp's model
     constraints = constraint_callables(problem) or None
     objectives = problem.objectives
     if len(objectives) == 1:
-        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-        from botorch.acquisition.objective import GenericMCObjective
-
         objective = GenericMCObjective(lambda Z, X=None: scores(objectives, Z)[..., 0])
-        if acquisition == "qLogEI":
-            return _log_ei(problem, model, X_pending, sampler, objective, constraints)
-        if constraints is None and lean_gp.is_lean(model):
-            acqf = lean_gp.lean_log_nei(model, X_baseline=problem.X_baseline, X_pending=X_pending,
-                                        prune_baseline=True, sampler=sampler, objective=objective)
-            return acqf, "qLogNEI", {}
-        acqf = qLogNoisyExpectedImprovement(model, X_baseline=problem.X_baseline, X_pending=X_pending,
-                                            prune_baseline=True, sampler=sampler, objective=objective,
-                                            constraints=constraints, cache_root=cache_root)
-        return acqf, "qLogNEI", {}
-    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-    from botorch.acquisition.multi_objective.objective import GenericMCMultiOutputObjective
-
+        build = globals()[ACQUISITION_CHOICES[acquisition].builder]  # a function of this module, by name
+        return build(problem, model, X_pending, sampler, objective, constraints)
     ref = reference_point(objectives, observations)
     objective = GenericMCMultiOutputObjective(lambda Z, X=None: scores(objectives, Z))
     acqf = qLogNoisyExpectedHypervolumeImprovement(model, ref_point=ref, X_baseline=problem.X_baseline,
@@ -271,9 +247,6 @@ def _log_ei(problem: Problem, model, X_pending, sampler, objective, constraints=
     """qLogEI over an incumbent from the posterior mean at the baseline (scored, higher is better): the best
     among the points whose mean meets every constraint, or the worst of all when none does (then nearly any
     feasible sample improves, and the acquisition seeks feasibility)."""
-    import torch
-    from botorch.acquisition.logei import qLogExpectedImprovement
-
     with torch.no_grad():
         mean = model.posterior(problem.X_baseline).mean.unsqueeze(0)  # (1, n, outputs)
         score = objective(mean)[0]  # (n,)
@@ -290,10 +263,21 @@ def _log_ei(problem: Problem, model, X_pending, sampler, objective, constraints=
     return acqf, "qLogEI", info
 
 
+def _log_nei(problem: Problem, model, X_pending, sampler, objective, constraints=None):
+    """qLogNEI, whose incumbent is sampled at the baseline and counts only feasible samples; on
+    ``orchestrator.planning.lean_gp``'s model, when nothing constrains the objective, its ``LeanLogNEI``."""
+    if constraints is None and lean_gp.is_lean(model):
+        acqf = lean_gp.lean_log_nei(model, X_baseline=problem.X_baseline, X_pending=X_pending,
+                                    prune_baseline=True, sampler=sampler, objective=objective)
+        return acqf, "qLogNEI", {}
+    acqf = qLogNoisyExpectedImprovement(model, X_baseline=problem.X_baseline, X_pending=X_pending,
+                                        prune_baseline=True, sampler=sampler, objective=objective,
+                                        constraints=constraints, cache_root=supports_cache_root(model))
+    return acqf, "qLogNEI", {}
+
+
 def predictions(problem: Problem, model, candidates) -> list[dict[str, Any]]:
     """Per candidate: predicted mean and sd of each output, P(success) and P(feasible)."""
-    import torch
-
     with torch.no_grad():
         posterior = model.posterior(candidates)
         mean = posterior.mean.reshape(len(candidates), -1)

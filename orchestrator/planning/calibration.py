@@ -25,20 +25,8 @@ in the box, is evaluated by calling the model. The best of the starting values a
 ``SCREEN`` Sobol values is refined by bounded Powell search (derivative-free: a solver's
 tolerance would spoil finite differences).
 
-Measured (``bench/warm_start.py --prior-mean rbf --calibrate``, the lab kinetic model with a
-temperature shift in [-20, 20] K and an effective time fraction in [0.5, 1] fitted to the plant
-of ``mit_catalyst_plant``, seeds 0-19, noise-free): plant experiments to 98% of the optimum,
-median 13.5 (mean 14.0) against 15.5 (16.4) with the lab model as it is and 22 (21.9) from scratch;
-fewer than the fixed model on 12 seeds, more on 5, 3 ties (sign test p = 0.14). Plain least squares
-(the fit before the prior) took median 12 (mean 13.9; 14 fewer than the fixed model, 4 more): the
-prior against it is better on 4 seeds, worse on 6, 10 ties, and with noise (sd 0.01, seeds 0-9)
-median 12 both, mean 12.1 against 12.2 (3 better, 1 worse). So on this benchmark the prior changes
-little; it is for few noisy measurements, where least squares runs to the edge of its box
-(``tests/test_prior_mean.py``). The plant's hot spot grows with the
-catalyst loading, which these two settings cannot describe; in the two seeds traced (0, 8) the fits
-settled near a 12 K shift and a time fraction of 0.85 (the plant: 6-16 K and 0.8). Proposals on
-seeds 10-19 took median 3.7 s against 2.0 s for the fixed model (2 cores, the two runs side by
-side): the emulator is rebuilt (3073 model calls) whenever the rounded fit moves.
+How the fit, and the prior on its settings, fared on the two-scale benchmark, and what it costs a
+proposal: ``bench/results/planner.md``.
 """
 
 from __future__ import annotations
@@ -47,6 +35,11 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.interpolate import RBFInterpolator
+from scipy.optimize import minimize
+from scipy.stats import qmc
+
+from orchestrator.planning.emulator import EMULATOR_TOLERANCE, as_row, checked_interpolant
 
 #: seeded Sobol values of the settings tried before the local refinement
 SCREEN = 64
@@ -54,7 +47,7 @@ SCREEN = 64
 PRIOR_SD = 0.25
 #: fitted settings are used rounded to multiples of 1 / GRID of their ranges, so that a new
 #: measurement that hardly moves the fit leaves the planner's emulator as it is (each change
-#: costs a rebuild, ``prior_mean.UnitPrior``); rounding, not a memory of earlier fits, keeps the
+#: costs a rebuild, ``unit_prior.UnitPrior``); rounding, not a memory of earlier fits, keeps the
 #: planner a function of its inputs alone
 GRID = 128
 #: added to a relative mean squared residual before its log: a model that fits exactly stays finite
@@ -73,8 +66,6 @@ class Calibration:
     """
 
     def __init__(self, space: Any, model: Any, emulate: bool = True, seed: int = 0) -> None:
-        from orchestrator.planning.prior_mean import EMULATOR_TOLERANCE
-
         self.space, self.model, self.emulate, self.seed = space, model, emulate, seed
         self.tolerance = EMULATOR_TOLERANCE
         self.names = list(model.bounds)
@@ -102,8 +93,6 @@ class Calibration:
 
     def _call(self, params: Sequence[Mapping[str, Any]], theta: np.ndarray, outputs: list[str]) -> np.ndarray:
         """The model at settings ``theta`` (unit) at each of ``params``: ``(len(params), m)``."""
-        from orchestrator.planning.prior_mean import as_row
-
         key = tuple(theta)
         f = self._designed.get(key)
         if f is None:
@@ -121,8 +110,6 @@ class Calibration:
         An output counts once it has ``k + 2`` measurements (``k`` settings); until one does, the
         starting values are used.
         """
-        from scipy.optimize import minimize
-
         k = len(self.names)
         used = []  # (output column, rows, measured values, their variance)
         for j, name in enumerate(outputs):
@@ -208,8 +195,6 @@ class Calibration:
                     self._curves[key] = self._curve(p, outputs)
             covered = [key for key in dict.fromkeys(keys) if self._curves[key] is not None]
             if covered != self._interpolated:
-                from scipy.interpolate import RBFInterpolator
-
                 self._interpolated = covered
                 self._interpolant = RBFInterpolator(
                     self._fit_thetas, np.hstack([self._curves[key] for key in covered]), kernel="cubic", degree=1,
@@ -234,8 +219,6 @@ class Calibration:
     def _curve(self, params: Mapping[str, Any], outputs: list[str]) -> np.ndarray | None:
         """The model at ``params`` over the fit thetas ``(points, m)``, or None when an interpolant over
         theta cannot stand in for it there (its check misses, or the model raises)."""
-        from orchestrator.planning.prior_mean import checked_interpolant
-
         try:
             fitted = np.concatenate([self._call([params], t, outputs) for t in self._fit_thetas])
             checked = np.concatenate([self._call([params], t, outputs) for t in self._check_thetas])
@@ -253,6 +236,4 @@ class Calibration:
 
 
 def _sobol(k: int, n: int, seed: int) -> np.ndarray:
-    from scipy.stats import qmc
-
     return qmc.Sobol(k, scramble=True, seed=seed).random(n)

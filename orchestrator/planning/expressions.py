@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
+import numpy as np
+
 from instruments.python_source import parse
 
 MAX_LENGTH = 300
@@ -71,8 +73,6 @@ class NonlinearConstraint:
 
         ``values`` hold floats or numpy arrays of one shape; returns a bool array of that shape.
         """
-        import numpy as np
-
         with _quiet():
             left = np.asarray(evaluate(self.left, values, NUMPY), dtype=float)
             right = np.asarray(evaluate(self.right, values, NUMPY), dtype=float)
@@ -98,12 +98,11 @@ class Backend:
 
 
 def _numpy_backend() -> Backend:
-    import numpy as np
-
     return Backend(np.sqrt, np.exp, np.log, np.abs, np.minimum, np.maximum, np.float64)
 
 
 def torch_backend() -> Backend:
+    # torch loads only when a proposal evaluates a nonlinear constraint on tensors, not when a file is checked
     import torch
 
     return Backend(torch.sqrt, torch.exp, torch.log, torch.abs, torch.minimum, torch.maximum,
@@ -114,8 +113,6 @@ NUMPY = _numpy_backend()
 
 
 def _quiet():
-    import numpy as np
-
     return np.errstate(all="ignore")
 
 

@@ -1,11 +1,10 @@
-"""The planner's common GP in plain torch: the same numbers as gpytorch, without its dispatch.
+"""Plain-torch GP algebra: faster fits at every fitted size, faster proposals to ~350 points (bench/results/lean_gp.md).
 
-A proposal on a few hundred observations spends most of its time not in arithmetic but
-in gpytorch's lazy-tensor and module machinery: one marginal-likelihood evaluation at
-n = 100 took ~4 ms and one posterior of 8 points ~3.5 ms on this 2-core machine, where the
-Cholesky, the solves and the kernel take a fraction of a millisecond. A q = 1 proposal
-makes ~60 of each. For the model the planner fits most often, this module does the same
-algebra directly:
+The same numbers as gpytorch, without its dispatch. A proposal on a few hundred observations
+spends most of its time not in arithmetic but in gpytorch's lazy-tensor and module machinery,
+where the Cholesky, the solves and the kernel are cheap; a q = 1 proposal evaluates the
+marginal likelihood and the posterior dozens of times each. For the model the planner fits
+most often, this module does the same algebra directly:
 
 - ``neg_mll_closure``: the exact negative marginal log likelihood per observation,
   ``-(log N(y; c, K + diag(noise)) + sum of hyperparameter log-priors) / n``, for
@@ -19,10 +18,7 @@ algebra directly:
   baseline's posterior samples drawn once and extended to each candidate by the
   conditional Gaussian, instead of a joint Cholesky and its backward pass per call.
 
-Measured on Hartmann6 at n = 100 (this machine, one thread): a loss evaluation 2.3 ms
-against ~4 ms (1.7-2.5 ms against 3.5 ms with its gradient, now analytic), a gradient of
-qLogNEI at 8 points 4.4 ms against 8.8 ms, of qLogEI at 8 single points 4.9 ms against 9.6 ms
-(at 8 batches of 3: 7.1 ms against 8.4 ms).
+Where it pays and where it does not (``bench/lean_gp.py``): ``bench/results/lean_gp.md``.
 
 Supported (``is_supported``): an unbatched ``SingleTaskGP`` without input transform,
 with a ``Standardize`` outcome transform or none, a ``ConstantMean``, an ``RBFKernel`` or a
@@ -35,8 +31,24 @@ against gpytorch and BoTorch.
 
 from __future__ import annotations
 
-import functools
+import math
 from typing import Any
+
+import torch
+from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
+from botorch.models import SingleTaskGP
+from botorch.models.model import Model
+from botorch.models.transforms import Standardize
+from botorch.optim.closures.core import ForwardBackwardClosure
+from botorch.optim.utils import get_parameters
+from botorch.posteriors.gpytorch import GPyTorchPosterior
+from botorch.utils.sampling import draw_sobol_normal_samples
+from gpytorch.distributions import MultivariateNormal
+from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
+from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
+from gpytorch.means import ConstantMean
+from linear_operator import to_linear_operator
+from linear_operator.utils.errors import NotPSDError
 
 #: Jitter added to the diagonal, as a fraction of its mean, when a Cholesky fails.
 _JITTERS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
@@ -44,12 +56,6 @@ _JITTERS = (1e-8, 1e-7, 1e-6, 1e-5, 1e-4)
 
 def is_supported(model: Any) -> bool:
     """Whether ``model`` is the plain ``SingleTaskGP`` this module reproduces exactly."""
-    from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Standardize
-    from gpytorch.kernels import MaternKernel, RBFKernel, ScaleKernel
-    from gpytorch.likelihoods import FixedNoiseGaussianLikelihood, GaussianLikelihood
-    from gpytorch.means import ConstantMean
-
     if type(model) is not SingleTaskGP or getattr(model, "input_transform", None) is not None:
         return False
     transform = getattr(model, "outcome_transform", None)
@@ -93,10 +99,6 @@ def _squared_distance(a, b):
 def _profile(base: Any, d2, slope: bool = False):
     """The unscaled kernel as a function of the squared scaled distance ``d2``; with ``slope``, also its
     derivative ``dk / d(d2)`` (same shape)."""
-    import math
-
-    import torch
-
     if hasattr(base, "nu"):  # Matern 5/2, the only nu is_supported admits; clamped as gpytorch does (gradient at r = 0)
         r = math.sqrt(5.0) * d2.clamp_min(1e-30).sqrt()
         decay = torch.exp(-r)
@@ -108,8 +110,6 @@ def _profile(base: Any, d2, slope: bool = False):
 
 def _solve_lower(L, B):
     """``L^-1 B`` for a lower-triangular ``L``."""
-    import torch
-
     return torch.linalg.solve_triangular(L, B, upper=False)
 
 
@@ -121,9 +121,6 @@ def _noise(model: Any, n: int):
 def _cholesky(K):
     """Lower Cholesky factor of ``K`` ``(..., n, n)``, adding jitter (``_JITTERS``) if it is not numerically
     positive definite; raises linear_operator's ``NotPSDError``, which BoTorch's fit answers with a retry."""
-    import torch
-    from linear_operator.utils.errors import NotPSDError
-
     L, info = torch.linalg.cholesky_ex(K)
     if not bool(info.any()):
         return L
@@ -144,15 +141,7 @@ def neg_mll_closure(mll: Any):
     with ``alpha = K^-1 (y - c)``, the loss's gradient in ``K`` is ``G = (K^-1 - alpha alpha^T) / 2n``,
     and each hyperparameter's follows from ``G`` in closed form (``_natural_gradients``). Autograd
     then only carries those few numbers back through the parameters' constraints and priors.
-    Measured at n = 100, d = 6 (one thread, a benchmark beside it): a loss and its gradient in 1.7 ms
-    (Matern) and 2.5 ms (RBF) against 3.5 ms by autograd.
     """
-    import math
-
-    import torch
-    from botorch.optim.closures.core import ForwardBackwardClosure
-    from botorch.optim.utils import get_parameters
-
     model = mll.model
     X, y = model.train_inputs[0], model.train_targets
     n = y.shape[-1]
@@ -199,191 +188,151 @@ def _natural_gradients(G, u, lengthscale, shape, slope, scale) -> dict:
             "outputscale": (G * shape).sum() if scale is not None else None}
 
 
-@functools.lru_cache(maxsize=None)
-def _model_base():
-    from botorch.models.model import Model
+class LeanExactGP(Model):
+    """Exact posterior of a fitted, supported ``SingleTaskGP`` (``exact``), from a cached Cholesky factor.
 
-    class LeanExactGP(Model):
-        """Exact posterior of a fitted, supported ``SingleTaskGP`` (``exact``), from a cached Cholesky factor.
+    Hyperparameters are frozen at construction: refit means a new ``LeanExactGP``.
+    ``posterior(X)`` for ``X`` ``(..., q, d)`` returns the joint Gaussian posterior over
+    the ``q`` points, in the outcome's original units, without observation noise.
+    """
 
-        Hyperparameters are frozen at construction: refit means a new ``LeanExactGP``.
-        ``posterior(X)`` for ``X`` ``(..., q, d)`` returns the joint Gaussian posterior over
-        the ``q`` points, in the outcome's original units, without observation noise.
-        """
+    _supports_cache_root = False  # BoTorch's cached-root path needs a GPyTorchModel
 
-        _supports_cache_root = False  # BoTorch's cached-root path needs a GPyTorchModel
+    def __init__(self, exact: Any) -> None:
+        super().__init__()
+        self.exact = exact  # kept for its lengthscales and for describing the model
+        with torch.no_grad():
+            X, y = exact.train_inputs[0], exact.train_targets
+            self._X = X
+            self._constant = exact.mean_module.constant.detach().clone()
+            self._L = _cholesky(_kernel(exact, X, X) + torch.diag(_noise(exact, X.shape[0])))
+            self._alpha = torch.cholesky_solve((y - self._constant).unsqueeze(-1), self._L)  # (n, 1)
+            transform = getattr(exact, "outcome_transform", None)
+            self._shift = transform.means.reshape(()) if transform is not None else torch.zeros((), dtype=X.dtype)
+            self._scale = transform.stdvs.reshape(()) if transform is not None else torch.ones((), dtype=X.dtype)
 
-        def __init__(self, exact: Any) -> None:
-            import torch
+    @property
+    def num_outputs(self) -> int:
+        return 1
 
-            super().__init__()
-            self.exact = exact  # kept for its lengthscales and for describing the model
-            with torch.no_grad():
-                X, y = exact.train_inputs[0], exact.train_targets
-                self._X = X
-                self._constant = exact.mean_module.constant.detach().clone()
-                self._L = _cholesky(_kernel(exact, X, X) + torch.diag(_noise(exact, X.shape[0])))
-                self._alpha = torch.cholesky_solve((y - self._constant).unsqueeze(-1), self._L)  # (n, 1)
-                transform = getattr(exact, "outcome_transform", None)
-                self._shift = transform.means.reshape(()) if transform is not None else torch.zeros((), dtype=X.dtype)
-                self._scale = transform.stdvs.reshape(()) if transform is not None else torch.ones((), dtype=X.dtype)
+    @property
+    def batch_shape(self):
+        return torch.Size([])
 
-        @property
-        def num_outputs(self) -> int:
-            return 1
+    def prepared(self, A):
+        """Posterior means ``(..., a)`` at ``A`` ``(..., a, d)`` (output units) and ``L^-1 k(X_train, A)``
+        ``(..., n, a)``, the factor that ``covariance`` needs."""
+        Ka = _kernel(self.exact, A, self._X)
+        mean = self._shift + self._scale * (self._constant + (Ka @ self._alpha).squeeze(-1))
+        return mean, _solve_lower(self._L, Ka.transpose(-2, -1))
 
-        @property
-        def batch_shape(self):
-            import torch
+    def covariance(self, A, Va, B, Vb):
+        """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), from their ``prepared``
+        factors."""
+        return self._scale.pow(2) * (_kernel(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
 
-            return torch.Size([])
-
-        def prepared(self, A):
-            """Posterior means ``(..., a)`` at ``A`` ``(..., a, d)`` (output units) and ``L^-1 k(X_train, A)``
-            ``(..., n, a)``, the factor that ``covariance`` needs."""
-            Ka = _kernel(self.exact, A, self._X)
-            mean = self._shift + self._scale * (self._constant + (Ka @ self._alpha).squeeze(-1))
-            return mean, _solve_lower(self._L, Ka.transpose(-2, -1))
-
-        def covariance(self, A, Va, B, Vb):
-            """Posterior covariance ``(..., a, b)`` of ``A`` and ``B`` (output units), from their ``prepared``
-            factors."""
-            return self._scale.pow(2) * (_kernel(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
-
-        def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
-            import torch
-            from botorch.posteriors.gpytorch import GPyTorchPosterior
-            from gpytorch.distributions import MultivariateNormal
-            from linear_operator import to_linear_operator
-
-            if observation_noise is not False:
-                raise NotImplementedError("LeanExactGP gives the noise-free posterior only; use the exact model")
-            mean, V = self.prepared(X)
-            # as a linear operator, so that nothing factorises it until it is sampled (with jitter):
-            # the posterior of repeated points is singular
-            covariance = to_linear_operator(self.covariance(X, V, X, V))
-            posterior = GPyTorchPosterior(MultivariateNormal(mean, covariance))
-            return posterior_transform(posterior) if posterior_transform is not None else posterior
-
-    return LeanExactGP
+    def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
+        if observation_noise is not False:
+            raise NotImplementedError("LeanExactGP gives the noise-free posterior only; use the exact model")
+        mean, V = self.prepared(X)
+        # as a linear operator, so that nothing factorises it until it is sampled (with jitter):
+        # the posterior of repeated points is singular
+        covariance = to_linear_operator(self.covariance(X, V, X, V))
+        posterior = GPyTorchPosterior(MultivariateNormal(mean, covariance))
+        return posterior_transform(posterior) if posterior_transform is not None else posterior
 
 
 def is_lean(model: Any) -> bool:
     """Whether ``model`` is a ``LeanExactGP``."""
-    return isinstance(model, _model_base())
+    return isinstance(model, LeanExactGP)
 
 
-def LeanExactGP(exact: Any):  # noqa: N802 - builds the BoTorch class lazily, like surrogates.PriorMean
-    """A ``LeanExactGP`` over the fitted, supported model ``exact`` (torch is imported only when needed)."""
-    return _model_base()(exact)
+class LeanLogNEI(qLogNoisyExpectedImprovement):
+    """BoTorch's ``qLogNoisyExpectedImprovement`` on a ``LeanExactGP``, single output, no constraints.
 
+    BoTorch draws joint samples of the baseline and the new points on every call (a
+    Cholesky of the joint posterior and its backward pass). Here the baseline's samples
+    are drawn once; each call extends them to the ``q`` new points by the conditional
+    ``f_X = mu_X + W^T z_b + chol(S_XX - W^T W) z_X`` with ``W = L_bb^-1 S_bX``, which is
+    the same joint Gaussian (BoTorch's cached-root idea, for our model). The improvement,
+    its smoothing and the pending points are BoTorch's own.
+    """
 
-@functools.lru_cache(maxsize=None)
-def _log_nei_class():
-    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    def _init_baseline(self, *args, **kwargs):
+        # BoTorch re-initialises the baseline when pending points change (they join it): drop our factors
+        self.__dict__.pop("_lean_cache", None)
+        super()._init_baseline(*args, **kwargs)
 
-    class LeanLogNEI(qLogNoisyExpectedImprovement):
-        """BoTorch's ``qLogNoisyExpectedImprovement`` on a ``LeanExactGP``, single output, no constraints.
+    def _get_samples_and_objectives(self, X):
+        q = X.shape[-2]
+        fixed = self._baseline_for(q)
+        model, Xb = self.model, self.X_baseline
+        mean, V = model.prepared(X)  # (b, q), (b, n, q)
+        cross = model.covariance(X, V, Xb, fixed["V"])  # (b, q, B)
+        W = _solve_lower(fixed["L"], cross.transpose(-2, -1))  # (b, B, q)
+        residual = model.covariance(X, V, X, V) - W.transpose(-2, -1) @ W
+        root = residual.clamp_min(1e-12).sqrt() if q == 1 else _cholesky(residual)
+        f = (mean.unsqueeze(0) + torch.einsum("sj,bjq->sbq", fixed["z_b"], W)
+             + torch.einsum("sk,bqk->sbq", fixed["z_x"], root))  # (S, b, q)
+        samples = f.unsqueeze(-1)
+        batch = X.shape[:-2]
+        S = fixed["samples"].shape[0]
+        self.baseline_samples = fixed["samples"].reshape(S, *(1,) * len(batch), -1, 1).expand(S, *batch, -1, -1)
+        self.baseline_obj = fixed["obj"].reshape(S, *(1,) * len(batch), -1).expand(S, *batch, -1)
+        return samples, self.objective(samples, X=X)
 
-        BoTorch draws joint samples of the baseline and the new points on every call (a
-        Cholesky of the joint posterior and its backward pass). Here the baseline's samples
-        are drawn once; each call extends them to the ``q`` new points by the conditional
-        ``f_X = mu_X + W^T z_b + chol(S_XX - W^T W) z_X`` with ``W = L_bb^-1 S_bX``, which is
-        the same joint Gaussian (BoTorch's cached-root idea, for our model). The improvement,
-        its smoothing and the pending points are BoTorch's own.
-        """
-
-        def _init_baseline(self, *args, **kwargs):
-            # BoTorch re-initialises the baseline when pending points change (they join it): drop our factors
-            self.__dict__.pop("_lean_cache", None)
-            super()._init_baseline(*args, **kwargs)
-
-        def _get_samples_and_objectives(self, X):
-            import torch
-
-            q = X.shape[-2]
-            fixed = self._baseline_for(q)
-            model, Xb = self.model, self.X_baseline
-            mean, V = model.prepared(X)  # (b, q), (b, n, q)
-            cross = model.covariance(X, V, Xb, fixed["V"])  # (b, q, B)
-            W = _solve_lower(fixed["L"], cross.transpose(-2, -1))  # (b, B, q)
-            residual = model.covariance(X, V, X, V) - W.transpose(-2, -1) @ W
-            root = residual.clamp_min(1e-12).sqrt() if q == 1 else _cholesky(residual)
-            f = (mean.unsqueeze(0) + torch.einsum("sj,bjq->sbq", fixed["z_b"], W)
-                 + torch.einsum("sk,bqk->sbq", fixed["z_x"], root))  # (S, b, q)
-            samples = f.unsqueeze(-1)
-            batch = X.shape[:-2]
-            S = fixed["samples"].shape[0]
-            self.baseline_samples = fixed["samples"].reshape(S, *(1,) * len(batch), -1, 1).expand(S, *batch, -1, -1)
-            self.baseline_obj = fixed["obj"].reshape(S, *(1,) * len(batch), -1).expand(S, *batch, -1)
-            return samples, self.objective(samples, X=X)
-
-        def _baseline_for(self, q: int) -> dict:
-            """Baseline factors (once) and base samples for ``q`` new points (once per ``q``), drawn with the
-            sampler's seed so that they are the ones BoTorch's joint sampling would use."""
-            import torch
-
-            cache = self.__dict__.setdefault("_lean_cache", {})
-            if q not in cache:
-                with torch.no_grad():
-                    if "baseline" not in cache:
-                        Xb = self.X_baseline
-                        mean_b, V_b = self.model.prepared(Xb)
-                        cache["baseline"] = {"mean": mean_b, "V": V_b,
-                                             "L": _cholesky(self.model.covariance(Xb, V_b, Xb, V_b))}
-                    base = cache["baseline"]
-                    B = base["L"].shape[-1]
-                    z = _sampler_normals(self, B + q, base["L"].dtype)
-                    samples = (base["mean"] + z[:, :B] @ base["L"].transpose(-2, -1)).unsqueeze(-1)  # (S, B, 1)
-                    cache[q] = {"L": base["L"], "V": base["V"], "z_b": z[:, :B], "z_x": z[:, B:],
-                                "samples": samples, "obj": self.objective(samples, X=self.X_baseline)}
-            return cache[q]
-
-    return LeanLogNEI
+    def _baseline_for(self, q: int) -> dict:
+        """Baseline factors (once) and base samples for ``q`` new points (once per ``q``), drawn with the
+        sampler's seed so that they are the ones BoTorch's joint sampling would use."""
+        cache = self.__dict__.setdefault("_lean_cache", {})
+        if q not in cache:
+            with torch.no_grad():
+                if "baseline" not in cache:
+                    Xb = self.X_baseline
+                    mean_b, V_b = self.model.prepared(Xb)
+                    cache["baseline"] = {"mean": mean_b, "V": V_b,
+                                         "L": _cholesky(self.model.covariance(Xb, V_b, Xb, V_b))}
+                base = cache["baseline"]
+                B = base["L"].shape[-1]
+                z = _sampler_normals(self, B + q, base["L"].dtype)
+                samples = (base["mean"] + z[:, :B] @ base["L"].transpose(-2, -1)).unsqueeze(-1)  # (S, B, 1)
+                cache[q] = {"L": base["L"], "V": base["V"], "z_b": z[:, :B], "z_x": z[:, B:],
+                            "samples": samples, "obj": self.objective(samples, X=self.X_baseline)}
+        return cache[q]
 
 
 def lean_log_nei(model: Any, **kwargs: Any):
-    """A ``LeanLogNEI`` (see ``_log_nei_class``) on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
+    """A ``LeanLogNEI`` on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
     ``qLogNoisyExpectedImprovement`` (``X_baseline``, ``X_pending``, ``sampler``, ``objective``, ...)."""
-    return _log_nei_class()(model, cache_root=False, **kwargs)
+    return LeanLogNEI(model, cache_root=False, **kwargs)
 
 
 def _sampler_normals(acqf: Any, points: int, dtype: Any):
     """The standard normals ``(S, points)`` that ``acqf``'s ``SobolQMCNormalSampler`` draws for the joint
     posterior of ``points`` points of one output (same seed, same order)."""
-    from botorch.utils.sampling import draw_sobol_normal_samples
-
     return draw_sobol_normal_samples(points, acqf.sample_shape.numel(), dtype=dtype, seed=acqf.sampler.seed)
 
 
-@functools.lru_cache(maxsize=None)
-def _log_ei_class():
-    from botorch.acquisition.logei import qLogExpectedImprovement
+class LeanLogEI(qLogExpectedImprovement):
+    """BoTorch's ``qLogExpectedImprovement`` on a ``LeanExactGP``: the joint samples of the new and
+    pending points are drawn from the lean posterior's mean and Cholesky factor directly, with the
+    sampler's own base samples, instead of through gpytorch's distribution and linear operators.
+    The values and gradients are BoTorch's (``tests/test_lean_gp.py``); the improvement, its
+    smoothing, the constraints and the pending points are BoTorch's own code."""
 
-    class LeanLogEI(qLogExpectedImprovement):
-        """BoTorch's ``qLogExpectedImprovement`` on a ``LeanExactGP``: the joint samples of the new and
-        pending points are drawn from the lean posterior's mean and Cholesky factor directly, with the
-        sampler's own base samples, instead of through gpytorch's distribution and linear operators.
-        The values and gradients are BoTorch's (``tests/test_lean_gp.py``); the improvement, its
-        smoothing, the constraints and the pending points are BoTorch's own code."""
-
-        def _get_samples_and_objectives(self, X):
-            import torch
-
-            points = X.shape[-2]  # new and pending points together (BoTorch appended the pending ones)
-            normals = self.__dict__.setdefault("_lean_normals", {})
-            if points not in normals:
-                normals[points] = _sampler_normals(self, points, X.dtype)
-            mean, V = self.model.prepared(X)  # (b, m), (b, n, m)
-            covariance = self.model.covariance(X, V, X, V)  # (b, m, m)
-            root = covariance.clamp_min(1e-12).sqrt() if points == 1 else _cholesky(covariance)
-            samples = (mean.unsqueeze(0) + torch.einsum("sk,...mk->s...m", normals[points], root)).unsqueeze(-1)
-            return samples, self.objective(samples, X=X)
-
-    return LeanLogEI
+    def _get_samples_and_objectives(self, X):
+        points = X.shape[-2]  # new and pending points together (BoTorch appended the pending ones)
+        normals = self.__dict__.setdefault("_lean_normals", {})
+        if points not in normals:
+            normals[points] = _sampler_normals(self, points, X.dtype)
+        mean, V = self.model.prepared(X)  # (b, m), (b, n, m)
+        covariance = self.model.covariance(X, V, X, V)  # (b, m, m)
+        root = covariance.clamp_min(1e-12).sqrt() if points == 1 else _cholesky(covariance)
+        samples = (mean.unsqueeze(0) + torch.einsum("sk,...mk->s...m", normals[points], root)).unsqueeze(-1)
+        return samples, self.objective(samples, X=X)
 
 
 def lean_log_ei(model: Any, **kwargs: Any):
-    """A ``LeanLogEI`` (see ``_log_ei_class``) on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
+    """A ``LeanLogEI`` on the ``LeanExactGP`` ``model``; ``kwargs`` go to BoTorch's
     ``qLogExpectedImprovement`` (``best_f``, ``X_pending``, ``sampler``, ``objective``, ``constraints``)."""
-    return _log_ei_class()(model, **kwargs)
+    return LeanLogEI(model, **kwargs)

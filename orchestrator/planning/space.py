@@ -23,7 +23,7 @@ import numpy as np
 
 from orchestrator.planning.constraints import Constraint, LinearConstraint
 from orchestrator.planning.expressions import NonlinearConstraint, torch_backend
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 
 FEASIBILITY_TOL = 1e-6  # relative: a constraint holds when violated by at most this times its size
 STRICT_TOL = 1e-9  # what the optimiser's proposals are held to (feasible_from_unit), well inside FEASIBILITY_TOL
@@ -221,6 +221,7 @@ class SearchSpace:
         """The feasible point nearest ``params`` (unit coordinates) that changes only continuous values."""
         if self.is_feasible(params, STRICT_TOL):
             return params
+        # scipy loads only when a proposal needs a repair, not when a campaign file is checked
         from scipy.optimize import minimize
 
         constrained = {name for c in self.all_constraints for name in c.names}
@@ -296,6 +297,7 @@ class SearchSpace:
         ``position`` maps a unit column to its index in ``X`` when ``X`` holds only some
         columns (the optimiser drops the category columns it holds fixed).
         """
+        # torch loads only when a proposal optimises under a nonlinear constraint, not when a file is checked
         import torch
 
         backend = torch_backend()
@@ -381,6 +383,7 @@ class SearchSpace:
 
     def _equality_pivots(self, A: np.ndarray) -> list[int]:
         """Columns (continuous parameters) to solve the equalities ``A u = b`` for."""
+        # scipy loads only for a space with equality constraints, when it is first mapped
         from scipy.linalg import qr
 
         continuous = [self.columns[p.name][0] for p in self.numeric if p.type == "continuous"]

@@ -14,71 +14,50 @@ one) and an optional mechanistic prior mean. ``fit_output`` picks the model:
   ``EXACT_FIT_MAX`` observations;
 - above it, "subset-fitted" exact GP: hyperparameters are fitted on a seeded random subset
   of ``SUBSET_SIZE`` observations, then an exact GP over all observations is built with
-  those hyperparameters fixed. Fitting costs O(iterations * n^3): measured on this 2-core
-  machine an exact fit takes ~4 s at n=500 but ~93 s at n=2000, while the Cholesky of one
-  2000 x 2000 kernel takes well under a second. Hyperparameters settle long before
-  n=250: on Hartmann6 with noise sd 0.02 the subset-fitted model's test RMSE matched the
-  exact one's at n=300 (0.1374 vs 0.1378) and n=500 (0.1157 vs 0.1152), at about half
-  the proposal time at n=500 (see bench/large_n.py).
+  those hyperparameters fixed. Fitting costs O(iterations * n^3) while one Cholesky of the
+  full kernel costs O(n^3) once, and hyperparameters settle long before ``SUBSET_SIZE``
+  observations (``bench/large_n.py``).
 
-The covariance (``KERNELS``, the campaign's ``planner.kernel``): ``rbf`` is BoTorch's, an
-ARD RBF with its dimension-scaled LogNormal lengthscale prior (Hvarfner et al., ICML 2024);
-``matern`` is an ARD Matern 5/2 with a Gamma(2) prior on each lengthscale whose mode is
-where the LogNormal's is (``_matern_kernel``). The default, ``auto`` (``resolve_kernel``),
-is ``matern`` for a campaign that starts from nothing and ``rbf`` for one that starts from
-prior knowledge (an earlier campaign or a mechanistic prior mean).
-
-Measured through our planner with qLogEI (``orchestrator.planning.acquisition``; budget 20 in
-batches of 4, paired seeds, ``bench/planner_suite.py``), ``matern`` against ``rbf`` with
-qLogNEI (the default until then), geometric mean of the per-seed regret ratios and seeds
-better / worse: Branin 0.51 (20 / 9 of 30), Hartmann6 0.71 (19 / 11), mixed 0.29 (21 / 9),
-colour_match 0.77 (9 / 3 of 12), Ackley-10 0.97 (6 / 6); mit_catalyst worse on 3 of 12 seeds
-and better on 1 (median regret 0 for both). ``rbf`` with qLogEI was worse on Hartmann6 (1.32,
-12 / 18). On the two-scale ``mit_catalyst`` plant (``bench/warm_start.py``, seeds 0-9, median
-experiments to the target) warm start only pays with ``rbf``: warm 12.5 against 18 from
-scratch with ``rbf``; with ``matern`` 19.5 against 20.5, and 20.5 against 20.5 with the
-earlier campaign's GP on ``rbf`` and this campaign's residual GP on ``matern``; with qLogNEI,
-the residual GP alone on ``rbf`` lost as well (seeds 5-9). Hence ``auto``. Why Matern in either GP
-of the stack loses the gain is not known. A mechanistic prior mean takes ``rbf`` too: with
-the lab-scale kinetic model as the plant campaign's prior mean (``bench/warm_start.py --prior-mean``,
-seeds 0-9, emulated model) ``rbf`` took 12-22 experiments (median 19.5, mean 17.4) and ``matern``
-15-23 (20, 19.5); ``rbf`` fewer on 7 seeds, more on 2. Either gains little over scratch (20.5):
-the plant's hot spot shifts the lab model's temperature response by 6-16 K, a residual the GP
-must learn from few points. The lab campaign's GP as prior took 7-21 on the same seeds (median 12.5,
-8 seeds fewer than scratch, 2 more). Fitting two of the model's settings to the plant's data
-(``prior_mean.calibrate``: a temperature shift in [-20, 20] K and an effective time fraction in
-[0.5, 1], ``--calibrate``; ``rbf``) took median 13.5 (mean 14.0) over seeds 0-19, against 15.5
-(16.4) for the model as it is and 22 (21.9) from scratch: fewer than the fixed model on 12 seeds,
-more on 5 (sign test p = 0.14; with plain least squares for the fit, 12 (13.9) and 14 / 4).
+The covariance is one of ``KERNELS`` (``orchestrator.planning.kernels``: the campaign's
+``planner.kernel``, ``auto`` resolved there).
 
 A prior mean ``f`` makes the GP model the residual ``y - f(x)`` (Chen et al., Nat Commun
 16, 8905 (2025)): ``f`` is the GP's mean function, plus a learned constant.
 
 Why a stack and not a multi-task GP for warm start: an ICM ``MultiTaskGP`` shares one data
 kernel between the two campaigns, so this campaign can differ from the earlier one only by
-a scaled copy of the same shape. On the two-scale ``mit_catalyst`` benchmark, where the
-plant's optimum sits 12 C below the lab's (a hot spot), it kept proposing the lab's optimal
-temperature and missed the plant's target on 6 of 10 seeds; the stack's own GP learns the
-plant's difference with its own lengthscales. ``bench/warm_start.py``, 20 paired seeds:
-median experiments to target 11.5 warm against 18.5 from scratch (10 seeds: 12 against
-17), where the multi-task GP took 31 (never) against 17. Each GP is fitted to one
-campaign's rows: proposals there took 2-3 s instead of 9-28 s.
+a scaled copy of the same shape; the stack's own GP learns this campaign's difference with its
+own lengthscales, and each GP is fitted to one campaign's rows only.
+
+The figures behind these choices (subset fit, kernels, stack against multi-task GP):
+``bench/results/planner.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from botorch.models.transforms import Standardize
+from gpytorch.constraints import GreaterThan
+from gpytorch.kernels import MaternKernel
+from gpytorch.means import Mean
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior
+
+from orchestrator.planning import lean_gp
+from orchestrator.planning.kernels import KERNELS, kernel_name
 
 #: Largest number of observations whose hyperparameters are fitted on all of them.
 EXACT_FIT_MAX = 250
 #: Observations used to fit hyperparameters above ``EXACT_FIT_MAX``.
 SUBSET_SIZE = 250
-#: The covariances a campaign can choose (``planner.kernel``, besides ``auto``: ``resolve_kernel``).
-KERNELS = ("rbf", "matern")
 #: Shape of the ``matern`` kernel's Gamma lengthscale prior; 2 gives a heavier tail than BayBE's 3.
 LENGTHSCALE_CONCENTRATION = 2.0
 #: Finite-difference step (unit coordinates) for the gradient of a prior mean.
@@ -101,14 +80,6 @@ class OutputData:
     Yvar: Any = None
     task: Any = None
     prior: Callable[[np.ndarray], np.ndarray] | None = None
-
-
-def resolve_kernel(kernel: str, prior_knowledge: bool) -> str:
-    """The covariance (one of ``KERNELS``) for ``planner.kernel`` ``kernel``: ``auto`` is ``rbf`` for a
-    campaign with ``prior_knowledge`` (an earlier campaign's data or a prior mean), else ``matern``."""
-    if kernel != "auto":
-        return kernel
-    return "rbf" if prior_knowledge else "matern"
 
 
 def fit_output(data: OutputData, seed: int, kernel: str = KERNELS[0]) -> tuple[Any, dict[str, Any]]:
@@ -143,12 +114,8 @@ def single_threaded():
     """Run torch on one thread inside the block (the previous thread count is restored).
 
     GP work on a few hundred points is many small tensor operations: a second thread adds
-    synchronisation and, on a busy machine, spin-waiting. Measured on this 2-core machine
-    with other jobs running: hyperparameter fits 1.5-5x slower with two threads, a whole
-    q=1 proposal at n=100 0.8 s on one thread against 3.8 s on two.
+    synchronisation and, on a busy machine, spin-waiting (what it cost: ``bench/results/planner.md``).
     """
-    import torch
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -164,11 +131,6 @@ def _fit_mll(model: Any) -> None:
     ``SingleTaskGP`` the loss is computed by ``orchestrator.planning.lean_gp``, the same numbers
     without gpytorch's per-call overhead.
     """
-    from botorch.fit import fit_gpytorch_mll
-    from gpytorch.mlls import ExactMarginalLogLikelihood
-
-    from orchestrator.planning import lean_gp
-
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with single_threaded():
         mll.train()
@@ -178,9 +140,6 @@ def _fit_mll(model: Any) -> None:
 def _single_task(X, Y, Yvar, make_mean=None, kernel: str = KERNELS[0]):
     """An unfitted ``SingleTaskGP`` (standardised outcome, covariance ``kernel``); ``make_mean()`` builds its
     ``OffsetMean``, if any."""
-    from botorch.models import SingleTaskGP
-    from botorch.models.transforms import Standardize
-
     mean = make_mean() if make_mean is not None else None
     model = SingleTaskGP(X, Y, train_Yvar=Yvar, outcome_transform=Standardize(m=1), mean_module=mean,
                          covar_module=_matern_kernel(X.shape[-1]) if kernel == "matern" else None)
@@ -198,12 +157,6 @@ def _matern_kernel(d: int):
     tail is much lighter than the LogNormal's, which keeps the fit from stretching a lengthscale
     far beyond what a few points can show (BayBE's default GP does the same with concentration 3).
     """
-    import math
-
-    from gpytorch.constraints import GreaterThan
-    from gpytorch.kernels import MaternKernel
-    from gpytorch.priors import GammaPrior
-
     mode = math.sqrt(d) * math.exp(math.sqrt(2.0) - 3.0)
     prior = GammaPrior(LENGTHSCALE_CONCENTRATION, (LENGTHSCALE_CONCENTRATION - 1.0) / mode)
     return MaternKernel(nu=2.5, ard_num_dims=d, lengthscale_prior=prior,
@@ -211,8 +164,7 @@ def _matern_kernel(d: int):
 
 
 def _subset_fitted(X, Y, Yvar, make_mean, seed: int, kernel: str = KERNELS[0]):
-    import torch
-
+    """A GP on all rows with the hyperparameters fitted on a seeded subset of ``SUBSET_SIZE`` of them."""
     n = X.shape[0]
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randperm(n, generator=generator)[:SUBSET_SIZE]
@@ -244,26 +196,16 @@ def describe(model: Any, name: str) -> dict[str, Any]:
     }
 
 
-def kernel_name(kernel: Any) -> str:
-    """``"Matern 5/2"``, ``"RBF"`` or the class name of a fitted model's (base) kernel."""
-    nu = getattr(kernel, "nu", None)
-    if nu is not None:
-        return f"Matern {int(2 * nu)}/2"
-    return "RBF" if type(kernel).__name__ == "RBFKernel" else type(kernel).__name__
-
-
 class _PriorValues:
     """``f`` on a torch tensor, with a finite-difference gradient so the optimiser can follow it.
 
-    A slow ``f`` (an ODE model: ~3 ms a call) makes this gradient the cost of a proposal, one call
+    A slow ``f`` (an ODE model) makes this gradient the cost of a proposal, one call
     per point and column; columns not in ``f.smooth_columns`` (when ``f`` has that attribute)
     are taken as flat and not called.
     """
 
     @staticmethod
     def apply(prior: Callable[[np.ndarray], np.ndarray], X):
-        import torch
-
         class _Fn(torch.autograd.Function):
             @staticmethod
             def forward(ctx, x):
@@ -288,42 +230,35 @@ class _PriorValues:
         return _Fn.apply(X)
 
 
-def _offset_mean_class():
-    from gpytorch.means import Mean
+class OffsetMean(Mean):
+    """GP mean ``(f(x) - mu) / sd + c``: a fixed function ``f`` in standardised units, plus a learned constant.
 
-    class OffsetMean(Mean):
-        """GP mean ``(f(x) - mu) / sd + c``: a fixed function ``f`` in standardised units, plus a learned constant.
+    ``values`` maps a tensor of unit points ``(..., d)`` to ``f`` ``(...)`` in the output's
+    units. It is a plain attribute, not a submodule, so a GP behind it is never refitted.
+    """
 
-        ``values`` maps a tensor of unit points ``(..., d)`` to ``f`` ``(...)`` in the output's
-        units. It is a plain attribute, not a submodule, so a GP behind it is never refitted.
-        """
+    def __init__(self, values: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.values = values
+        self.register_parameter("constant", torch.nn.Parameter(torch.zeros((), dtype=torch.float64)))
+        self.register_buffer("shift", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
 
-        def __init__(self, values: Callable[[Any], Any]) -> None:
-            import torch
+    def scale_like(self, standardize) -> None:
+        """Use the outcome transform's mean and sd, so that ``f`` is compared with standardised targets."""
+        self.shift = standardize.means.detach().reshape(())
+        self.scale = standardize.stdvs.detach().reshape(())
 
-            super().__init__()
-            self.values = values
-            self.register_parameter("constant", torch.nn.Parameter(torch.zeros((), dtype=torch.float64)))
-            self.register_buffer("shift", torch.zeros((), dtype=torch.float64))
-            self.register_buffer("scale", torch.ones((), dtype=torch.float64))
-
-        def scale_like(self, standardize) -> None:
-            """Use the outcome transform's mean and sd, so that ``f`` is compared with standardised targets."""
-            self.shift = standardize.means.detach().reshape(())
-            self.scale = standardize.stdvs.detach().reshape(())
-
-        def forward(self, x):
-            return (self.values(x) - self.shift) / self.scale + self.constant
-
-    return OffsetMean
+    def forward(self, x):
+        return (self.values(x) - self.shift) / self.scale + self.constant
 
 
-def PriorMean(prior: Callable[[np.ndarray], np.ndarray]):  # noqa: N802 - builds the gpytorch class lazily
-    """A gpytorch ``Mean`` for the mechanistic prior ``f`` (torch is imported only when a model is built)."""
-    return _offset_mean_class()(lambda x: _PriorValues.apply(prior, x))
+def PriorMean(prior: Callable[[np.ndarray], np.ndarray]) -> OffsetMean:  # noqa: N802 - named for the mean it is
+    """An ``OffsetMean`` for the mechanistic prior ``f`` (unit points ``(m, d)`` -> ``(m,)``)."""
+    return OffsetMean(lambda x: _PriorValues.apply(prior, x))
 
 
-def SourceMean(source: Any):  # noqa: N802 - builds the gpytorch class lazily
-    """A gpytorch ``Mean`` for the posterior mean of ``source``, a fitted single-output GP (an earlier campaign's)."""
+def SourceMean(source: Any) -> OffsetMean:  # noqa: N802 - named for the mean it is
+    """An ``OffsetMean`` for the posterior mean of ``source``, a fitted single-output GP (an earlier campaign's)."""
     source.eval()
-    return _offset_mean_class()(lambda x: source.posterior(x).mean.squeeze(-1))
+    return OffsetMean(lambda x: source.posterior(x).mean.squeeze(-1))
