@@ -5,7 +5,9 @@ Imports neither prefect nor opentrons (nor anything of ``orchestrator`` or ``ins
 
 from simulators.colour_mixing import ColourMixingModel, Dye
 from simulators.fluorescence import FluorescenceModel
+from simulators.model import SimulatorModel
 from simulators.registry import SIMULATORS, build_simulator
 from simulators.silver_nanoparticles import SilverNanoparticleModel
 
-__all__ = ["ColourMixingModel", "Dye", "FluorescenceModel", "SilverNanoparticleModel", "SIMULATORS", "build_simulator"]
+__all__ = ["ColourMixingModel", "Dye", "FluorescenceModel", "SilverNanoparticleModel", "SimulatorModel", "SIMULATORS",
+           "build_simulator"]

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.detector import AbsorbanceReadings
 from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 
@@ -59,7 +59,7 @@ def _dye(entry: Any) -> Dye:
                absorptivity_per_cm=number(entry, "absorptivity_per_cm", 0.0, minimum=0.0))
 
 
-class ColourMixingModel:
+class ColourMixingModel(AbsorbanceReadings):
     """Absorbance spectra of dye mixtures, noise-free or with detector noise.
 
     Args:
@@ -71,9 +71,6 @@ class ColourMixingModel:
         drift_per_hour: baseline drift [AU per hour of simulated time], see
             ``simulators.noise.baseline_drift``.
     """
-
-    #: ``Spectrum.kind`` of this model's readings.
-    kind = "absorbance"
 
     def __init__(
         self,
@@ -128,23 +125,3 @@ class ColourMixingModel:
             return np.zeros_like(self.wavelengths_nm)
         fractions = np.array([max(0.0, float(volumes_ul.get(d.name, 0.0))) / total_ul for d in self.dyes])
         return self.path_length_cm * fractions @ self._bands
-
-    @property
-    def detector_ceiling(self) -> float:
-        """Highest reading the detector reports [AU]."""
-        return self.max_absorbance
-
-    def clean_spectrum(self, volumes_ul: Mapping[str, float], total_ul: float) -> np.ndarray:
-        """Noise-free reading of a well (here: its absorbance [AU]), shape ``(n_wavelengths,)``."""
-        return self.absorbance(volumes_ul, total_ul)
-
-    def measure(
-        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator, elapsed_h: float = 0.0
-    ) -> tuple[np.ndarray, bool]:
-        """A noisy reading ``elapsed_h`` hours into the campaign.
-
-        Returns (absorbance [AU] shape ``(n_wavelengths,)``, saturated flag).
-        """
-        drift = baseline_drift(self.wavelengths_nm, elapsed_h, self.drift_per_hour)
-        clean = self.absorbance(volumes_ul, total_ul) + drift
-        return saturate(gaussian_noise(clean, self.absorbance_noise_sd, rng), self.max_absorbance)

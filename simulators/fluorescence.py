@@ -29,7 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, saturate, shot_and_read_noise
+from simulators.detector import DetectorReadings
+from simulators.noise import shot_and_read_noise
 from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 
@@ -44,7 +45,7 @@ class Emission:
     polarity: float
 
 
-class FluorescenceModel:
+class FluorescenceModel(DetectorReadings):
     """Emission spectra [counts] of dye / solvent / quencher mixtures.
 
     Args:
@@ -128,10 +129,12 @@ class FluorescenceModel:
 
     @property
     def reagents(self) -> tuple[str, ...]:
+        """Names of the dye, polar co-solvent and quencher stocks."""
         return (self.dye, self.polar, self.quencher)
 
     @property
     def detector_ceiling(self) -> float:
+        """Highest reading the detector reports [counts]."""
         return self.max_counts
 
     def emission_band(self, volumes_ul: Mapping[str, float], total_ul: float) -> Emission:
@@ -170,11 +173,6 @@ class FluorescenceModel:
         """Noise-free reading of a well (its emission [counts]), shape ``(n_wavelengths,)``."""
         return self.emission(volumes_ul, total_ul)
 
-    def measure(
-        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator, elapsed_h: float = 0.0
-    ) -> tuple[np.ndarray, bool]:
-        """A noisy reading ``elapsed_h`` hours into the campaign: (counts, saturated flag)."""
-        drift = baseline_drift(self.wavelengths_nm, elapsed_h, self.drift_per_hour)
-        clean = self.emission(volumes_ul, total_ul) + drift
-        noisy = shot_and_read_noise(clean, self.shot_gain, self.read_noise_counts, rng)
-        return saturate(noisy, self.max_counts)
+    def detector_noise(self, clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Photon shot noise (``shot_gain``) and read noise (``read_noise_counts``) on ``clean`` [counts]."""
+        return shot_and_read_noise(clean, self.shot_gain, self.read_noise_counts, rng)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from simulators.colour_mixing import ColourMixingModel
 from simulators.fluorescence import FluorescenceModel
+from simulators.model import SimulatorFactory, SimulatorModel
 from simulators.silver_nanoparticles import SilverNanoparticleModel
 
 #: model name -> factory(settings, noise)
-SIMULATORS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Any]] = {
+SIMULATORS: dict[str, SimulatorFactory] = {
     "colour_mixing": ColourMixingModel.from_settings,
     "fluorescence": FluorescenceModel.from_settings,
     "silver_nanoparticles": SilverNanoparticleModel.from_settings,
 }
 
 
-def build_simulator(name: str, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> Any:
+def build_simulator(name: str, settings: Mapping[str, Any], noise: Mapping[str, Any]) -> SimulatorModel:
     """Build simulator ``name``; raises ``KeyError`` naming the known models."""
     try:
         factory = SIMULATORS[name]

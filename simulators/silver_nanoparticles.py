@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from simulators.noise import baseline_drift, gaussian_noise, saturate
+from simulators.detector import AbsorbanceReadings
 from simulators.settings import ROBOT_NOISE_KEYS, number, refuse_unknown, wavelength_grid
 
 #: Reagent names (the campaign's volume parameters) -> default stock concentration [mM].
@@ -67,7 +67,7 @@ class Plasmon:
     aggregation: float
 
 
-class SilverNanoparticleModel:
+class SilverNanoparticleModel(AbsorbanceReadings):
     """Extinction spectra of silver-nanoparticle syntheses, noise-free or with detector noise.
 
     Args:
@@ -81,8 +81,6 @@ class SilverNanoparticleModel:
         max_absorbance: detector ceiling [AU]; readings at or above it are saturated.
         drift_per_hour: baseline drift [AU per hour of simulated time].
     """
-
-    kind = "absorbance"
 
     def __init__(
         self,
@@ -130,11 +128,8 @@ class SilverNanoparticleModel:
 
     @property
     def reagents(self) -> tuple[str, ...]:
+        """Names of the reagent stocks the model simulates."""
         return tuple(self.stocks_mm)
-
-    @property
-    def detector_ceiling(self) -> float:
-        return self.max_absorbance
 
     def concentrations_mm(self, volumes_ul: Mapping[str, float], total_ul: float) -> dict[str, float]:
         """Concentration [mM] of every reagent in a well of ``total_ul`` [uL]."""
@@ -180,15 +175,3 @@ class SilverNanoparticleModel:
         shoulder = (0.5 * p.aggregation * p.peak_extinction
                     * np.exp(-0.5 * ((self.wavelengths_nm - shoulder_nm) / 70.0) ** 2))
         return band + scattering + shoulder
-
-    def clean_spectrum(self, volumes_ul: Mapping[str, float], total_ul: float) -> np.ndarray:
-        """Noise-free reading of a well (its extinction [AU]), shape ``(n_wavelengths,)``."""
-        return self.absorbance(volumes_ul, total_ul)
-
-    def measure(
-        self, volumes_ul: Mapping[str, float], total_ul: float, rng: np.random.Generator, elapsed_h: float = 0.0
-    ) -> tuple[np.ndarray, bool]:
-        """A noisy reading ``elapsed_h`` hours into the campaign: (extinction [AU], saturated flag)."""
-        drift = baseline_drift(self.wavelengths_nm, elapsed_h, self.drift_per_hour)
-        clean = self.absorbance(volumes_ul, total_ul) + drift
-        return saturate(gaussian_noise(clean, self.absorbance_noise_sd, rng), self.max_absorbance)

@@ -13,8 +13,8 @@ from orchestrator.run.spectra_analysis import (
     AnalysisFailure, MaxReading, PeakAnalysis, SpectralTarget, build_target, evaluate_objectives, find_peak,
 )
 from orchestrator.cli import main
-from orchestrator.spec.schema import Analysis
-from orchestrator.spec.schema import SpectralTarget as TargetSpec
+from orchestrator.spec.lab import Analysis
+from orchestrator.spec.lab import SpectralTarget as TargetSpec
 from orchestrator.spec.loader import load_spec
 from simulators import SilverNanoparticleModel
 from tests.conftest import demo_document, write_campaign

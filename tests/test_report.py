@@ -16,12 +16,15 @@ from orchestrator.cli import main
 from orchestrator.planning.constraints import parse_linear_constraint
 from orchestrator.run.steps import make_runner
 from orchestrator.report import SECTION_IDS, build_report
-from orchestrator.report.baseline import random_search, summarise, uniform_feasible_sampler
+from orchestrator.report.baseline import random_search, rmse_scorer, summarise, uniform_feasible_sampler
 from orchestrator.report.model import loo_closed_form
 from orchestrator.report.pareto import pareto_figure, pareto_mask
 from orchestrator.report.data import best_so_far
-from orchestrator.spec.schema import Objective, Parameter
+from orchestrator.run.spectra_analysis import SpectralTarget
+from orchestrator.spec.parameters import Parameter
+from orchestrator.spec.sections import Objective
 from orchestrator.store.campaign_store import CampaignStore
+from simulators import SIMULATORS, build_simulator
 from tests.conftest import demo_document, write_campaign
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -184,6 +187,17 @@ def test_random_search_baseline_is_monotone_and_seeded():
     band = summarise(curves)
     assert np.all(band.q25 <= band.median) and np.all(band.median <= band.q75)
     assert np.all(np.diff(band.median) <= 0) and band.median[-1] < band.median[0]
+
+
+@pytest.mark.parametrize("name", sorted(SIMULATORS))
+def test_the_baseline_scores_points_with_every_simulator_model(name):
+    """Absorbance or emission: the noise-free reading of the target mixture scores 0, any other point more."""
+    model = build_simulator(name, {}, {})
+    names = list(model.reagents[:2])
+    mixture = {names[0]: 40.0, names[1]: 60.0}
+    target = SpectralTarget(model.wavelengths_nm, model.clean_spectrum(mixture, 300.0))
+    scores = rmse_scorer(model, names, 300.0, target)(np.array([[40.0, 60.0], [10.0, 20.0]]))
+    assert scores[0] == pytest.approx(0.0, abs=1e-9 * model.detector_ceiling) and scores[1] > 0
 
 
 def test_uniform_sampler_refuses_equality_constraints():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators import ColourMixingModel, Dye, build_simulator
+from simulators import SIMULATORS, ColourMixingModel, Dye, SimulatorModel, build_simulator
 from simulators.colour_mixing import DEFAULT_DYES
+from simulators.model import HasIntegrationTime
 from simulators.pipetting import delivered_volume
 
 
@@ -87,3 +88,19 @@ def test_pipetting_error_is_relative_and_never_negative():
     assert delivered_volume(0.0, 0.5, rng) == 0.0
     assert delivered_volume(50.0, 0.0, rng) == 50.0
     assert min(delivered_volume(1.0, 5.0, rng) for _ in range(200)) >= 0.0
+
+
+@pytest.mark.parametrize("name", sorted(SIMULATORS))
+def test_every_registered_model_is_a_simulator_model_with_the_declared_shapes(name):
+    model = build_simulator(name, {}, {})
+    assert isinstance(model, SimulatorModel)
+    assert model.kind in ("absorbance", "fluorescence")
+    assert isinstance(model.reagents, tuple) and all(isinstance(r, str) and r for r in model.reagents)
+    n = len(model.wavelengths_nm)
+    assert model.wavelengths_nm.shape == (n,) and np.all(np.diff(model.wavelengths_nm) > 0)
+    volumes = {reagent: 40.0 for reagent in model.reagents}
+    assert model.clean_spectrum(volumes, 300).shape == (n,)
+    assert np.all(model.clean_spectrum(volumes, 0.0) == 0.0)
+    values, saturated = model.measure(volumes, 300, np.random.default_rng(0), elapsed_h=1.0)
+    assert values.shape == (n,) and isinstance(saturated, bool) and values.max() <= model.detector_ceiling
+    assert isinstance(model, HasIntegrationTime) == (model.kind == "fluorescence")

@@ -9,14 +9,16 @@ interquartile band of its best-so-far curve.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from orchestrator.run.spectra_analysis import SpectralTarget
 from orchestrator.planning.constraints import LinearConstraint
 from orchestrator.report.data import best_so_far
-from orchestrator.spec.schema import Objective, Parameter
+from orchestrator.spec.parameters import Parameter
+from orchestrator.spec.sections import Objective
+from simulators.model import SimulatorModel
 
 Sampler = Callable[[np.random.Generator, int], np.ndarray]
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -96,23 +98,25 @@ def summarise(curves: np.ndarray) -> Baseline:
     return Baseline(median, q25, q75, curves.shape[0])
 
 
-def spectra(model: Any, names: Sequence[str], volumes_ul: np.ndarray, fill_ul: float) -> np.ndarray:
-    """Noise-free absorbance [AU] of wells holding ``volumes_ul`` (shape ``(n, d)``), shape ``(n, n_wl)``.
+def spectra(model: SimulatorModel, names: Sequence[str], volumes_ul: np.ndarray, fill_ul: float) -> np.ndarray:
+    """Noise-free readings (``clean_spectrum``: absorbance [AU], emission [counts]) of wells holding ``volumes_ul``
+    (shape ``(n, d)``), shape ``(n, n_wl)``.
 
     Beer-Lambert absorbance is linear in the volume fractions, so it is one matrix product
     with the spectra of the pure stocks; a model for which that check fails is called point by point.
     """
-    basis = np.stack([model.absorbance({name: fill_ul}, fill_ul) for name in names])  # (d, n_wl)
+    basis = np.stack([model.clean_spectrum({name: fill_ul}, fill_ul) for name in names])  # (d, n_wl)
     fast = (volumes_ul / fill_ul) @ basis
     probe = volumes_ul[: min(3, len(volumes_ul))]
-    exact = np.stack([model.absorbance(dict(zip(names, row)), fill_ul) for row in probe]) if len(probe) else fast[:0]
+    exact = (np.stack([model.clean_spectrum(dict(zip(names, row)), fill_ul) for row in probe]) if len(probe)
+             else fast[:0])
     if np.allclose(fast[: len(probe)], exact, rtol=1e-9, atol=1e-12):
         return fast
-    return np.stack([model.absorbance(dict(zip(names, row)), fill_ul) for row in volumes_ul])
+    return np.stack([model.clean_spectrum(dict(zip(names, row)), fill_ul) for row in volumes_ul])
 
 
-def rmse_scorer(model: Any, names: Sequence[str], fill_ul: float, target: SpectralTarget) -> Scorer:
-    """Scores points (shape ``(n, d)``, volumes [uL]) by RMS distance [AU] of their spectra to ``target``.
+def rmse_scorer(model: SimulatorModel, names: Sequence[str], fill_ul: float, target: SpectralTarget) -> Scorer:
+    """Scores points (shape ``(n, d)``, volumes [uL]) by RMS distance [reading units] of their spectra to ``target``.
 
     The target is interpolated onto the model's wavelengths it covers, as ``SpectralTarget.rmse`` does.
     """

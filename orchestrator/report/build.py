@@ -13,6 +13,7 @@ from orchestrator.report.hybrid import hybrid_section
 from orchestrator.report.model_sections import importance_section, model_or_reason, model_section
 from orchestrator.report.pareto import pareto_section
 from orchestrator.report.samples import parameter_section, spectra_section
+from orchestrator.spec.schema import CampaignSpec
 from orchestrator.store.campaign_store import CampaignStore
 
 #: section ids in the order the page shows them
@@ -20,9 +21,13 @@ SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance
                "failures", "timing", "proposals")
 
 
-def build_sections(store: CampaignStore, campaign_name: str) -> tuple[str, list[Section]]:
-    """The page subtitle (HTML) and every section of campaign ``campaign_name``, in ``SECTION_IDS`` order."""
-    data = load_report_data(store, campaign_name)
+def build_sections(store: CampaignStore, campaign_name: str,
+                   spec: CampaignSpec | None = None) -> tuple[str, list[Section]]:
+    """The page subtitle (HTML) and every section of campaign ``campaign_name``, in ``SECTION_IDS`` order.
+
+    ``spec``: its stored file, already parsed (None: parsed here).
+    """
+    data = load_report_data(store, campaign_name, spec)
     summary, reason = model_or_reason(data)
     sections = [
         summary_section(data), convergence_section(data), parameter_section(data),
@@ -34,14 +39,14 @@ def build_sections(store: CampaignStore, campaign_name: str) -> tuple[str, list[
     return subtitle, sections
 
 
-def build_report(store: CampaignStore, campaign_name: str, out_dir: Path) -> Path:
+def build_report(store: CampaignStore, campaign_name: str, out_dir: Path, spec: CampaignSpec | None = None) -> Path:
     """Write ``index.html`` (figures embedded as data URIs) and each figure's PNG into ``out_dir``.
 
     Returns the path of ``index.html``. Raises ``StoreError`` when the store has no campaign
     ``campaign_name`` (before anything is written), ``OrchestratorError`` when ``out_dir``
-    cannot be written.
+    cannot be written. ``spec``: the campaign's stored file, already parsed (None: parsed here).
     """
-    subtitle, sections = build_sections(store, campaign_name)
+    subtitle, sections = build_sections(store, campaign_name, spec)
     out_dir = Path(out_dir)
     index = out_dir / "index.html"
     try:

@@ -12,7 +12,7 @@ import numpy as np
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
 from orchestrator.report.plotting import COLOURS, STEP_GROUPS, new_figure, style_axes, to_png
-from orchestrator.spec.schema import Parameter
+from orchestrator.spec.parameters import Parameter
 
 
 def param_value(p: Parameter, value: Any) -> str:

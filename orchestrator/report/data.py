@@ -16,9 +16,11 @@ from orchestrator.run.spectra_analysis import SpectralTarget, build_target
 from orchestrator.run.campaign import best_measured
 from orchestrator.errors import OrchestratorError
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import CampaignSpec, Objective
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import parse_spec
 from orchestrator.store.campaign_store import CampaignInfo, CampaignStore, Experiment
+from simulators.model import SimulatorModel
 
 
 @dataclass
@@ -36,7 +38,7 @@ class ReportData:
     experiments: list[Experiment]
     timings: list[dict[str, Any]]
     space: SearchSpace
-    simulator: Any | None = None
+    simulator: SimulatorModel | None = None
     target: SpectralTarget | None = None
     target_note: str = ""
     cache: dict[str, Any] = field(default_factory=dict)
@@ -68,29 +70,30 @@ class ReportData:
         return self.spec.instruments.liquid_handler.fill_volume_ul if self.spec.instruments else 1.0
 
 
-def load_report_data(store: CampaignStore, campaign_name: str) -> ReportData:
-    """Read campaign ``campaign_name``; raises ``StoreError`` when the store has no such campaign."""
+def load_report_data(store: CampaignStore, campaign_name: str, spec: CampaignSpec | None = None) -> ReportData:
+    """Read campaign ``campaign_name``; raises ``StoreError`` when the store has no such campaign.
+
+    ``spec``: its stored file, already parsed (a run's own spec: its simulator is not built again); None: parsed here.
+    """
     info = store.get_campaign(campaign_name)
-    spec = parse_spec(info.spec_yaml, source=f"stored spec of {info.name}")
+    spec = spec or parse_spec(info.spec_yaml, source=f"stored spec of {info.name}")
     timings = [dict(e["detail"]) for e in store.events(info.id) if e["kind"] == "timing"]
     data = ReportData(store, info, spec, store.experiments(info.id), timings,
-                      SearchSpace(spec.parameters, spec.linear_constraints()))
+                      SearchSpace(spec.parameters, spec.parsed_constraints()))
     data.simulator, data.target, data.target_note = _simulator_and_target(spec)
     return data
 
 
-def _simulator_and_target(spec: CampaignSpec) -> tuple[Any | None, SpectralTarget | None, str]:
+def _simulator_and_target(spec: CampaignSpec) -> tuple[SimulatorModel | None, SpectralTarget | None, str]:
     """The spec's simulator model and the target spectrum of its objective, or a note saying why not.
 
     A CSV target is looked up relative to the current directory: the store keeps the
     campaign text, not where its file was.
     """
-    from simulators.registry import build_simulator
-
     model = None
     if spec.simulation is not None:
         try:
-            model = build_simulator(spec.simulation.model, spec.simulation.settings, spec.simulation.noise)
+            model = spec.simulation_model
         except (KeyError, TypeError, ValueError) as err:
             return None, None, f"the simulator could not be built ({err})"
     entry = next((a for a in spec.analysis if a.objective == spec.objectives[0].name), None)

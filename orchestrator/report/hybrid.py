@@ -61,7 +61,7 @@ def hybrid_section(data: ReportData) -> Section:
     prior_mean = data.spec.prior_mean
     if prior_mean is None or not prior_mean.calibrate:
         why = ("This campaign has no mechanistic prior mean" if prior_mean is None
-               else f"The prior mean {prior_mean.simulator!r} has no calibrated settings")
+               else f"The prior mean {prior_mean.model!r} has no calibrated settings")
         return Section("hybrid", TITLE, paragraph(esc(
             f"{why}, so there is no fitted model setting to show (see prior_mean.calibrate in docs/plugins.md)."),
             "note"))

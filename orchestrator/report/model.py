@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator.planning.acquisition import build_problem
+from orchestrator.planning.surrogates import fit_output, kernel_name
+from orchestrator.planning.warm_start import load_warm_start
 from orchestrator.report.data import ReportData
-from orchestrator.planning.surrogates import kernel_name
+from orchestrator.run.campaign import planner_for, planner_inputs, reported_uncertainties
 
 MIN_POINTS = 3
 SLICE_POINTS = 101
@@ -86,12 +89,7 @@ def fit(data: ReportData) -> FittedModel:
     planner builds (``acquisition.build_problem``: winsorised values, chemistry failures imputed, reported
     uncertainties as noise) with the campaign's prior knowledge as the planner uses it: a mechanistic prior
     mean (its calibrated settings fitted to these measurements) or a warm start's earlier campaign."""
-    import torch
-
-    from orchestrator.planning.acquisition import build_problem
-    from orchestrator.run.campaign import planner_for, planner_inputs, reported_uncertainties
-    from orchestrator.planning.surrogates import fit_output
-    from orchestrator.planning.warm_start import load_warm_start
+    import torch  # late: only a report that fits a model pays for torch
 
     name = data.objective.name
     inputs = planner_inputs(data.experiments, reported_uncertainties(data.store, data.info.id))
@@ -119,7 +117,7 @@ def fit(data: ReportData) -> FittedModel:
 def _loo(model: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """LOO mean and sd in objective units of the model's first ``n`` training points (the measured ones,
     before any imputed failures), shape ``(n,)`` each."""
-    import torch
+    import torch  # late: see fit
 
     with torch.no_grad():
         X, y = model.train_inputs[0], model.train_targets  # y standardised
@@ -150,7 +148,7 @@ def importance(data: ReportData, lengthscales: np.ndarray) -> dict[str, float]:
 
 
 def _slice(data: ReportData, model: Any, p: Any, best_u: np.ndarray) -> Slice:
-    import torch
+    import torch  # late: see fit
 
     col = data.space.columns[p.name][0]
     grid = np.linspace(0.0, 1.0, SLICE_POINTS)

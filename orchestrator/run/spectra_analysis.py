@@ -26,6 +26,7 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 
 from orchestrator.errors import SpecError
+from simulators.model import SimulatorModel
 
 #: Rows of the weight matrix ``smooth`` builds at once: at most 256 x n floats in memory.
 SMOOTH_ROWS = 256
@@ -83,6 +84,8 @@ def smooth(wavelengths_nm: np.ndarray, values: np.ndarray, sigma_nm: float) -> n
 
     Weights are renormalised at the ends, so the edges are not pulled towards zero. The weight
     matrix is built ``SMOOTH_ROWS`` rows at a time: whole, a 3,648-pixel detector's would be 100 MB.
+    Not ``scipy.ndimage.gaussian_filter1d``: it works in pixels, and a spectrometer's calibrated
+    wavelengths are not evenly spaced.
     """
     if sigma_nm <= 0:
         return np.asarray(values, float).copy()
@@ -138,7 +141,8 @@ def _vertex(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fwhm(w: np.ndarray, s: np.ndarray, top: int, half: float, where: str) -> float:
-    """Width [nm] where ``s`` crosses ``half`` on both sides of ``top``; one side doubled if the other is cut."""
+    """Width [nm] where ``s`` crosses ``half`` on both sides of ``top``; one side doubled if the other is cut
+    (``scipy.signal.peak_widths`` would stop at the window's edge and report a narrower peak)."""
     below = np.nonzero(s[:top] < half)[0]
     left = float(np.interp(half, s[below[-1]: below[-1] + 2], w[below[-1]: below[-1] + 2])) if len(below) else None
     below = np.nonzero(s[top:] < half)[0]
@@ -234,7 +238,7 @@ def read_target_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data[:, 0], data[:, 1]
 
 
-def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) -> ObjectiveAnalysis:
+def build_target(analysis: Any, spec: Any, base_dir: Path, model: SimulatorModel | None) -> ObjectiveAnalysis:
     """What computes one ``analysis`` entry's objective: a ``PeakAnalysis``, or the
     ``SpectralTarget`` of a simulated mixture or a CSV file."""
     if analysis.kind == "max_reading":
@@ -259,8 +263,7 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: Any | None) ->
         raise SpecError(["analysis.target.mixture needs a 'simulation' section to compute the target spectrum; "
                          "add one or give analysis.target.csv"])
     fill = spec.instruments.liquid_handler.fill_volume_ul if spec.instruments else 1.0
-    spectrum = model.clean_spectrum if hasattr(model, "clean_spectrum") else model.absorbance
-    return SpectralTarget(model.wavelengths_nm, spectrum(target.mixture, fill))
+    return SpectralTarget(model.wavelengths_nm, model.clean_spectrum(target.mixture, fill))
 
 
 def spectrum_problem(values: np.ndarray, saturated: bool) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
+import yaml
 
 ParameterType = Literal["continuous", "integer", "categorical"]
 Direction = Literal["minimize", "maximize"]
@@ -193,8 +194,6 @@ class BenchmarkProblem:
         feature since issue 3); pass False for a spec without it, and the parameter is
         searched linearly. Two-objective problems write both objectives.
         """
-        import yaml
-
         params = []
         for p in self.parameters:
             entry: dict[str, Any] = {"name": p.name, "type": p.type}
