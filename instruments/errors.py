@@ -1,4 +1,8 @@
-"""Errors of the instruments package: each names the instrument and the step."""
+"""Errors of the instruments package: each names the instrument and the step.
+
+``HintedError`` is also the root of ``orchestrator.errors``: it lives here, in the lower
+layer, because the orchestrator may import instruments and not the other way round.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,25 @@ class HintedError(Exception):
 
 
 class InstrumentError(HintedError, RuntimeError):
-    """Base of every instrument failure; ``hint`` tells the user what to do."""
+    """Base of every instrument failure; ``hint`` tells the user what to do.
+
+    ``cause`` is short and machine-readable (e.g. ``"tip_pickup_failure"``) for a fault
+    part-way through a run, and ``None`` for an error before anything moved (a refused plan,
+    an unreachable robot). ``run_log`` is the robot's command log up to the failure and
+    ``protocol_text`` the protocol it was running (``""`` when unknown or not read).
+    """
+
+    # class-level defaults too, for a plugin's subclass whose __init__ does not call this one
+    cause: str | None = None
+    run_log: str = ""
+    protocol_text: str = ""
+
+    def __init__(self, message: str, hint: str | None = None, *, cause: str | None = None,
+                 run_log: str = "", protocol_text: str = "") -> None:
+        super().__init__(message, hint)
+        self.cause = cause
+        self.run_log = run_log
+        self.protocol_text = protocol_text
 
 
 class PlanLimitError(InstrumentError, ValueError):
@@ -39,12 +61,11 @@ class DriverNotAvailableError(InstrumentError):
 class InstrumentFault(InstrumentError):
     """An instrument failed part-way (tip pick-up, reagent shortage, stop, timeout).
 
-    ``cause`` is short and machine-readable (e.g. ``"tip_pickup_failure"``); ``wells_done``
-    lists the well labels already dispensed (robot) or read (spectrometer) before the fault.
+    ``cause`` is never ``None`` here; ``wells_done`` lists the well labels already dispensed
+    (robot) or read (spectrometer) before the fault.
     """
 
     def __init__(self, message: str, hint: str | None = None, cause: str = "instrument_fault",
-                 wells_done: tuple[str, ...] | list[str] = ()) -> None:
-        super().__init__(message, hint)
-        self.cause = cause
+                 wells_done: tuple[str, ...] | list[str] = (), *, run_log: str = "", protocol_text: str = "") -> None:
+        super().__init__(message, hint, cause=cause, run_log=run_log, protocol_text=protocol_text)
         self.wells_done = list(wells_done)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from instruments.roles import LiquidHandler, Spectrometer
 from instruments.registry import DriverInfo, load_driver_class, resolve_driver
 from instruments.simulated_lab import SimulatedLab
 from simulators.faults import FaultInjector
+from simulators.model import SimulatorModel
 from simulators.registry import build_simulator
 
 
@@ -25,34 +26,52 @@ class InstrumentSet:
     robot_type: str
 
 
+#: role -> (the driver that will run, its class): resolved and imported once (``resolve_role``)
+ResolvedDrivers = Mapping[str, tuple[DriverInfo, Any]]
+
+
+def resolve_role(instruments: Any, role: str, dry_run: bool) -> tuple[DriverInfo, Any]:
+    """The driver that fills ``role`` of the ``instruments`` section (its twin in a dry run), and its class.
+
+    Raises ``InstrumentError`` (``DriverNotAvailableError``) when it cannot be used.
+    """
+    info = resolve_driver(getattr(instruments, role).driver, role, dry_run)
+    return info, load_driver_class(info)
+
+
 def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: int,
-                      state_path: Path | None = None) -> InstrumentSet:
+                      state_path: Path | None = None, drivers: ResolvedDrivers | None = None,
+                      model: SimulatorModel | None = None) -> InstrumentSet:
     """Instruments for the ``instruments`` section; ``simulation`` backs any twin.
 
     ``state_path``: JSON file where the simulated lab keeps its plate and robot run memory
-    across a restart of the orchestrator (None: in memory only).
+    across a restart of the orchestrator (None: in memory only). ``drivers``: both roles already
+    resolved (None: resolved here). ``model``: the simulator the twins share, already built from
+    ``simulation`` (None: built here).
     """
-    handler_info = resolve_driver(instruments.liquid_handler.driver, "liquid_handler", dry_run)
-    spectro_info = resolve_driver(instruments.spectrometer.driver, "spectrometer", dry_run)
+    if drivers is None:
+        drivers = {role: resolve_role(instruments, role, dry_run) for role in ("liquid_handler", "spectrometer")}
+    (handler_info, handler_class), (spectro_info, spectro_class) = drivers["liquid_handler"], drivers["spectrometer"]
     lab = None
     if "simulated" in (handler_info.kind, spectro_info.kind):
         if simulation is None:
             raise DriverNotAvailableError(
                 "simulated instruments need a 'simulation' section", hint="add simulation: {model: colour_mixing}"
             )
-        lab = _build_lab(instruments.liquid_handler, simulation, seed, state_path)
+        lab = _build_lab(instruments.liquid_handler, simulation, seed, state_path, model)
     robot_type = handler_info.robot_type or "OT-2"
     return InstrumentSet(
-        liquid_handler=_build(handler_info, instruments.liquid_handler, lab),
-        spectrometer=_build(spectro_info, instruments.spectrometer, lab),
+        liquid_handler=_build(handler_info, handler_class, instruments.liquid_handler, lab),
+        spectrometer=_build(spectro_info, spectro_class, instruments.spectrometer, lab),
         lab=lab,
         robot_type=robot_type,
     )
 
 
-def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None) -> SimulatedLab:
-    """The shared simulated bench: model, noise stream, faults, timing, and full reservoirs."""
-    model = build_simulator(simulation.model, simulation.settings, simulation.noise)
+def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None, model: SimulatorModel | None) -> SimulatedLab:
+    """The shared simulated bench: model (built here when None), noise stream, faults, timing, and full reservoirs."""
+    if model is None:
+        model = build_simulator(simulation.model, simulation.settings, simulation.noise)
     rates = dict(getattr(simulation, "faults", None) or {})
     stocks = {name: r.stock_ul for name, r in handler.reagents.items()}
     if handler.diluent is not None:
@@ -65,8 +84,7 @@ def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None
     )
 
 
-def _build(info: DriverInfo, config: Any, lab: SimulatedLab | None) -> Any:
-    cls = load_driver_class(info)
+def _build(info: DriverInfo, cls: Any, config: Any, lab: SimulatedLab | None) -> Any:
     kwargs = {"robot_type": info.robot_type} if info.robot_type else {}
     if info.kind == "simulated":
         return cls(name=info.name, lab=lab, config=config, **kwargs)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from instruments.entry_points import describe, named_entry_points, source_of
 from instruments.errors import DriverNotAvailableError
+from instruments.roles import missing_verbs
 
 Role = Literal["liquid_handler", "spectrometer"]
 ROLES = ("liquid_handler", "spectrometer")
@@ -160,8 +161,6 @@ def _merge_plugins(drivers: dict[str, DriverInfo]) -> tuple[dict[str, DriverInfo
 
 def _plugin_info(name: str, target: str, source: str) -> DriverInfo:
     """Import a plugin class and check it declares a role it implements; raises ``ValueError``."""
-    from instruments.roles import missing_verbs
-
     if ":" not in target:
         raise ValueError(f"entry point value must be 'module:Class', got {target!r}")
     try:

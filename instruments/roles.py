@@ -2,13 +2,15 @@
 
 They are ``runtime_checkable``: ``isinstance(driver, Spectrometer)`` checks that every verb
 below exists (not its signature), which is what the contract suite and the plugin loader use.
+The ``Supports*`` protocols name optional capabilities a driver may add (a readiness check,
+the run-id hook and the run questions asked after a restart); the loop asks for them the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -112,6 +114,44 @@ class Spectrometer(Instrument, Protocol):
 
 
 ROLE_PROTOCOLS: dict[str, type] = {"liquid_handler": LiquidHandler, "spectrometer": Spectrometer}
+
+
+# Optional capabilities: a driver of any role may offer these; the loop checks with ``isinstance``.
+
+
+@runtime_checkable
+class SupportsReadyCheck(Protocol):
+    """Raises ``InstrumentError`` now, after ``connect``, for a setting that would fail every batch."""
+
+    def check_ready(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsRunCreatedHook(Protocol):
+    """A liquid handler that calls ``on_run_created(run_id)`` before a run can move anything.
+
+    The loop sets the attribute before each batch, so the store holds the run id first.
+    """
+
+    on_run_created: Callable[[str], None] | None
+
+
+@runtime_checkable
+class SupportsRunStatus(Protocol):
+    """A liquid handler that can say, after a restart, what became of a run it was given."""
+
+    def run_status(self, run_id: str) -> dict[str, Any]:
+        """``{"status": "succeeded" | "failed" | "stopped" | "running" | "idle" | "unknown" | ..., "error": str | None}``."""
+        ...
+
+
+@runtime_checkable
+class SupportsCloseUnplayedRun(Protocol):
+    """A liquid handler that can close a run created but never played, so it never will be."""
+
+    def close_unplayed_run(self, run_id: str) -> bool:
+        """True when the run was never played and is now closed; False when it cannot say or it was played."""
+        ...
 
 
 def protocol_members(protocol: type) -> list[str]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from instruments.errors import InstrumentError
 from simulators.faults import FaultInjector
+from simulators.model import SimulatorModel
 from simulators.timing import TIMING_MODES
 
 
@@ -48,7 +49,7 @@ class SimulatedLab:
         sleep: how realistic mode waits [s] (``time.sleep``).
     """
 
-    model: Any
+    model: SimulatorModel
     rng: np.random.Generator
     noise: dict[str, float] = field(default_factory=dict)
     wells: dict[str, dict[str, float]] = field(default_factory=dict)

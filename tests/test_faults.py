@@ -14,7 +14,7 @@ from instruments.simulated_lab import SimulatedLab
 from instruments.opentrons.twin import SimulatedOpentrons
 from instruments.spectrometers.twin import SimulatedSpectrometer
 from orchestrator.run.spectra_analysis import spectrum_problem
-from orchestrator.spec.schema import Simulation
+from orchestrator.spec.lab import Simulation
 from orchestrator.spec.loader import load_spec
 from simulators import ColourMixingModel
 from simulators.faults import FAULT_NAMES, ROBOT_FAULTS, FaultInjector

@@ -239,7 +239,7 @@ def test_absorbance_masks_invalid_pixels():
 # -- protocol, health, errors, optional dependency -----------------------------------------------
 
 def test_it_satisfies_the_spectrometer_protocol_and_reports_health():
-    from orchestrator.spec.schema import Spectrometer as SpectrometerSpec
+    from orchestrator.spec.lab import Spectrometer as SpectrometerSpec
 
     section = SpectrometerSpec(driver="ocean_optics", serial="FLMS01")
     backend = FakeSeaBreeze(FakeDevice("FLMS01"))

@@ -221,3 +221,23 @@ def test_a_run_someone_played_is_never_taken_for_an_unplayed_one(tmp_path):
         assert robot.close_unplayed_run(going["id"]) is False  # going: the robot refuses to close it
         assert going["current"] and going["status"] == "running"
         robot.close()
+
+
+class _CannotSay:
+    """A liquid handler that offers no run questions (no ``run_status``, no ``close_unplayed_run``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def test_a_driver_that_cannot_say_what_became_of_a_run_leaves_the_batch_to_the_user(tmp_path):
+    runner = runner_for(tmp_path)
+    runner.prepare(runner.propose())
+    again = restarted(runner)
+    again.instruments.liquid_handler = _CannotSay(again.instruments.liquid_handler.name)
+    with pytest.raises(InDoubtError, match=r"is unknown: driver \w+ cannot report what became of a run"):
+        again.reconcile()
+    assert statuses(again) == ["dispatched"] * 4
+    (line,) = again.reconcile("failed")
+    assert "recorded as failed" in line and "closed now" not in line
+    assert statuses(again) == ["failed"] * 4

@@ -174,7 +174,7 @@ class OpentronsHTTP:
                                   or run_allowance_s(plan))
             run_log = self._command_log(run_id)
         except InstrumentError as err:
-            err.run_log = self._command_log_quietly(run_id)  # type: ignore[attr-defined]
+            err.run_log = self._command_log_quietly(run_id)  # raised deeper down, before the log could be read
             raise
         finally:
             self._release(run_id)

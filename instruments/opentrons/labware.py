@@ -14,6 +14,7 @@ from importlib.resources import files
 from typing import Any
 
 from instruments.opentrons.deck import DECKS, OT2, Deck, PipetteSpec
+from instruments.registry import all_drivers
 
 DEFINITIONS = files("opentrons_shared_data") / "data" / "labware" / "definitions" / "2"
 
@@ -71,9 +72,10 @@ def pipette_tip_racks(load_name: str) -> tuple[str, ...]:
     """Load names of the tip racks the pipette ``load_name`` (e.g. ``p300_single_gen2``) takes: the
     ``defaultTipracks`` of every liquid class of its newest definition, in the definition's order.
 
-    Read through ``opentrons_shared_data``'s own loader (about 0.5 s the first time: its pydantic
+    Read through ``opentrons_shared_data``'s own loader (slow the first time: its pydantic
     models), since API load names map to definition files by its rules.
     """
+    # late: the pipette models are slow to import, and only a tip-rack check needs them
     from opentrons_shared_data.pipette import load_data, pipette_load_name_conversions
     from opentrons_shared_data.pipette.types import PIPETTE_API_NAMES_MAP
 
@@ -103,8 +105,6 @@ def deck_for(handler: Any) -> tuple[Deck, dict[str, str]]:
     The robot type comes from the driver (a plugin without one gets the OT-2's deck, as its plans
     do); labware the section names replaces the deck's default.
     """
-    from instruments.registry import all_drivers
-
     driver = all_drivers().get(handler.driver)
     deck = DECKS[(driver.robot_type if driver else None) or OT2]
     return deck, {key: getattr(handler.labware, key) or default for key, default in deck.labware.items()}

@@ -103,6 +103,7 @@ def simulate_protocol(protocol_text: str, file_name: str = "protocol.py") -> tup
 
     Raises ``ProtocolSimulationError`` with the simulator's own message when it fails.
     """
+    # late: opentrons is heavy; rendering a protocol, and validating a campaign, do not need it
     from opentrons.simulate import format_runlog, simulate
 
     # A simulated robot has no calibration files; opentrons warns about that on every run.

@@ -15,7 +15,7 @@ correct_nonlinearity=)``, ``integration_time_micros(us)``, ``integration_time_mi
 for the dark, ``spectrometer.f.shutter.set_shutter_open(bool)`` or
 ``spectrometer.f.strobe_lamp.enable_lamp(bool)``.
 
-In a campaign (``config.dark`` set, see ``orchestrator.spec.schema.Spectrometer``) the driver
+In a campaign (``config.dark`` set, see ``orchestrator.spec.lab.Spectrometer``) the driver
 builds its own ``before_acquire`` (``CampaignLightPath``): dark with the shutter closed or the
 lamp off, reference on the plate's blank well, sample on the well; bringing a well into the
 beam is the job of the ``present_well(label)`` hook that the lab's sampler sets.

@@ -16,6 +16,7 @@ import numpy as np
 from instruments.errors import InstrumentError, InstrumentFault
 from instruments.roles import Spectrum
 from instruments.simulated_lab import SimulatedInstrument
+from simulators.model import HasIntegrationTime
 from simulators.timing import read_seconds
 
 #: Raw counts of the simulated detector's dark and lamp-reference scans.
@@ -33,7 +34,8 @@ class SimulatedSpectrometer(SimulatedInstrument):
     @property
     def integration_time_ms(self) -> float:
         configured = getattr(self.config, "integration_time_ms", None)
-        return float(configured or getattr(self.lab.model, "integration_ms", 100.0))
+        model = self.lab.model
+        return float(configured or (model.integration_ms if isinstance(model, HasIntegrationTime) else 100.0))
 
     @property
     def averages(self) -> int:
@@ -64,7 +66,7 @@ class SimulatedSpectrometer(SimulatedInstrument):
                 "simulated_hours": round(self.lab.elapsed_h, 6)}
         if fault:
             meta["fault"] = fault
-        return Spectrum(well=well, kind=getattr(model, "kind", "absorbance"), wavelengths_nm=self.wavelengths_nm,
+        return Spectrum(well=well, kind=model.kind, wavelengths_nm=self.wavelengths_nm,
                         values=values, saturated=saturated, instrument=self.name, meta=meta)
 
     def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:

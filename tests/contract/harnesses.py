@@ -18,7 +18,7 @@ from instruments.spectrometers.ocean_optics import OceanOpticsSpectrometer
 from instruments.opentrons.http_driver import OpentronsHTTP
 from instruments.plate_plan import DILUENT
 from instruments.registry import all_drivers
-from orchestrator.spec.schema import Spectrometer as SpectrometerSection
+from orchestrator.spec.lab import Spectrometer as SpectrometerSection
 from orchestrator.spec.loader import load_spec
 from tests.fake_seabreeze import FakeDevice, FakeSeaBreeze
 from tests.opentrons_robot_server import RobotServer
