@@ -110,7 +110,7 @@ def test_updates_drive_the_bar():
 def test_progress_counts_what_was_made_not_what_was_abandoned(tmp_path):
     """Abandoned experiments give their place in the budget back; counted as done, a resumed run showed 20/16."""
     from orchestrator.run.campaign import Campaign
-    from orchestrator.prefect.flows import _standing
+    from orchestrator.run.progress import Standing
 
     doc = demo_document()
     doc["budget"] = {"experiments": 8, "batch_size": 4}
@@ -119,6 +119,31 @@ def test_progress_counts_what_was_made_not_what_was_abandoned(tmp_path):
     campaign.tell(made.id, {"distance": 0.2})
     campaign.fail(failed.id, "nothing formed")
     campaign.store.abandon(dropped.id, "never made")
-    standing = _standing(campaign, "propose")
+    standing = Standing.of(campaign).now("propose")
     assert (standing.done, standing.total) == (2, 8) and waiting.id not in (made.id, failed.id, dropped.id)
     assert standing.done + campaign.remaining_budget(campaign.experiments()) == 8 - 1  # the waiting one
+
+
+def test_the_standing_kept_step_by_step_matches_the_store(tmp_path):
+    """The flow keeps its progress from each finished experiment instead of re-reading the store: the same
+    count and best as a fresh read, whatever order measured, failed and abandoned experiments come in."""
+    from orchestrator.run.campaign import Campaign
+    from orchestrator.run.progress import Standing
+
+    doc = demo_document()
+    doc["budget"] = {"experiments": 12, "batch_size": 4}
+    campaign = Campaign.from_text(yaml.safe_dump(doc), store=f"sqlite:///{tmp_path / 'store.db'}")
+    kept = Standing.of(campaign)
+    values = iter([0.5, 0.2, 0.9, 0.05, 0.3, 0.05, 0.7, 0.4, 0.6])
+    for round_ in range(3):
+        batch = campaign.ask(4)
+        for i, proposal in enumerate(batch):
+            if (round_, i) in ((0, 1), (2, 3)):
+                kept.add(campaign.fail(proposal.id, "nothing formed"))
+            elif (round_, i) == (1, 2):
+                kept.add(campaign.store.abandon(proposal.id, "never made"))
+            else:
+                kept.add(campaign.tell(proposal.id, {"distance": next(values)}))
+    fresh = Standing.of(campaign).now("x")
+    assert (kept.now("x").done, kept.now("x").best) == (fresh.done, fresh.best) == (11, "distance 0.05")
+    assert campaign.best().values["distance"] == 0.05

@@ -11,16 +11,23 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from instruments.errors import InstrumentError
+from instruments.factory import resolve_role
+from orchestrator.cli.replay import HEADER, replay, row, summary
+from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
+from orchestrator.prefect.handover import Opened, handed_over
 from orchestrator.run.campaign import best_measured, changed_file_error, pareto_front
-from orchestrator.errors import SpecError
-from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
+from orchestrator.run.consumables import REFILLED, deck_plans, parse_levels, record_refill, stock_left, tips_left
+from orchestrator.run.progress import TerminalProgress, show_progress
+from orchestrator.run.spectra_analysis import build_target
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.store.bundle import read_bundle, write_bundle
 from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
+from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from orchestrator.run.spectra_analysis import build_target
-
     spec, _ = load_spec(args.file)
     for entry in spec.analysis:  # a target spectrum file is read now, as a run reads it before its first step
         if entry.target is not None and entry.target.csv is not None:
@@ -34,10 +41,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from instruments.registry import load_driver_class, resolve_driver
-    from instruments.errors import InstrumentError
-    from orchestrator.errors import OrchestratorError
-
     spec, text = load_spec(args.file)
     store = CampaignStore(args.store or spec.store.url)
     print(f"campaign store: {store.display}")
@@ -49,20 +52,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if existing is not None and existing.spec_hash != spec_hash(text) and store.experiments(existing.id):
         raise changed_file_error(spec.name, store.display)  # refused before starting Prefect
-    if spec.instruments is not None:  # fail before starting Prefect when a driver cannot be used
-        for role in ("liquid_handler", "spectrometer"):
-            try:
-                load_driver_class(resolve_driver(getattr(spec.instruments, role).driver, role, args.dry_run))
-            except InstrumentError as err:
-                raise OrchestratorError(f"instruments.{role}: {err.message}", hint=err.hint) from None
+    drivers = _resolve_drivers(spec, args.dry_run)
     _require_server_for_approval(spec)
-    summary = _run_flow(spec.name, text, str(Path(args.file).resolve()), store.url, args.dry_run)
+    opened = Opened(text, spec, store, drivers)
+    summary = _run_flow(opened, str(Path(args.file).resolve()), args.dry_run)
     _print_summary(spec.name, summary, store)
     return 0
 
 
+def _resolve_drivers(spec: CampaignSpec, dry_run: bool) -> dict[str, Any] | None:
+    """Both roles' drivers, resolved and imported before Prefect starts, so that a driver that cannot be
+    used fails first; None for a campaign without instruments (the flow then refuses it)."""
+    if spec.instruments is None:
+        return None
+    drivers = {}
+    for role in ("liquid_handler", "spectrometer"):
+        try:
+            drivers[role] = resolve_role(spec.instruments, role, dry_run)
+        except InstrumentError as err:
+            raise OrchestratorError(f"instruments.{role}: {err.message}", hint=err.hint) from None
+    return drivers
+
+
 def _require_server_for_approval(spec) -> None:
     """A paused campaign is answered from another process: it needs a Prefect server both can reach."""
+    # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.serving import require_api_url
 
     if spec.approval.mode != "none":
@@ -71,8 +85,6 @@ def _require_server_for_approval(spec) -> None:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """Go on with a campaign from the store alone: its stored file, and how it last ran."""
-    from orchestrator.errors import CampaignStateError
-
     store = CampaignStore(args.store, must_exist=True)
     print(f"campaign store: {store.display}")
     campaign = store.get_campaign(args.name)
@@ -88,13 +100,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _require_server_for_approval(spec)
     dry_run = bool(last.get("dry_run"))
     print(f"resuming {args.name!r} ({'dry run' if dry_run else 'real instruments'}), in-doubt experiments: {args.in_doubt}")
-    summary = _run_flow(campaign.name, campaign.spec_yaml, last.get("source"), store.url, dry_run, args.in_doubt)
+    opened = Opened(campaign.spec_yaml, spec, store, _resolve_drivers(spec, dry_run))
+    summary = _run_flow(opened, last.get("source"), dry_run, args.in_doubt)
     _print_summary(campaign.name, summary, store)
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     """Resume the paused flow run of campaign ``name`` with a decision."""
+    # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.serving import answer_approval
 
     edits: dict[str, dict] = {}
@@ -109,8 +123,6 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def _parse_edit(item: str) -> tuple[str, dict]:
     """``"12:red=40"`` -> ``("12", {"red": 40.0})``; a value that is not a number stays text."""
-    from orchestrator.errors import UsageError
-
     experiment, _, assignment = item.partition(":")
     name, _, value = assignment.partition("=")
     if not experiment.strip().isdigit() or not name.strip() or not value.strip():
@@ -124,8 +136,6 @@ def _parse_edit(item: str) -> tuple[str, dict]:
 
 def cmd_refill(args: argparse.Namespace) -> int:
     """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
-    from orchestrator.run.consumables import parse_levels, record_refill
-
     store = CampaignStore(args.store, must_exist=True)
     campaign = store.get_campaign(args.name)
     handler = _liquid_handler(campaign)
@@ -138,8 +148,6 @@ def cmd_refill(args: argparse.Namespace) -> int:
 
 def _liquid_handler(campaign: CampaignInfo) -> Any:
     """The campaign's liquid-handler section; ``UsageError`` when it has none (an ask/tell campaign)."""
-    from orchestrator.errors import UsageError
-
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     handler = spec.instruments.liquid_handler if spec.instruments else None
     if handler is None:
@@ -150,8 +158,6 @@ def _liquid_handler(campaign: CampaignInfo) -> Any:
 
 def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> str:
     """One line: fresh tips per rack and reagent stock [uL] left on the deck, a batch still on it counted."""
-    from orchestrator.run.consumables import REFILLED, deck_plans, stock_left, tips_left
-
     plans, in_flight = deck_plans(store, campaign.id)
     events = store.events(campaign.id, REFILLED)
     tips, stock = tips_left(plans, events), stock_left(handler, plans, events)
@@ -164,6 +170,7 @@ def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> st
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the campaign's flow as a deployment; trigger it from the dashboard or the API."""
+    # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.serving import serve_campaign
 
     spec, text = load_spec(args.file)
@@ -186,20 +193,22 @@ def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
     print(f"next: sdl status {name} --store {store.display}")
 
 
-def _run_flow(name: str, text: str, source: str | None, store_url: str, dry_run: bool, in_doubt: str = "ask") -> dict:
-    """Run the campaign flow; on a terminal, with a live progress bar instead of Prefect's INFO lines."""
+def _run_flow(opened: Opened, source: str | None, dry_run: bool, in_doubt: str = "ask") -> dict:
+    """Run the campaign flow on what this command has opened (the flow takes it over instead of opening
+    its own); on a terminal, with a live progress bar instead of Prefect's INFO lines."""
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     if interactive:  # the bar and Prefect's console lines would overwrite each other
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Prefect loads here, for the commands that run a flow
     from orchestrator.prefect.flows import campaign_flow
-    from orchestrator.run.progress import TerminalProgress, show_progress
     from orchestrator.prefect.temporary_server import shield_from_terminal_interrupts
 
     shield_from_terminal_interrupts()
 
     def run() -> dict:
-        return campaign_flow(name=name, yaml_text=text, source=source, store_url=store_url, dry_run=dry_run,
-                             in_doubt=in_doubt)
+        with handed_over(opened):
+            return campaign_flow(name=opened.spec.name, yaml_text=opened.yaml_text, source=source,
+                                 store_url=opened.store.url, dry_run=dry_run, in_doubt=in_doubt)
 
     if not interactive:
         return run()
@@ -208,6 +217,7 @@ def _run_flow(name: str, text: str, source: str | None, store_url: str, dry_run:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.dashboard import serve_dashboard
 
     return serve_dashboard(args.host, args.port)
@@ -294,8 +304,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         written = write_protocols(store, campaign, Path(args.protocols))
         print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
     if args.bundle:
-        from orchestrator.store.bundle import write_bundle
-
         files = write_bundle(store, campaign, Path(args.bundle))
         print(f"wrote bundle of {len(rows)} experiments ({len(files)} files) to {args.bundle}; "
               f"check it with: sdl replay {args.bundle}", file=sys.stderr)
@@ -316,9 +324,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Check the bundle, re-propose every batch, print a table; exit 1 when a proposal differs."""
-    from orchestrator.store.bundle import read_bundle
-    from orchestrator.cli.replay import HEADER, replay, row, summary
-
     bundle = read_bundle(Path(args.bundle))
     meta = bundle.metadata
     print(f"replaying campaign {meta.get('campaign')!r} from {args.bundle}: "
@@ -336,6 +341,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of one campaign (and its figures) and print the path of the page."""
     store = CampaignStore(args.store, must_exist=True)
     store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
+    # matplotlib and the planner's model (torch) load for a report only
     from orchestrator.report import build_report
 
     out_dir = Path(args.output) if args.output else default_report_dir(args.name)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from instruments.errors import InstrumentError
+from orchestrator.cli import commands
 from orchestrator.errors import OrchestratorError, SpecError, StoreError, UsageError
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
@@ -133,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The first start of Prefect's local server migrates its database: slow on a fresh machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from orchestrator.cli import commands
-
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         with _sigterm_as_interrupt():

@@ -9,12 +9,18 @@ edit pauses again with the reason. Every decision is stored as an ``approval`` e
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
+from prefect import get_run_logger
+from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
-if TYPE_CHECKING:
-    from orchestrator.run.campaign import Campaign, Proposal
+from orchestrator.errors import OrchestratorError
+from orchestrator.run.campaign import Campaign, Proposal
+
+
+class ApprovalTimeout(OrchestratorError, RuntimeError):
+    """Nobody decided on a batch in time; it was not made."""
 
 
 class BatchDecision(RunInput):
@@ -26,7 +32,39 @@ class BatchDecision(RunInput):
     edits: dict[str, dict[str, Any]] = {}
 
 
-def needs_approval(campaign: "Campaign", batch: list["Proposal"]) -> bool:
+def review(campaign: Campaign, batch: list[Proposal], announce: Callable[[str], None]) -> list[Proposal] | None:
+    """Pause the flow for a person's decision when the campaign asks for one; the batch to make, or None.
+
+    An edit that breaks a bound or constraint is refused (stored as ``approval_refused``) and the
+    flow pauses again with the reason. ``announce(step)`` tells the progress display what waits.
+    Raises ``ApprovalTimeout`` when nobody answers within ``approval.timeout_hours``.
+    """
+    if not needs_approval(campaign, batch):
+        return batch
+    settings, problems, attempt = campaign.spec.approval, [], 0
+    while True:
+        attempt += 1
+        announce(f"iteration {batch[0].iteration} · waiting for approval")
+        form = BatchDecision.with_initial_data(description=describe(batch, problems))
+        try:
+            decision = pause_flow_run(wait_for_input=form, timeout=int(settings.timeout_hours * 3600),
+                                      poll_interval=max(1, int(settings.poll_seconds)),
+                                      key=f"approval-{batch[0].iteration}-{attempt}")
+        except Exception as err:
+            if type(err).__name__ != "FlowPauseTimeout":
+                raise
+            raise ApprovalTimeout(
+                f"no decision on the batch of iteration {batch[0].iteration} within {settings.timeout_hours:g} h; "
+                "nothing was made", hint=f"sdl resume {campaign.spec.name} asks again") from None
+        problems = edit_problems(campaign, batch, decision.edits) if decision.decision == "edit" else []
+        if not problems:
+            return apply_decision(campaign, batch, decision)
+        campaign.store.record_event(campaign.info.id, "approval_refused",
+                                    {"iteration": batch[0].iteration, "edits": dict(decision.edits), "problems": problems})
+        get_run_logger().warning("edit refused: %s", "; ".join(problems))
+
+
+def needs_approval(campaign: Campaign, batch: list[Proposal]) -> bool:
     """Whether ``batch`` waits for a person, by the campaign's ``approval.mode``."""
     mode = campaign.spec.approval.mode
     if mode == "each_batch":
@@ -37,7 +75,7 @@ def needs_approval(campaign: "Campaign", batch: list["Proposal"]) -> bool:
     return False
 
 
-def describe(batch: list["Proposal"], problems: list[str]) -> str:
+def describe(batch: list[Proposal], problems: list[str]) -> str:
     """Markdown shown above the form: the batch as a table, and why a previous answer was refused."""
     names = list(batch[0].params)
     lines = [f"Batch of iteration {batch[0].iteration}: approve, edit (values by experiment id) or reject.", ""]
@@ -48,7 +86,7 @@ def describe(batch: list["Proposal"], problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def edit_problems(campaign: "Campaign", batch: list["Proposal"], edits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def edit_problems(campaign: Campaign, batch: list[Proposal], edits: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Why ``edits`` cannot be applied to ``batch`` (empty when they can)."""
     by_id = {str(p.id): p for p in batch}
     problems = []
@@ -68,10 +106,8 @@ def edit_problems(campaign: "Campaign", batch: list["Proposal"], edits: Mapping[
     return problems
 
 
-def apply_decision(campaign: "Campaign", batch: list["Proposal"], decision: BatchDecision) -> list["Proposal"] | None:
+def apply_decision(campaign: Campaign, batch: list[Proposal], decision: BatchDecision) -> list[Proposal] | None:
     """Store ``decision`` and return the batch to make (edited), or None when it was rejected."""
-    from orchestrator.run.campaign import Proposal
-
     store, campaign_id = campaign.store, campaign.info.id
     store.record_event(campaign_id, "approval", {"iteration": batch[0].iteration, "decision": decision.decision,
                                                 "note": decision.note, "edits": dict(decision.edits),
@@ -91,7 +127,7 @@ def apply_decision(campaign: "Campaign", batch: list["Proposal"], decision: Batc
     return made
 
 
-def _value_problem(campaign: "Campaign", name: str, value: Any) -> str | None:
+def _value_problem(campaign: Campaign, name: str, value: Any) -> str | None:
     try:
         parameter = campaign.spec.parameter(name)
     except StopIteration:

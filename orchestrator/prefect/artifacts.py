@@ -15,14 +15,15 @@ import base64
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 from uuid import UUID
 
-from orchestrator.run.campaign import best_measured
-from orchestrator.store.campaign_store import TERMINAL
+from prefect.artifacts import (
+    create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact,
+)
 
-if TYPE_CHECKING:
-    from orchestrator.run.campaign import Campaign
+from orchestrator.run.campaign import Campaign, best_measured
+from orchestrator.store.campaign_store import TERMINAL
+from orchestrator.store.export import experiment_rows
 
 
 def artifact_key(campaign_name: str) -> str:
@@ -38,7 +39,7 @@ MIN_INTERVAL_S = 10.0
 class LiveArtifacts:
     """Keeps a campaign's dashboard artifacts up to date; call ``update`` after each iteration."""
 
-    def __init__(self, campaign: "Campaign") -> None:
+    def __init__(self, campaign: Campaign) -> None:
         self.campaign, self.key = campaign, artifact_key(campaign.spec.name)
         self._progress_id: UUID | None = None
         self._last = -MIN_INTERVAL_S
@@ -49,11 +50,6 @@ class LiveArtifacts:
         if not force and now - self._last < MIN_INTERVAL_S:
             return
         self._last = now
-        from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact
-        from prefect.artifacts import update_progress_artifact
-
-        from orchestrator.store.export import experiment_rows
-
         campaign = self.campaign
         experiments = campaign.experiments()
         finished = sum(e.status in TERMINAL and e.status != "abandoned" for e in experiments)
@@ -63,7 +59,7 @@ class LiveArtifacts:
                 percent, key=f"{self.key}-progress", description=f"experiments finished of {campaign.spec.name}")
         else:
             update_progress_artifact(self._progress_id, percent)
-        columns, rows = experiment_rows(campaign.store, campaign.info)
+        columns, rows = experiment_rows(campaign.store, campaign.info, campaign.spec)
         create_table_artifact(key=f"{self.key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                               description=f"Every experiment of campaign {campaign.spec.name}")
         create_markdown_artifact(key=f"{self.key}-convergence", markdown=self.convergence_markdown(),

@@ -1,28 +1,34 @@
 """Prefect flow of a campaign: one flow run per campaign, one task per step.
 
-Thin by design: each task wraps one ``CampaignRunner`` step. Instrument tasks never use
-result caching (a cached physical step would be silently skipped) and never retry.
+Thin by design: ``CampaignRunner.run_iteration`` sequences the steps, and the flow passes it hooks
+that run each step as a named task (``_as_tasks``), let a person review each batch
+(``approval.review``) and refresh the dashboard; ``locks`` holds the instruments. Instrument tasks
+never use result caching (a cached physical step would be silently skipped) and never retry.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 from instruments.errors import HintedError
+from instruments.factory import ResolvedDrivers
+from orchestrator.prefect.approval import review
 from orchestrator.prefect.artifacts import LiveArtifacts, artifact_key
+from orchestrator.prefect.handover import taken_over
+from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
 from orchestrator.run.campaign import Campaign, best_measured, pareto_front
-from orchestrator.errors import OrchestratorError
-from orchestrator.run.steps import CampaignRunner, LoopError, make_runner
-from orchestrator.run.progress import ProgressUpdate, report_note, report_progress
+from orchestrator.run.progress import Standing, report_note, report_progress
+from orchestrator.run.steps import CampaignRunner, IterationHooks, StepWrapper, make_runner
 from orchestrator.store.campaign_store import default_report_dir
+from orchestrator.store.export import experiment_rows
 
 _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
 
@@ -49,204 +55,88 @@ def _quiet_refusals() -> None:
             logger.addFilter(_NoTracebackForRefusals())
 
 
-class ApprovalTimeout(OrchestratorError, RuntimeError):
-    """Nobody decided on a batch in time; it was not made."""
-
+# Each task runs the runner's step it is given (a bound method of ``CampaignRunner``).
 
 @task(name="preflight", **_STEP)
-def preflight(runner: CampaignRunner):
-    runner.preflight()
+def preflight(step: Callable[[], None]) -> None:
+    step()
 
 
 @task(name="propose", **_STEP)
-def propose(runner: CampaignRunner):
-    return runner.propose()
+def propose(step: Callable[..., Any]) -> Any:
+    return step()
 
 
 @task(name="prepare", **_STEP)
-def prepare(runner: CampaignRunner, batch):
-    return runner.prepare(batch)
+def prepare(step: Callable[..., Any], batch: Any) -> Any:
+    return step(batch)
 
 
 @task(name="measure", **_STEP)
-def measure(runner: CampaignRunner, plan):
-    return runner.measure(plan)
+def measure(step: Callable[..., Any], plan: Any) -> Any:
+    return step(plan)
 
 
 @task(name="analyse", **_STEP)
-def analyse(runner: CampaignRunner, plan, spectra):
-    return runner.analyse(plan, spectra)
+def analyse(step: Callable[..., Any], plan: Any, spectra: Any) -> Any:
+    return step(plan, spectra)
 
 
 @task(name="record", **_STEP)
-def record(runner: CampaignRunner, outcomes):
-    runner.record(outcomes)
+def record(step: Callable[..., Any], outcomes: Any) -> None:
+    step(outcomes)
+
+
+_TASKS = {t.name: t for t in (propose, prepare, measure, analyse, record)}
 
 
 @task(name="publish", **_STEP)
 def publish(campaign: Campaign) -> str:
     """Write the campaign's report and keep it, and the experiments table, as Prefect artifacts."""
-    from prefect.artifacts import create_link_artifact, create_table_artifact
-
-    from orchestrator.store.export import experiment_rows
+    # matplotlib (the report's figures) loads when a run ends, not for sdl serve or sdl approve
     from orchestrator.report import build_report
 
-    from prefect.artifacts import create_markdown_artifact
-
-    name, key = campaign.spec.name, artifact_key(campaign.spec.name)
-    columns, rows = experiment_rows(campaign.store, campaign.info)
+    name, key, spec = campaign.spec.name, artifact_key(campaign.spec.name), campaign.spec
+    columns, rows = experiment_rows(campaign.store, campaign.info, spec)
     create_table_artifact(key=f"{key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                           description=f"Every experiment of campaign {name}")
-    path = build_report(campaign.store, name, default_report_dir(name)).resolve()
+    path = build_report(campaign.store, name, default_report_dir(name), spec).resolve()
     figure = next(iter(sorted(path.parent.glob("*convergence*.png"))), None)
     create_markdown_artifact(key=f"{key}-convergence", markdown=LiveArtifacts(campaign).convergence_markdown(figure),
-                             description=f"Best {campaign.spec.objectives[0].name} after each iteration")
+                             description=f"Best {spec.objectives[0].name} after each iteration")
     create_link_artifact(key=f"{key}-report", link=path.as_uri(), link_text=f"Report of {name}",
                          description=f"campaign file sha256 {campaign.info.spec_hash}")
     return str(path)
 
 
-def _named(step, campaign: str, iteration: int):
-    return step.with_options(task_run_name=f"{campaign} · iteration {iteration:02d} · {step.name}")
+def _as_tasks(name: str, standing: Standing) -> StepWrapper:
+    """Run each step as its task, named by campaign, iteration and step, after reporting where the campaign stands."""
 
+    def wrap(step_name: str, iteration: int, step: Callable[..., Any]) -> Callable[..., Any]:
+        if step_name != "record":  # record follows analyse at once: the display shows analyse until the end
+            report_progress(standing.now(f"iteration {iteration} · {step_name}"))
+        named = _TASKS[step_name].with_options(task_run_name=f"{name} · iteration {iteration:02d} · {step_name}")
+        return partial(named, step)
 
-def _standing(campaign: Campaign, step: str) -> ProgressUpdate:
-    """Where ``campaign`` stands now, as a progress update."""
-    best = campaign.best()
-    objective = campaign.objective.name
-    # abandoned experiments were never made and gave their place in the budget back: not progress
-    finished = sum(e.status in ("measured", "failed") for e in campaign.experiments())
-    return ProgressUpdate(campaign.spec.name, finished, campaign.spec.budget.experiments, step,
-                          f"{objective} {best.values[objective]:.4g}" if best else None)
-
-
-def _review(runner: CampaignRunner, batch):
-    """Pause for a person's decision when the campaign asks for one; the batch to make, or None."""
-    from prefect.flow_runs import pause_flow_run
-
-    from orchestrator.prefect.approval import BatchDecision, apply_decision, describe, edit_problems, needs_approval
-
-    campaign = runner.campaign
-    if not needs_approval(campaign, batch):
-        return batch
-    settings, problems, attempt = campaign.spec.approval, [], 0
-    while True:
-        attempt += 1
-        report_progress(_standing(campaign, f"iteration {batch[0].iteration} · waiting for approval"))
-        form = BatchDecision.with_initial_data(description=describe(batch, problems))
-        try:
-            decision = pause_flow_run(wait_for_input=form, timeout=int(settings.timeout_hours * 3600),
-                                      poll_interval=max(1, int(settings.poll_seconds)),
-                                      key=f"approval-{batch[0].iteration}-{attempt}")
-        except Exception as err:
-            if type(err).__name__ != "FlowPauseTimeout":
-                raise
-            raise ApprovalTimeout(
-                f"no decision on the batch of iteration {batch[0].iteration} within {settings.timeout_hours:g} h; "
-                "nothing was made", hint=f"sdl resume {campaign.spec.name} asks again") from None
-        problems = edit_problems(campaign, batch, decision.edits) if decision.decision == "edit" else []
-        if not problems:
-            return apply_decision(campaign, batch, decision)
-        campaign.store.record_event(campaign.info.id, "approval_refused",
-                                    {"iteration": batch[0].iteration, "edits": dict(decision.edits), "problems": problems})
-        get_run_logger().warning("edit refused: %s", "; ".join(problems))
-
-
-def _run_iteration(runner: CampaignRunner, name: str, live: LiveArtifacts) -> int:
-    """One iteration as five named tasks (fewer when the robot or the reader faulted); returns its number."""
-    campaign = runner.campaign
-    started = time.perf_counter()
-    iteration = campaign.next_iteration()
-    report_progress(_standing(campaign, f"iteration {iteration} · propose"))
-    batch = _named(propose, name, iteration)(runner)
-    iteration = batch[0].iteration
-    waited = time.perf_counter()
-    batch = _review(runner, batch)
-    runner.step_seconds["approval"] = time.perf_counter() - waited  # a person's time, not overhead
-    if batch is None:  # rejected: the next iteration proposes again
-        return iteration
-    report_progress(_standing(campaign, f"iteration {iteration} · prepare"))
-    plan = _named(prepare, name, iteration)(runner, batch)
-    if plan is not None:
-        report_progress(_standing(campaign, f"iteration {iteration} · measure"))
-        spectra = _named(measure, name, iteration)(runner, plan)
-        if spectra is not None:
-            report_progress(_standing(campaign, f"iteration {iteration} · analyse"))
-            outcomes = _named(analyse, name, iteration)(runner, plan, spectra)
-            _named(record, name, iteration)(runner, outcomes)
-    _update_dashboard(live, get_run_logger())  # orchestration: inside the iteration's measured time
-    runner.record_timing(iteration, time.perf_counter() - started)
-    return iteration
-
-
-def _lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
-    """Hold a strict Prefect concurrency slot per physical instrument while it works; role -> limit name.
-
-    The robot's slot is then held for the whole run instead (``_robot_for_the_run``).
-    """
-    from orchestrator.prefect.locks import ensure_limits, instrument_lock, lock_names
-
-    campaign = runner.campaign
-    names = lock_names(campaign.spec, dry_run)
-    ensure_limits(list(names.values()))
-
-    def held(role: str):
-        return instrument_lock(names[role], on_held=_hold_recorder(campaign, role)) if role in names else nullcontext()
-
-    runner.instrument_guard = held
-    return names
-
-
-def _hold_recorder(campaign: Campaign, role: str):
-    """The ``on_held`` callback that stores each hold of ``role``'s instrument as an ``instrument_held`` event."""
-
-    def remember(times: dict) -> None:
-        campaign.store.record_event(campaign.info.id, "instrument_held", {"role": role, **times})
-
-    return remember
-
-
-@contextmanager
-def _robot_for_the_run(runner: CampaignRunner, locks: dict[str, str]) -> Iterator[None]:
-    """Hold the robot's slot (``locks["liquid_handler"]``) for the block; its batches then take no lock of their own.
-
-    Campaigns on one robot share its deck (tip racks, plate, reservoir), which each campaign
-    counts as its own, so they run one after the other, never batch by batch: a robot that
-    another run holds for ``ROBOT_WAIT_S`` is refused (``LoopError``), with nothing moved.
-    """
-    from orchestrator.prefect.locks import ROBOT_WAIT_S, InstrumentBusy, instrument_lock
-
-    name, campaign = locks.get("liquid_handler"), runner.campaign
-    if name is None:
-        yield
-        return
-    with ExitStack() as held:
-        try:
-            held.enter_context(instrument_lock(name, on_held=_hold_recorder(campaign, "liquid_handler"),
-                                               wait_s=ROBOT_WAIT_S))
-        except InstrumentBusy as err:
-            raise LoopError(f"the robot ({name}) is in use by another campaign; nothing moved",
-                            hint="campaigns on one robot share its tip racks, plate and reservoir, so they run one "
-                                 "after the other: when the other has ended, load fresh tips and a fresh plate, "
-                                 f"then: sdl resume {campaign.spec.name}") from err
-        per_batch = runner.instrument_guard
-        runner.instrument_guard = lambda role: nullcontext() if role == "liquid_handler" else per_batch(role)
-        try:
-            yield
-        finally:
-            runner.instrument_guard = per_batch
+    return wrap
 
 
 def _iterate_until_finished(runner: CampaignRunner, name: str, live: LiveArtifacts, logger) -> None:
     """Run iterations until the budget is spent or a stopping rule holds, reporting each one's standing."""
+    standing = Standing.of(runner.campaign)
+    runner.on_finished = standing.add
+    hooks = IterationHooks(
+        wrap=_as_tasks(name, standing),
+        review=lambda batch: review(runner.campaign, batch, lambda step: report_progress(standing.now(step))),
+        at_end=lambda: _update_dashboard(live, logger),  # orchestration: inside the iteration's measured time
+    )
     while not runner.is_finished():
-        iteration = _run_iteration(runner, name, live)
-        standing = _standing(runner.campaign, "done" if runner.is_finished() else "next iteration")
-        line = (f"iteration {iteration}: {standing.done}/{standing.total} experiments done, "
-                f"best {standing.best or 'none yet'}")
+        iteration = runner.run_iteration(hooks)
+        now = standing.now("done" if runner.is_finished() else "next iteration")
+        line = f"iteration {iteration}: {now.done}/{now.total} experiments done, best {now.best or 'none yet'}"
         logger.info(line)
         report_note(line)
-        report_progress(standing)
+        report_progress(now)
 
 
 def _update_dashboard(live: LiveArtifacts, logger, force: bool = False) -> None:
@@ -257,33 +147,49 @@ def _update_dashboard(live: LiveArtifacts, logger, force: bool = False) -> None:
         logger.warning("dashboard artifacts not updated (%s: %s)", type(err).__name__, err)
 
 
+def _open(yaml_text: str, source: str | None, store_url: str | None) -> tuple[Campaign, ResolvedDrivers | None]:
+    """The campaign and its resolved drivers: as the starting command handed them over, or read here (a
+    deployment's run, which nothing hands anything to) with the drivers left to the runner."""
+    path = Path(source) if source else None
+    opened = taken_over(yaml_text, store_url)
+    if opened is None:
+        return Campaign.from_text(yaml_text, store=store_url, source=path), None
+    return Campaign.from_text(yaml_text, store=opened.store, source=path, spec=opened.spec), opened.drivers
+
+
+def _stop_if_a_rule_holds(campaign: Campaign, logger) -> None:
+    """When a stopping rule holds, store why and abandon the proposals that were never made."""
+    decision = campaign.should_stop()
+    if decision.stop:
+        campaign.store.record_event(campaign.info.id, "stopped", {"reason": decision.reason})
+        for waiting in campaign.experiments("proposed"):  # proposed but never made: not to be made now
+            campaign.store.abandon(waiting.id, f"campaign stopped before it was made: {decision.reason}")
+        logger.info("stopping: %s", decision.reason)
+
+
 @flow(name="sdl-campaign", flow_run_name="{name}", validate_parameters=False, persist_result=False, log_prints=True)
 def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str | None, dry_run: bool,
                   in_doubt: str = "ask") -> dict[str, Any]:
     """Run campaign ``name`` (its YAML text) against ``store_url`` until its budget is spent.
 
     Experiments a crash left dispatched but unmeasured are settled first (``in_doubt``: see
-    ``orchestrator.run.reconcile``); nothing is ever dispatched twice.
+    ``orchestrator.run.reconcile``); nothing is ever dispatched twice. The parameters are what
+    Prefect stores; what ``sdl run`` already read comes through ``orchestrator.prefect.handover``.
     """
     _quiet_refusals()
     logger = get_run_logger()
-    campaign = Campaign.from_text(yaml_text, store=store_url, source=Path(source) if source else None)
-    runner = make_runner(campaign, dry_run, log=logger.info)
-    locks = _lock_instruments(runner, dry_run)
+    campaign, drivers = _open(yaml_text, source, store_url)
+    runner = make_runner(campaign, dry_run, log=logger.info, drivers=drivers)
+    locks = lock_instruments(runner, dry_run)
     campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source, locks=locks)
     live = LiveArtifacts(campaign)
     try:
         runner.reconcile(in_doubt)
         if not runner.is_finished():
-            with _robot_for_the_run(runner, locks):
-                preflight.with_options(task_run_name=f"{name} · preflight")(runner)
+            with robot_for_the_run(runner, locks):
+                preflight.with_options(task_run_name=f"{name} · preflight")(runner.preflight)
                 _iterate_until_finished(runner, name, live, logger)
-        decision = campaign.should_stop()
-        if decision.stop:
-            campaign.store.record_event(campaign.info.id, "stopped", {"reason": decision.reason})
-            for waiting in campaign.experiments("proposed"):  # proposed but never made: not to be made now
-                campaign.store.abandon(waiting.id, f"campaign stopped before it was made: {decision.reason}")
-            logger.info("stopping: %s", decision.reason)
+        _stop_if_a_rule_holds(campaign, logger)
     except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's flow engine raises it
         campaign.store.set_campaign_status(campaign.info.id, "interrupted")
         raise
@@ -297,6 +203,11 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     except Exception as err:  # the campaign is complete and stored; a report can be made later
         logger.warning("report not written (%s: %s); make it with: sdl report %s", type(err).__name__, err, name)
         report = None
+    return _summary(campaign, name, report)
+
+
+def _summary(campaign: Campaign, name: str, report: str | None) -> dict[str, Any]:
+    """What the flow returns: experiments by status, the best, the Pareto front's size, the report's path."""
     experiments = campaign.experiments()  # read once for the whole summary
     spec = campaign.spec
     outcome_constraints = spec.parsed_outcome_constraints()

@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
 from orchestrator.errors import OrchestratorError
+from orchestrator.run.campaign import Campaign
+from orchestrator.run.steps import CampaignRunner, LoopError
 
 #: how long a campaign waits for a busy instrument before it gives up [s]
 LOCK_WAIT_S = 6 * 3600.0
@@ -57,10 +64,6 @@ def lock_names(spec: Any, dry_run: bool) -> dict[str, str]:
 
 def ensure_limits(names: list[str]) -> None:
     """Create each strict limit of one slot that the Prefect server does not have yet."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
     with get_client(sync_client=True) as client:
         for name in names:
             try:
@@ -85,8 +88,6 @@ def instrument_lock(name: str, on_held: Callable[[dict[str, Any]], None] | None 
 
     Raises ``InstrumentBusy`` when the slot is not free within ``wait_s`` [s].
     """
-    from prefect.concurrency.sync import concurrency
-
     with ExitStack() as held:
         try:
             held.enter_context(concurrency(name, occupy=1, strict=True, timeout_seconds=wait_s,
@@ -100,3 +101,57 @@ def instrument_lock(name: str, on_held: Callable[[dict[str, Any]], None] | None 
         finally:
             if on_held is not None:
                 on_held({"lock": name, "acquired_at": acquired, "released_at": time.time()})
+
+
+def lock_instruments(runner: CampaignRunner, dry_run: bool) -> dict[str, str]:
+    """Make ``runner`` hold each physical instrument's slot while that instrument works; role -> limit name.
+
+    The robot's slot is then held for the whole run instead (``robot_for_the_run``).
+    """
+    campaign = runner.campaign
+    names = lock_names(campaign.spec, dry_run)
+    ensure_limits(list(names.values()))
+
+    def held(role: str):
+        return instrument_lock(names[role], on_held=_hold_recorder(campaign, role)) if role in names else nullcontext()
+
+    runner.instrument_guard = held
+    return names
+
+
+@contextmanager
+def robot_for_the_run(runner: CampaignRunner, locks: dict[str, str]) -> Iterator[None]:
+    """Hold the robot's slot (``locks["liquid_handler"]``) for the block; its batches then take no lock of their own.
+
+    Campaigns on one robot share its deck (tip racks, plate, reservoir), which each campaign
+    counts as its own, so they run one after the other, never batch by batch: a robot that
+    another run holds for ``ROBOT_WAIT_S`` is refused (``LoopError``), with nothing moved.
+    """
+    name, campaign = locks.get("liquid_handler"), runner.campaign
+    if name is None:
+        yield
+        return
+    with ExitStack() as held:
+        try:
+            held.enter_context(instrument_lock(name, on_held=_hold_recorder(campaign, "liquid_handler"),
+                                               wait_s=ROBOT_WAIT_S))
+        except InstrumentBusy as err:
+            raise LoopError(f"the robot ({name}) is in use by another campaign; nothing moved",
+                            hint="campaigns on one robot share its tip racks, plate and reservoir, so they run one "
+                                 "after the other: when the other has ended, load fresh tips and a fresh plate, "
+                                 f"then: sdl resume {campaign.spec.name}") from err
+        per_batch = runner.instrument_guard
+        runner.instrument_guard = lambda role: nullcontext() if role == "liquid_handler" else per_batch(role)
+        try:
+            yield
+        finally:
+            runner.instrument_guard = per_batch
+
+
+def _hold_recorder(campaign: Campaign, role: str) -> Callable[[dict[str, Any]], None]:
+    """The ``on_held`` callback that stores each hold of ``role``'s instrument as an ``instrument_held`` event."""
+
+    def remember(times: dict[str, Any]) -> None:
+        campaign.store.record_event(campaign.info.id, "instrument_held", {"role": role, **times})
+
+    return remember

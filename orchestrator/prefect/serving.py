@@ -10,7 +10,16 @@ import os
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL
+
 from orchestrator.errors import OrchestratorError
+from orchestrator.prefect.approval import BatchDecision
+from orchestrator.prefect.flows import campaign_flow
 
 
 def configured_api_url() -> str | None:
@@ -18,8 +27,6 @@ def configured_api_url() -> str | None:
     url = os.environ.get("PREFECT_API_URL")
     if url:
         return url
-    from prefect.settings import PREFECT_API_URL
-
     return PREFECT_API_URL.value() or None
 
 
@@ -34,11 +41,6 @@ def require_api_url(what: str) -> str:
 
 def paused_flow_run(name: str) -> UUID:
     """Id of the paused flow run of campaign ``name`` (flow runs are named after their campaign)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]),
@@ -53,10 +55,6 @@ def paused_flow_run(name: str) -> UUID:
 
 def answer_approval(name: str, decision: dict[str, Any]) -> UUID:
     """Resume campaign ``name``'s paused run with ``decision`` (the ``BatchDecision`` fields)."""
-    from prefect.flow_runs import resume_flow_run
-
-    from orchestrator.prefect.approval import BatchDecision
-
     require_api_url("sdl approve")
     checked = BatchDecision.model_validate(decision)
     run_id = paused_flow_run(name)
@@ -66,8 +64,6 @@ def answer_approval(name: str, decision: dict[str, Any]) -> UUID:
 
 def serve_campaign(name: str, yaml_text: str, source: str, store_url: str, dry_run: bool) -> int:
     """Serve the campaign flow as deployment ``sdl-campaign/<name>`` until interrupted."""
-    from orchestrator.prefect.flows import campaign_flow
-
     url = require_api_url("sdl serve")
     print(f"serving deployment sdl-campaign/{name} on {url}; start a run from the dashboard or with: "
           f"prefect deployment run 'sdl-campaign/{name}'", flush=True)

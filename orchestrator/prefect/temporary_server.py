@@ -25,6 +25,7 @@ def shield_from_terminal_interrupts() -> None:
     Prefect's server module starts the server with ``subprocess.Popen``; only that module's view of
     ``subprocess`` is replaced, by one whose ``Popen`` adds ``start_new_session=True``.
     """
+    # the server's API (FastAPI, its database layer) loads only when a flow runs without PREFECT_API_URL
     from prefect.server.api import server
 
     if getattr(server.subprocess, "sdl_own_session", False):

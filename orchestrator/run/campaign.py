@@ -24,12 +24,14 @@ from instruments.opentrons.deck import WELLS_PER_PLATE
 from orchestrator.planning.constraints import LinearConstraint, outcomes_met
 from orchestrator.errors import CampaignStateError
 from orchestrator.planning.planner import Planner
+from orchestrator.planning.prior_mean import prior_mean_for
 from orchestrator.planning.space import SearchSpace
-from orchestrator.spec.schema import CampaignSpec, Objective
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.planning.stopping import StopDecision, decide
 from orchestrator.store.campaign_store import PENDING, CampaignInfo, CampaignStore, Experiment
-from orchestrator.planning.surrogates import resolve_kernel
+from orchestrator.planning.kernels import resolve_kernel
 from orchestrator.planning.warm_start import load_warm_start
 
 #: event kind recording an instrument's reported measurement sd per output
@@ -63,20 +65,18 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
     ``prior_mean.CalibratedModel``) that overrides the spec's ``prior_mean``. With either, the
     default Sobol design shrinks to one batch (at least 2 points): the earlier data or the model
     already say where to look.
-    ``emulate_prior``: evaluate the prior mean through its emulator (``prior_mean.UnitPrior``);
+    ``emulate_prior``: evaluate the prior mean through its emulator (``unit_prior.UnitPrior``);
     None: the spec's ``prior_mean.emulate``, or True.
     """
     objective = spec.objectives[0]
     if prior_mean is None and spec.prior_mean is not None:
-        from orchestrator.planning.prior_mean import prior_mean_for
-
-        prior_mean = prior_mean_for(spec.prior_mean.simulator, spec.prior_mean.settings, spec.prior_mean.calibrate)
+        prior_mean = prior_mean_for(spec.prior_mean.model, spec.prior_mean.settings, spec.prior_mean.calibrate)
     default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
     prior_knowledge = bool(prior_data) or prior_mean is not None
     if prior_knowledge:
         default_design = max(2, spec.budget.batch_size)
     return Planner(
-        SearchSpace(spec.parameters, spec.linear_constraints()), objective.name, objective.direction == "maximize",
+        SearchSpace(spec.parameters, spec.parsed_constraints()), objective.name, objective.direction == "maximize",
         spec.seed,
         initial_experiments=spec.planner.initial_experiments or default_design,
         num_restarts=spec.planner.num_restarts, raw_samples=spec.planner.raw_samples,
@@ -169,20 +169,24 @@ class Campaign:
         self.objective = spec.objectives[0]
 
     @classmethod
-    def from_yaml(cls, path: str | Path, store: str | None = None,
+    def from_yaml(cls, path: str | Path, store: str | CampaignStore | None = None,
                   prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
                   emulate_prior: bool | None = None) -> "Campaign":
-        """Load ``path``; ``store`` (a SQLAlchemy URL) overrides the file's ``store.url``."""
+        """Load ``path``; ``store`` (a SQLAlchemy URL, or a store already open) overrides the file's ``store.url``."""
         spec, text = load_spec(path)
-        return cls(spec, text, CampaignStore(store or spec.store.url), source=Path(path), prior_mean=prior_mean,
+        return cls(spec, text, _opened(store, spec), source=Path(path), prior_mean=prior_mean,
                    emulate_prior=emulate_prior)
 
     @classmethod
-    def from_text(cls, yaml_text: str, store: str | None = None, source: Path | None = None,
+    def from_text(cls, yaml_text: str, store: str | CampaignStore | None = None, source: Path | None = None,
                   prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
-                  emulate_prior: bool | None = None) -> "Campaign":
-        spec = parse_spec(yaml_text, source=str(source or "campaign"))
-        return cls(spec, yaml_text, CampaignStore(store or spec.store.url), source=source, prior_mean=prior_mean,
+                  emulate_prior: bool | None = None, spec: CampaignSpec | None = None) -> "Campaign":
+        """The campaign of ``yaml_text``; ``store`` as for ``from_yaml``.
+
+        ``spec``: ``yaml_text`` already parsed (by a command that read it first); it is not parsed again.
+        """
+        spec = spec or parse_spec(yaml_text, source=str(source or "campaign"))
+        return cls(spec, yaml_text, _opened(store, spec), source=source, prior_mean=prior_mean,
                    emulate_prior=emulate_prior)
 
     def _open_or_create(self) -> CampaignInfo:
@@ -378,6 +382,11 @@ def reported_uncertainties(store: CampaignStore, campaign_id: int) -> dict[int, 
     """Experiment id -> the sd per value its instrument reported, from the campaign's event log."""
     return {int(e["detail"]["experiment_id"]): dict(e["detail"]["sd"])
             for e in store.events(campaign_id, UNCERTAINTY_EVENT)}
+
+
+def _opened(store: str | CampaignStore | None, spec: CampaignSpec) -> CampaignStore:
+    """``store`` when it is already open, else the store at that URL (default: the spec's ``store.url``), opened."""
+    return store if isinstance(store, CampaignStore) else CampaignStore(store or spec.store.url)
 
 
 def _is_chemistry(experiment: Experiment) -> bool:

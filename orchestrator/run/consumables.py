@@ -17,6 +17,7 @@ import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from instruments.opentrons.deck import TIPS_PER_RACK
+from instruments.opentrons.labware import deck_for, well_volumes_ul
 from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan, tips_used_before
 from orchestrator.errors import CampaignStateError, UsageError
 
@@ -83,8 +84,6 @@ def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list
 
 def reservoir_well_ul(handler: Any, name: str) -> float | None:
     """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware."""
-    from instruments.opentrons.labware import deck_for, well_volumes_ul
-
     _, labware = deck_for(handler)
     stock = handler.diluent if name == DILUENT and name not in handler.reagents else handler.reagents[name]
     return well_volumes_ul(labware["reservoir"]).get(stock.well)

@@ -1,6 +1,7 @@
 """Live progress of a running campaign, for whoever is watching.
 
-The flow reports each step through ``report_progress``; nothing is shown unless a sink is
+The flow keeps a ``Standing`` (experiments done, best so far) from each experiment its steps
+finish, and reports each step through ``report_progress``; nothing is shown unless a sink is
 installed with ``show_progress`` (``sdl run`` installs a terminal bar when its output is a
 terminal, and nothing in CI logs or pipes).
 """
@@ -11,10 +12,15 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from orchestrator.planning.constraints import LinearConstraint, outcomes_met
+from orchestrator.run.campaign import Campaign
+from orchestrator.spec.sections import Objective
+from orchestrator.store.campaign_store import Experiment
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,59 @@ class ProgressUpdate:
     total: int
     step: str
     best: str | None = None
+
+
+class Standing:
+    """Where a running campaign stands, kept from each finished experiment instead of re-read from the store.
+
+    Seeded once from the campaign's experiments (``seed``), then told of each experiment the loop
+    finishes (``add``). Only measured and failed experiments are done: an abandoned one was never
+    made and gave its place in the budget back. The best is chosen as ``campaign.best_measured``
+    chooses it: by ``objective.score``, among the measured experiments that meet every outcome
+    constraint while any does, the first of equals kept.
+    """
+
+    def __init__(self, campaign: str, total: int, objective: Objective,
+                 outcome_constraints: Sequence[LinearConstraint] = ()) -> None:
+        self.campaign, self.total, self.objective = campaign, total, objective
+        self.outcome_constraints = list(outcome_constraints)
+        self.done = 0
+        self._best_met: tuple[float, dict[str, float]] | None = None  # (score, values) meeting every constraint
+        self._best_any: tuple[float, dict[str, float]] | None = None  # (score, values) of any measured one
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> "Standing":
+        """The standing of ``campaign`` now: its experiments read once."""
+        spec = campaign.spec
+        return cls(spec.name, spec.budget.experiments, campaign.objective,
+                   spec.parsed_outcome_constraints()).seed(campaign.experiments())
+
+    def seed(self, experiments: Iterable[Experiment]) -> "Standing":
+        """Count ``experiments`` (in sequence order, as the store lists them); returns self."""
+        for experiment in experiments:
+            self.add(experiment)
+        return self
+
+    def add(self, experiment: Experiment) -> None:
+        """One experiment finished (measured or failed; any other status is not progress)."""
+        if experiment.status not in ("measured", "failed"):
+            return
+        self.done += 1
+        if experiment.status != "measured":
+            return
+        values = experiment.values or {}
+        score = self.objective.score(values[self.objective.name])
+        if self._best_any is None or score > self._best_any[0]:
+            self._best_any = (score, values)
+        if outcomes_met(self.outcome_constraints, values) and (self._best_met is None or score > self._best_met[0]):
+            self._best_met = (score, values)
+
+    def now(self, step: str) -> ProgressUpdate:
+        """The standing as a progress update, at ``step``."""
+        best = self._best_met or self._best_any
+        name = self.objective.name
+        return ProgressUpdate(self.campaign, self.done, self.total, step,
+                              f"{name} {best[1][name]:.4g}" if best else None)
 
 
 class ProgressSink(Protocol):

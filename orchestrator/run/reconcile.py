@@ -19,14 +19,14 @@ Nothing here ever dispatches a physical step again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from instruments.errors import InstrumentError
 from instruments.plate_plan import PlatePlan
+from instruments.roles import LiquidHandler, SupportsCloseUnplayedRun, SupportsRunStatus
 from orchestrator.errors import OrchestratorError
-
-if TYPE_CHECKING:
-    from orchestrator.run.steps import CampaignRunner
+from orchestrator.run.campaign import Campaign
+from orchestrator.store.campaign_store import CampaignStore
 
 #: ``--in-doubt`` choices: ask the robot; the user says the plate was made; the user says it was not.
 POLICIES = ("ask", "measure", "failed")
@@ -46,15 +46,30 @@ class InDoubtBatch:
     run_id: str | None
 
 
-def in_doubt_batches(runner: "CampaignRunner") -> list[InDoubtBatch]:
+@dataclass(frozen=True)
+class LoopParts:
+    """What settling needs of the loop: the campaign (and its store), its liquid handler, a log,
+    and ``read_batch(plan)``, which measures, analyses and records the wells of ``plan`` with the
+    loop's own steps and returns False when the reading failed (then recorded as failed)."""
+
+    campaign: Campaign
+    handler: LiquidHandler
+    read_batch: Callable[[PlatePlan], bool]
+    log: Callable[[str], None]
+
+    @property
+    def store(self) -> CampaignStore:
+        return self.campaign.store
+
+
+def in_doubt_batches(campaign: Campaign) -> list[InDoubtBatch]:
     """Dispatched but unmeasured experiments, grouped by iteration, oldest first."""
-    campaign = runner.campaign
     dispatched = campaign.experiments("dispatched")
     if not dispatched:
         return []
     plans: dict[int, PlatePlan] = {}
     runs: dict[int, str] = {}
-    for event in runner.store.events(campaign.info.id):
+    for event in campaign.store.events(campaign.info.id):
         detail = event["detail"] or {}
         if event["kind"] == "batch_dispatched":
             plans[detail["iteration"]] = PlatePlan.model_validate(detail["plan"])
@@ -67,7 +82,7 @@ def in_doubt_batches(runner: "CampaignRunner") -> list[InDoubtBatch]:
     ]
 
 
-def reconcile(runner: "CampaignRunner", policy: str = "ask") -> list[str]:
+def reconcile(parts: LoopParts, policy: str = "ask") -> list[str]:
     """Settle every in-doubt batch by ``policy`` (one of ``POLICIES``); returns what was done, a line each.
 
     Raises ``InDoubtError`` (nothing changed for that batch) when the robot cannot say.
@@ -75,43 +90,43 @@ def reconcile(runner: "CampaignRunner", policy: str = "ask") -> list[str]:
     if policy not in POLICIES:
         raise InDoubtError(f"unknown --in-doubt choice {policy!r}", hint=f"use one of: {', '.join(POLICIES)}")
     done = []
-    for batch in in_doubt_batches(runner):
-        line = _settle(runner, batch, policy)
-        runner.store.record_event(runner.campaign.info.id, "reconciled",
-                                  {"iteration": batch.iteration, "experiment_ids": batch.experiment_ids,
-                                   "run_id": batch.run_id, "policy": policy, "outcome": line})
-        runner.log(f"iteration {batch.iteration}: {line}")
+    for batch in in_doubt_batches(parts.campaign):
+        line = _settle(parts, batch, policy)
+        parts.store.record_event(parts.campaign.info.id, "reconciled",
+                                 {"iteration": batch.iteration, "experiment_ids": batch.experiment_ids,
+                                  "run_id": batch.run_id, "policy": policy, "outcome": line})
+        parts.log(f"iteration {batch.iteration}: {line}")
         done.append(f"iteration {batch.iteration}: {line}")
     return done
 
 
-def _settle(runner: "CampaignRunner", batch: InDoubtBatch, policy: str) -> str:
+def _settle(parts: LoopParts, batch: InDoubtBatch, policy: str) -> str:
     ids = ", ".join(map(str, batch.experiment_ids))
     if policy == "failed":
-        _fail(runner, batch, "in doubt after a restart; recorded as failed by the user (--in-doubt failed)")
+        _fail(parts, batch, "in doubt after a restart; recorded as failed by the user (--in-doubt failed)")
         line = f"experiments {ids} recorded as failed, as the user said"
-        if batch.run_id is not None and _closed_unplayed(runner, batch):  # else it would keep the robot busy
+        if batch.run_id is not None and _closed_unplayed(parts, batch):  # else it would keep the robot busy
             line += f"; robot run {batch.run_id} was never played; closed now"
         return line
     if policy == "measure":
-        return _measure(runner, batch, "the user said the plate was made (--in-doubt measure)")
+        return _measure(parts, batch, "the user said the plate was made (--in-doubt measure)")
     if batch.run_id is None:
         for experiment_id in batch.experiment_ids:
-            runner.store.abandon(experiment_id, "never reached the robot: no run was started before the restart")
+            parts.store.abandon(experiment_id, "never reached the robot: no run was started before the restart")
         return f"experiments {ids} never reached the robot (no run started); abandoned, their budget is free again"
-    status = _run_status(runner, batch)
+    status = _run_status(parts, batch)
     state = status.get("status")
-    if state == "idle" and _closed_unplayed(runner, batch):
+    if state == "idle" and _closed_unplayed(parts, batch):
         for experiment_id in batch.experiment_ids:
-            runner.store.abandon(experiment_id, f"robot run {batch.run_id} was created but never played: nothing moved")
+            parts.store.abandon(experiment_id, f"robot run {batch.run_id} was created but never played: nothing moved")
         return (f"robot run {batch.run_id} was never played (now closed, so it never will be); "
                 f"experiments {ids} abandoned, their budget is free again")
     if state == "succeeded":
-        return _measure(runner, batch, f"robot run {batch.run_id} succeeded")
+        return _measure(parts, batch, f"robot run {batch.run_id} succeeded")
     if state in ("failed", "stopped"):
         error = status.get("error") or "no error reported"
-        _record_iteration(runner, batch, f"robot run {batch.run_id} {state} (found on restart): {error}")
-        _fail(runner, batch, f"{runner.instruments.liquid_handler.name}: run {batch.run_id} {state}: {error}")
+        _record_iteration(parts, batch, f"robot run {batch.run_id} {state} (found on restart): {error}")
+        _fail(parts, batch, f"{parts.handler.name}: run {batch.run_id} {state}: {error}")
         return f"robot run {batch.run_id} {state}; experiments {ids} recorded as failed (instrument)"
     raise InDoubtError(
         f"experiments {ids} of iteration {batch.iteration} are in doubt: robot run {batch.run_id} is "
@@ -120,53 +135,50 @@ def _settle(runner: "CampaignRunner", batch: InDoubtBatch, policy: str) -> str:
     )
 
 
-def _run_status(runner: "CampaignRunner", batch: InDoubtBatch) -> dict[str, Any]:
-    answer, error = _ask_liquid_handler(runner, "run_status", batch.run_id)
-    return {"status": "unknown", "error": error} if error else dict(answer)
-
-
-def _closed_unplayed(runner: "CampaignRunner", batch: InDoubtBatch) -> bool:
-    """Whether the driver closed the batch's run and found it never played (False when it cannot say)."""
-    answer, error = _ask_liquid_handler(runner, "close_unplayed_run", batch.run_id)
-    return not error and bool(answer)
-
-
-def _ask_liquid_handler(runner: "CampaignRunner", method: str, run_id: str) -> tuple[Any, str | None]:
-    """``(answer, None)`` from the liquid handler's optional ``method(run_id)``, or ``(None, why not)``
-    when its driver has no such method or the call fails."""
-    handler = runner.instruments.liquid_handler
-    if not hasattr(handler, method):
-        return None, f"driver {handler.name} cannot report what became of a run"
+def _run_status(parts: LoopParts, batch: InDoubtBatch) -> dict[str, Any]:
+    """The liquid handler's ``run_status`` of the batch's run; status ``unknown`` with why when it cannot say."""
+    handler = parts.handler
+    if not isinstance(handler, SupportsRunStatus):
+        return {"status": "unknown", "error": f"driver {handler.name} cannot report what became of a run"}
     try:
-        return getattr(handler, method)(run_id), None
+        return dict(handler.run_status(batch.run_id))
     except InstrumentError as err:
-        return None, err.message
+        return {"status": "unknown", "error": err.message}
 
 
-def _measure(runner: "CampaignRunner", batch: InDoubtBatch, why: str) -> str:
+def _closed_unplayed(parts: LoopParts, batch: InDoubtBatch) -> bool:
+    """Whether the driver closed the batch's run and found it never played (False when it cannot say)."""
+    handler = parts.handler
+    if not isinstance(handler, SupportsCloseUnplayedRun):
+        return False
+    try:
+        return bool(handler.close_unplayed_run(batch.run_id))
+    except InstrumentError:
+        return False
+
+
+def _measure(parts: LoopParts, batch: InDoubtBatch, why: str) -> str:
     if batch.plan is None:
         raise InDoubtError(f"iteration {batch.iteration}: no stored plate plan, so its wells are unknown",
                            hint="resume with --in-doubt failed")
-    _record_iteration(runner, batch, f"reconciled after a restart: {why}")
+    _record_iteration(parts, batch, f"reconciled after a restart: {why}")
     waiting = set(batch.experiment_ids)
     plan = batch.plan.model_copy(update={"wells": [w for w in batch.plan.wells if w.experiment_id in waiting]})
-    spectra = runner.measure(plan)
-    if spectra is None:
+    if not parts.read_batch(plan):
         return f"{why}; the reading failed, recorded as failed (instrument)"
-    runner.record(runner.analyse(plan, spectra))
     return f"{why}; wells {', '.join(plan.label(w.well) for w in plan.wells)} measured now"
 
 
-def _record_iteration(runner: "CampaignRunner", batch: InDoubtBatch, run_log: str) -> None:
+def _record_iteration(parts: LoopParts, batch: InDoubtBatch, run_log: str) -> None:
     """Keep the plan in the iteration table (the reagent ledger reads it) if the crash came first."""
-    campaign_id = runner.campaign.info.id
-    if batch.plan is None or any(it["iteration"] == batch.iteration for it in runner.store.iterations(campaign_id)):
+    campaign_id = parts.campaign.info.id
+    if batch.plan is None or any(it["iteration"] == batch.iteration for it in parts.store.iterations(campaign_id)):
         return
-    runner.store.record_iteration(campaign_id, batch.iteration, runner.instruments.liquid_handler.name,
-                                  batch.plan.model_dump(), "", run_log, 0.0)
+    parts.store.record_iteration(campaign_id, batch.iteration, parts.handler.name,
+                                 batch.plan.model_dump(), "", run_log, 0.0)
 
 
-def _fail(runner: "CampaignRunner", batch: InDoubtBatch, reason: str) -> None:
-    _record_iteration(runner, batch, reason)
+def _fail(parts: LoopParts, batch: InDoubtBatch, reason: str) -> None:
+    _record_iteration(parts, batch, reason)
     for experiment_id in batch.experiment_ids:
-        runner.store.record_failure(experiment_id, reason, kind="instrument")
+        parts.store.record_failure(experiment_id, reason, kind="instrument")

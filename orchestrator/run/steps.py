@@ -1,9 +1,10 @@
 """The steps of one closed-loop iteration, as plain Python (no Prefect here).
 
-    propose -> prepare (plan, check, dispatch, robot) -> measure -> analyse -> record
+    propose -> [review] -> prepare (plan, check, dispatch, robot) -> measure -> analyse -> record
 
-``orchestrator.prefect.flows`` sequences these steps as Prefect tasks; a notebook can call them
-directly. Every step writes its outcome to the store before the next one starts.
+``CampaignRunner.run_iteration`` is the one place that sequences them: a notebook calls it as it
+is, ``orchestrator.prefect.flows`` passes hooks that run each step as a named Prefect task and let a
+person review each batch. Every step writes its outcome to the store before the next one starts.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from instruments.errors import InstrumentError
-from instruments.factory import InstrumentSet
+from instruments.factory import InstrumentSet, ResolvedDrivers, build_instruments
 from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_plan, position_after
-from instruments.roles import Spectrum
-from orchestrator.run.spectra_analysis import ObjectiveAnalysis, evaluate_objectives, spectrum_problem
+from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRunCreatedHook
+from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
 from orchestrator.run.campaign import Campaign, Proposal
 from orchestrator.run.consumables import REFILLED, stock_left, tips_used
+from orchestrator.run.reconcile import LoopParts, reconcile
 from orchestrator.errors import OrchestratorError
+from orchestrator.store.campaign_store import Experiment
 
 
 def _timed(step: Callable) -> Callable:
@@ -67,6 +70,28 @@ class Outcome:
 
 
 Guard = Callable[[str], AbstractContextManager]
+#: ``wrap(step name, iteration, step)`` -> what runs ``step`` (called with the step's own arguments)
+StepWrapper = Callable[[str, int, Callable[..., Any]], Callable[..., Any]]
+
+
+def call_directly(name: str, iteration: int, step: Callable[..., Any]) -> Callable[..., Any]:
+    """The plain loop's ``StepWrapper``: each step runs as it is."""
+    return step
+
+
+@dataclass(frozen=True)
+class IterationHooks:
+    """What runs around the steps of ``CampaignRunner.run_iteration``; the defaults are the plain loop's.
+
+    ``wrap``: runs each step (the flow: as a named Prefect task, after reporting progress).
+    ``review``: a person's decision on the proposed batch: the batch to make (maybe edited), or None
+    when it was rejected. ``at_end``: runs last, inside the iteration's measured time (the flow
+    refreshes its dashboard).
+    """
+
+    wrap: StepWrapper = call_directly
+    review: Callable[[list[Proposal]], list[Proposal] | None] | None = None
+    at_end: Callable[[], None] | None = None
 
 
 class CampaignRunner:
@@ -79,15 +104,15 @@ class CampaignRunner:
         self.step_seconds: dict[str, float] = {}  # step name -> wall time [s] in the current iteration
         #: role -> context manager held while that instrument works (the flow plugs Prefect locks in)
         self.instrument_guard: Guard = lambda role: nullcontext()
+        #: told of each experiment the steps finish, measured or failed (the flow keeps its progress with it)
+        self.on_finished: Callable[[Experiment], None] = lambda experiment: None
         self.faulty_batches_in_a_row = 0
 
     # before the loop ---------------------------------------------------------------------
 
     def reconcile(self, policy: str = "ask") -> list[str]:
         """Settle experiments left dispatched but unmeasured by a crash; see ``orchestrator.run.reconcile``."""
-        from orchestrator.run.reconcile import reconcile
-
-        return reconcile(self, policy)
+        return reconcile(LoopParts(self.campaign, self.instruments.liquid_handler, self._read_batch, self.log), policy)
 
     def preflight(self) -> None:
         """Connect each instrument and check it can do its part, before anything is dispatched.
@@ -109,9 +134,8 @@ class CampaignRunner:
             try:
                 with self._guarded(role):
                     driver.connect()
-                    check_ready = getattr(driver, "check_ready", None)
-                    if check_ready is not None:
-                        check_ready()
+                    if isinstance(driver, SupportsReadyCheck):
+                        driver.check_ready()
             except InstrumentError as err:
                 raise LoopError(f"{err.message}; checked before the first batch, nothing moved",
                                 hint=err.hint or f"check the {role.replace('_', ' ')}, then: {self._resume}") from err
@@ -187,10 +211,18 @@ class CampaignRunner:
                 self.log(f"{spectrometer.name}: read {attempt + 1} of {1 + READ_RETRIES} failed: {err.message}")
                 self.store.record_event(self.campaign.info.id, "read_failed", {
                     "iteration": plan.iteration, "attempt": attempt + 1, "instrument": spectrometer.name,
-                    "cause": getattr(err, "cause", None), "message": err.message})
+                    "cause": err.cause, "message": err.message})
                 last = err
         self._batch_faulted(plan, _named_cause(spectrometer.name, last), last)
         return None
+
+    def _read_batch(self, plan: PlatePlan) -> bool:
+        """Measure, analyse and record the wells of ``plan``; False when the reading failed (recorded as such)."""
+        spectra = self.measure(plan)
+        if spectra is None:
+            return False
+        self.record(self.analyse(plan, spectra))
+        return True
 
     @_timed
     def analyse(self, plan: PlatePlan, spectra: list[Spectrum]) -> list[Outcome]:
@@ -207,20 +239,35 @@ class CampaignRunner:
         for o in outcomes:
             reading = _measurement(o.spectrum)
             if o.failure:
-                self.store.record_failure(o.experiment_id, o.failure, reading, kind=o.failure_kind or "chemistry")
+                self.on_finished(self.store.record_failure(o.experiment_id, o.failure, reading,
+                                                           kind=o.failure_kind or "chemistry"))
             else:
-                self.store.record_result(o.experiment_id, o.values, reading)
+                self.on_finished(self.store.record_result(o.experiment_id, o.values, reading))
 
-    def run_iteration(self) -> int:
-        """One whole iteration without Prefect (the flow runs the same steps as named tasks); its number."""
-        started = time.perf_counter()
-        batch = self.propose()
-        plan = self.prepare(batch)
-        spectra = self.measure(plan) if plan is not None else None
+    def run_iteration(self, hooks: IterationHooks = IterationHooks()) -> int:
+        """One whole iteration, its steps in order; returns its number. The plain loop and the flow both run this.
+
+        A batch rejected at review ends the iteration there (no timing is stored: its time counts in the
+        next one); a robot or reading fault ends it after the step that faulted (recorded as failed).
+        """
+        started, wrap = time.perf_counter(), hooks.wrap
+        batch = wrap("propose", self.campaign.next_iteration(), self.propose)()
+        iteration = batch[0].iteration
+        if hooks.review is not None:
+            waited = time.perf_counter()
+            batch = hooks.review(batch)
+            self.step_seconds["approval"] = time.perf_counter() - waited  # a person's time, not overhead
+            if batch is None:  # rejected: the next iteration proposes again
+                return iteration
+        plan = wrap("prepare", iteration, self.prepare)(batch)
+        spectra = wrap("measure", iteration, self.measure)(plan) if plan is not None else None
         if spectra is not None:
-            self.record(self.analyse(plan, spectra))
-        self.record_timing(batch[0].iteration, time.perf_counter() - started)
-        return batch[0].iteration
+            outcomes = wrap("analyse", iteration, self.analyse)(plan, spectra)
+            wrap("record", iteration, self.record)(outcomes)
+        if hooks.at_end is not None:
+            hooks.at_end()
+        self.record_timing(iteration, time.perf_counter() - started)
+        return iteration
 
     def record_timing(self, iteration: int, wall_s: float) -> dict[str, float]:
         """Store how long each step of ``iteration`` took [s], and the rest of ``wall_s`` as overhead.
@@ -273,7 +320,7 @@ class CampaignRunner:
         Returns the list the run ids of this batch are appended to.
         """
         handler, run_ids = self.instruments.liquid_handler, []
-        if not hasattr(handler, "on_run_created"):
+        if not isinstance(handler, SupportsRunCreatedHook):
             return run_ids
         ids = [w.experiment_id for w in plan.wells]
 
@@ -299,19 +346,19 @@ class CampaignRunner:
         """The robot refused the batch before moving (stop the loop) or faulted during its run (go on)."""
         handler = self.instruments.liquid_handler
         cause = _named_cause(handler.name, err)
-        if not run_ids and getattr(err, "cause", None) is None:
+        if not run_ids and err.cause is None:
             for w in plan.wells:  # no run was started: nothing moved, the experiments were never made
                 self.store.abandon(w.experiment_id, f"not run: {cause}")
             raise LoopError(cause, hint=err.hint or f"nothing moved; fix it, then: {self._resume}") from err
         # the robot ran (part of) the plan: its reagents and wells count as used
         self.store.record_iteration(self.campaign.info.id, plan.iteration, handler.name, plan.model_dump(),
-                                    getattr(err, "protocol_text", ""), getattr(err, "run_log", ""), 0.0)
+                                    err.protocol_text, err.run_log, 0.0)
         self._batch_faulted(plan, cause, err)
 
     def _batch_faulted(self, plan: PlatePlan, cause: str, err: InstrumentError) -> None:
         """Record the batch as failed by an instrument; stop after too many such batches in a row."""
         for w in plan.wells:
-            self.store.record_failure(w.experiment_id, cause, kind="instrument")
+            self.on_finished(self.store.record_failure(w.experiment_id, cause, kind="instrument"))
         self.faulty_batches_in_a_row += 1
         self.log(f"iteration {plan.iteration}: instrument fault, batch recorded as failed: {cause}")
         if self.faulty_batches_in_a_row >= MAX_FAULTY_BATCHES_IN_A_ROW:
@@ -344,27 +391,24 @@ def _measurement(s: Spectrum) -> dict[str, Any]:
 def twin_state_path(campaign: Campaign) -> Path:
     """Where the twins of ``campaign`` keep their plate and run memory across a restart.
 
-    Beside a SQLite store (``<store folder>/twins/``), else under ``runs/twins/``; the file
-    name carries the campaign's creation time, so a new campaign of the same name in a
-    fresh store never inherits an old plate.
+    Beside a SQLite store (``<store folder>/twins/``), else under ``runs/twins/``
+    (``CampaignStore.folder_beside``); the file name carries the campaign's creation time, so a new
+    campaign of the same name in a fresh store never inherits an old plate.
     """
-    from sqlalchemy.engine import make_url
-
-    url = make_url(campaign.store.url)
-    folder = Path("runs") / "twins"
-    if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
-        folder = Path(url.database).parent / "twins"
+    folder = campaign.store.folder_beside("twins")
     folder.mkdir(parents=True, exist_ok=True)
     stamp = int(campaign.info.created_at.timestamp() * 1e6)
     return folder / f"{campaign.spec.name}-{stamp}.json"
 
 
-def make_runner(campaign: Campaign, dry_run: bool, log: Callable[[str], None] = print) -> CampaignRunner:
-    """Instruments (or their twins), targets and the runner for ``campaign``."""
-    from instruments.factory import build_instruments
-    from orchestrator.run.spectra_analysis import build_target
-    from simulators.registry import build_simulator
+def make_runner(campaign: Campaign, dry_run: bool, log: Callable[[str], None] = print,
+                drivers: ResolvedDrivers | None = None) -> CampaignRunner:
+    """Instruments (or their twins), targets and the runner for ``campaign``.
 
+    ``drivers``: both roles' drivers already resolved (``instruments.factory.resolve_role``), e.g. by
+    ``sdl run``'s check before the flow started; None: resolved here. The twins, the targets and
+    the spec share one simulator (``CampaignSpec.simulation_model``).
+    """
     spec = campaign.spec
     if spec.instruments is None:
         raise LoopError(
@@ -373,12 +417,11 @@ def make_runner(campaign: Campaign, dry_run: bool, log: Callable[[str], None] = 
         )
     try:
         instruments = build_instruments(spec.instruments, spec.simulation, dry_run, spec.seed,
-                                        state_path=twin_state_path(campaign))
+                                        state_path=twin_state_path(campaign), drivers=drivers,
+                                        model=spec.simulation_model)
     except InstrumentError as err:
         raise LoopError(err.message, hint=err.hint) from err
-    model = instruments.lab.model if instruments.lab else (
-        build_simulator(spec.simulation.model, spec.simulation.settings, spec.simulation.noise) if spec.simulation else None
-    )
+    model = instruments.lab.model if instruments.lab else spec.simulation_model
     base_dir = campaign.source.parent if campaign.source else Path.cwd()
     targets = {a.objective: build_target(a, spec, base_dir, model) for a in spec.analysis}
     return CampaignRunner(campaign, instruments, targets, log)

@@ -182,6 +182,16 @@ class CampaignStore:
             return f"sqlite:///{Path(parsed.database).resolve()}"
         return parsed.render_as_string(hide_password=True)
 
+    def folder_beside(self, name: str) -> Path:
+        """Folder ``name`` beside a SQLite store's file, else ``runs/<name>`` (in-memory and server stores); not created.
+
+        Read from the engine's URL, parsed once when the store was opened.
+        """
+        url = self.engine.url
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            return Path(url.database).parent / name
+        return Path("runs") / name
+
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._session.begin() as session:

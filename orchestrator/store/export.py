@@ -10,17 +10,22 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError, SpecError
 from orchestrator.spec.loader import parse_spec
+from orchestrator.spec.schema import CampaignSpec
 from orchestrator.store.campaign_store import CampaignInfo, CampaignStore
 
 FIXED_COLUMNS = ("id", "iteration", "sequence", "well", "status")
 TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
 
 
-def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times."""
+def experiment_rows(store: CampaignStore, campaign: CampaignInfo,
+                    spec: CampaignSpec | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times.
+
+    ``spec``: the campaign's stored file, already parsed (None: parsed here).
+    """
     experiments = store.experiments(campaign.id)
     try:
-        spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+        spec = spec or parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
         parameters = [p.name for p in spec.parameters]
         objectives = [o.name for o in spec.objectives] + spec.outcome_names()  # outcome names are never objectives
     except SpecError:  # stored by a version that checked less: the data still come out, named by themselves
@@ -66,6 +71,7 @@ def write_protocols(store: CampaignStore, campaign: CampaignInfo, directory: Pat
 def write_parquet(columns: list[str], rows: list[dict[str, Any]], path: Path) -> None:
     """The rows as one Parquet file (pyarrow): the CSV's columns, typed; a mixed column becomes text."""
     try:
+        # pyarrow is optional and heavy: loaded for a Parquet export only
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as err:  # e.g. a pyarrow built for another NumPy

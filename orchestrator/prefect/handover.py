@@ -1,0 +1,51 @@
+"""What ``sdl run`` and ``sdl resume`` have already read, handed to the flow they start in the same process.
+
+A flow's parameters are what Prefect stores and what a deployment (``sdl serve``) starts a run
+from, so they stay plain text and flags: the campaign's YAML, the store's URL. A command that
+has parsed that YAML, opened that store and resolved the drivers hands them over here, and the
+flow it starts takes them instead of doing each again; a deployment's run finds nothing handed
+over and does each itself, once.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterator
+
+from instruments.factory import ResolvedDrivers
+from orchestrator.spec.schema import CampaignSpec
+from orchestrator.store.campaign_store import CampaignStore
+
+
+@dataclass(frozen=True)
+class Opened:
+    """Campaign text ``yaml_text`` parsed (``spec``), its store open (``store``), its drivers resolved
+    (``drivers``; None: the runner resolves them)."""
+
+    yaml_text: str
+    spec: CampaignSpec
+    store: CampaignStore
+    drivers: ResolvedDrivers | None = None
+
+
+_handed: ContextVar[Opened | None] = ContextVar("sdl_opened_campaign", default=None)
+
+
+@contextmanager
+def handed_over(opened: Opened) -> Iterator[Opened]:
+    """``opened`` is there for the flows started inside the block (in this thread and context)."""
+    token = _handed.set(opened)
+    try:
+        yield opened
+    finally:
+        _handed.reset(token)
+
+
+def taken_over(yaml_text: str, store_url: str | None) -> Opened | None:
+    """What was handed over for exactly this campaign text and store, or None (the flow opens its own)."""
+    opened = _handed.get()
+    if opened is None or opened.yaml_text != yaml_text or opened.store.url != (store_url or opened.spec.store.url):
+        return None
+    return opened
