@@ -16,6 +16,7 @@ __all__ = ["Campaign"]
 
 def __getattr__(name: str) -> Any:
     if name == "Campaign":
+        # on first use: every ``import orchestrator.<part>`` runs this file, and most need no store or planner
         from orchestrator.run.campaign import Campaign
 
         return Campaign

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,10 +158,16 @@ def test_the_orchestrator_top_level_is_sub_packages_and_at_most_three_modules():
 
 
 def test_nothing_in_the_repository_points_outside_it():
+    """No mention of the team's shared folder, and every relative Markdown link lands inside the repository."""
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    outside = [f for f in tracked if f != "uv.lock" and (REPO / f).is_file()
-               and "../shared" in (REPO / f).read_text(encoding="utf-8", errors="replace")
-               and f != "tests/test_architecture.py"]
+    texts = {f: (REPO / f).read_text(encoding="utf-8", errors="replace") for f in tracked
+             if f not in ("uv.lock", "tests/test_architecture.py") and (REPO / f).is_file()}
+    outside = [f for f, text in texts.items() if "../shared" in text]
+    for f, text in texts.items():
+        if f.endswith(".md"):
+            for target in re.findall(r"\]\(([^)#\s]+)", text):
+                if "://" not in target and not (REPO / f).parent.joinpath(target).resolve().is_relative_to(REPO):
+                    outside.append(f"{f}: {target}")
     assert outside == []
 
 
