@@ -49,17 +49,24 @@ def constraint_matrix(names: Sequence[str], constraints: Sequence[LinearConstrai
     return np.array(rows, dtype=float).reshape(len(rows), len(names)), np.array(rhs, dtype=float)
 
 
-def uniform_feasible_sampler(parameters: Sequence[Parameter], constraints: Sequence[LinearConstraint]) -> Sampler:
-    """A sampler of ``n`` feasible points of the numeric ``parameters``, shape ``(n, d)`` in user units.
+def sampled_names(parameters: Sequence[Parameter]) -> list[str]:
+    """Names of the columns ``uniform_feasible_sampler`` draws: the numeric parameters, fixed ones included."""
+    return [p.name for p in parameters if p.is_numeric]
 
-    Points are uniform within the bounds (integers uniform over their values) and rejected
-    when they break a constraint. Raises ``ValueError`` when fewer than 1 in 10,000 points is feasible.
+
+def uniform_feasible_sampler(parameters: Sequence[Parameter], constraints: Sequence[LinearConstraint]) -> Sampler:
+    """A sampler of ``n`` feasible points of the numeric ``parameters``, shape ``(n, d)`` in user units,
+    columns in the order of ``sampled_names``.
+
+    Points are uniform within the bounds (integers uniform over their values), fixed parameters at
+    their value, and rejected when they break a constraint. Raises ``ValueError`` when fewer than
+    1 in 10,000 points is feasible.
     """
     numeric = [p for p in parameters if p.is_numeric]
-    names = [p.name for p in numeric]
+    names = sampled_names(numeric)
     A, b = constraint_matrix(names, constraints)
-    lo = np.array([p.bounds[0] for p in numeric])
-    hi = np.array([p.bounds[1] for p in numeric])
+    lo = np.array([float(p.value) if p.is_fixed else p.bounds[0] for p in numeric])
+    hi = np.array([float(p.value) if p.is_fixed else p.bounds[1] for p in numeric])
     integer = np.array([p.type == "integer" for p in numeric], dtype=bool)
 
     def draw(rng: np.random.Generator, n: int) -> np.ndarray:

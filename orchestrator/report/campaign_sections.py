@@ -11,7 +11,7 @@ import numpy as np
 
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
-from orchestrator.report.plotting import COLOURS, STEP_GROUPS, new_figure, style_axes, to_png
+from orchestrator.report.plotting import COLOURS, STEP_GROUPS, category_ticks, new_figure, style_axes, to_png
 from orchestrator.spec.parameters import Parameter
 
 
@@ -31,6 +31,11 @@ def _params_text(data: ReportData, params: dict[str, Any]) -> str:
     return ", ".join(f"{p.name}\u00a0{param_value(p, params[p.name])}" for p in shown)
 
 
+def fixed_parameters_text(data: ReportData) -> str:
+    """The fixed parameters with their values, e.g. ``"blue 22 uL"`` (no-break spaces); empty when there are none."""
+    return _params_text(data, data.space.fixed_values)
+
+
 def summary_section(data: ReportData) -> Section:
     """Section ``summary``: identity, counts, best experiment, spec hash, versions, the YAML."""
     info, spec, best = data.info, data.spec, data.best()
@@ -44,6 +49,7 @@ def summary_section(data: ReportData) -> Section:
         ("experiments", f"{count['measured']} measured, {count['failed']} failed, {count['abandoned']} abandoned, "
                         f"{len(data.experiments)} proposed of a budget of {spec.budget.experiments} "
                         f"(batches of {spec.budget.batch_size})"),
+        *([("fixed parameters", fixed_parameters_text(data))] if data.space.fixed_values else []),
         ("objective", f"{data.objective.name} ({data.objective.goal})"),
         ("best experiment", best_text),
         ("spec sha256", info.spec_hash),
@@ -70,7 +76,8 @@ def failures_figure(groups: dict[str, list]) -> Png:
     causes = sorted(groups, key=lambda c: len(groups[c]))
     fig = new_figure(6.5, 0.38 * len(causes) + 1.0)
     ax = fig.add_subplot()
-    ax.barh(causes, [len(groups[c]) for c in causes], color=COLOURS["failed"], height=0.55)
+    ax.barh(range(len(causes)), [len(groups[c]) for c in causes], color=COLOURS["failed"], height=0.55)
+    category_ticks(ax.yaxis, causes)  # a reason's text as written, "$" and all
     ax.xaxis.get_major_locator().set_params(integer=True)
     style_axes(ax, "failed experiments", "")
     return to_png(fig, "failures.png", "failed experiments by cause")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from orchestrator.report.baseline import Baseline, random_search, rmse_scorer, summarise, uniform_feasible_sampler
+from orchestrator.report.baseline import (Baseline, random_search, rmse_scorer, sampled_names, summarise,
+                                         uniform_feasible_sampler)
 from orchestrator.report.data import ReportData, best_so_far, values_by_sequence
 from orchestrator.report.html import Section, esc, figure, fmt, paragraph
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png
@@ -16,7 +17,8 @@ def known_optimum(data: ReportData) -> tuple[dict[str, float] | None, str]:
     """The point where the objective is known to be 0, or None and the reason why it is not known.
 
     Known when a simulator backs the campaign, the objective is a spectral distance to be
-    minimised whose target is a ``mixture``, and that mixture is a feasible point of the space.
+    minimised whose target is a ``mixture``, and that mixture is a feasible point of the space
+    (a fixed reagent at its fixed value).
     """
     entry = next((a for a in data.spec.analysis if a.objective == data.objective.name), None)
     if data.simulator is None or entry is None or entry.target is None or entry.target.mixture is None:
@@ -32,6 +34,12 @@ def known_optimum(data: ReportData) -> tuple[dict[str, float] | None, str]:
         point[p.name] = float(mixture.get(p.name, 0.0))
         if not p.bounds[0] <= point[p.name] <= p.bounds[1]:
             return None, f"the target mixture ({p.name} = {point[p.name]:g}) lies outside the search space"
+    for p in data.spec.parameters:
+        if p.is_fixed and p.is_numeric and (p.name in mixture or p.name in reagents):
+            point[p.name] = float(mixture.get(p.name, 0.0))
+            if point[p.name] != float(p.value):
+                return None, (f"the optimum is not known: the target mixture has {p.name} = {point[p.name]:g}, "
+                              f"but the campaign holds it fixed at {float(p.value):g}")
     outside = set(mixture) - set(point)
     if outside or not data.space.is_feasible(point):
         return None, "the target mixture lies outside the search space (it names other reagents or breaks a constraint)"
@@ -42,7 +50,7 @@ def campaign_baseline(data: ReportData) -> tuple[Baseline | None, str]:
     """Random search of the campaign's budget, scored noise-free by the simulator; or None and why not."""
     if data.simulator is None or data.target is None:
         return None, "there is no simulator and target spectrum to score random points with"
-    names = [p.name for p in data.space.numeric]
+    names = sampled_names(data.spec.parameters)
     try:
         sampler = uniform_feasible_sampler(data.spec.parameters, data.space.constraints)
         score = rmse_scorer(data.simulator, names, data.fill_volume_ul(), data.target)

@@ -140,9 +140,12 @@ def _lengthscales(model: Any) -> np.ndarray:
 
 
 def importance(data: ReportData, lengthscales: np.ndarray) -> dict[str, float]:
-    """Inverse lengthscales summed over each parameter's columns (one-hot for categories), summing to 1."""
+    """Inverse lengthscales summed over each searched parameter's columns (one-hot for categories), summing to 1.
+
+    Fixed parameters take no column of the model, so they have no importance.
+    """
     inverse = 1.0 / lengthscales
-    raw = {p.name: float(inverse[data.space.columns[p.name]].sum()) for p in data.space.parameters}
+    raw = {p.name: float(inverse[data.space.columns[p.name]].sum()) for p in data.space.searched}
     total = sum(raw.values())
     return {name: value / total for name, value in raw.items()}
 
@@ -165,6 +168,8 @@ def _slice(data: ReportData, model: Any, p: Any, best_u: np.ndarray) -> Slice:
 
 def summarise_model(data: ReportData) -> ModelSummary:
     """Fit the GP and compute LOO predictions, slices through the best point and importances.
+
+    Slices and importances are of the searched parameters only: a fixed one is no axis of the model.
 
     Needs at least ``MIN_POINTS`` measured experiments. Numerical failures of the fit
     (e.g. a non positive-definite covariance) propagate as ``RuntimeError``/``ValueError``.

@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 
+from orchestrator.report.campaign_sections import fixed_parameters_text
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
 from orchestrator.report.model import MIN_POINTS, ModelSummary, summarise_model
-from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png, unit_label
+from orchestrator.report.plotting import COLOURS, category_ticks, new_figure, style_axes, to_png, unit_label
 
 
 def model_or_reason(data: ReportData) -> tuple[ModelSummary | None, str]:
@@ -92,9 +93,11 @@ def model_section(data: ReportData, summary: ModelSummary | None, reason: str) -
         "Leave-one-out: each observation predicted from all the others in closed form with the hyperparameters "
         "fitted to all points (no refit per left-out point); bars are \u00b1 2 sd of an observation."))
     if cuts is not None:
-        body += figure(cuts, ("Model mean and \u00b1 2 sd (latent function) along each parameter, all other "
-                              "parameters held at the best experiment (dashed line); grey where the point breaks a "
-                              "constraint."))
+        caption = ("Model mean and \u00b1 2 sd (latent function) along each parameter, all other parameters held at "
+                   "the best experiment (dashed line); grey where the point breaks a constraint.")
+        if data.space.fixed_values:
+            caption += f" Fixed parameters have no axis of their own: {fixed_parameters_text(data)}."
+        body += figure(cuts, caption)
     return Section("model", "Model", body, tuple(png for png in (loo, cuts) if png is not None))
 
 
@@ -103,7 +106,8 @@ def importance_figure(importance: dict[str, float]) -> Png:
     names = sorted(importance, key=importance.get)
     fig = new_figure(6.0, 0.45 * len(names) + 1.2)
     ax = fig.add_subplot()
-    ax.barh(names, [importance[n] for n in names], color=COLOURS["line"])
+    ax.barh(range(len(names)), [importance[n] for n in names], color=COLOURS["line"])
+    category_ticks(ax.yaxis, names)
     for i, n in enumerate(names):
         ax.text(importance[n], i, f" {importance[n]:.0%}", va="center", fontsize=8)
     ax.set_xlim(0, max(importance.values()) * 1.18)
@@ -112,16 +116,20 @@ def importance_figure(importance: dict[str, float]) -> Png:
 
 
 def importance_section(data: ReportData, summary: ModelSummary | None, reason: str) -> Section:
-    """Section ``importance``: normalised inverse ARD lengthscales, one-hot columns grouped."""
+    """Section ``importance``: normalised inverse ARD lengthscales, one-hot columns grouped; fixed parameters
+    are listed with their values below the table."""
     if summary is None:
         return Section("importance", "Parameter importance", paragraph(esc(reason), "note"))
     png = importance_figure(summary.importance)
     rows = []
-    for p in data.space.parameters:
+    for p in data.space.searched:
         scales = summary.lengthscales[data.space.columns[p.name]]
         rows.append((p.name, p.type, ", ".join(f"{v:.3g}" for v in scales), f"{summary.importance[p.name]:.1%}"))
     body = figure(png, ("Importance of each parameter: the inverse of its ARD lengthscale in unit coordinates "
                         "(a short lengthscale means the objective changes fast along it), normalised to sum to 1; "
                         "a categorical parameter sums the inverse lengthscales of its one-hot columns."))
     body += table(("parameter", "type", "lengthscale(s) [unit cube]", "importance"), rows)
+    if data.space.fixed_values:
+        body += paragraph(esc(f"Fixed parameters are never searched, so they have no importance: "
+                              f"{fixed_parameters_text(data)}."), "note")
     return Section("importance", "Parameter importance", body, (png,))

@@ -1,15 +1,24 @@
-"""Shared matplotlib helpers: Agg figures without pyplot's global state, rendered to PNG bytes."""
+"""Shared matplotlib helpers: Agg figures without pyplot's global state, rendered to PNG bytes.
+
+Text in the figures is shown as written: parameter units, failure reasons and other user text
+may hold ``$`` or backslashes, which matplotlib would otherwise parse as mathtext (a crash for
+``$\\frac{$``, a formula for ``$x^2$``) or hand to LaTeX when ``text.usetex`` is set.
+"""
 
 from __future__ import annotations
 
 import io
+from typing import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from orchestrator.report.html import Png
 
 DPI = 110
+#: keyword arguments of a matplotlib ``Text`` that show its string literally: no mathtext, no LaTeX
+PLAIN_TEXT = {"parse_math": False, "usetex": False}
 #: one colour per role, reused across figures
 COLOURS = {
     "line": "#2859a8", "sobol": "#e8eef8", "bo": "#2859a8", "failed": "#c62828", "target": "#111111",
@@ -32,8 +41,31 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return fig
 
 
+def show_text_as_written(fig: Figure) -> None:
+    """Make every text of ``fig`` but its tick labels plain (``PLAIN_TEXT``): titles, axis and colour-bar
+    labels, legends, annotations.
+
+    Tick labels are left alone: numeric ones come from matplotlib's formatters, which may rightly use
+    mathtext, and ticks made while drawing would not keep the setting anyway. Label ticks with user text
+    through ``category_ticks``.
+    """
+    texts = fig.findobj(Text)  # first: listing an axis's children makes its ticks
+    tick_labels = {id(label) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+                   for tick in (*axis.majorTicks, *axis.minorTicks) for label in (tick.label1, tick.label2)}
+    for text in texts:
+        if id(text) not in tick_labels:
+            text.update(PLAIN_TEXT)
+
+
+def category_ticks(axis, labels: Sequence[str]) -> None:
+    """Ticks at 0, 1, ... on ``axis`` (``ax.xaxis`` or ``ax.yaxis``) labelled with ``labels`` as written."""
+    axis.set_ticks(range(len(labels)), list(labels), **PLAIN_TEXT)
+
+
 def to_png(fig: Figure, name: str, alt: str) -> Png:
-    """Render ``fig`` as PNG bytes (``DPI`` dots per inch, no timestamp metadata)."""
+    """Render ``fig`` as PNG bytes (``DPI`` dots per inch, no timestamp metadata), its text as written
+    (``show_text_as_written``)."""
+    show_text_as_written(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return Png(name, buffer.getvalue(), alt)

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from orchestrator.report.campaign_sections import fixed_parameters_text
 from orchestrator.report.convergence import known_optimum
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph
@@ -54,7 +55,7 @@ def _pair_panel(ax, data: ReportData, px, py, optimum: dict[str, float] | None):
 
 
 def parameter_figure(data: ReportData) -> Png:
-    """Pairwise scatter of the numeric parameters [user units], colour = objective value."""
+    """Pairwise scatter of the searched numeric parameters [user units], colour = objective value."""
     params = data.space.numeric[:MAX_PAIR_PARAMETERS]
     pairs = list(itertools.combinations(params, 2)) or [(params[0], None)]
     cols, rows = min(len(pairs), 3), math.ceil(len(pairs) / 3)
@@ -72,7 +73,7 @@ def parameter_section(data: ReportData) -> Section:
     """Section ``parameter-space``: the pairwise scatter, or why it is empty."""
     title = "Parameter space"
     if not data.space.numeric:
-        return Section("parameter-space", title, paragraph("The campaign has no numeric parameters to plot.", "note"))
+        return Section("parameter-space", title, paragraph("The campaign searches no numeric parameter.", "note"))
     if not data.measured and not data.failed:
         return Section("parameter-space", title, paragraph("No experiment has been measured or failed yet.", "note"))
     png = parameter_figure(data)
@@ -82,6 +83,8 @@ def parameter_section(data: ReportData) -> Section:
         caption += f" Only the first {MAX_PAIR_PARAMETERS} numeric parameters are shown."
     if data.space.categorical:
         caption += " Categorical parameters are not shown."
+    if data.space.fixed_values:
+        caption += f" Fixed parameters are not plotted: {fixed_parameters_text(data)}."
     return Section("parameter-space", title, figure(png, caption), (png,))
 
 
