@@ -193,9 +193,14 @@ def test_spec_errors_name_the_constraint_in_one_line(constraint, message):
     assert err.value.problems[0].startswith("constraints[0]") and message in err.value.problems[0], err.value.problems
 
 
-def test_an_impossible_constraint_is_a_clear_planner_error(tmp_path):
+def test_an_impossible_constraint_is_a_clear_planner_error():
+    """The campaign file is refused first (tests/test_spec_feasibility.py); the planner keeps its own guard."""
     from orchestrator.errors import PlannerError
+    from orchestrator.planning.design import initial_points
+    from orchestrator.planning.space import SearchSpace
+    from orchestrator.spec.parameters import Parameter
 
-    c = Campaign.from_text(campaign_text("a * b >= 500"), store=f"sqlite:///{tmp_path / 'c.db'}")
+    space = SearchSpace([Parameter(name=n, type="continuous", bounds=(0, 10)) for n in "ab"],
+                        [parse_constraint("a * b >= 500")])
     with pytest.raises(PlannerError, match="feasible"):
-        c.ask(2)
+        initial_points(space, seed=5, count=2)

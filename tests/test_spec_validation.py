@@ -579,6 +579,26 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
         _set("name", value="colour match"),
         [("name: string should match pattern", "got 'colour match'; correct the value")],
     ),
+    # caps and collisions: each a line naming the field, the reason and the fix
+    "parameter-names-differ-only-in-case": (
+        _append("parameters", value={"name": "Red", "type": "continuous", "bounds": [0, 10], "unit": "uL"}),
+        [("parameters: parameter names red and Red differ only in case, so they would be one column in CSV and "
+          "Parquet exports and in dashboards", "; rename one")],
+    ),
+    "objective-names-differ-only-in-case": (
+        _append("objectives", value={"name": "DISTANCE", "direction": "minimize"}),
+        [("objectives: objective names distance and DISTANCE differ only in case", "; rename one")],
+    ),
+    "five-thousand-parameters": (
+        _set("parameters", value=[{"name": f"p{i}", "type": "continuous", "bounds": [0, 1]} for i in range(5000)]),
+        [("parameters: 5000 parameters are more than the 64 a campaign takes: each searched one is an input of "
+          "the planner's model", "search the ones that matter most and screen the others in an earlier campaign")],
+    ),
+    "budget-of-a-trillion-experiments": (
+        _set("budget", "experiments", value=10**12),
+        [("budget.experiments: 1000000000000 experiments are more than the 20,000 a campaign takes: the planner's "
+          "Gaussian process is exact over every measured experiment", "80 GB at 100,000")],
+    ),
 }
 
 
@@ -619,6 +639,8 @@ def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     return make
 
 
+_NAME_LINE = DEMO_TEXT.splitlines().index("name: colour-match-demo") + 1
+
 # id -> (file maker, [(expected start of the problem, how-to-fix text)]); file-level problems.
 FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[tuple[str, str]]]] = {
     "yaml-unclosed-bracket": (
@@ -652,6 +674,20 @@ FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[tuple[str, str]]]] = {
     "directory": (
         lambda tmp_path: tmp_path,
         [("cannot read the file (IsADirectoryError)", "give a readable UTF-8 YAML file")],
+    ),
+    # yaml.safe_load reads !!binary as bytes, which pydantic decoded into the campaign's name
+    "yaml-binary-value": (
+        _write("c.yaml", DEMO_TEXT.replace("name: colour-match-demo", "name: !!binary Y29sb3VyLW1hdGNoLWRlbW8=")),
+        [(f"line {_NAME_LINE}: the YAML tag !!binary (bytes) is not allowed in a campaign file",
+          "write the value as plain text, a number, a list or a mapping, without a tag")],
+    ),
+    "yaml-pairs-value": (
+        _write("c.yaml", DEMO_TEXT.replace("seed: 7", "seed: 7\nstore: !!omap [{url: a}]")),
+        [(f"line {_NAME_LINE + 5}: the YAML tag !!omap (pairs) is not allowed", "without a tag")],
+    ),
+    "yaml-unknown-tag": (
+        _write("c.yaml", "name: !!python/object:os.system x\n"),
+        [("line 1: the YAML tag !!python/object:os.system is not allowed", "without a tag")],
     ),
 }
 

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from orchestrator.planning.constraints import Constraint, LinearConstraint, parse_constraint, parse_linear_constraint
 from orchestrator.spec.base import SLUG, StrictModel
 from orchestrator.spec.lab import Analysis, Instruments, Simulation
-from orchestrator.spec.limits import MAX_CONSTRAINTS, MAX_OBJECTIVES, MAX_OUTCOME_CONSTRAINTS
+from orchestrator.spec.limits import MAX_CONSTRAINTS, MAX_OBJECTIVES, MAX_OUTCOME_CONSTRAINTS, MAX_PARAMETERS
 from orchestrator.spec.parameters import Parameter
 from orchestrator.spec.sections import (
     Approval, Budget, Objective, PlannerSettings, PriorMeanSpec, Stopping, Store, WarmStart,
@@ -43,6 +43,19 @@ class CampaignFields(StrictModel):
     store: Store = Store()
     approval: Approval = Approval()
 
+    @field_validator("description")
+    @classmethod
+    def _storable_description(cls, description: str) -> str:
+        """The store keeps it as text: PostgreSQL refuses a NUL in text (SQLite keeps it) and neither takes a lone
+        surrogate, so both backends refuse them here, before anything is written."""
+        if "\x00" in description:
+            raise ValueError("holds a NUL character (\\0), which the store cannot keep as text; remove it")
+        try:
+            description.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("holds a lone surrogate (a \\ud800-\\udfff escape), which is not text; remove it") from None
+        return description
+
     @field_validator("approval", mode="before")
     @classmethod
     def _approval_shorthand(cls, value: Any) -> Any:
@@ -56,6 +69,18 @@ class CampaignFields(StrictModel):
         if self.simulation is None:
             return None
         return build_simulator(self.simulation.model, self.simulation.settings, self.simulation.noise)
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _few_enough_parameters(cls, parameters: Any) -> Any:
+        """Counted before each entry is validated, so that 5,000 entries give one line, not 5,000."""
+        if isinstance(parameters, list) and len(parameters) > MAX_PARAMETERS:
+            raise ValueError(
+                f"{len(parameters)} parameters are more than the {MAX_PARAMETERS} a campaign takes: each searched "
+                "one is an input of the planner's model, whose time and memory per proposal grow with them "
+                "(5,000 took 50 s and 1 GB per proposal), and a lab's budget cannot show which of more than a few "
+                "dozen matter; search the ones that matter most and screen the others in an earlier campaign")
+        return parameters
 
     @field_validator("parameters")
     @classmethod
@@ -96,3 +121,12 @@ def _require_unique(names: list[str], what: str) -> None:
         seen.add(n)
     if duplicates:
         raise ValueError(f"duplicate {what} name(s) {', '.join(sorted(set(duplicates)))}; give each a unique name")
+    by_folded: dict[str, list[str]] = {}
+    for n in names:
+        by_folded.setdefault(n.casefold(), []).append(n)
+    clashes = [spellings for spellings in by_folded.values() if len(spellings) > 1]
+    if clashes:
+        shown = "; ".join(" and ".join(spellings) for spellings in clashes)
+        raise ValueError(f"{what} names {shown} differ only in case, so they would be one column in CSV and "
+                         "Parquet exports and in dashboards (and in a spreadsheet or database that ignores case); "
+                         "rename one")

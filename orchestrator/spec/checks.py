@@ -16,6 +16,7 @@ from orchestrator.planning.constraints import ConstraintSyntaxError, parse_const
 from orchestrator.planning.prior_mean import call_problems, prior_mean_for
 from orchestrator.planning.space import SearchSpace
 from orchestrator.spec.campaign_fields import CampaignFields
+from orchestrator.spec.feasibility import feasibility_problems
 from orchestrator.spec.instrument_checks import instrument_problems
 from orchestrator.spec.limits import MAX_SNAPPED
 
@@ -30,13 +31,14 @@ def cross_field_problems(spec: CampaignFields) -> list[str]:
 
 
 def constraint_problems(spec: CampaignFields) -> list[str]:
-    """Each constraint parses, names numeric parameters, and (for ``==``) only continuous linear-scale ones.
+    """Each constraint parses, names numeric parameters, and (for ``==``) only continuous linear-scale ones;
+    then some point of the search space must meet them all (``orchestrator.spec.feasibility``).
 
     An equality cannot survive rounding, so integer, discrete and log-scale parameters
     are refused in equalities rather than silently repaired.
     """
     by_name = {p.name: p for p in spec.parameters if p.is_numeric}
-    problems, snapped = [], set()
+    problems, snapped, parsed_constraints = [], set(), []
     if all(p.is_fixed for p in spec.parameters):  # the search space itself, checked with its constraints
         problems.append("parameters: every parameter is fixed, so there is nothing to search; "
                         "leave at least one parameter free")
@@ -53,6 +55,7 @@ def constraint_problems(spec: CampaignFields) -> list[str]:
                 f"use one of: {', '.join(sorted(by_name))}"
             )
             continue
+        parsed_constraints.append(parsed)
         snapped.update(n for n in parsed.names if by_name[n].type in ("integer", "discrete")
                        and not by_name[n].is_fixed)
         if all(by_name[n].is_fixed for n in parsed.names):
@@ -70,6 +73,8 @@ def constraint_problems(spec: CampaignFields) -> list[str]:
         problems.append(f"constraints name {len(snapped)} integer or discrete parameters; at most {MAX_SNAPPED} "
                         "can be rounded together to meet them; make some continuous or leave them out of the "
                         "constraints")
+    if not problems:  # every constraint is readable on its own: can they be met?
+        problems = feasibility_problems(spec.parameters, spec.constraints, parsed_constraints)
     return problems
 
 

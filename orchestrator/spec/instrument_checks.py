@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from instruments.opentrons.deck import TIP_RACKS, WELLS_PER_PLATE, well_name
 from instruments.opentrons.labware import (
     container_problem, deck_for, tip_rack_problem, unknown_labware_problem, well_volumes_ul,
 )
 from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint
 from orchestrator.spec.campaign_fields import CampaignFields
+from orchestrator.spec.feasibility import linear_programme
 
 
 def instrument_problems(spec: CampaignFields) -> list[str]:
@@ -102,40 +101,25 @@ def reagent_volume_problems(spec: CampaignFields) -> list[str]:
     """The most reagent volume [uL] the space allows in one well must fit: up to ``fill_volume_ul`` when a
     diluent makes the well up, else up to ``well_capacity_ul``.
 
-    The most is a linear programme over the parameters' bounds and the linear constraints. A
-    nonlinear constraint on a reagent may be what holds the total down, so then nothing is checked
-    here; the plan check before every dispatch (``instruments.plate_plan.check_plan``) still refuses
-    such a well.
+    The most is a linear programme over the parameters' bounds and the linear constraints
+    (``orchestrator.spec.feasibility.linear_programme``). A nonlinear constraint on a reagent may be
+    what holds the total down, so then nothing is checked here; the plan check before every dispatch
+    (``instruments.plate_plan.check_plan``) still refuses such a well.
     """
-    # late: scipy is slow to import, and only a campaign with instruments needs this linear programme
-    from scipy.optimize import linprog
-
     handler = spec.instruments.liquid_handler
-    numeric = [p for p in spec.parameters if p.is_numeric]
-    column = {p.name: i for i, p in enumerate(numeric)}
-    reagents = [r for r in handler.reagents if r in column]
+    numeric = {p.name for p in spec.parameters if p.is_numeric}
+    reagents = [r for r in handler.reagents if r in numeric]
     try:
         parsed = spec.parsed_constraints()
     except ConstraintSyntaxError:  # reported by checks.constraint_problems
         return []
-    if not reagents or any(not set(c.names) <= set(column) for c in parsed):  # unknown names: reported elsewhere
+    if not reagents or any(not set(c.names) <= numeric for c in parsed):  # unknown names: reported elsewhere
         return []
     if any(not isinstance(c, LinearConstraint) and set(c.names) & set(reagents) for c in parsed):
         return []
-    rows: dict[str, list] = {"<=": [], "==": []}
-    for c in parsed:
-        if isinstance(c, LinearConstraint):
-            sign = -1.0 if c.op == ">=" else 1.0
-            row = np.zeros(len(numeric))
-            for name, coefficient in c.coefficients.items():
-                row[column[name]] = sign * coefficient
-            rows["==" if c.op == "==" else "<="].append((row, sign * c.rhs))
-    bounds = [(float(p.value),) * 2 if p.is_fixed else tuple(p.bounds) for p in numeric]
-    objective = -np.array([1.0 if p.name in reagents else 0.0 for p in numeric])
-    a_ub, b_ub = ([r for r, _ in rows["<="]], [b for _, b in rows["<="]]) if rows["<="] else (None, None)
-    a_eq, b_eq = ([r for r, _ in rows["=="]], [b for _, b in rows["=="]]) if rows["=="] else (None, None)
-    result = linprog(objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-    if result.status != 0:  # no feasible point at all: the search space reports that itself
+    programme = linear_programme(spec.parameters, [c for c in parsed if isinstance(c, LinearConstraint)])
+    result = programme.solve([-1.0 if name in reagents else 0.0 for name in programme.names])
+    if result.status != 0:  # no feasible point at all: reported by orchestrator.spec.feasibility
         return []
     most = -float(result.fun)
     limit, what = ((handler.fill_volume_ul, "fill_volume_ul") if handler.diluent is not None

@@ -4,6 +4,8 @@ Sizes past which the planner's time or memory runs away (found by probing: 30,00
 numpy for 6.7 GiB, six objectives' hypervolume ran out of memory); no lab campaign comes near them.
 """
 
+MAX_PARAMETERS = 64  # each searched one is an input of the planner's model: 5,000 took 50 s and 1 GB per ask
+MAX_EXPERIMENTS = 20_000  # the planner's GP is exact over every measured experiment: 8 n^2 bytes, 3.2 GB at 20,000
 MAX_CATEGORIES = 100  # values of one categorical parameter (each one model dimension)
 MAX_LEVELS = 1000  # levels of one discrete parameter
 MAX_OBJECTIVES = 4  # the hypervolume's cost grows steeply with the number of objectives

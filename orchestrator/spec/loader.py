@@ -79,6 +79,8 @@ class _CampaignLoader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        if node.tag not in PLAIN_TAGS:
+            raise _Refused(_tag_problem(node))
         # PyYAML's scalar constructors let Python's own errors out for values such as
         # `2020-13-45` (a date), `!!int abc` or `!!bool x`; each becomes one problem line.
         try:
@@ -99,6 +101,24 @@ class _CampaignLoader(yaml.SafeLoader):
             if isinstance(key, (str, int, float, bool)):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# Text, numbers, true/false, null, lists, mappings, and dates (what an unquoted 2024-05-01 reads as). Not
+# !!binary (bytes, which pydantic would decode into a name or a setting), !!set, !!omap or !!pairs (sets and
+# tuples no field takes), nor a language's own tags: SafeLoader has no constructor for those.
+PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in
+                       ("str", "int", "float", "bool", "null", "seq", "map", "timestamp"))
+
+
+def _tag_problem(node: yaml.Node) -> str:
+    """The one line for a node whose tag is not in ``PLAIN_TAGS``."""
+    line = f"line {node.start_mark.line + 1}"
+    if node.tag == "tag:yaml.org,2002:merge":
+        return f"{line}: YAML merge keys (<<) are not allowed in a campaign file; write the keys out"
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    what = {"!!binary": " (bytes)", "!!set": " (a set)", "!!omap": " (pairs)", "!!pairs": " (pairs)"}.get(tag, "")
+    return (f"{line}: the YAML tag {tag}{what} is not allowed in a campaign file; write the value as plain "
+            "text, a number, a list or a mapping, without a tag")
 
 
 def _parse_yaml(text: str, source: str) -> dict[str, Any]:

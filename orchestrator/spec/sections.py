@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, PositiveInt, model_validator
+from pydantic import AliasChoices, Field, PositiveInt, field_validator, model_validator
 
 from orchestrator.planning.acquisition_registry import ACQUISITIONS, DEFAULT_ACQUISITION, describe_choices
 from orchestrator.spec.base import IDENTIFIER, SLUG, StrictModel
-from orchestrator.spec.limits import MAX_CALIBRATED
+from orchestrator.spec.limits import MAX_CALIBRATED, MAX_EXPERIMENTS
 
 AcquisitionName = Literal[ACQUISITIONS]  # the registry's names: a new acquisition is added there only
 
@@ -18,6 +18,18 @@ AcquisitionName = Literal[ACQUISITIONS]  # the registry's names: a new acquisiti
 class Budget(StrictModel):
     experiments: PositiveInt = Field(description="total number of experiments")
     batch_size: PositiveInt = Field(description="experiments per iteration (one plate batch)")
+
+    @field_validator("experiments")
+    @classmethod
+    def _few_enough_experiments(cls, experiments: int) -> int:
+        if experiments > MAX_EXPERIMENTS:
+            raise ValueError(
+                f"{experiments} experiments are more than the {MAX_EXPERIMENTS:,} a campaign takes: the planner's "
+                "Gaussian process is exact over every measured experiment, with an n x n matrix of 8 n^2 bytes "
+                f"(3.2 GB at {MAX_EXPERIMENTS:,}, 80 GB at 100,000) factored in a time that grows with n^3 before "
+                f"each proposal; set at most {MAX_EXPERIMENTS}"
+            )
+        return experiments
 
     @model_validator(mode="after")
     def _batch_fits(self) -> "Budget":
