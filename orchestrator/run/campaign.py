@@ -31,6 +31,7 @@ from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.planning.stopping import StopDecision, decide
 from orchestrator.store.campaign_store import PENDING, CampaignInfo, CampaignStore, Experiment
+from orchestrator.store.writers import ProposalsChanged
 from orchestrator.planning.kernels import resolve_kernel
 from orchestrator.planning.warm_start import load_warm_start
 
@@ -40,6 +41,11 @@ UNCERTAINTY_EVENT = "measurement_uncertainty"
 MAX_PENDING = 2 * WELLS_PER_PLATE
 #: The longest reason ``fail()`` stores [characters].
 MAX_REASON_CHARS = 10_000
+#: The largest magnitude a told value may have: the model squares values, and from about 1e150 that
+#: overflows (every later ask failed); measured quantities are far below this.
+MAX_ABS_VALUE = 1e100
+#: How many times ``ask()`` chooses a batch again when other processes keep adding theirs first.
+ASK_ATTEMPTS = 20
 
 _VERSIONED = ("sdl-orchestrator", "botorch", "gpytorch", "torch", "numpy", "scipy", "pydantic", "sqlalchemy",
               "prefect", "opentrons")
@@ -233,7 +239,25 @@ class Campaign:
         if n > WELLS_PER_PLATE:
             raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
                                      f"got {n}", hint="ask again after telling the results of this batch")
-        everything = self.experiments()
+        for _ in range(ASK_ATTEMPTS):
+            everything = self.experiments()
+            self._check_room(everything, n)
+            inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
+            suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
+                                               failed=inputs.failed, uncertainty=inputs.uncertainty)
+            try:
+                rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
+                                                [(s.params, s.info) for s in suggestions], seen=len(everything),
+                                                budget=self.spec.budget.experiments)
+            except ProposalsChanged:  # another process asked meanwhile: choose again, its batch now pending
+                continue
+            return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
+        raise CampaignStateError(f"campaign {self.spec.name!r}: other processes added experiments each of the "
+                                 f"{ASK_ATTEMPTS} times this ask() chose a batch; nothing was added",
+                                 hint="ask again when fewer processes are asking at once")
+
+    def _check_room(self, everything: Sequence[Experiment], n: int) -> None:
+        """Refuse a batch of ``n`` that would pass the pending ceiling or the budget (one line each)."""
         pending = sum(e.status in PENDING for e in everything)
         if pending + n > MAX_PENDING:  # each pending point enters the acquisition: memory grows with the square
             raise CampaignStateError(
@@ -245,12 +269,6 @@ class Campaign:
                 f"campaign {self.spec.name!r} has budget for {left} more experiment(s), asked for {n}",
                 hint="ask for fewer or raise budget.experiments in a new campaign",
             )
-        inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
-        suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
-                                           failed=inputs.failed, uncertainty=inputs.uncertainty)
-        rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
-                                        [(s.params, s.info) for s in suggestions])
-        return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
     def tell(self, experiment_id: int, values: Mapping[str, float],
              uncertainty: Mapping[str, float] | None = None) -> Experiment:
@@ -276,18 +294,26 @@ class Campaign:
         spectrometer fault): not learned; the point may be proposed again.
         """
         self._own(experiment_id)
-        if not str(reason).strip():
-            raise CampaignStateError("fail() needs a reason", hint="say what went wrong, e.g. 'bubble in well'")
-        if len(str(reason)) > MAX_REASON_CHARS:
-            raise CampaignStateError(f"fail() reason of {len(str(reason)):,} characters is longer than "
-                                     f"{MAX_REASON_CHARS:,}", hint="keep the reason short; store logs elsewhere")
-        if not _storable_text(str(reason)):
-            raise CampaignStateError(f"fail() reason {str(reason)[:60]!r} is not valid text (a lone surrogate)",
-                                     hint="pass the reason as ordinary text")
+        reason = _checked_reason(reason, "fail()")
         if kind not in ("chemistry", "instrument"):
             raise CampaignStateError(f"fail() kind {kind!r} is not 'chemistry' or 'instrument'",
                                      hint="chemistry failures are learned as infeasible; instrument faults are not")
-        return self.store.record_failure(experiment_id, str(reason), kind=kind)
+        return self.store.record_failure(experiment_id, reason, kind=kind)
+
+    def void(self, experiment_id: int, reason: str) -> Experiment:
+        """Mark a measured or failed experiment's record as wrong (a mislabelled well, a dropped plate).
+
+        Nothing is deleted: the experiment becomes ``voided`` with ``reason`` and its values, kept in
+        the store and the event log, and the planner no longer learns from it.
+        """
+        self._own(experiment_id)
+        return self.store.void(experiment_id, _checked_reason(reason, "void()"))
+
+    def correct(self, experiment_id: int, values: Mapping[str, float], reason: str) -> Experiment:
+        """Replace a measured experiment's values (checked as ``tell`` checks them); the ``corrected`` event
+        keeps the old ones and ``reason``."""
+        self._own(experiment_id)
+        return self.store.correct(experiment_id, self._checked_values(values), _checked_reason(reason, "correct()"))
 
     def best(self) -> Best | None:
         """The measured experiment with the best value of the first objective, or None before any.
@@ -352,6 +378,10 @@ class Campaign:
                     f"objective {name!r} is {number}; a non-finite value never reaches the planner",
                     hint="record the experiment with fail(id, reason) instead",
                 )
+            if abs(number) > MAX_ABS_VALUE:
+                raise CampaignStateError(
+                    f"objective {name!r} is {number:g}; values beyond +-{MAX_ABS_VALUE:g} break the model",
+                    hint="check the units (rescale the value), or record the experiment with fail(id, reason)")
             checked[name] = number
         return checked
 
@@ -361,18 +391,30 @@ class PlannerInputs:
     """What ``Planner.suggest`` learns from a campaign's experiments (see ``planner_inputs``)."""
 
     observations: list[tuple[dict[str, Any], dict[str, float]]]  # measured: (params, values), in sequence
-    pending: list[dict[str, Any]]  # proposed or dispatched, not yet finished
+    pending: list[dict[str, Any]]  # proposed or dispatched, not yet finished; then those rejected at approval
     failed: list[dict[str, Any]]  # failed for chemical reasons: learned as infeasible
     uncertainty: list[dict[str, float] | None] | None  # reported sd per observation; None: none reported
+
+
+#: how the reason of an experiment a person rejected at approval starts (``prefect.approval`` writes it)
+REJECTED_AT_APPROVAL = "rejected at approval: "
+
+
+def rejected_at_approval(reason: str | None) -> bool:
+    """Whether an abandoned experiment's ``reason`` says a person rejected it at approval."""
+    return (reason or "").startswith(REJECTED_AT_APPROVAL)
 
 
 def planner_inputs(experiments: Sequence[Experiment], sds: Mapping[int, Mapping[str, float]]) -> PlannerInputs:
     """The planner's inputs from a campaign's ``experiments`` (in sequence) and the instruments' reported
     standard deviations ``sds`` (experiment id -> sd per value, ``reported_uncertainties``)."""
     measured = [e for e in experiments if e.status == "measured"]
+    rejected = [e.params for e in experiments if e.status == "abandoned" and rejected_at_approval(e.failure_reason)]
     return PlannerInputs(
         observations=[(e.params, e.values) for e in measured],
-        pending=[e.params for e in experiments if e.status in PENDING],
+        # a batch a person rejected stays pending for good (the newest MAX_PENDING of its points, to bound the
+        # acquisition's memory): the acquisition counts it as already made, so the next batch goes elsewhere
+        pending=[e.params for e in experiments if e.status in PENDING] + rejected[-MAX_PENDING:],
         failed=[e.params for e in experiments if e.status == "failed" and _is_chemistry(e)],
         uncertainty=[dict(sds[e.id]) if e.id in sds else None for e in measured] if sds else None,
     )
@@ -404,8 +446,25 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _checked_reason(reason: Any, verb: str) -> str:
+    """``reason`` as text to store: not empty, at most ``MAX_REASON_CHARS``, valid text; else one line."""
+    text = str(reason)
+    if not text.strip():
+        raise CampaignStateError(f"{verb} needs a reason", hint="say what went wrong, e.g. 'bubble in well'")
+    if len(text) > MAX_REASON_CHARS:
+        raise CampaignStateError(f"{verb} reason of {len(text):,} characters is longer than {MAX_REASON_CHARS:,}",
+                                 hint="keep the reason short; store logs elsewhere")
+    if not _storable_text(text):
+        raise CampaignStateError(f"{verb} reason {text[:60]!r} is not valid text for the store (it holds a NUL "
+                                 "character or a lone surrogate)", hint="pass the reason as ordinary text")
+    return text
+
+
 def _storable_text(text: str) -> bool:
-    """False for text a database cannot store: lone surrogates (e.g. from a bad decode) have no UTF-8."""
+    """False for text a database cannot store: lone surrogates (e.g. from a bad decode) have no UTF-8, and
+    PostgreSQL refuses a NUL in text (SQLite keeps it; both refuse it here, so a campaign moves between them)."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -107,6 +107,8 @@ class CampaignRunner:
         #: told of each experiment the steps finish, measured or failed (the flow keeps its progress with it)
         self.on_finished: Callable[[Experiment], None] = lambda experiment: None
         self.faulty_batches_in_a_row = 0
+        #: the runner's campaign lease (``HeldCampaign.token``), checked as each batch is dispatched; None: none held
+        self.lease_token: str | None = None
 
     # before the loop ---------------------------------------------------------------------
 
@@ -183,7 +185,8 @@ class CampaignRunner:
                                              "name (a changed file does not continue this campaign)") from err
         self.store.mark_dispatched({w.experiment_id: (plan.label(w.well), self._made(w.volumes_ul, p.params))
                                     for w, p in zip(plan.wells, batch)},
-                                   batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")})
+                                   batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")},
+                                   lease_token=self.lease_token)
         run_ids = self._remember_robot_runs(plan)
         handler = self.instruments.liquid_handler
         try:

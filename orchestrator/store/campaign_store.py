@@ -2,6 +2,13 @@
 
 Any SQLAlchemy URL works; the default is a SQLite file (WAL mode) under ``runs/``. Every
 state change is one transaction and leaves an append-only event row behind it.
+
+Several processes may write one store at once (two notebooks, a runner and ``sdl refill``).
+A state change is a conditional update (``... WHERE status = <the status read>``), so of two
+writers racing for one experiment exactly one wins and the other is told, never overwritten;
+on SQLite every writing transaction starts with ``BEGIN IMMEDIATE``, so writers queue instead
+of failing on a stale snapshot. ``add_proposals`` adds a batch only if no other process added
+one since the caller read the campaign, and never past the budget.
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.errors import CampaignStateError, StoreError
+from orchestrator.store import lease
+from orchestrator.store.engine import display_url, open_engine, sqlite_file_missing
+from orchestrator.store.lease import RunnerLeases
 from orchestrator.store.migrate import upgrade_to_head
 from orchestrator.store.tables import (
     SCHEMA_VERSION,
@@ -29,9 +40,10 @@ from orchestrator.store.tables import (
     SchemaInfo,
     utcnow,
 )
+from orchestrator.store.writers import ProposalsChanged, install_write_locks, no_transition
 
 DEFAULT_STORE_PATH = Path("runs") / "sdl.db"
-TERMINAL = ("measured", "failed", "abandoned")
+TERMINAL = ("measured", "failed", "abandoned", "voided")
 #: proposed or on the deck, not finished: the planner treats these points as pending
 PENDING = ("proposed", "dispatched")
 #: why an experiment failed: "chemistry" teaches the planner where not to go; "instrument"
@@ -40,6 +52,9 @@ FAILURE_KINDS = ("chemistry", "instrument")
 _TRANSITIONS = {
     "proposed": {"dispatched", "measured", "failed", "abandoned"},
     "dispatched": {"measured", "failed", "abandoned"},
+    # a record found wrong after the fact: kept, with why, and no longer learned from (``void``)
+    "measured": {"voided"},
+    "failed": {"voided"},
 }
 
 
@@ -115,7 +130,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class CampaignStore:
+class CampaignStore(RunnerLeases):
     """Opens (and creates) the store at ``url``; describe it with ``display``.
 
     ``must_exist``: a SQLite file that is not there is a ``StoreError`` instead of a new empty store
@@ -129,58 +144,32 @@ class CampaignStore:
                              hint="check the path in --store or warm_start.store: sdl run creates a store, "
                                   "resume, refill, status, export, report and a warm start read one")
         self.engine = self._engine(self.url)
+        writing = install_write_locks(self.engine)  # before the first connection: it changes how each begins
         try:
             upgrade_to_head(self.engine)
         except DatabaseError as err:  # OperationalError, or e.g. "file is not a database"
             reason = " ".join(str(err.orig).split())  # drivers' messages span lines; ours is one
             raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None
+        self._write_session = sessionmaker(writing, expire_on_commit=False)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self._stamp_schema()
 
     @staticmethod
     def _sqlite_file_exists(url: str) -> bool:
-        """False only for a SQLite URL naming a file that is not there (other databases: True)."""
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            return True  # _engine says what is wrong with it
-        if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:") \
-                or "\x00" in parsed.database:
-            return True
-        try:
-            return Path(parsed.database).exists()
-        except OSError:  # e.g. a name too long: _engine says what is wrong with it
-            return True
+        """False only for a SQLite URL naming a file that is not there (the part before ``?``; other databases: True)."""
+        return not sqlite_file_missing(url)
 
     @staticmethod
     def _engine(url: str) -> Engine:
-        if "\x00" in str(url):  # a NUL in a path makes sqlite3 raise a bare ValueError
-            raise StoreError(f"not a database URL: {url!r} holds a NUL character", hint="use e.g. sqlite:///runs/sdl.db")
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise StoreError(f"not a database URL: {url!r}", hint="use e.g. sqlite:///runs/sdl.db") from None
-        shown = parsed.render_as_string(hide_password=True)
-        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            try:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise StoreError(f"cannot create the folder of store {shown!r}: {err}", hint="check --store") from None
-        try:
-            engine = create_engine(parsed)
-        except (ArgumentError, ImportError) as err:
-            raise StoreError(f"cannot use store URL {shown!r}: {err}", hint="use sqlite:///... or postgresql+psycopg://...") from None
-        if parsed.drivername.startswith("sqlite"):
+        engine = open_engine(url)
+        if engine.url.drivername.startswith("sqlite"):
             event.listen(engine, "connect", _sqlite_pragmas)
         return engine
 
     @property
     def display(self) -> str:
-        """The URL a user can pass back as ``--store`` (password hidden), path made absolute."""
-        parsed = make_url(self.url)
-        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            return f"sqlite:///{Path(parsed.database).resolve()}"
-        return parsed.render_as_string(hide_password=True)
+        """The URL a user can pass back as ``--store`` (password hidden), a SQLite path made absolute."""
+        return display_url(self.url)
 
     def folder_beside(self, name: str) -> Path:
         """Folder ``name`` beside a SQLite store's file, else ``runs/<name>`` (in-memory and server stores); not created.
@@ -194,6 +183,13 @@ class CampaignStore:
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
+        """A writing transaction (on SQLite: ``BEGIN IMMEDIATE``, so it holds the write lock from its first read)."""
+        with self._write_session.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A transaction that only reads (one consistent snapshot; it never waits for writers)."""
         with self._session.begin() as session:
             yield session
 
@@ -243,7 +239,7 @@ class CampaignStore:
             return _campaign(row)
 
     def find_campaign(self, name: str) -> CampaignInfo | None:
-        with self._tx() as s:
+        with self._read() as s:
             row = s.scalar(select(CampaignRow).where(CampaignRow.name == name))
             return _campaign(row) if row else None
 
@@ -255,7 +251,7 @@ class CampaignStore:
         return found
 
     def campaigns(self) -> list[CampaignInfo]:
-        with self._tx() as s:
+        with self._read() as s:
             return [_campaign(r) for r in s.scalars(select(CampaignRow).order_by(CampaignRow.id))]
 
     def set_campaign_status(self, campaign_id: int, status: str, **detail: Any) -> None:
@@ -267,11 +263,28 @@ class CampaignStore:
     # experiments -------------------------------------------------------------------------
 
     def add_proposals(
-        self, campaign_id: int, iteration: int, proposals: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+        self, campaign_id: int, iteration: int, proposals: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        seen: int | None = None, budget: int | None = None,
     ) -> list[Experiment]:
-        """Record a batch of (params, proposal_info) as ``proposed`` experiments, one transaction."""
+        """Record a batch of (params, proposal_info) as ``proposed`` experiments, one transaction.
+
+        ``seen``: how many experiments the campaign had when the caller read it to choose the batch;
+        when another process added some since, nothing is added and ``ProposalsChanged`` says so
+        (choose again, with theirs as pending points). ``budget``: the most experiments the campaign
+        may hold, abandoned ones not counted; a batch that would pass it is refused.
+        """
         with self._tx() as s:
-            start = len(s.scalars(select(ExperimentRow.id).where(ExperimentRow.campaign_id == campaign_id)).all())
+            # PostgreSQL: the campaign's row lock queues concurrent batches (SQLite's BEGIN IMMEDIATE already does)
+            name = s.execute(select(CampaignRow.name).where(CampaignRow.id == campaign_id).with_for_update()).scalar()
+            statuses = s.scalars(select(ExperimentRow.status).where(ExperimentRow.campaign_id == campaign_id)).all()
+            if seen is not None and len(statuses) != seen:
+                raise ProposalsChanged(name, len(statuses) - seen)
+            used = sum(status != "abandoned" for status in statuses)
+            if budget is not None and used + len(proposals) > budget:
+                raise CampaignStateError(
+                    f"campaign {name!r} has budget for {budget - used} more experiment(s), asked for {len(proposals)}",
+                    hint="ask for fewer or raise budget.experiments in a new campaign")
+            start = len(statuses)
             rows = [
                 ExperimentRow(campaign_id=campaign_id, sequence=start + i, iteration=iteration, status="proposed",
                               proposed_params=dict(p), params=dict(p), proposal_info=dict(info))
@@ -284,14 +297,14 @@ class CampaignStore:
             return [_experiment(r) for r in rows]
 
     def experiments(self, campaign_id: int, status: str | None = None) -> list[Experiment]:
-        with self._tx() as s:
+        with self._read() as s:
             query = select(ExperimentRow).where(ExperimentRow.campaign_id == campaign_id)
             if status is not None:
                 query = query.where(ExperimentRow.status == status)
             return [_experiment(r) for r in s.scalars(query.order_by(ExperimentRow.sequence))]
 
     def experiment(self, experiment_id: int) -> Experiment:
-        with self._tx() as s:
+        with self._read() as s:
             return _experiment(self._row(s, experiment_id))
 
     def _row(self, s: Session, experiment_id: int) -> ExperimentRow:
@@ -301,26 +314,35 @@ class CampaignStore:
         return row
 
     def _move(self, s: Session, row: ExperimentRow, status: str, **detail: Any) -> None:
+        """``row`` becomes ``status``, only if no other writer changed it since this transaction read it.
+
+        Raises ``CampaignStateError`` naming what the experiment became (and its values) otherwise.
+        """
         if status not in _TRANSITIONS.get(row.status, set()):
-            raise CampaignStateError(
-                f"experiment {row.id} is {row.status}; it cannot become {status}",
-                hint="only proposed or dispatched experiments can change",
-            )
+            raise no_transition(row, status)
+        stamp = {"dispatched_at": utcnow()} if status == "dispatched" else {} if status == "voided" else \
+            {"finished_at": utcnow()}
+        moved = s.execute(update(ExperimentRow)
+                          .where(ExperimentRow.id == row.id, ExperimentRow.status == row.status)
+                          .values(status=status, **stamp)
+                          .execution_options(synchronize_session=False)).rowcount
+        if moved != 1:  # PostgreSQL: another transaction moved the row after this one read it
+            s.refresh(row)
+            raise no_transition(row, status, by_another=True)
         s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind=status,
                        detail={"from": row.status, **detail}))
-        row.status = status
-        if status == "dispatched":
-            row.dispatched_at = utcnow()
-        else:
-            row.finished_at = utcnow()
+        for key, value in {"status": status, **stamp}.items():
+            set_committed_value(row, key, value)
 
     def mark_dispatched(self, assignments: Mapping[int, tuple[str, Mapping[str, Any]]],
-                        batch: Mapping[str, Any] | None = None) -> None:
+                        batch: Mapping[str, Any] | None = None, lease_token: str | None = None) -> None:
         """Experiments id -> (well, params actually made) become ``dispatched``, one transaction.
 
         ``batch`` (the plate plan, as JSON) is kept in the same transaction as a
         ``batch_dispatched`` event, so a restart knows what was sent even if nothing else
-        about the batch reached the store.
+        about the batch reached the store. ``lease_token``: the runner's lease
+        (``orchestrator.store.lease``), renewed in the same transaction; a runner that lost it
+        dispatches nothing (``LeaseLostError``).
         """
         with self._tx() as s:
             campaign_id = None
@@ -328,6 +350,10 @@ class CampaignStore:
                 row = self._row(s, experiment_id)
                 self._move(s, row, "dispatched", well=well, params=dict(params))
                 row.well, row.params, campaign_id = well, dict(params), row.campaign_id
+            if lease_token is not None and campaign_id is not None and not lease.renew(s, campaign_id, lease_token):
+                raise lease.LeaseLostError(
+                    "this runner's hold on the campaign lapsed and another runner took it; nothing was dispatched",
+                    hint="let the other runner go on, or stop it and: sdl resume CAMPAIGN")
             if batch is not None and campaign_id is not None:
                 s.add(EventRow(campaign_id=campaign_id, kind="batch_dispatched", detail=dict(batch)))
 
@@ -378,8 +404,29 @@ class CampaignStore:
                 s.add(MeasurementRow(experiment_id=experiment_id, **measurement))
             return _experiment(row)
 
-    def measurements(self, experiment_id: int) -> list[dict[str, Any]]:
+    def void(self, experiment_id: int, reason: str) -> Experiment:
+        """A measured or failed experiment's record is wrong: it stays, as ``voided`` with ``reason``, and the
+        planner no longer learns from it; it still counts against the budget (it was made). One transaction."""
         with self._tx() as s:
+            row = self._row(s, experiment_id)
+            self._move(s, row, "voided", reason=reason, values=row.objective_values, failure=row.failure_reason)
+            return _experiment(row)
+
+    def correct(self, experiment_id: int, values: Mapping[str, float], reason: str) -> Experiment:
+        """A measured experiment's values were wrong: ``values`` replace them; the ``corrected`` event keeps
+        both and ``reason``. One transaction, the row locked, so two corrections queue."""
+        with self._tx() as s:
+            row = s.get(ExperimentRow, experiment_id, with_for_update=True) or self._row(s, experiment_id)
+            if row.status != "measured":
+                raise CampaignStateError(f"experiment {row.id} is {row.status}; only a measured experiment's values "
+                                         "can be corrected", hint="tell it first, or fail it")
+            s.add(EventRow(campaign_id=row.campaign_id, experiment_id=row.id, kind="corrected",
+                           detail={"before": row.objective_values, "after": dict(values), "reason": reason}))
+            row.objective_values = {k: float(v) for k, v in values.items()}
+            return _experiment(row)
+
+    def measurements(self, experiment_id: int) -> list[dict[str, Any]]:
+        with self._read() as s:
             rows = s.scalars(select(MeasurementRow).where(MeasurementRow.experiment_id == experiment_id))
             return [
                 {"kind": r.kind, "instrument": r.instrument, "wavelengths_nm": r.wavelengths_nm, "values": r.values,
@@ -397,7 +444,7 @@ class CampaignStore:
             s.add(EventRow(campaign_id=campaign_id, kind="protocol_run", detail={"iteration": iteration}))
 
     def iterations(self, campaign_id: int) -> list[dict[str, Any]]:
-        with self._tx() as s:
+        with self._read() as s:
             rows = s.scalars(select(IterationRow).where(IterationRow.campaign_id == campaign_id).order_by(IterationRow.iteration))
             return [
                 {"iteration": r.iteration, "instrument": r.instrument, "plan": r.plan, "protocol_text": r.protocol_text,
@@ -412,7 +459,7 @@ class CampaignStore:
 
     def events(self, campaign_id: int, kind: str | None = None) -> list[dict[str, Any]]:
         """The campaign's events, oldest first; only those of ``kind`` when given."""
-        with self._tx() as s:
+        with self._read() as s:
             query = select(EventRow).where(EventRow.campaign_id == campaign_id)
             if kind is not None:
                 query = query.where(EventRow.kind == kind)
