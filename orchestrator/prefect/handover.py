@@ -1,7 +1,8 @@
 """What ``sdl run`` and ``sdl resume`` have already read, handed to the flow they start in the same process.
 
 A flow's parameters are what Prefect stores and what a deployment (``sdl serve``) starts a run
-from, so they stay plain text and flags: the campaign's YAML, the store's URL. A command that
+from, so they stay plain text and flags: the campaign's YAML, the store's URL without its
+password (``without_password``: the parameters show in the dashboard and the API). A command that
 has parsed that YAML, opened that store and resolved the drivers hands them over here, and the
 flow it starts takes them instead of doing each again; a deployment's run finds nothing handed
 over and does each itself, once.
@@ -13,6 +14,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from instruments.factory import ResolvedDrivers
 from orchestrator.spec.schema import CampaignSpec
@@ -43,9 +47,31 @@ def handed_over(opened: Opened) -> Iterator[Opened]:
         _handed.reset(token)
 
 
+def without_password(url: str | None) -> str | None:
+    """Database URL ``url`` with its password taken out (in the URL, or as a ``password=`` query
+    argument); a URL without one, or text that is not a URL (the store refuses it), comes back as it was.
+
+    PostgreSQL's client then reads the password from ``PGPASSWORD`` or ``~/.pgpass``.
+    """
+    try:
+        parsed = make_url(url) if url else None
+    except ArgumentError:
+        return url
+    if parsed is None or (parsed.password is None and "password" not in parsed.query):
+        return url
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+                      parsed.query).difference_update_query(["password"])  # URL.set(password=None) keeps it
+    return bare.render_as_string(hide_password=False)
+
+
 def taken_over(yaml_text: str, store_url: str | None) -> Opened | None:
-    """What was handed over for exactly this campaign text and store, or None (the flow opens its own)."""
+    """What was handed over for exactly this campaign text and store, or None (the flow opens its own).
+
+    ``store_url`` is compared without its password: the flow is given the URL without it.
+    """
     opened = _handed.get()
-    if opened is None or opened.yaml_text != yaml_text or opened.store.url != (store_url or opened.spec.store.url):
+    if opened is None or opened.yaml_text != yaml_text:
+        return None
+    if without_password(opened.store.url) != without_password(store_url or opened.spec.store.url):
         return None
     return opened
