@@ -54,15 +54,14 @@ def api_url(prefect_server, monkeypatch):
 
 def answer(name: str, decision: dict, timeout_s: float = 300) -> None:
     """Send ``decision`` as soon as campaign ``name`` waits for one (with a new pause key each time)."""
-    from orchestrator.errors import OrchestratorError
-    from orchestrator.prefect.serving import answer_approval
+    from orchestrator.prefect.serving import NoRunWaiting, answer_approval
 
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             answer_approval(name, decision)
             return
-        except OrchestratorError:
+        except NoRunWaiting:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -84,7 +83,10 @@ def test_approval_gate_pauses_takes_an_edit_refuses_a_bad_one_and_a_rejection(ap
         time.sleep(0.3)
         store = CampaignStore(url)
 
-    answer("approval-check", {"decision": "edit", "edits": {"1": {"red": 999.0}}, "note": "too much"})
+    from orchestrator.prefect.serving import ApprovalRefused
+
+    with pytest.raises(ApprovalRefused, match="outside its bounds"):
+        answer("approval-check", {"decision": "edit", "edits": {"1": {"red": 999.0}}, "note": "too much"})
     wait_until_running_again(store, "approval-check", "approval_refused", 1)
     answer("approval-check", {"decision": "edit", "edits": {"1": {"red": 42.0}}, "note": "a round number"})
     wait_until_running_again(store, "approval-check", "approval", 1)

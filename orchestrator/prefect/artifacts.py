@@ -6,15 +6,19 @@
   convergence figure once the campaign is done);
 - ``<key>-report``: a link to the HTML report (written at the end, see ``flows.publish``).
 
-Each update is a new version of the same key; the dashboard shows the latest.
+Each update is a new version of the same key; the dashboard shows the latest. The dashboard renders
+markdown with raw HTML allowed, so every text from a file or a person enters it through ``markdown_text``.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import string
 import time
+import unicodedata
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -24,6 +28,23 @@ from prefect.artifacts import (
 from orchestrator.run.campaign import Campaign, best_measured
 from orchestrator.store.campaign_store import TERMINAL
 from orchestrator.store.export import experiment_rows
+
+
+#: CommonMark lets any ASCII punctuation mark be escaped with a backslash, and every markdown or HTML
+#: construct (a link, an image, emphasis, a tag, an entity, a table column, an autolink) starts with one
+_MARKDOWN_PUNCTUATION = frozenset(string.punctuation)
+#: line and paragraph separators and control characters: a line break would end a table row or start a block
+_BREAKS = ("Cc", "Zl", "Zp")
+
+
+def markdown_text(value: Any) -> str:
+    """``str(value)`` as literal text inside markdown (a paragraph or a table cell): it shows as typed.
+
+    Every ASCII punctuation mark is backslash-escaped, so a note or an edited value never becomes a link,
+    an image, HTML or an extra table column; line breaks and other control characters become spaces.
+    """
+    return "".join(" " if unicodedata.category(ch) in _BREAKS else "\\" + ch if ch in _MARKDOWN_PUNCTUATION else ch
+                   for ch in str(value))
 
 
 def artifact_key(campaign_name: str) -> str:
@@ -54,16 +75,17 @@ class LiveArtifacts:
         experiments = campaign.experiments()
         finished = sum(e.status in TERMINAL and e.status != "abandoned" for e in experiments)
         percent = 100.0 * finished / campaign.spec.budget.experiments
+        name, objective = markdown_text(campaign.spec.name), markdown_text(campaign.spec.objectives[0].name)
         if self._progress_id is None:
             self._progress_id = create_progress_artifact(
-                percent, key=f"{self.key}-progress", description=f"experiments finished of {campaign.spec.name}")
+                percent, key=f"{self.key}-progress", description=f"experiments finished of {name}")
         else:
             update_progress_artifact(self._progress_id, percent)
         columns, rows = experiment_rows(campaign.store, campaign.info, campaign.spec)
         create_table_artifact(key=f"{self.key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
-                              description=f"Every experiment of campaign {campaign.spec.name}")
+                              description=f"Every experiment of campaign {name}")
         create_markdown_artifact(key=f"{self.key}-convergence", markdown=self.convergence_markdown(),
-                                 description=f"Best {campaign.spec.objectives[0].name} after each iteration")
+                                 description=f"Best {objective} after each iteration")
 
     def convergence_markdown(self, figure: Path | None = None) -> str:
         """Best-so-far per iteration as a markdown table; with ``figure`` (a PNG), the figure above it."""
@@ -72,8 +94,8 @@ class LiveArtifacts:
         lines = []
         if figure is not None and figure.exists():
             encoded = base64.b64encode(figure.read_bytes()).decode()
-            lines += [f"![convergence of {self.campaign.spec.name}](data:image/png;base64,{encoded})", ""]
-        lines += [f"| iteration | measured | best {objective.name} |", "|---|---|---|"]
+            lines += [f"![convergence of {markdown_text(self.campaign.spec.name)}](data:image/png;base64,{encoded})", ""]
+        lines += [f"| iteration | measured | best {markdown_text(objective.name)} |", "|---|---|---|"]
         outcome_constraints = self.campaign.spec.parsed_outcome_constraints()
         for iteration in sorted({e.iteration for e in experiments}):
             so_far = [e for e in experiments if e.iteration <= iteration]
