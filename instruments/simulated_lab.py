@@ -146,11 +146,15 @@ class SimulatedLab:
         if self.state_path is None:
             return
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({name: getattr(self, name) for name in self._SAVED}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({name: getattr(self, name) for name in self._SAVED}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.state_path)
+        except OSError as err:  # e.g. a full disk: one line, as for the store beside it
+            raise InstrumentError(f"simulated lab: cannot save its state to {self.state_path}: {err.strerror or err}",
+                                  hint="free space on that disk, then: sdl resume CAMPAIGN") from err
 
     def _load(self) -> None:
         try:

@@ -27,6 +27,17 @@ class StoreError(OrchestratorError, RuntimeError):
     """The campaign store cannot be opened or does not hold what was asked for."""
 
 
+class StoreDiskError(OrchestratorError, RuntimeError):
+    """The disk that holds the store is full (or refused a write); what was stored before is kept.
+
+    ``store``: the store's file, or its URL with the password hidden.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, store: str = "") -> None:
+        super().__init__(message, hint)
+        self.store = store
+
+
 class UsageError(OrchestratorError, ValueError):
     """A command-line argument the command cannot use (the CLI exits 2, as for other bad input)."""
 

@@ -72,7 +72,10 @@ class SimulatedOpentrons(SimulatedInstrument):
             try:
                 self.on_run_created(run_id)
             except BaseException:
-                self.lab.finish_run(run_id, error="not started: the run could not be recorded")
+                try:
+                    self.lab.finish_run(run_id, error="not started: the run could not be recorded")
+                except InstrumentError:  # e.g. a full disk failed the store first: its error is the one to raise
+                    pass
                 raise
         started_s = self.lab.clock_s
         self._dispense(plan, run_id)

@@ -8,6 +8,7 @@ file, arguments, store URL), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM, 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -17,7 +18,10 @@ from typing import Iterator, Sequence
 
 from instruments.errors import InstrumentError
 from orchestrator.cli import commands
-from orchestrator.errors import OrchestratorError, SpecError, StoreError, UsageError
+from orchestrator.errors import OrchestratorError, SpecError, StoreDiskError, StoreError, UsageError
+from orchestrator.spec.loader import load_spec
+from orchestrator.store.campaign_store import CampaignStore
+from orchestrator.store.lease import runs_elsewhere
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 
@@ -94,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="the reservoir well of REAGENT now holds UL microlitres (repeatable)")
     p.add_argument("--store", help=store_help)
 
+    p = sub.add_parser("void", help="mark a measured or failed experiment's record as wrong; kept, no longer learned from")
+    p.add_argument("name", help="campaign name")
+    p.add_argument("experiment", type=int, help="experiment id (sdl status NAME lists them)")
+    p.add_argument("--reason", required=True, help="why the record is wrong, e.g. 'plate dropped before reading'")
+    p.add_argument("--store", help=store_help)
+
     p = sub.add_parser("serve", help="serve a campaign's flow as a Prefect deployment on this PC")
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
@@ -138,6 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_as_interrupt():
             return handler(args)
+    except StoreDiskError as err:
+        print(f"error: {_printable(err.message + _after_full_disk(args))}", file=sys.stderr)
+        return EXIT_FAILED
     except SpecError as err:
         for problem in err.problems:
             print(_printable(f"{err.source}: {problem}"), file=sys.stderr)
@@ -146,10 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_printable(err.one_line())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (OrchestratorError, InstrumentError) as err:
-        print(f"error: {_printable(err.one_line())}", file=sys.stderr)
+        cause = err.__cause__
+        full = isinstance(cause, OSError) and cause.errno in _DISK_FULL  # e.g. the twins' state beside the store
+        print(f"error: {_printable(err.message + _after_full_disk(args) if full else err.one_line())}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as err:  # e.g. sdl export -o into a folder that does not exist
         where = f": {err.filename}" if err.filename else ""
+        if err.errno in _DISK_FULL:
+            print(f"error: {_printable(f'the disk is full{where} ({err.strerror})' + _after_full_disk(args))}",
+                  file=sys.stderr)
+            return EXIT_FAILED
         print(f"error: {_printable(f'{err.strerror or err}{where}')} (check the paths given)", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as stop:
@@ -157,3 +176,37 @@ def main(argv: Sequence[str] | None = None) -> int:
               "store", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
 
+
+#: a write refused for want of room: no space, over a quota, past the file size limit
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _after_full_disk(args: argparse.Namespace) -> str:
+    """What a command that stopped on a full disk says next: for ``run`` and ``resume``, the campaign's status (marked
+    failed here when the run could not write it and there is room for it now) and how to go on."""
+    if args.command not in ("run", "resume"):
+        return " (free space on that disk, then run the command again)"
+    try:
+        name, url = (args.name, args.store) if args.command == "resume" else _name_and_store(args)
+        store = CampaignStore(url, must_exist=True)
+        campaign = store.find_campaign(name)
+    except (OrchestratorError, OSError):  # the store cannot be read either: the line says what it can
+        return " (free space on that disk, then: sdl resume CAMPAIGN)"
+    resume = f"sdl resume {name} --store {store.display}"
+    if campaign is None:
+        return f" (free space on that disk, then: sdl run {args.file} --store {store.display})"
+    status = f"; campaign {name!r} is {'marked failed' if campaign.status == 'failed' else campaign.status}"
+    if campaign.status == "running" and not runs_elsewhere(store.lease(campaign.id)):  # stopped before it could say so
+        try:
+            store.set_campaign_status(campaign.id, "failed", reason="the store's disk is full")
+            status = f"; campaign {name!r} is marked failed"
+        except StoreDiskError:
+            status = (f"; campaign {name!r} still reads running (the disk has no room to say otherwise), "
+                      "but nothing runs it")
+    return f"{status} (free space on that disk, then: {resume})"
+
+
+def _name_and_store(args: argparse.Namespace) -> tuple[str, str | None]:
+    """``sdl run FILE``'s campaign name and store URL (the file was read a moment ago; read again here)."""
+    spec, _ = load_spec(args.file)
+    return spec.name, args.store or spec.store.url

@@ -69,7 +69,12 @@ def write_protocols(store: CampaignStore, campaign: CampaignInfo, directory: Pat
 
 
 def write_parquet(columns: list[str], rows: list[dict[str, Any]], path: Path) -> None:
-    """The rows as one Parquet file (pyarrow): the CSV's columns, typed; a mixed column becomes text."""
+    """The rows as one Parquet file (pyarrow): the CSV's columns, typed.
+
+    A column Parquet cannot type as one becomes text, each value written as the CSV writes it: a mixed
+    column (a categorical parameter with values ``[1, "a"]``), and an integer column with a value beyond
+    int64 (an integer parameter with bounds ``[0, 1e23]``), which as text keeps every digit.
+    """
     try:
         # pyarrow is optional and heavy: loaded for a Parquet export only
         import pyarrow as pa
@@ -81,7 +86,7 @@ def write_parquet(columns: list[str], rows: list[dict[str, Any]], path: Path) ->
     def column(values: list[Any]) -> Any:
         try:
             return pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a categorical parameter with values [1, "a"]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # mixed types, or an int beyond int64
             return pa.array([None if v is None else str(v) for v in values])
 
     pq.write_table(pa.table({c: column([r[c] for r in rows]) for c in columns}), path)
