@@ -13,18 +13,19 @@ from rich.table import Table
 
 from instruments.errors import InstrumentError
 from instruments.factory import resolve_role
-from orchestrator.cli.replay import HEADER, replay, row, summary
+from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
-from orchestrator.prefect.handover import Opened, handed_over
-from orchestrator.run.campaign import best_measured, changed_file_error, pareto_front
+from orchestrator.prefect.handover import Opened, handed_over, without_password
+from orchestrator.run.campaign import Campaign, best_measured, changed_file_error, pareto_front
 from orchestrator.run.consumables import REFILLED, deck_plans, parse_levels, record_refill, stock_left, tips_left
 from orchestrator.run.progress import TerminalProgress, show_progress
 from orchestrator.run.spectra_analysis import build_target
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.spec.schema import CampaignSpec
-from orchestrator.store.bundle import read_bundle, write_bundle
+from orchestrator.store.bundle import WARM_START, read_bundle, write_bundle
 from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
 from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
+from orchestrator.store.lease import refuse_if_held
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -52,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if existing is not None and existing.spec_hash != spec_hash(text) and store.experiments(existing.id):
         raise changed_file_error(spec.name, store.display)  # refused before starting Prefect
+    if existing is not None:  # a second runner is refused before starting Prefect (the flow checks again)
+        refuse_if_held(store.lease(existing.id), spec.name)
     drivers = _resolve_drivers(spec, args.dry_run)
     _require_server_for_approval(spec)
     opened = Opened(text, spec, store, drivers)
@@ -96,6 +99,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if campaign.status == "completed" and not store.experiments(campaign.id, "dispatched"):
         print(f"campaign {args.name!r} already finished; nothing to do. See: sdl status {args.name} --store {store.display}")
         return 0
+    refuse_if_held(store.lease(campaign.id), campaign.name)
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     _require_server_for_approval(spec)
     dry_run = bool(last.get("dry_run"))
@@ -107,7 +111,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """Resume the paused flow run of campaign ``name`` with a decision."""
+    """Resume the paused flow run of campaign ``name`` with a decision, and wait until the flow took it.
+
+    A decision the flow refuses (an edit that breaks a bound or a constraint) is one line naming why,
+    and exit status 2; the flow then waits for another answer.
+    """
     # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.serving import answer_approval
 
@@ -116,8 +124,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
         experiment, assignment = _parse_edit(item)
         edits.setdefault(experiment, {}).update(assignment)
     decision = "edit" if edits else ("reject" if args.reject else "approve")
-    run_id = answer_approval(args.name, {"decision": decision, "note": args.note, "edits": edits})
-    print(f"campaign {args.name!r}: {decision} sent to flow run {run_id}")
+    outcome = answer_approval(args.name, {"decision": decision, "note": args.note, "edits": edits})
+    print(f"campaign {args.name!r}: {outcome.decision} taken by flow run {outcome.run_id}")
     return 0
 
 
@@ -143,6 +151,20 @@ def cmd_refill(args: argparse.Namespace) -> int:
     detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
     print(_deck_line(store, campaign, handler))
+    return 0
+
+
+def cmd_void(args: argparse.Namespace) -> int:
+    """Void experiment ``args.experiment`` of campaign ``args.name``: kept with the reason, no longer learned from."""
+    store = CampaignStore(args.store, must_exist=True)
+    campaign = store.get_campaign(args.name)
+    ours = {e.id: e for e in store.experiments(campaign.id)}
+    if args.experiment not in ours:
+        raise UsageError(f"campaign {campaign.name!r} has no experiment {args.experiment}",
+                         hint=f"see its experiments with: sdl status {campaign.name}")
+    voided = Campaign.from_text(campaign.spec_yaml, store=store).void(args.experiment, args.reason)
+    print(f"campaign {campaign.name!r}: experiment {voided.id} voided ({args.reason}); the planner no longer learns "
+          "from it, and its record stays in the store")
     return 0
 
 
@@ -195,20 +217,21 @@ def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
 
 def _run_flow(opened: Opened, source: str | None, dry_run: bool, in_doubt: str = "ask") -> dict:
     """Run the campaign flow on what this command has opened (the flow takes it over instead of opening
-    its own); on a terminal, with a live progress bar instead of Prefect's INFO lines."""
+    its own); on a terminal, with a live progress bar instead of Prefect's INFO lines. The flow's
+    parameters, which Prefect keeps and shows, name the store without its password."""
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     if interactive:  # the bar and Prefect's console lines would overwrite each other
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Prefect loads here, for the commands that run a flow
     from orchestrator.prefect.flows import campaign_flow
-    from orchestrator.prefect.temporary_server import shield_from_terminal_interrupts
+    from orchestrator.prefect.temporary_server import tie_temporary_server_to_this_process
 
-    shield_from_terminal_interrupts()
+    tie_temporary_server_to_this_process()
 
     def run() -> dict:
         with handed_over(opened):
             return campaign_flow(name=opened.spec.name, yaml_text=opened.yaml_text, source=source,
-                                 store_url=opened.store.url, dry_run=dry_run, in_doubt=in_doubt)
+                                 store_url=without_password(opened.store.url), dry_run=dry_run, in_doubt=in_doubt)
 
     if not interactive:
         return run()
@@ -305,7 +328,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
     if args.bundle:
         files = write_bundle(store, campaign, Path(args.bundle))
-        print(f"wrote bundle of {len(rows)} experiments ({len(files)} files) to {args.bundle}; "
+        carried = f", with the warm start's earlier data in {WARM_START}" if WARM_START in files else ""
+        print(f"wrote bundle of {len(rows)} experiments ({len(files)} files{carried}) to {args.bundle}; "
               f"check it with: sdl replay {args.bundle}", file=sys.stderr)
     if (args.protocols or args.bundle) and not args.output:  # files were asked for; standard output stays empty
         return 0
@@ -323,14 +347,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Check the bundle, re-propose every batch, print a table; exit 1 when a proposal differs."""
+    """Check the bundle and every record it holds, re-propose every batch, print a table; exit 1 when a
+    proposal differs. A replay opens no store: a warm start's data come from the bundle."""
     bundle = read_bundle(Path(args.bundle))
-    meta = bundle.metadata
-    print(f"replaying campaign {meta.get('campaign')!r} from {args.bundle}: "
-          f"{len(meta.get('files', []))} file checksums ok")
+    inputs = replay_inputs(bundle)  # every record checked before the first line: bad input prints one line only
+    print(f"replaying campaign {inputs.spec.name!r} from {args.bundle}: "
+          f"{len(bundle.metadata['files'])} file checksums ok")
+    if inputs.warm_start_note:
+        print(inputs.warm_start_note)
     print(HEADER)
     results = []
-    for result in replay(bundle):
+    for result in replay(inputs):
         results.append(result)
         print(row(result), flush=True)
     print(summary(results))

@@ -26,6 +26,7 @@ from orchestrator.prefect.handover import taken_over
 from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
 from orchestrator.run.campaign import Campaign, best_measured, pareto_front
 from orchestrator.run.progress import Standing, report_note, report_progress
+from orchestrator.run.runner_lease import HeldCampaign
 from orchestrator.run.steps import CampaignRunner, IterationHooks, StepWrapper, make_runner
 from orchestrator.store.campaign_store import default_report_dir
 from orchestrator.store.export import experiment_rows
@@ -174,29 +175,34 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
 
     Experiments a crash left dispatched but unmeasured are settled first (``in_doubt``: see
     ``orchestrator.run.reconcile``); nothing is ever dispatched twice. The parameters are what
-    Prefect stores; what ``sdl run`` already read comes through ``orchestrator.prefect.handover``.
+    Prefect stores and shows, so ``store_url`` carries no password (``handover.without_password``):
+    a PostgreSQL store's comes from ``PGPASSWORD`` or ``~/.pgpass``. What ``sdl run`` already read,
+    the open store included, comes through ``orchestrator.prefect.handover``.
     """
     _quiet_refusals()
     logger = get_run_logger()
     campaign, drivers = _open(yaml_text, source, store_url)
-    runner = make_runner(campaign, dry_run, log=logger.info, drivers=drivers)
-    locks = lock_instruments(runner, dry_run)
-    campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source, locks=locks)
-    live = LiveArtifacts(campaign)
-    try:
-        runner.reconcile(in_doubt)
-        if not runner.is_finished():
-            with robot_for_the_run(runner, locks):
-                preflight.with_options(task_run_name=f"{name} · preflight")(runner.preflight)
-                _iterate_until_finished(runner, name, live, logger)
-        _stop_if_a_rule_holds(campaign, logger)
-    except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's flow engine raises it
-        campaign.store.set_campaign_status(campaign.info.id, "interrupted")
-        raise
-    except BaseException:
-        campaign.store.set_campaign_status(campaign.info.id, "failed")
-        raise
-    campaign.store.set_campaign_status(campaign.info.id, "completed")
+    # one runner per campaign: a second one is refused here, before it changes anything
+    with HeldCampaign(campaign.store, campaign.info.id, campaign.spec.name) as held:
+        runner = make_runner(campaign, dry_run, log=logger.info, drivers=drivers)
+        runner.lease_token = held.token
+        locks = lock_instruments(runner, dry_run)
+        campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source, locks=locks)
+        live = LiveArtifacts(campaign)
+        try:
+            runner.reconcile(in_doubt)
+            if not runner.is_finished():
+                with robot_for_the_run(runner, locks):
+                    preflight.with_options(task_run_name=f"{name} · preflight")(runner.preflight)
+                    _iterate_until_finished(runner, name, live, logger)
+            _stop_if_a_rule_holds(campaign, logger)
+        except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's flow engine raises it
+            campaign.store.set_campaign_status(campaign.info.id, "interrupted")
+            raise
+        except BaseException:
+            campaign.store.set_campaign_status(campaign.info.id, "failed")
+            raise
+        campaign.store.set_campaign_status(campaign.info.id, "completed")
     _update_dashboard(live, logger, force=True)  # the final state, whenever the last refresh was
     try:
         report = publish.with_options(task_run_name=f"{name} · report")(campaign)

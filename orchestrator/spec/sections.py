@@ -4,6 +4,7 @@ warm start, prior mean, planner settings, store and approval; each validated on 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, PositiveInt, field_validator, model_validator
@@ -101,6 +102,19 @@ class Stopping(StrictModel):
     no_improvement: StopWithoutImprovement | None = None
 
 
+#: ``scheme://user:password@host`` or a ``password=`` query argument: a URL that holds a secret
+_PASSWORD_IN_URL = re.compile(r"^[^:/?#]+://[^/?#@]*:[^/?#@]*@|[?&]password=", re.IGNORECASE)
+
+
+def no_password(url: str | None) -> str | None:
+    """``url`` unchanged, or a ``ValueError`` when it holds a password: a campaign file is stored with its campaign,
+    exported in bundles and kept by Prefect as a flow parameter, so it must hold no secret."""
+    if url is not None and _PASSWORD_IN_URL.search(url):
+        raise ValueError("the URL holds a password, which would be kept with the campaign file (in the store, bundles "
+                         "and Prefect); leave it out and set PGPASSWORD or ~/.pgpass, or pass the URL with --store")
+    return url
+
+
 class WarmStart(StrictModel):
     """Learn from an earlier campaign's measured experiments.
 
@@ -111,6 +125,8 @@ class WarmStart(StrictModel):
     campaign: str = Field(pattern=SLUG)
     store: str | None = None
     fill: dict[str, float | int | str] = {}
+
+    _no_password = field_validator("store")(no_password)
 
 
 class PriorMeanSpec(StrictModel):
@@ -150,6 +166,8 @@ class PlannerSettings(StrictModel):
 
 class Store(StrictModel):
     url: str | None = None
+
+    _no_password = field_validator("url")(no_password)
 
 
 class Approval(StrictModel):
