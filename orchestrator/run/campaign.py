@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import platform
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -44,8 +45,9 @@ MAX_REASON_CHARS = 10_000
 #: The largest magnitude a told value may have: the model squares values, and from about 1e150 that
 #: overflows (every later ask failed); measured quantities are far below this.
 MAX_ABS_VALUE = 1e100
-#: How many times ``ask()`` chooses a batch again when other processes keep adding theirs first.
-ASK_ATTEMPTS = 20
+#: How many times ``ask()`` chooses a batch without a lock and loses to another process's batch before it
+#: chooses once more holding the campaign's batch lock (which blocks other processes' batches, on SQLite all writes).
+OPTIMISTIC_ASKS = 3
 
 _VERSIONED = ("sdl-orchestrator", "botorch", "gpytorch", "torch", "numpy", "scipy", "pydantic", "sqlalchemy",
               "prefect", "opentrons")
@@ -239,22 +241,24 @@ class Campaign:
         if n > WELLS_PER_PLATE:
             raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
                                      f"got {n}", hint="ask again after telling the results of this batch")
-        for _ in range(ASK_ATTEMPTS):
-            everything = self.experiments()
-            self._check_room(everything, n)
-            inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
-            suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
-                                               failed=inputs.failed, uncertainty=inputs.uncertainty)
-            try:
-                rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
-                                                [(s.params, s.info) for s in suggestions], seen=len(everything),
-                                                budget=self.spec.budget.experiments)
-            except ProposalsChanged:  # another process asked meanwhile: choose again, its batch now pending
-                continue
+        for attempt in range(OPTIMISTIC_ASKS + 1):
+            # the last try holds the campaign's batch lock while it chooses: other batches wait, it cannot lose
+            with self.store.proposing(self.info.id) if attempt == OPTIMISTIC_ASKS else nullcontext():
+                everything = self.experiments()
+                self._check_room(everything, n)
+                inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
+                suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
+                                                   failed=inputs.failed, uncertainty=inputs.uncertainty)
+                try:
+                    rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
+                                                    [(s.params, s.info) for s in suggestions], seen=len(everything),
+                                                    budget=self.spec.budget.experiments)
+                except ProposalsChanged:  # another process asked meanwhile: choose again, its batch now pending
+                    if attempt == OPTIMISTIC_ASKS:
+                        raise
+                    continue
             return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
-        raise CampaignStateError(f"campaign {self.spec.name!r}: other processes added experiments each of the "
-                                 f"{ASK_ATTEMPTS} times this ask() chose a batch; nothing was added",
-                                 hint="ask again when fewer processes are asking at once")
+        raise AssertionError("unreachable: the last try holds the lock")
 
     def _check_room(self, everything: Sequence[Experiment], n: int) -> None:
         """Refuse a batch of ``n`` that would pass the pending ceiling or the budget (one line each)."""

@@ -13,7 +13,8 @@ one since the caller read the campaign, and never past the budget.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -152,6 +153,7 @@ class CampaignStore(RunnerLeases):
             raise StoreError(f"cannot open store {self.display}: {reason}", hint="check --store") from None
         self._write_session = sessionmaker(writing, expire_on_commit=False)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self._proposing = threading.local()  # .session: the transaction ``proposing`` holds in this thread
         self._stamp_schema()
 
     @staticmethod
@@ -273,7 +275,8 @@ class CampaignStore(RunnerLeases):
         (choose again, with theirs as pending points). ``budget``: the most experiments the campaign
         may hold, abandoned ones not counted; a batch that would pass it is refused.
         """
-        with self._tx() as s:
+        held = getattr(self._proposing, "session", None)
+        with nullcontext(held) if held is not None else self._tx() as s:
             # PostgreSQL: the campaign's row lock queues concurrent batches (SQLite's BEGIN IMMEDIATE already does)
             name = s.execute(select(CampaignRow.name).where(CampaignRow.id == campaign_id).with_for_update()).scalar()
             statuses = s.scalars(select(ExperimentRow.status).where(ExperimentRow.campaign_id == campaign_id)).all()
@@ -295,6 +298,18 @@ class CampaignStore(RunnerLeases):
             s.add_all(EventRow(campaign_id=campaign_id, experiment_id=r.id, kind="proposed", detail={"params": r.params})
                       for r in rows)
             return [_experiment(r) for r in rows]
+
+    @contextmanager
+    def proposing(self, campaign_id: int) -> Iterator[None]:
+        """Hold the campaign's batch lock for the block: no other process adds a batch until it ends, and this
+        thread's ``add_proposals`` writes in the same transaction (for an ``ask`` that lost too many races)."""
+        with self._tx() as s:
+            s.execute(select(CampaignRow.id).where(CampaignRow.id == campaign_id).with_for_update())
+            self._proposing.session = s
+            try:
+                yield
+            finally:
+                self._proposing.session = None
 
     def experiments(self, campaign_id: int, status: str | None = None) -> list[Experiment]:
         with self._read() as s:
