@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import text as sql
 
+from orchestrator.run.campaign import MAX_ABS_VALUE
 from orchestrator.run.campaign import Campaign
 from orchestrator.errors import CampaignStateError, OrchestratorError
 from orchestrator.spec.loader import parse_spec
@@ -264,8 +265,9 @@ class AskTellMachine(RuleBasedStateMachine):
             for name in names:
                 assert result.values[name] == float(values[name])
         elif type(experiment_id) is int and self.model.get(experiment_id) == "proposed" and good_values and uncertainty is None:
-            # a finite number for every objective of a proposed experiment must be accepted...
-            finite = all(_is_finite_number(v) for v in values.values())
+            # a finite number the model can use (|v| <= MAX_ABS_VALUE) for every objective of a proposed
+            # experiment must be accepted...
+            finite = all(_is_finite_number(v) and abs(float(v)) <= MAX_ABS_VALUE for v in values.values())
             assert not finite, f"tell({experiment_id}, {values!r}) was refused"
 
     @rule(data=st.data(), reason=REASONS, good_id=st.booleans(),
