@@ -173,3 +173,18 @@ def test_two_runs_of_one_campaign_one_is_refused_and_a_resume_takes_over_after_k
     experiments = store.experiments(campaign.id)
     assert sum(e.status in ("measured", "failed") for e in experiments) == 8
     assert len({tuple(sorted(e.params.items())) for e in experiments}) == len(experiments)
+
+
+def test_sdl_void_keeps_the_record_and_names_a_missing_experiment(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    campaign = small_campaign(url, tmp_path)
+    [p, *_] = campaign.ask(4)
+    campaign.tell(p.id, {"distance": 0.4})
+    assert main(["void", campaign.spec.name, str(p.id), "--reason", "plate dropped", "--store", url]) == 0
+    assert campaign.store.experiment(p.id).status == "voided" and campaign.store.experiment(p.id).values == {"distance": 0.4}
+    assert main(["void", campaign.spec.name, "999", "--reason", "x", "--store", url]) == 2
+    assert "has no experiment 999" in capsys.readouterr().err
+    assert main(["void", campaign.spec.name, str(p.id), "--reason", "a\x00b", "--store", url]) == 1
+    assert "is not valid text" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from instruments.factory import resolve_role
 from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
-from orchestrator.run.campaign import Campaign, best_measured, changed_file_error, pareto_front
+from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
 from orchestrator.run.consumables import REFILLED, deck_plans, parse_levels, record_refill, stock_left, tips_left
 from orchestrator.run.progress import TerminalProgress, show_progress
 from orchestrator.run.spectra_analysis import build_target
@@ -162,7 +162,7 @@ def cmd_void(args: argparse.Namespace) -> int:
     if args.experiment not in ours:
         raise UsageError(f"campaign {campaign.name!r} has no experiment {args.experiment}",
                          hint=f"see its experiments with: sdl status {campaign.name}")
-    voided = Campaign.from_text(campaign.spec_yaml, store=store).void(args.experiment, args.reason)
+    voided = store.void(args.experiment, checked_reason(args.reason, "sdl void --reason"))
     print(f"campaign {campaign.name!r}: experiment {voided.id} voided ({args.reason}); the planner no longer learns "
           "from it, and its record stays in the store")
     return 0

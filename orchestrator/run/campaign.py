@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import platform
-from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -241,24 +240,26 @@ class Campaign:
         if n > WELLS_PER_PLATE:
             raise CampaignStateError(f"ask(n) proposes at most one plate, {WELLS_PER_PLATE} experiments, at once; "
                                      f"got {n}", hint="ask again after telling the results of this batch")
-        for attempt in range(OPTIMISTIC_ASKS + 1):
-            # the last try holds the campaign's batch lock while it chooses: other batches wait, it cannot lose
-            with self.store.proposing(self.info.id) if attempt == OPTIMISTIC_ASKS else nullcontext():
-                everything = self.experiments()
-                self._check_room(everything, n)
-                inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
-                suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
-                                                   failed=inputs.failed, uncertainty=inputs.uncertainty)
-                try:
-                    rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
-                                                    [(s.params, s.info) for s in suggestions], seen=len(everything),
-                                                    budget=self.spec.budget.experiments)
-                except ProposalsChanged:  # another process asked meanwhile: choose again, its batch now pending
-                    if attempt == OPTIMISTIC_ASKS:
-                        raise
-                    continue
-            return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
-        raise AssertionError("unreachable: the last try holds the lock")
+        for _ in range(OPTIMISTIC_ASKS):
+            try:
+                return self._propose(n)
+            except ProposalsChanged:  # another process asked meanwhile: choose again, its batch now pending
+                continue
+        with self.store.proposing(self.info.id):  # other batches wait for this one: it cannot lose again
+            return self._propose(n)
+
+    def _propose(self, n: int) -> list[Proposal]:
+        """Read the campaign, choose ``n`` experiments and add them; ``ProposalsChanged`` when another process
+        added a batch in between (nothing added)."""
+        everything = self.experiments()
+        self._check_room(everything, n)
+        inputs = planner_inputs(everything, reported_uncertainties(self.store, self.info.id))
+        suggestions = self.planner.suggest(inputs.observations, inputs.pending, n, n_proposed=len(everything),
+                                           failed=inputs.failed, uncertainty=inputs.uncertainty)
+        rows = self.store.add_proposals(self.info.id, self.next_iteration(everything),
+                                        [(s.params, s.info) for s in suggestions], seen=len(everything),
+                                        budget=self.spec.budget.experiments)
+        return [Proposal(r.id, r.params, r.iteration, r.proposal_info) for r in rows]
 
     def _check_room(self, everything: Sequence[Experiment], n: int) -> None:
         """Refuse a batch of ``n`` that would pass the pending ceiling or the budget (one line each)."""
@@ -298,7 +299,7 @@ class Campaign:
         spectrometer fault): not learned; the point may be proposed again.
         """
         self._own(experiment_id)
-        reason = _checked_reason(reason, "fail()")
+        reason = checked_reason(reason, "fail()")
         if kind not in ("chemistry", "instrument"):
             raise CampaignStateError(f"fail() kind {kind!r} is not 'chemistry' or 'instrument'",
                                      hint="chemistry failures are learned as infeasible; instrument faults are not")
@@ -311,13 +312,13 @@ class Campaign:
         the store and the event log, and the planner no longer learns from it.
         """
         self._own(experiment_id)
-        return self.store.void(experiment_id, _checked_reason(reason, "void()"))
+        return self.store.void(experiment_id, checked_reason(reason, "void()"))
 
     def correct(self, experiment_id: int, values: Mapping[str, float], reason: str) -> Experiment:
         """Replace a measured experiment's values (checked as ``tell`` checks them); the ``corrected`` event
         keeps the old ones and ``reason``."""
         self._own(experiment_id)
-        return self.store.correct(experiment_id, self._checked_values(values), _checked_reason(reason, "correct()"))
+        return self.store.correct(experiment_id, self._checked_values(values), checked_reason(reason, "correct()"))
 
     def best(self) -> Best | None:
         """The measured experiment with the best value of the first objective, or None before any.
@@ -450,7 +451,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _checked_reason(reason: Any, verb: str) -> str:
+def checked_reason(reason: Any, verb: str) -> str:
     """``reason`` as text to store: not empty, at most ``MAX_REASON_CHARS``, valid text; else one line."""
     text = str(reason)
     if not text.strip():
