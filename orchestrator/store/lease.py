@@ -137,16 +137,14 @@ def take(s: Session, campaign_id: int, campaign: str, holder: Holder) -> Lease:
     Raises ``CampaignBusyError`` (one line naming the holder) when another runner holds it and has
     not lapsed.
     """
-    now = utcnow()
     row = s.execute(select(RunnerLeaseRow).where(RunnerLeaseRow.campaign_id == campaign_id)
                     .with_for_update()).scalar_one_or_none()
     if row is not None and row.token != holder.token:
-        current = _lease(row)
-        if not current.lapsed(now):
-            raise busy(campaign, current)
+        refuse_if_held(_lease(row), campaign)
         s.delete(row)
         s.flush()
         row = None
+    now = utcnow()
     expires = now + timedelta(seconds=LEASE_S)
     if row is None:
         row = RunnerLeaseRow(campaign_id=campaign_id, token=holder.token, host=holder.host, pid=holder.pid,
