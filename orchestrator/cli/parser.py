@@ -12,43 +12,19 @@ import errno
 import os
 import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Sequence
 
 from instruments.errors import InstrumentError
 from orchestrator.cli import commands
 from orchestrator.errors import OrchestratorError, SpecError, StoreDiskError, StoreError, UsageError
+from orchestrator.run.stop_request import recording_stops, signal_behind, stop_requested
 from orchestrator.spec.loader import load_spec
 from orchestrator.store.campaign_store import CampaignStore
 from orchestrator.store.lease import runs_elsewhere
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be, so it takes the same way out."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated()
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """While the block runs, SIGTERM stops the command as Ctrl-C does.
-
-    Without this, SIGTERM ends the process at once: the robot is not told to stop and Prefect's
-    temporary server (a child process) is left running.
-    """
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+#: the commands that run a campaign's loop: Ctrl-C and SIGTERM are recorded as a stop (see orchestrator.run.stop_request)
+_RUNS_A_CAMPAIGN = ("run", "resume")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,9 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The first start of Prefect's local server migrates its database: slow on a fresh machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     handler = getattr(commands, f"cmd_{args.command}")
+    # Without a handler, SIGTERM ends the process at once: the robot is not told to stop and Prefect's temporary
+    # server (a child process) is left running. Every command takes it as Ctrl-C; those that run a campaign record
+    # both, and end as stopped whatever became of the stop's exception (sdl dashboard ends well on Ctrl-C).
+    runs_a_campaign = args.command in _RUNS_A_CAMPAIGN
     try:
-        with _sigterm_as_interrupt():
-            return handler(args)
+        with recording_stops(*((signal.SIGINT, signal.SIGTERM) if runs_a_campaign else (signal.SIGTERM,))):
+            return _unless_stopped(handler, args) if runs_a_campaign else handler(args)
     except StoreDiskError as err:
         print(f"error: {_printable(err.message + _after_full_disk(args))}", file=sys.stderr)
         return EXIT_FAILED
@@ -171,10 +151,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_FAILED
         print(f"error: {_printable(f'{err.strerror or err}{where}')} (check the paths given)", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt as stop:
-        print(f"{'terminated' if isinstance(stop, _Terminated) else 'interrupted'}: every finished step is in the "
-              "store", file=sys.stderr)
-        return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
+    except KeyboardInterrupt as stop:  # a command that runs no campaign, or a stop as the handlers were put back
+        return _stopped(signal_behind(stop) or signal.SIGINT)
+
+
+def _unless_stopped(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``handler(args)``'s exit status, or, when a stop was requested meanwhile, the stop's line and status.
+
+    Whatever the handler returned or raised: the stop's own exception may have been swallowed on the
+    way (raised inside a finalizer) or replaced by another (a library's clean-up that failed in turn).
+    """
+    try:
+        status = handler(args)
+    except BaseException as err:
+        signum = stop_requested() or signal_behind(err)
+        if signum is None:
+            raise
+        return _stopped(signum)
+    signum = stop_requested()
+    return status if signum is None else _stopped(signum)
+
+
+def _stopped(signum: int) -> int:
+    """Say that a stop signal ended the command; its exit status: 128 + the signal's number (130, 143)."""
+    said = "terminated" if signum == signal.SIGTERM else "interrupted"
+    print(f"{said}: every finished step is in the store", file=sys.stderr)
+    return 128 + signum
 
 
 #: a write refused for want of room: no space, over a quota, past the file size limit

@@ -9,6 +9,7 @@ never use result caching (a cached physical step would be silently skipped) and 
 from __future__ import annotations
 
 import logging
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,8 @@ from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
 from orchestrator.run.campaign import Campaign, best_measured, pareto_front
 from orchestrator.run.progress import Standing, report_note, report_progress
 from orchestrator.run.runner_lease import HeldCampaign
+from orchestrator.run.stop_request import (StopRequested, raise_if_stop_requested, recording_under_other_handlers,
+                                           signal_behind, stop_requested)
 from orchestrator.run.steps import CampaignRunner, IterationHooks, StepWrapper, make_runner
 from orchestrator.store.campaign_store import default_report_dir
 from orchestrator.store.export import experiment_rows
@@ -35,15 +38,17 @@ _STEP = dict(cache_policy=NO_CACHE, retries=0, persist_result=False)
 
 
 class _NoTracebackForRefusals(logging.Filter):
-    """Drops the traceback from Prefect's log record of a step or flow that failed with a ``HintedError``.
+    """Drops the traceback from Prefect's log record of a step or flow that failed with a ``HintedError``,
+    or after a stop was requested.
 
     Those are the campaign's and the instruments' own errors (a plan over a limit, stock or tips
     to refill, a robot that stopped, a spectrometer not found), each with a message and a fix; the
-    record keeps that one line. Any other exception is a bug and keeps its traceback.
+    record keeps that one line. After Ctrl-C or SIGTERM, an error is the stop's doing (a clean-up cut
+    short), and ``sdl`` says it stopped. Any other exception is a bug and keeps its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], HintedError):
+        if record.exc_info and (isinstance(record.exc_info[1], HintedError) or stop_requested() is not None):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -123,7 +128,9 @@ def _as_tasks(name: str, standing: Standing) -> StepWrapper:
 
 
 def _iterate_until_finished(runner: CampaignRunner, name: str, live: LiveArtifacts, logger) -> None:
-    """Run iterations until the budget is spent or a stopping rule holds, reporting each one's standing."""
+    """Run iterations until the budget is spent or a stopping rule holds, reporting each one's standing.
+
+    Between iterations, a stop request is raised again by ``run_iteration`` before it proposes."""
     standing = Standing.of(runner.campaign)
     runner.on_finished = standing.add
     hooks = IterationHooks(
@@ -146,6 +153,26 @@ def _update_dashboard(live: LiveArtifacts, logger, force: bool = False) -> None:
         live.update(force)
     except Exception as err:
         logger.warning("dashboard artifacts not updated (%s: %s)", type(err).__name__, err)
+
+
+def _run_to_the_end(runner: CampaignRunner, name: str, in_doubt: str, locks: Any, live: LiveArtifacts,
+                    logger) -> None:
+    """Settle what a crash left in doubt, check the instruments, then iterate until the campaign is finished.
+
+    A stop request whose exception was swallowed on its way up (``orchestrator.run.stop_request``) is
+    raised again between these, as ``CampaignRunner.run_iteration`` does between its steps, and once
+    more at the end: a stop that came during the last step leaves the campaign interrupted, with any
+    stopping rule's bookkeeping to the resume, not marked completed.
+    """
+    raise_if_stop_requested()
+    runner.reconcile(in_doubt)
+    raise_if_stop_requested()
+    if not runner.is_finished():
+        with robot_for_the_run(runner, locks):
+            preflight.with_options(task_run_name=f"{name} · preflight")(runner.preflight)
+            _iterate_until_finished(runner, name, live, logger)
+    raise_if_stop_requested()
+    _stop_if_a_rule_holds(runner.campaign, logger)
 
 
 def _open(yaml_text: str, source: str | None, store_url: str | None) -> tuple[Campaign, ResolvedDrivers | None]:
@@ -177,38 +204,42 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
     ``orchestrator.run.reconcile``); nothing is ever dispatched twice. The parameters are what
     Prefect stores and shows, so ``store_url`` carries no password (``handover.without_password``):
     a PostgreSQL store's comes from ``PGPASSWORD`` or ``~/.pgpass``. What ``sdl run`` already read,
-    the open store included, comes through ``orchestrator.prefect.handover``.
+    the open store included, comes through ``orchestrator.prefect.handover``. After Ctrl-C or SIGTERM
+    the campaign is interrupted, never failed, whatever exception the stop became on its way up
+    (``orchestrator.run.stop_request``).
     """
     _quiet_refusals()
     logger = get_run_logger()
-    campaign, drivers = _open(yaml_text, source, store_url)
-    # one runner per campaign: a second one is refused here, before it changes anything
-    with HeldCampaign(campaign.store, campaign.info.id, campaign.spec.name) as held:
-        runner = make_runner(campaign, dry_run, log=logger.info, drivers=drivers)
-        runner.lease_token = held.token
-        locks = lock_instruments(runner, dry_run)
-        campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source, locks=locks)
-        live = LiveArtifacts(campaign)
+    # Prefect's flow engine has put its own SIGTERM handler over sdl's for this flow run: a stop is recorded under it too
+    with recording_under_other_handlers():
+        campaign, drivers = _open(yaml_text, source, store_url)
+        # one runner per campaign: a second one is refused here, before it changes anything
+        with HeldCampaign(campaign.store, campaign.info.id, campaign.spec.name) as held:
+            runner = make_runner(campaign, dry_run, log=logger.info, drivers=drivers)
+            runner.lease_token = held.token
+            locks = lock_instruments(runner, dry_run)
+            campaign.store.set_campaign_status(campaign.info.id, "running", dry_run=dry_run, source=source,
+                                               locks=locks)
+            live = LiveArtifacts(campaign)
+            try:
+                _run_to_the_end(runner, name, in_doubt, locks, live, logger)
+            except BaseException as err:
+                signum = stop_requested() or signal_behind(err)
+                if signum is None:
+                    campaign.store.set_campaign_status(campaign.info.id, "failed")
+                    raise
+                # a stop was asked for, whatever came out: its own exception may have been replaced on the way up
+                campaign.store.set_campaign_status(campaign.info.id, "interrupted", signal=signal.Signals(signum).name)
+                if isinstance(err, (KeyboardInterrupt, TerminationSignal)):
+                    raise  # Prefect's engine marks the flow run crashed (cancelled, when its runner asked for that)
+                raise StopRequested(signum) from err  # crashed, as for the stop itself, rather than failed
+            campaign.store.set_campaign_status(campaign.info.id, "completed")
+        _update_dashboard(live, logger, force=True)  # the final state, whenever the last refresh was
         try:
-            runner.reconcile(in_doubt)
-            if not runner.is_finished():
-                with robot_for_the_run(runner, locks):
-                    preflight.with_options(task_run_name=f"{name} · preflight")(runner.preflight)
-                    _iterate_until_finished(runner, name, live, logger)
-            _stop_if_a_rule_holds(campaign, logger)
-        except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C, or SIGTERM as Prefect's flow engine raises it
-            campaign.store.set_campaign_status(campaign.info.id, "interrupted")
-            raise
-        except BaseException:
-            campaign.store.set_campaign_status(campaign.info.id, "failed")
-            raise
-        campaign.store.set_campaign_status(campaign.info.id, "completed")
-    _update_dashboard(live, logger, force=True)  # the final state, whenever the last refresh was
-    try:
-        report = publish.with_options(task_run_name=f"{name} · report")(campaign)
-    except Exception as err:  # the campaign is complete and stored; a report can be made later
-        logger.warning("report not written (%s: %s); make it with: sdl report %s", type(err).__name__, err, name)
-        report = None
+            report = publish.with_options(task_run_name=f"{name} · report")(campaign)
+        except Exception as err:  # the campaign is complete and stored; a report can be made later
+            logger.warning("report not written (%s: %s); make it with: sdl report %s", type(err).__name__, err, name)
+            report = None
     return _summary(campaign, name, report)
 
 

@@ -25,6 +25,7 @@ from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, e
 from orchestrator.run.campaign import Campaign, Proposal
 from orchestrator.run.consumables import REFILLED, stock_left, tips_used
 from orchestrator.run.reconcile import LoopParts, reconcile
+from orchestrator.run.stop_request import raise_if_stop_requested
 from orchestrator.errors import OrchestratorError
 from orchestrator.store.campaign_store import Experiment
 
@@ -252,8 +253,14 @@ class CampaignRunner:
 
         A batch rejected at review ends the iteration there (no timing is stored: its time counts in the
         next one); a robot or reading fault ends it after the step that faulted (recorded as failed).
+
+        A stop request (``orchestrator.run.stop_request``) whose exception was swallowed on its way up is
+        raised again before propose, prepare and measure: each step before those has stored its outcome,
+        so ``sdl resume`` goes on from there. Not before analyse or record: the spectra in hand are
+        stored first, rather than read again after the resume.
         """
         started, wrap = time.perf_counter(), hooks.wrap
+        raise_if_stop_requested()
         batch = wrap("propose", self.campaign.next_iteration(), self.propose)()
         iteration = batch[0].iteration
         if hooks.review is not None:
@@ -262,7 +269,9 @@ class CampaignRunner:
             self.step_seconds["approval"] = time.perf_counter() - waited  # a person's time, not overhead
             if batch is None:  # rejected: the next iteration proposes again
                 return iteration
+        raise_if_stop_requested()
         plan = wrap("prepare", iteration, self.prepare)(batch)
+        raise_if_stop_requested()
         spectra = wrap("measure", iteration, self.measure)(plan) if plan is not None else None
         if spectra is not None:
             outcomes = wrap("analyse", iteration, self.analyse)(plan, spectra)
