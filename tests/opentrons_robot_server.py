@@ -1,24 +1,37 @@
-"""A stand-in Opentrons robot-server on 127.0.0.1: real HTTP, the documented endpoints.
+"""A stand-in Opentrons robot-server on 127.0.0.1: real HTTP, the endpoints the driver uses.
 
-It speaks the part of the robot's HTTP API (port 31950 on a robot) that the driver uses:
-``GET /health``, ``GET /instruments``, ``POST /protocols`` (multipart field ``files``),
-``POST /runs``, ``GET/PATCH /runs/{id}``, ``POST /runs/{id}/actions`` and
-``GET /runs/{id}/commands``, each requiring the ``Opentrons-Version`` header (422 without it). On ``play`` it
-runs the uploaded protocol through the real ``opentrons.simulate`` in a background thread
-and serves what it did as commands. ``fault`` picks one way a real run goes wrong:
+It speaks the part of the robot's HTTP API (port 31950 on a robot) that the driver uses, with the
+bodies and error shapes of Opentrons' robot-server (``robot-server/robot_server/`` in
+github.com/Opentrons/opentrons; tests/opentrons_robot_model.py cites the file of each shape):
 
-``fail``      the run ends ``failed`` with an error
-``stopped``   someone presses stop on the touchscreen mid-run
-``never``     the run never finishes (until stopped)
-``drop``      the connection drops while the client polls the run
-``busy``      another client's run is active: ``POST /runs`` answers 409
-``pause``     someone pauses the run on the touchscreen
-``door``      the Flex door opens: ``blocked-by-open-door``
-``recovery``  a command fails and the robot waits in ``awaiting-recovery``
+``GET /health``                 the robot's software and the Protocol API levels it accepts
+``GET /instruments``            the attached pipettes
+``POST /protocols``             upload (multipart ``files``): 422 above the robot's API level, the
+                                same contents again answer 200 with the earlier protocol; the
+                                upload's analysis starts ``pending`` and completes in the background
+``GET /protocols/{id}/analyses[/{analysisId}]``  the analyses, by the real protocol engine here
+``POST /runs``                  ``protocolId`` and ``labwareOffsets`` (checked as robot-server's
+                                pydantic model checks them); a current run that never started is
+                                closed (``current: false``, ``stopped``), one that is going is 409
+``GET/PATCH /runs/{id}``, ``POST /runs/{id}/actions``, ``GET /runs/{id}/commands``
+
+Each needs the ``Opentrons-Version`` header (422 in robot-server's shape without it). On ``play``
+the run plays out the commands of its protocol's analysis. ``fault`` picks one way things go wrong:
+
+``fail``            the run ends ``failed`` with an error
+``stopped``         someone presses stop on the touchscreen mid-run
+``never``           the run never finishes (until stopped)
+``drop``            the connection drops while the client polls the run
+``busy``            another client's run is going: ``POST /runs`` answers 409
+``pause``           someone pauses the run on the touchscreen
+``door``            the Flex door opens: ``blocked-by-open-door``
+``recovery``        a command fails and the robot waits in ``awaiting-recovery``
+``analysis_error``  the robot's analysis of every upload is ``not-ok`` (its software knows no such labware)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -31,13 +44,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from instruments.opentrons.deck import DECKS
-from instruments.opentrons.protocol_script import simulate_protocol
+from instruments.opentrons.robot_api import local_max_api
+from tests import opentrons_robot_model as model
 
 TERMINAL = {"succeeded", "failed", "stopped"}
-MODELS = {"OT-2": "OT-2 Standard", "Flex": "OT-3 Standard"}
+MODELS = model.MODELS
 _ALIASES = {"flex_1channel_50": "p50_single_flex", "flex_1channel_1000": "p1000_single_flex"}
-_KINDS = [("Picking up tip", "pickUpTip"), ("Aspirating", "aspirate"), ("Dispensing", "dispense"),
-          ("Dropping tip", "dropTip")]
+#: ``minimum_protocol_api_version`` per robot type (health/router.py: MIN_SUPPORTED_VERSION, ..._FOR_FLEX).
+MIN_API = {"OT-2": (2, 0), "Flex": (2, 15)}
+ANALYSIS_ERROR = 'Unable to find a labware definition for "corning_96_wellplate_360ul_flat".'
 
 
 def default_pipettes(robot_type: str) -> dict[str, str]:
@@ -46,58 +61,129 @@ def default_pipettes(robot_type: str) -> dict[str, str]:
     return {p.mount: _ALIASES.get(p.load_name, p.load_name) for p in (deck.small, deck.large)}
 
 
-def commands_from_runlog(run_log: str) -> list[dict[str, Any]]:
-    """Command summaries (``commandType``, ``params``, ``status``) for each line of a run log."""
-    commands = []
-    for line in filter(None, (raw.strip() for raw in run_log.splitlines())):
-        kind = next((k for prefix, k in _KINDS if line.startswith(prefix)), "comment")
-        params: dict[str, Any] = {"message": line} if kind == "comment" else {}
-        if kind != "comment" and (well := re.search(r"\b([A-H]\d{1,2}) of ", line)):
-            params["wellName"] = well.group(1)
-        if volume := re.search(r"(\d+(?:\.\d+)?) uL", line):
-            params["volume"] = float(volume.group(1))
-        commands.append({"id": uuid.uuid4().hex, "key": uuid.uuid4().hex, "commandType": kind,
-                         "params": params, "status": "succeeded", "createdAt": _now()})
-    return commands
+def local_software() -> str:
+    """The version of the ``opentrons`` package here: the software the loopback robot analyses with."""
+    # late: importing opentrons takes about a second
+    import opentrons
 
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return opentrons.__version__
 
 
 class FakeRobot:
-    """The robot's state behind the server; tests read ``requests`` and ``runs``."""
+    """The robot's state behind the server; tests read ``requests``, ``protocols``, ``analyses`` and ``runs``.
 
-    def __init__(self, robot_type: str, fault: str | None, pipettes: dict[str, str] | None, step_s: float) -> None:
-        self.robot_type, self.fault, self.step_s = robot_type, fault, step_s
+    ``software`` is its ``api_version``, ``max_api`` its ``maximum_protocol_api_version`` (default:
+    those of the ``opentrons`` package here, whose engine analyses the uploads), ``analysis_s`` how
+    long each analysis stays ``pending`` at least [s].
+    """
+
+    def __init__(self, robot_type: str, fault: str | None, pipettes: dict[str, str] | None, step_s: float,
+                 software: str | None = None, max_api: tuple[int, int] | None = None, analysis_s: float = 0.0) -> None:
+        self.robot_type, self.fault, self.step_s, self.analysis_s = robot_type, fault, step_s, analysis_s
+        self.software = software or local_software()
+        self.max_api = max_api or local_max_api()
         self.pipettes = default_pipettes(robot_type) if pipettes is None else pipettes
-        self.protocols: dict[str, str] = {}
+        self.protocols: dict[str, str] = {}  # id -> text (a test may put one here and create its run directly)
+        self.analyses: dict[str, list[dict[str, Any]]] = {}  # protocol id -> its analyses, oldest first
+        self._by_hash: dict[str, dict[str, Any]] = {}  # contents -> the protocol resource made of them
         self.runs: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         if fault == "busy":
-            self.runs["other-client-run"] = self._new_run(None, status="running")
+            self.runs["other-client-run"] = self._new_run(None, [], status="running")
 
-    def _new_run(self, protocol_id: str | None, status: str = "idle") -> dict[str, Any]:
+    def health(self) -> dict[str, Any]:
+        return model.health_body(self.robot_type, self.software, self.max_api, MIN_API[self.robot_type])
+
+    # protocols -----------------------------------------------------------------------------
+
+    def upload(self, file_name: str, text: str) -> tuple[int, dict[str, Any]]:
+        """``POST /protocols``: checks as robot-server's create_protocol does, then analyses in the background."""
+        level = model.api_level_of(text)
+        if level and level > self.max_api:
+            return 422, model.future_api_error(level)
+        digest = hashlib.sha256(f"{file_name}\0{text}".encode()).hexdigest()
+        with self.lock:
+            if digest in self._by_hash:  # same contents: the earlier protocol, no new analysis (router.py)
+                resource = self._by_hash[digest]
+                return 200, {"data": {**resource, "analysisSummaries": self._summaries(resource["id"])}}
+        protocol_robot, refused = model.read_protocol(text, file_name)
+        if refused:
+            return 422, model.error_body("ProtocolFilesInvalid", "Protocol File(s) Invalid", refused)
+        if protocol_robot != MODELS[self.robot_type]:
+            return 422, model.robot_type_mismatch(protocol_robot, MODELS[self.robot_type])
+        protocol_id, analysis_id = uuid.uuid4().hex, uuid.uuid4().hex
+        resource = {"id": protocol_id, "createdAt": model.now(), "protocolType": "python", "protocolKind": "standard",
+                    "robotType": protocol_robot, "metadata": {}, "analyses": [],
+                    "files": [{"name": file_name, "role": "main"}]}
+        with self.lock:
+            self.protocols[protocol_id] = text
+            self.analyses[protocol_id] = [model.pending_analysis(analysis_id)]
+            self._by_hash[digest] = resource
+        threading.Thread(target=self._analyse, args=(protocol_id, file_name, analysis_id), daemon=True).start()
+        return 201, {"data": {**resource, "analysisSummaries": self._summaries(protocol_id)}}
+
+    def _summaries(self, protocol_id: str) -> list[dict[str, Any]]:
+        return [{"id": a["id"], "status": a["status"]} for a in self.analyses[protocol_id]]
+
+    def _analyse(self, protocol_id: str, file_name: str, analysis_id: str) -> None:
+        started = time.monotonic()
+        analysis = self.analysis_of(protocol_id, file_name, analysis_id)
+        time.sleep(max(0.0, self.analysis_s - (time.monotonic() - started)))
+        with self.lock:
+            self.analyses[protocol_id] = [analysis if a["id"] == analysis_id else a for a in self.analyses[protocol_id]]
+
+    def analysis_of(self, protocol_id: str, file_name: str = "protocol.py", analysis_id: str = "") -> dict[str, Any]:
+        """The completed analysis of protocol ``protocol_id`` (``fault`` permitting)."""
+        analysis = model.analyse(self.protocols[protocol_id], file_name, analysis_id or uuid.uuid4().hex)
+        if self.fault == "analysis_error":  # the robot's software judges the protocol otherwise than opentrons here
+            analysis.update(result="not-ok", errors=[model.robot_side_error(ANALYSIS_ERROR)])
+        return analysis
+
+    # runs ----------------------------------------------------------------------------------
+
+    def _new_run(self, protocol_id: str | None, offsets: list[dict[str, Any]], status: str = "idle") -> dict[str, Any]:
         return {"id": uuid.uuid4().hex if protocol_id else "other-client-run", "protocolId": protocol_id,
-                "status": status, "current": True, "errors": [], "actions": [], "createdAt": _now(),
+                "status": status, "current": True, "errors": [], "actions": [], "createdAt": model.now(),
+                "labwareOffsets": [model.stored_offset(o) for o in offsets],
                 "commands": [], "_stop": threading.Event(), "_started": False}
 
-    def create_run(self, protocol_id: str) -> tuple[int, dict[str, Any]]:
+    def create_run(self, protocol_id: str, offsets: list[dict[str, Any]] = ()) -> tuple[int, dict[str, Any]]:
+        """``POST /runs``: the current run is closed first, unless it is going.
+
+        In robot-server (paths under robot-server/robot_server/), ``RunDataManager.create``
+        (runs/run_data_manager.py) first clears the current run through
+        ``RunOrchestratorStore.clear`` (runs/run_orchestrator_store.py), which raises
+        ``RunConflictError("Current run is not idle or stopped.")`` unless the engine's
+        ``get_is_okay_to_clear`` holds (api/src/opentrons/protocol_engine/state/commands.py: the run
+        stopped, or idle with no command running or queued for setup). So an idle run nobody played
+        is closed: made not current, its engine finished with ``set_run_status=False``, which leaves
+        it ``stopped`` (``_handle_finish_action``). A run that is going (running, paused, finishing,
+        awaiting recovery) makes ``create_run`` (runs/router/base_router.py) answer 409
+        ``RunAlreadyActive``, error code 4001 (ROBOT_IN_USE).
+        """
         with self.lock:
             for run in self.runs.values():
-                if run["current"] and run["status"] not in TERMINAL:
-                    return 409, _error("RunAlreadyActive", "Run Already Active", f"run {run['id']} is active")
-                run["current"] = False  # a finished current run is closed by the next one
-            run = self._new_run(protocol_id)
+                if not run["current"]:
+                    continue
+                if run["status"] not in TERMINAL | {"idle"}:
+                    return 409, model.error_body("RunAlreadyActive", "Run Already Active",
+                                                 "Current run is not idle or stopped.", model.ROBOT_IN_USE)
+                run["current"] = False
+                if run["status"] == "idle":
+                    run["status"] = "stopped"
+            run = self._new_run(protocol_id, list(offsets))
             self.runs[run["id"]] = run
         return 201, {"data": public(run)}
 
     def action(self, run: dict[str, Any], kind: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
-            if not run["current"] or run["status"] in TERMINAL:
-                return 409, _error("RunActionNotAllowed", "Run Action Not Allowed", f"run is {run['status']}")
-            run["actions"].append({"id": uuid.uuid4().hex, "actionType": kind, "createdAt": _now()})
+            if not run["current"]:  # runs/router/actions_router.py
+                return 409, model.error_body("RunStopped", "Run Stopped", f"Run {run['id']} is not the current run")
+            if run["status"] in TERMINAL:
+                return 409, model.error_body("RunActionNotAllowed", "Run Action Not Allowed",
+                                             f"Cannot {kind} a run that is {run['status']}.")
+            run["actions"].append({"id": uuid.uuid4().hex, "actionType": kind, "createdAt": model.now()})
             if kind == "stop":
                 run["status"] = "stop-requested"
                 run["_stop"].set()
@@ -117,28 +203,34 @@ class FakeRobot:
             run["status"] = "stopped"
 
     def _execute(self, run: dict[str, Any]) -> None:
-        """Simulate the protocol, then play its commands out one by one, fault permitting."""
-        try:
-            run_log, _ = simulate_protocol(self.protocols[run["protocolId"]])
-        except Exception as err:  # the simulator's rejection is the run's failure
-            return self._end(run, "failed", [_run_error("ProtocolSimulationError", str(err))])
+        """Play out the commands of the protocol's analysis one by one, fault permitting; a not-ok
+        analysis fails the run with its error after the commands that succeeded."""
+        with self.lock:
+            analyses = self.analyses.get(run["protocolId"]) or []
+        analysis = analyses[-1] if analyses and analyses[-1]["status"] == "completed" else \
+            self.analysis_of(run["protocolId"])
         stuck = {"door": "blocked-by-open-door", "recovery": "awaiting-recovery", "pause": "paused"}.get(self.fault or "")
-        for i, command in enumerate(commands_from_runlog(run_log)):
+        commands = model.run_commands(analysis)
+        # faults strike at the first aspirate: a tip is on and liquid is moving
+        strike = next((i for i, c in enumerate(commands) if c["commandType"] == "aspirate"), 3)
+        for i, command in enumerate(commands):
             if run["_stop"].wait(self.step_s):
                 return
             with self.lock:
                 run["commands"].append(command)
-            if i == 3 and stuck:
+            if i == strike and stuck:
                 with self.lock:
                     run["status"] = stuck
                     if stuck == "awaiting-recovery":
                         run["errors"].append(_run_error("OverpressureError", "overpressure while aspirating"))
                 return
-            if i == 3 and self.fault == "stopped":  # pressed on the touchscreen
+            if i == strike and self.fault == "stopped":  # pressed on the touchscreen
                 self.action(run, "stop")
                 return
-            if i == 3 and self.fault == "fail":
+            if i == strike and self.fault == "fail":
                 return self._end(run, "failed", [_run_error("TipNotAttachedError", "tip not attached after pick up")])
+        if analysis["result"] != "ok":
+            return self._end(run, "failed", analysis["errors"])
         if self.fault != "never":
             self._end(run, "finishing", [])
             time.sleep(self.step_s)
@@ -151,11 +243,14 @@ class FakeRobot:
                 run["errors"] += errors
 
     def release(self, run: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``PATCH /runs/{id}`` ``current: false`` (runs/router/base_router.py ``update_run``)."""
         with self.lock:
             if not run["current"]:
-                return 409, _error("RunStopped", "Run Stopped", f"run {run['id']} is not the current run")
+                return 409, model.error_body("RunStopped", "Run Stopped",
+                                             f"Cannot update {run['id']} because it is not the current run.")
             if run["status"] not in TERMINAL | {"idle"} or run["_started"] and run["status"] == "idle":
-                return 409, _error("RunNotIdle", "Run is not idle.", "stop the run before closing it")
+                return 409, model.error_body("RunNotIdle", "Run is not idle.", "Current run is not idle or stopped.",
+                                             model.ROBOT_IN_USE)
             run["current"] = False
         return 200, {"data": public(run)}
 
@@ -165,13 +260,9 @@ def public(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run.items() if not k.startswith("_") and k != "commands"}
 
 
-def _error(error_id: str, title: str, detail: str) -> dict[str, Any]:
-    return {"errors": [{"id": error_id, "title": title, "detail": detail}]}
-
-
 def _run_error(error_type: str, detail: str) -> dict[str, Any]:
-    return {"id": uuid.uuid4().hex, "errorType": error_type, "detail": detail, "createdAt": _now(),
-            "errorCode": "4000", "wrappedErrors": []}
+    return {"id": uuid.uuid4().hex, "errorType": error_type, "detail": detail, "createdAt": model.now(),
+            "isDefined": False, "errorCode": model.GENERAL_ERROR, "errorInfo": {}, "wrappedErrors": []}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -186,7 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Opentrons-Version", "3")
+        self.send_header("Opentrons-Version", self.headers.get("Opentrons-Version") or "4")
+        self.send_header("Opentrons-Min-Version", "2")
         self.end_headers()
         self.wfile.write(data)
 
@@ -199,10 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.robot.lock:
             self.robot.requests.append((method, path))
         if not self.headers.get("Opentrons-Version"):
-            # robot-server: a FastAPI RequestValidationError, mapped by its exception handlers to 422
-            missing = _error("BadRequest", "Bad Request", "Invalid request parameters")
-            missing["errors"][0]["meta"] = {"validationErrors": {"header.Opentrons-Version": "field required"}}
-            return self._reply(422, missing)
+            return self._reply(422, model.validation_error(path, [model.MISSING_VERSION_HEADER]))
         if method == "GET" and self.robot.fault == "drop" and re.fullmatch(r"/runs/[^/]+", path):
             run = self.robot.runs.get(path.rsplit("/", 1)[1])
             if run and run["_started"]:
@@ -214,24 +303,48 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         robot = self.robot
         if (method, path) == ("GET", "/health"):
-            return 200, {"name": "fake-robot", "robot_model": MODELS[robot.robot_type], "api_version": "8.8.2",
-                         "fw_version": "v1.1.0-fake", "robot_serial": f"FAKE{robot.robot_type.upper()}0001"}
+            return 200, robot.health()
         if (method, path) == ("GET", "/instruments"):
             data = [{"mount": m, "instrumentName": n, "instrumentType": "pipette", "ok": True}
                     for m, n in robot.pipettes.items()]
             return 200, {"data": data, "meta": {"cursor": 0, "totalLength": len(data)}}
         if (method, path) == ("POST", "/protocols"):
             return self._upload(body)
+        if analyses := re.fullmatch(r"/protocols/([^/]+)/analyses(?:/([^/]+))?", path):
+            return self._analyses(*analyses.groups()) if method == "GET" else _not_allowed(method)
         if (method, path) == ("POST", "/runs"):
-            protocol_id = json.loads(body or b"{}").get("data", {}).get("protocolId")
-            if protocol_id not in robot.protocols:
-                return 404, _error("ProtocolNotFound", "Protocol Not Found", f"no protocol {protocol_id}")
-            return robot.create_run(protocol_id)
+            return self._create_run(body)
         match = re.fullmatch(r"/runs/([^/]+)(/actions|/commands)?", path)
         run = robot.runs.get(match.group(1)) if match else None
         if run is None:
-            return 404, _error("RunNotFound", "Run Not Found", f"no such run: {path}")
+            run_id = match.group(1) if match else path
+            return 404, model.error_body("RunNotFound", "Run Not Found",
+                                         f"Error 4000 GENERAL_ERROR (RunNotFoundError): Run {run_id} was not found.")
         return self._run_endpoint(method, match.group(2), run, body)
+
+    def _analyses(self, protocol_id: str, analysis_id: str | None) -> tuple[int, dict[str, Any]]:
+        """protocols/router.py ``get_protocol_analyses`` and ``get_protocol_analysis_by_id``."""
+        with self.robot.lock:
+            analyses = list(self.robot.analyses.get(protocol_id, ()))
+        if protocol_id not in self.robot.protocols:
+            return 404, model.error_body("ProtocolNotFound", "Protocol Not Found", f"Protocol {protocol_id} not found")
+        if analysis_id is None:
+            return 200, {"data": analyses, "meta": {"cursor": 0, "totalLength": len(analyses)}}
+        found = [a for a in analyses if a["id"] == analysis_id]
+        if not found:
+            return 404, model.error_body("AnalysisNotFound", "Protocol Analysis Not Found",
+                                         f'Analysis "{analysis_id}" not found.')
+        return 200, {"data": found[0]}
+
+    def _create_run(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        request = json.loads(body or b"{}")
+        if invalid := model.run_create_errors(request):
+            return 422, model.validation_error("/runs", invalid)
+        protocol_id = request["data"].get("protocolId")
+        if protocol_id not in self.robot.protocols:
+            return 404, model.error_body("ProtocolNotFound", "Protocol Not Found",
+                                         str(KeyError(f"Protocol {protocol_id} was not found.")))
+        return self.robot.create_run(protocol_id, request["data"].get("labwareOffsets", []))
 
     def _run_endpoint(self, method: str, tail: str | None, run: dict[str, Any], body: bytes) -> tuple[int, dict[str, Any]]:
         if (method, tail) == ("GET", None):
@@ -250,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
             cursor = int(query.get("cursor", [max(len(commands) - 20, 0)])[0])
             length = int(query.get("pageLength", ["20"])[0])
             return 200, {"data": commands[cursor:cursor + length], "meta": {"cursor": cursor, "totalLength": len(commands)}}
-        return 405, _error("MethodNotAllowed", "Method Not Allowed", f"{method} not allowed here")
+        return _not_allowed(method)
 
     def _upload(self, body: bytes) -> tuple[int, dict[str, Any]]:
         head = f"Content-Type: {self.headers.get('Content-Type', '')}\r\n\r\n".encode()
@@ -258,11 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in message.iter_parts() if p.get_param("name", header="content-disposition") == "files"] \
             if message.is_multipart() else []
         if not parts:
-            return 422, _error("InvalidRequest", "Invalid Request", "field 'files' is required")
-        protocol_id = uuid.uuid4().hex
-        self.robot.protocols[protocol_id] = parts[0].get_payload(decode=True).decode()
-        return 201, {"data": {"id": protocol_id, "protocolType": "python", "robotType": MODELS[self.robot.robot_type],
-                              "files": [{"name": parts[0].get_filename(), "role": "main"}], "analysisSummaries": []}}
+            return 422, model.validation_error("/protocols", [(("body", "files"), "field required")])
+        return self.robot.upload(parts[0].get_filename(), parts[0].get_payload(decode=True).decode())
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -274,12 +384,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._route("PATCH")
 
 
+def _not_allowed(method: str) -> tuple[int, dict[str, Any]]:
+    return 405, model.error_body("BadRequest", "Bad Request", "Method Not Allowed")
+
+
 class RobotServer:
-    """A threaded HTTP server on 127.0.0.1 with a free port; use as a context manager."""
+    """A threaded HTTP server on 127.0.0.1 with a free port; use as a context manager.
+
+    ``software`` and ``max_api`` stand up a robot of another software release (e.g. ``"6.3.0"``,
+    ``(2, 14)``); ``analysis_s`` keeps each analysis pending that long at least [s].
+    """
 
     def __init__(self, robot_type: str = "OT-2", fault: str | None = None,
-                 pipettes: dict[str, str] | None = None, step_s: float = 0.002) -> None:
-        self.robot = FakeRobot(robot_type, fault, pipettes, step_s)
+                 pipettes: dict[str, str] | None = None, step_s: float = 0.002, *, software: str | None = None,
+                 max_api: tuple[int, int] | None = None, analysis_s: float = 0.0) -> None:
+        self.robot = FakeRobot(robot_type, fault, pipettes, step_s, software, max_api, analysis_s)
         handler = type("Handler", (_Handler,), {"robot": self.robot})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True

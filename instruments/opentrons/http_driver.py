@@ -1,10 +1,13 @@
 """Driver for real Opentrons robots (OT-2 and Flex) over the robot-server HTTP API.
 
-One plate plan becomes one protocol run: render the protocol, check the attached pipettes,
-upload it (``POST /protocols``), create a run (``POST /runs``), play it, poll
-``GET /runs/{id}`` until it ends, read its command log and release the run
-(``PATCH /runs/{id}`` with ``current: false``). Every failure is one ``InstrumentError``
-line with a hint; the run is released (stopped first when it is still going) on every path.
+One plate plan becomes one protocol run: render the protocol at the Protocol API level both the
+robot and the ``opentrons`` package here support (``GET /health``, ``robot_api.choose_api_level``),
+simulate it here, check the attached pipettes, upload it (``POST /protocols``), wait for the
+robot's own analysis of it and refuse anything but ``ok``, create a run with the deck's Labware
+Position Check offsets (``POST /runs``), play it, poll ``GET /runs/{id}`` until it ends, read its
+command log and release the run (``PATCH /runs/{id}`` with ``current: false``). Every failure is one
+``InstrumentError`` line with a hint; the run is released (stopped first when it is still going) on
+every path.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from typing import Any, Callable
 
 import httpx
 
-from instruments.opentrons.deck import DECKS, Deck
+from instruments.opentrons.deck import DECKS, Deck, LabwareOffset
 from instruments.errors import InstrumentError
 from instruments.opentrons.protocol_script import render_protocol, run_allowance_s, simulate_protocol
+from instruments.opentrons.robot_api import (
+    ANALYSIS_OK, choose_api_level, first_error, local_max_api, pick_analysis_id, read_analysis,
+)
 from instruments.plate_plan import PlatePlan
 from instruments.roles import RunReport
 
@@ -56,14 +62,16 @@ class OpentronsHTTP:
     ``poll_interval_s`` [s] is the time between run status reads, ``run_timeout_s`` [s] the
     most one run may take from play to its end (None: the campaign's ``run_timeout_s``, else
     ``run_allowance_s`` of the plan, which grows with its transfers), ``stuck_grace_s`` [s] how
-    long a run may stay paused, door-blocked or awaiting error recovery before the driver stops it.
+    long a run may stay paused, door-blocked or awaiting error recovery before the driver stops it,
+    ``analysis_timeout_s`` [s] how long the robot's analysis of an uploaded protocol may stay pending.
     ``check_protocols``: run each protocol through ``opentrons.simulate`` here before it is uploaded
     (a few seconds per batch), so a protocol the robot would reject part-way (a tip rack too small
-    for a volume, a wrong labware name) stops with nothing moved; only tests of the transport
-    against a server that simulates every upload itself turn it off.
+    for a volume, a wrong labware name) stops with nothing moved, before the robot's own analysis
+    is asked; only tests of the transport against a server that analyses every upload itself turn it off.
     ``on_run_created(run_id)`` is called before the run is played, so the caller can store
     the id of a run that may move the robot. An error raised after the run was created
-    carries the robot's command log so far as ``run_log`` (``""`` when it could not be read).
+    carries the robot's command log so far as ``run_log`` (``""`` when it could not be read) and the
+    uploaded protocol as ``protocol_text``.
     """
 
     #: Commands per page of ``GET /runs/{id}/commands``.
@@ -74,6 +82,7 @@ class OpentronsHTTP:
         poll_interval_s: float = 1.0, run_timeout_s: float | None = None, stuck_grace_s: float = 120.0,
         connect_timeout_s: float = 3.0, request_timeout_s: float = 30.0, release_timeout_s: float = 30.0,
         on_run_created: Callable[[str], None] | None = None, check_protocols: bool = True,
+        analysis_timeout_s: float = 300.0,
     ) -> None:
         host = getattr(config, "host", None)
         if not host:
@@ -86,12 +95,13 @@ class OpentronsHTTP:
         port = port or getattr(config, "port", None) or DEFAULT_PORT  # argument, else the campaign's liquid_handler.port
         self.host, self.port = host, port
         self.poll_interval_s, self.run_timeout_s, self.stuck_grace_s = poll_interval_s, run_timeout_s, stuck_grace_s
-        self.release_timeout_s = release_timeout_s
+        self.release_timeout_s, self.analysis_timeout_s = release_timeout_s, analysis_timeout_s
         self.on_run_created, self.check_protocols = on_run_created, check_protocols
         self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
         self._client = self._new_client()
         self._closed = False
         self._health: dict[str, Any] = {}
+        self._api_level: str | None = None  # the protocols' apiLevel, chosen at connect
 
     def _new_client(self) -> httpx.Client:
         return httpx.Client(base_url=f"http://{self.host}:{self.port}", headers={"Opentrons-Version": API_VERSION},
@@ -100,7 +110,22 @@ class OpentronsHTTP:
     # Instrument ---------------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Read ``GET /health`` and check the robot is the type the campaign names."""
+        """Read ``GET /health``, check the robot is the type the campaign names and choose the
+        protocols' API level; a robot whose software is too old for our protocols is refused here."""
+        info = self.read_health()
+        model, expected = info.get("robot_model"), ROBOT_MODELS[self.robot_type]
+        if model and model != expected:
+            raise InstrumentError(
+                f"{self.name}: robot at {self.host}:{self.port} is {model!r}, the campaign expects {expected!r}",
+                hint="use the driver that matches the robot (opentrons_ot2 or opentrons_flex)",
+            )
+        self._api_level = choose_api_level(self.name, f"{self.host}:{self.port}", info, local_max_api())
+        self._health = info
+
+    def read_health(self) -> dict[str, Any]:
+        """The robot's ``GET /health`` as it answers it (``name``, ``robot_model``, ``api_version``, the
+        ``maximum``/``minimum_protocol_api_version`` it accepts), checked only to come from an Opentrons
+        robot server: unlike ``connect``, neither its type nor its software is judged, and nothing is kept."""
         if self._closed:
             self._client, self._closed = self._new_client(), False
         try:
@@ -111,13 +136,7 @@ class OpentronsHTTP:
             raise self._not_a_robot("answers GET /health with HTTP 404") from err
         if not isinstance(info, dict) or "api_version" not in info:
             raise self._not_a_robot("answers GET /health without the robot's software version")
-        model, expected = info.get("robot_model"), ROBOT_MODELS[self.robot_type]
-        if model and model != expected:
-            raise InstrumentError(
-                f"{self.name}: robot at {self.host}:{self.port} is {model!r}, the campaign expects {expected!r}",
-                hint="use the driver that matches the robot (opentrons_ot2 or opentrons_flex)",
-            )
-        self._health = info
+        return info
 
     def _not_a_robot(self, what: str) -> InstrumentError:
         return InstrumentError(f"{self.name}: the server at {self.host}:{self.port} {what}, so it is not an "
@@ -127,14 +146,17 @@ class OpentronsHTTP:
     def close(self) -> None:
         """Close the HTTP connection pool; the robot is left as it is. Safe to call twice."""
         self._client.close()
-        self._closed, self._health = True, {}
+        self._closed, self._health, self._api_level = True, {}, None
 
     def health(self) -> dict[str, Any]:
-        """What the robot said at ``connect`` (name, model, software versions)."""
+        """What the robot said at ``connect`` (name, model, software versions, the Protocol API levels it
+        accepts) and ``protocol_api_level``, the ``apiLevel`` chosen for its protocols."""
+        shown = ("name", "robot_model", "api_version", "maximum_protocol_api_version", "minimum_protocol_api_version")
         return {
             "ok": bool(self._health), "simulated": False, "connected": bool(self._health),
             "host": self.host, "port": self.port, "robot_type": self.robot_type,
-            **{k: self._health[k] for k in ("name", "robot_model", "api_version") if k in self._health},
+            **{k: self._health[k] for k in shown if k in self._health},
+            **({"protocol_api_level": self._api_level} if self._api_level else {}),
         }
 
     def info(self) -> dict[str, Any]:
@@ -148,23 +170,32 @@ class OpentronsHTTP:
     def run_plan(self, plan: PlatePlan) -> RunReport:
         """Run ``plan`` on the robot; returns the protocol and the robot's command log.
 
-        Raises ``InstrumentError`` (one line, with a hint) when ``opentrons.simulate`` rejects the
-        protocol, the pipettes do not match, the robot is busy or unreachable, or the run fails,
-        stops, times out or gets stuck.
+        Connects first when ``connect`` was not called. Raises ``InstrumentError`` (one line, with a
+        hint) when the robot's software is too old, ``opentrons.simulate`` rejects the protocol, the
+        pipettes do not match, the robot's analysis is not ``ok``, the robot is busy or unreachable,
+        or the run fails, stops, times out or gets stuck.
         """
         if plan.robot_type != self.robot_type:
             raise InstrumentError(
                 f"{self.name}: plan is for {plan.robot_type}, this robot is {self.robot_type}",
                 hint="compile the plan for the campaign's robot type",
             )
-        protocol = render_protocol(plan)
+        if self._closed:
+            raise InstrumentError(f"{self.name}: running a plan after close()",
+                                  hint="call connect() again before using a closed driver")
+        if self._api_level is None:
+            self.connect()
+        level = choose_api_level(self.name, f"{self.host}:{self.port}", self._health, local_max_api(),
+                                 has_offsets=bool(plan.deck.offsets))  # offsets may need a higher floor
+        protocol = render_protocol(plan, api_level=level)
         file_name = f"sdl_iteration_{plan.iteration:03d}.py"
-        if self.check_protocols:
+        if self.check_protocols:  # the first gate: here, before anything reaches the robot
             simulate_protocol(protocol, file_name=file_name)
         self._check_pipettes(plan.deck)
-        protocol_id = self._call("POST", "/protocols", "uploading the protocol",
-                                 files=[("files", (file_name, protocol.encode(), "text/x-python"))])["data"]["id"]
-        run_id = self._create_run(protocol_id)
+        uploaded = self._call("POST", "/protocols", "uploading the protocol",
+                              files=[("files", (file_name, protocol.encode(), "text/x-python"))])["data"]
+        self._require_ok_analysis(uploaded["id"], pick_analysis_id(uploaded), file_name)
+        run_id = self._create_run(uploaded["id"], plan.deck.offsets)
         started = time.monotonic()
         try:
             if self.on_run_created is not None:
@@ -175,6 +206,7 @@ class OpentronsHTTP:
             run_log = self._command_log(run_id)
         except InstrumentError as err:
             err.run_log = self._command_log_quietly(run_id)  # raised deeper down, before the log could be read
+            err.protocol_text = protocol  # stored with the iteration: the text the robot ran
             raise
         finally:
             self._release(run_id)
@@ -214,26 +246,65 @@ class OpentronsHTTP:
         run = self._call("GET", f"/runs/{run_id}", "reading the actions of a closed run")["data"]
         return not any(action.get("actionType") == "play" for action in run.get("actions") or [])
 
+    def attached_pipettes(self) -> dict[str, str]:
+        """Mount (``left``, ``right``) -> the ``instrumentName`` of the pipette attached there, as the robot's
+        ``GET /instruments`` lists them (``load_name_of`` gives the name a protocol loads it by); an empty
+        mount is left out. Moves nothing."""
+        data = self._call("GET", "/instruments", "reading the attached pipettes")["data"]
+        return {d["mount"]: d["instrumentName"] for d in data
+                if d.get("instrumentType", "pipette") == "pipette" and d.get("mount") and d.get("instrumentName")}
+
     # steps --------------------------------------------------------------------------------
 
     def _check_pipettes(self, deck: Deck) -> None:
         """Refuse a plan whose pipettes are not attached on the mounts the protocol loads."""
-        data = self._call("GET", "/instruments", "reading the attached pipettes")["data"]
-        attached = {d.get("mount"): d.get("instrumentName") for d in data if d.get("instrumentType", "pipette") == "pipette"}
-        wrong = []
-        for spec in (deck.small, deck.large):
-            wanted = {spec.load_name, PIPETTE_ALIASES.get(spec.load_name, spec.load_name)}
-            if attached.get(spec.mount) not in wanted:
-                wrong.append(f"{spec.mount} mount needs {spec.load_name}, has {attached.get(spec.mount) or 'nothing'}")
+        attached = self.attached_pipettes()
+        wrong = [f"{spec.mount} mount needs {spec.load_name}, has {attached.get(spec.mount) or 'nothing'}"
+                 for spec in (deck.small, deck.large) if load_name_of(attached.get(spec.mount)) != spec.load_name]
         if wrong:
+            has = ", ".join(f"{m}: {load_name_of(attached.get(m)) or 'nothing'}" for m in ("left", "right"))
             raise InstrumentError(
                 f"{self.name}: pipettes do not match the protocol: {'; '.join(wrong)}; nothing was uploaded",
-                hint="attach the pipettes on the mounts listed in instruments/opentrons/deck.py, or change the robot type",
+                hint=f"set instruments.liquid_handler.deck.pipettes in the campaign file to what is attached ({has}), "
+                     "or attach the pipettes it names",
             )
 
-    def _create_run(self, protocol_id: str) -> str:
+    def _require_ok_analysis(self, protocol_id: str, analysis_id: str | None, file_name: str) -> None:
+        """Wait for the robot's analysis of the uploaded protocol; refuse anything but ``ok``.
+
+        A refused protocol stays on the robot, where the Opentrons App shows its whole analysis;
+        the robot deletes its oldest unused protocols itself when it needs room
+        (robot-server's ``protocols/protocol_auto_deleter.py``).
+        """
         try:
-            return self._call("POST", "/runs", "creating the run", json={"data": {"protocolId": protocol_id}})["data"]["id"]
+            analysis = read_analysis(lambda path: self._call("GET", path, "reading the robot's analysis"),
+                                     protocol_id, analysis_id, timeout_s=self.analysis_timeout_s,
+                                     poll_interval_s=self.poll_interval_s)
+        except TimeoutError as err:
+            raise InstrumentError(
+                f"{self.name}: the robot's analysis of {file_name} is still pending after "
+                f"{self.analysis_timeout_s:g} s; nothing was run",
+                hint="see the protocol in the Opentrons App; a busy robot analyses slowly, try again",
+            ) from err
+        result = analysis.get("result")
+        if result != ANALYSIS_OK:
+            raise InstrumentError(
+                f"{self.name}: the robot's analysis of {file_name} is {result or 'missing'}: "
+                f"{first_error(analysis.get('errors') or [])}; nothing was run",
+                hint="open the protocol in the Opentrons App for the robot's full analysis; the robot's software "
+                     f"({self._health.get('api_version', 'unknown')}) may judge it differently from opentrons here",
+            )
+
+    def _create_run(self, protocol_id: str, offsets: tuple[LabwareOffset, ...]) -> str:
+        """``POST /runs`` with the deck's Labware Position Check offsets.
+
+        ``labwareOffsets`` in the ``location: {slotName}`` form, which every robot software with
+        the runs API takes (robot-server's ``runs/run_models.py`` ``RunCreate``); newer software also
+        takes a ``locationSequence`` form, which older robots refuse.
+        """
+        body = {"data": {"protocolId": protocol_id, "labwareOffsets": [o.as_run_offset() for o in offsets]}}
+        try:
+            return self._call("POST", "/runs", "creating the run", json=body)["data"]["id"]
         except _HTTPStatusError as err:
             if err.status == 409:
                 raise InstrumentError(
@@ -364,11 +435,23 @@ _STUCK_HINTS = {
 }
 
 
+def load_name_of(instrument_name: str | None) -> str | None:
+    """The load name a protocol gives the pipette the robot lists as ``instrument_name`` (``GET /instruments``):
+    the same name, but for Flex pipettes (``p50_single_flex`` is ``flex_1channel_50``)."""
+    return _LOAD_NAMES.get(instrument_name or "", instrument_name)
+
+
+_LOAD_NAMES = {v: k for k, v in PIPETTE_ALIASES.items()}  # Flex: instrumentName -> load name
+
+
 def _error_detail(response: httpx.Response) -> tuple[str, str]:
-    """``(id, detail)`` of the first of ``errors[]`` in a robot-server error body, one line."""
+    """``(id, detail)`` of a robot-server error body, one line: the first of ``errors[]``, or the
+    ``message`` of the legacy body that ``/health`` and other v1 routes answer with."""
     try:
-        first = (response.json().get("errors") or [{}])[0]
-        error_id, text = str(first.get("id", "")), first.get("detail") or first.get("title") or response.reason_phrase
+        body = response.json()
+        first = (body.get("errors") or [{}])[0]
+        text = first.get("detail") or first.get("title") or body.get("message") or response.reason_phrase
+        error_id = str(first.get("id", ""))
     except (ValueError, AttributeError, IndexError):
         error_id, text = "", response.text[:200] or response.reason_phrase
     return error_id, " ".join(str(text).split())
