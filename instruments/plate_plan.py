@@ -17,7 +17,8 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from instruments.opentrons.deck import DECKS, TIP_RACKS, TIPS_PER_RACK, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
+from instruments.opentrons.deck import DECKS, TIP_RACKS, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
+from instruments.opentrons.deck_layout import DeckError, draft_deck
 from instruments.errors import PlanLimitError
 
 DILUENT = "diluent"
@@ -32,8 +33,9 @@ class WellPlan(BaseModel):
 class PlatePlan(BaseModel):
     """One batch on one plate; ``plate`` counts plates from 1 within the campaign.
 
-    ``tips_start``: tip rack (``"tiprack_small"``, ``"tiprack_large"``) -> tips already used
-    from it by earlier batches; the protocol picks up from the next one. Missing: a full rack.
+    ``tips_start``: tip rack (``"tiprack_small"``, ``"tiprack_large"``) -> tips already gone from
+    that pipette's racks (earlier batches, and a ``starting_tip`` past A1), counted across its racks
+    in order; the protocol picks up from the next one. Missing: full racks.
     """
 
     iteration: int
@@ -46,10 +48,12 @@ class PlatePlan(BaseModel):
     wells: list[WellPlan]
     tips_start: dict[str, int] = {}
     reserved_wells: list[str] = []  # plate wells no experiment may use (the spectrometer's blank)
+    layout: Deck | None = None  # the campaign's deck; plans stored before decks were configurable have none
 
     @property
     def deck(self) -> Deck:
-        return DECKS[self.robot_type]
+        """The deck this plan runs on: its ``layout``, else the robot type's default deck."""
+        return self.layout or DECKS[self.robot_type]
 
     def label(self, well: str) -> str:
         """Campaign-wide well label, e.g. ``P1-A1``."""
@@ -120,7 +124,7 @@ def choose_wells(position: int, n: int, reserved: Collection[str] = ()) -> tuple
     return plate + 2, usable[:n]
 
 
-def compile_plan(handler: Any, robot_type: str, iteration: int, batch: Sequence[BatchItem], wells_used: int,
+def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence[BatchItem], wells_used: int,
                  tips_used: Mapping[str, int] | None = None, reserved_wells: Collection[str] = ()) -> PlatePlan:
     """Turn a batch of proposals into a plate plan for the liquid handler config ``handler``.
 
@@ -129,11 +133,15 @@ def compile_plan(handler: Any, robot_type: str, iteration: int, batch: Sequence[
     (``position_after`` of the labels used so far); ``reserved_wells`` (e.g. the
     spectrometer's blank well) are never given to an experiment, on any plate. ``tips_used``
     (rack -> count, from ``tips_used_before``) becomes the plan's ``tips_start``. The plan is
-    not checked here: call ``check_plan``.
+    not checked here: call ``check_plan``. ``deck``: the campaign's (``deck_layout.build_deck``), or a robot
+    type for the deck its section gives without reading its files.
     """
-    deck = DECKS[robot_type]
+    if isinstance(deck, str):
+        deck, problems = draft_deck(handler, deck)
+        if problems:
+            raise DeckError(problems)
     plate, chosen = choose_wells(wells_used, len(batch), set(reserved_wells))
-    labware = {k: getattr(handler.labware, k) or v for k, v in deck.labware.items()}
+    labware = dict(deck.labware)
     reservoir = {name: r.well for name, r in handler.reagents.items()}
     if handler.diluent is not None:
         reservoir[DILUENT] = handler.diluent.well
@@ -146,10 +154,17 @@ def compile_plan(handler: Any, robot_type: str, iteration: int, batch: Sequence[
             # little (< 1 uL) short of the fill volume rather than getting a wrong volume
             volumes = {DILUENT: top_up if top_up >= deck.small.min_ul or top_up <= 0 else 0.0, **volumes}
         wells.append(WellPlan(experiment_id=item.experiment_id, well=chosen[offset], volumes_ul=volumes))
-    return PlatePlan(iteration=iteration, plate=plate, robot_type=robot_type, fill_volume_ul=handler.fill_volume_ul,
+    return PlatePlan(iteration=iteration, plate=plate, robot_type=deck.robot_type, fill_volume_ul=handler.fill_volume_ul,
                      well_capacity_ul=handler.well_capacity_ul, reservoir_wells=reservoir, labware=labware, wells=wells,
                      tips_start={rack: int(n) for rack, n in (tips_used or {}).items() if n},
-                     reserved_wells=sorted(reserved_wells))
+                     reserved_wells=sorted(reserved_wells), layout=deck)
+
+
+def pipette_for(deck: Deck, volume_ul: float) -> str:
+    """``"small"`` or ``"large"``: the pipette that moves ``volume_ul``. The small one takes what it holds, and
+    also what lies below the large one's minimum (in several aspirations, as a p10 does 20 uL beside a
+    p300 GEN1 that starts at 30 uL); the large one takes the rest."""
+    return "small" if volume_ul <= deck.small.max_ul or volume_ul < deck.large.min_ul else "large"
 
 
 def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
@@ -160,24 +175,23 @@ def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
     dispense, so a well that takes any large volume is mixed by the large pipette (at half the
     fill volume), not with the small pipette's 20 uL in a 300 uL well.
     """
-    small_max, rows = plan.deck.small.max_ul, []
+    deck, rows = plan.deck, []
     for w in plan.wells:
-        dispensed = sorted(((r, v) for r, v in w.volumes_ul.items() if v > 0), key=lambda rv: rv[1] > small_max)
+        dispensed = sorted(((r, v) for r, v in w.volumes_ul.items() if v > 0), key=lambda rv: pipette_for(deck, rv[1]) == "large")
         rows += [(w, reagent, volume, i == len(dispensed) - 1) for i, (reagent, volume) in enumerate(dispensed)]
     return rows
 
 
 def tips_needed(plan: PlatePlan) -> dict[str, int]:
-    """Tips per pipette ("small", "large"): a fresh tip per non-zero transfer, and per
-    aspiration when a volume above the large pipette's maximum is split into several."""
-    small_max, large_max = plan.deck.small.max_ul, plan.deck.large.max_ul
+    """Tips per pipette ("small", "large"): a fresh tip per non-zero transfer, and per aspiration when a
+    volume above its pipette's maximum is split into several."""
+    deck = plan.deck
     counts = {"small": 0, "large": 0}
     for w in plan.wells:
         for volume in w.volumes_ul.values():
-            if 0 < volume <= small_max:
-                counts["small"] += 1
-            elif volume > small_max:
-                counts["large"] += math.ceil(round(volume / large_max, 9))
+            if volume > 0:
+                pipette = pipette_for(deck, volume)
+                counts[pipette] += math.ceil(round(volume / getattr(deck, pipette).max_ul, 9))
     return counts
 
 
@@ -227,13 +241,17 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: st
             problems.append(f"{where}: {total:g} uL exceeds the well capacity of {plan.well_capacity_ul:g} uL")
     for pipette, count in tips_needed(plan).items():
         rack = TIP_RACKS[pipette]
-        used = plan.tips_start.get(rack, 0)
-        if count > TIPS_PER_RACK:
-            problems.append(f"{count} {pipette}-pipette tips needed but one rack holds {TIPS_PER_RACK}; lower batch_size")
-        elif count > TIPS_PER_RACK - used:
+        used, held, slots = plan.tips_start.get(rack, 0), deck.tips_held(rack), deck.tip_rack_slots[rack]
+        where = f"slot{'s' if len(slots) > 1 else ''} {', '.join(slots)}"
+        if count > held:
+            racks = f"its {len(slots)} racks hold" if len(slots) > 1 else "one rack holds"
+            problems.append(f"{count} {pipette}-pipette tips needed but {racks} {held}; lower batch_size "
+                            f"or give it more racks (deck.tip_racks)")
+        elif count > held - used:
             refills.append(
-                f"{count} {pipette}-pipette tips needed but only {max(0, TIPS_PER_RACK - used)} are left in {rack} "
-                f"(slot {deck.slots[rack]}; {used} used by earlier batches): put in a full rack and record it with "
+                f"{count} {pipette}-pipette tips needed but only {max(0, held - used)} are left in {rack} "
+                f"({where}; {used} used by earlier batches): put in {'full racks' if len(slots) > 1 else 'a full rack'} "
+                f"and record it with "
                 f"'sdl refill {campaign} --tips {pipette}'"
             )
     for reagent, needed in plan.reagent_totals().items():

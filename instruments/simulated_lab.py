@@ -108,9 +108,12 @@ class SimulatedLab:
 
     # the robot's run memory ---------------------------------------------------------------
 
-    def start_run(self, run_id: str, iteration: int, experiment_ids: list[int]) -> None:
+    def start_run(self, run_id: str, iteration: int, experiment_ids: list[int],
+                  offsets: list[dict] | None = None) -> None:
+        """Remember run ``run_id``; ``offsets``: the Labware Position Check offsets it was sent, as the robot
+        takes them (``LabwareOffset.as_run_offset``)."""
         self.runs[run_id] = {"iteration": iteration, "status": "running", "wells": [], "error": None,
-                             "experiment_ids": list(experiment_ids)}
+                             "experiment_ids": list(experiment_ids), "offsets": list(offsets or [])}
         self.save()
 
     def well_done(self, run_id: str, label: str) -> None:

@@ -76,7 +76,7 @@ def test_consecutive_batches_never_reuse_a_tip(simulator, handler, robot_type):
         batch_picks = picked_tips(run_log)
         assert len(batch_picks) == sum(tips_needed(plan).values())
         for pipette, rack in TIP_RACKS.items():  # each rack resumes where the last batch stopped
-            slot = DECKS[robot_type].slots[rack]
+            slot = DECKS[robot_type].tip_rack_slots[rack][0]
             first = next(tip for tip, s in batch_picks if s == slot)
             assert first == well_name(plan.tips_start.get(rack, 0)), (pipette, iteration)
         picks += batch_picks
@@ -97,7 +97,7 @@ def test_the_last_tips_of_a_rack_are_used_and_one_more_is_refused(simulator, han
     with pytest.raises(PlanLimitError) as caught:
         check_plan(short, {})
     message = caught.value.message
-    slot = DECKS[robot_type].slots["tiprack_small"]
+    slot = DECKS[robot_type].tip_rack_slots["tiprack_small"][0]
     assert (f"{need['small']} small-pipette tips needed but only {need['small'] - 1} are left in tiprack_small "
             f"(slot {slot}; {TIPS_PER_RACK - need['small'] + 1} used by earlier batches): put in a full rack") in message
     assert "nothing dispatched" in message and "large-pipette" not in message

@@ -53,9 +53,9 @@ def test_each_plan_gets_a_new_run_id_reported_before_anything_is_dispensed(handl
     run = lab.runs[id1]
     assert run["iteration"] == 1 and run["experiment_ids"] == [w.experiment_id for w in first.wells]
     assert robot.run_status(id1) == {"status": "succeeded", "wells": [first.label(w.well) for w in first.wells],
-                                     "error": None}
+                                     "error": None, "offsets": []}  # the default deck has no offsets
     assert robot.run_status(id2)["wells"] == [second.label(w.well) for w in second.wells]
-    assert robot.run_status("0" * 32) == {"status": "unknown", "wells": [], "error": None}
+    assert robot.run_status("0" * 32) == {"status": "unknown", "wells": [], "error": None, "offsets": []}
 
 
 def test_a_refusing_hook_stops_the_run_before_any_transfer(handler):

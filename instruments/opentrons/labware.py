@@ -11,10 +11,9 @@ import difflib
 import functools
 import json
 from importlib.resources import files
-from typing import Any
+from typing import Any, Mapping
 
-from instruments.opentrons.deck import DECKS, OT2, Deck, PipetteSpec
-from instruments.registry import all_drivers
+from instruments.opentrons.deck import PipetteSpec
 
 DEFINITIONS = files("opentrons_shared_data") / "data" / "labware" / "definitions" / "2"
 
@@ -35,10 +34,10 @@ def definition(load_name: str) -> dict[str, Any] | None:
     return json.loads(newest.read_text())
 
 
-def well_volumes_ul(load_name: str) -> dict[str, float]:
+def well_volumes_ul(load_name: str, custom: Mapping[str, dict] | None = None) -> dict[str, float]:
     """Well name -> the most liquid it holds [uL] (``totalLiquidVolume``), in the definition's order (A1, B1, ...,
-    A2); empty for an unknown labware."""
-    found = definition(load_name) or {"ordering": [], "wells": {}}
+    A2); empty for an unknown labware. ``custom``: the campaign's own definitions by load name."""
+    found = (custom or {}).get(load_name) or definition(load_name) or {"ordering": [], "wells": {}}
     return {well: float(found["wells"][well]["totalLiquidVolume"]) for column in found["ordering"] for well in column}
 
 
@@ -86,10 +85,10 @@ def pipette_tip_racks(load_name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(uri.split("/")[1] for uri in uris))  # "opentrons/<load name>/<version>"
 
 
-def tip_rack_problem(field: str, load_name: str, pipette: PipetteSpec, default: str) -> str | None:
+def tip_rack_problem(field: str, load_name: str, pipette: PipetteSpec, default: str | None) -> str | None:
     """A one-line problem when standard labware ``load_name`` is not a tip rack ``pipette`` takes, else None.
 
-    Unknown labware is left to ``unknown_labware_problem``; the deck's ``default`` rack is known to fit.
+    Unknown labware is left to ``unknown_labware_problem``; the ``default`` rack (if any) is known to fit.
     """
     if load_name == default or definition(load_name) is None:
         return None
@@ -97,14 +96,3 @@ def tip_rack_problem(field: str, load_name: str, pipette: PipetteSpec, default: 
     if load_name in takes:
         return None
     return f"{field}: the {pipette.load_name} pipette does not take tips from {load_name}; use one of {', '.join(takes)}"
-
-
-def deck_for(handler: Any) -> tuple[Deck, dict[str, str]]:
-    """The deck of a campaign's ``liquid_handler`` section and its labware (``Deck.labware`` key -> load name).
-
-    The robot type comes from the driver (a plugin without one gets the OT-2's deck, as its plans
-    do); labware the section names replaces the deck's default.
-    """
-    driver = all_drivers().get(handler.driver)
-    deck = DECKS[(driver.robot_type if driver else None) or OT2]
-    return deck, {key: getattr(handler.labware, key) or default for key, default in deck.labware.items()}

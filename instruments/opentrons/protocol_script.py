@@ -31,25 +31,47 @@ requirements = {{"robotType": {robot_type!r}, "apiLevel": {api_level!r}}}
 # (reservoir well, plate well, volume in uL, mix after dispensing)
 TRANSFERS = {transfers}
 MIX_VOLUME_UL = {mix_volume}
+# role -> (load name, slot)
+LABWARE = {labware}
+# pipette -> (load name, mount, tip rack load name, tip rack slots in the order used)
+PIPETTES = {pipettes}
+# the small pipette moves what it holds and what is below the large one's minimum (several aspirations)
 SMALL_PIPETTE_MAX_UL = {small_max}
+LARGE_PIPETTE_MIN_UL = {large_min}
 # the small pipette reaches its smallest volumes only in its low-volume mode (Flex 50 uL: below 5 uL)
 SMALL_LOW_VOLUME_MODE = {small_low_volume_mode}
-# tips earlier batches already took from each rack: start from the next one
+# tips gone from each pipette's racks (earlier batches, a starting tip past A1): start from the next one
 TIPS_USED_BEFORE = {tips_used}
+# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
+OFFSETS = {offsets}
+# the lab's own labware definitions, by load name
+CUSTOM_LABWARE = {custom}
+
+
+def load(protocol, load_name, slot):
+    if load_name in CUSTOM_LABWARE:
+        labware = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
+    else:
+        labware = protocol.load_labware(load_name, slot)
+    if slot in OFFSETS:
+        labware.set_offset(*OFFSETS[slot])
+    return labware
 
 
 def run(protocol: protocol_api.ProtocolContext) -> None:
-    tips_small = protocol.load_labware({tiprack_small!r}, {slot_tiprack_small!r})
-    tips_large = protocol.load_labware({tiprack_large!r}, {slot_tiprack_large!r})
-    reservoir = protocol.load_labware({reservoir!r}, {slot_reservoir!r})
-    plate = protocol.load_labware({plate_labware!r}, {slot_plate!r})
-{trash}    small = protocol.load_instrument({small!r}, {small_mount!r}, tip_racks=[tips_small])
-    large = protocol.load_instrument({large!r}, {large_mount!r}, tip_racks=[tips_large])
-    for pipette, rack, used in ((small, tips_small, TIPS_USED_BEFORE["small"]), (large, tips_large, TIPS_USED_BEFORE["large"])):
-        if 0 < used < len(rack.wells()):
-            pipette.starting_tip = rack.wells()[used]
+    pipettes = {{}}
+    for role, (name, mount, rack_name, rack_slots) in PIPETTES.items():
+        racks = [load(protocol, rack_name, slot) for slot in rack_slots]
+        pipette = protocol.load_instrument(name, mount, tip_racks=racks)
+        tips = [well for rack in racks for well in rack.wells()]
+        if 0 < TIPS_USED_BEFORE[role] < len(tips):
+            pipette.starting_tip = tips[TIPS_USED_BEFORE[role]]
+        pipettes[role] = pipette
+    reservoir = load(protocol, *LABWARE["reservoir"])
+    plate = load(protocol, *LABWARE["plate"])
+{trash}    small, large = pipettes["small"], pipettes["large"]
     for source, destination, volume, mix in TRANSFERS:
-        pipette = small if volume <= SMALL_PIPETTE_MAX_UL else large
+        pipette = small if volume <= SMALL_PIPETTE_MAX_UL or volume < LARGE_PIPETTE_MIN_UL else large
         if SMALL_LOW_VOLUME_MODE and pipette is small:
             small.configure_for_volume(volume)  # between transfers no tip is on, as this call needs
         mix_after = (3, min(MIX_VOLUME_UL, pipette.max_volume)) if mix else None
@@ -77,25 +99,31 @@ def run_allowance_s(plan: PlatePlan) -> float:
     return max(MIN_RUN_ALLOWANCE_S, SECONDS_PER_TRANSFER * len(_transfers(plan)))
 
 
-def render_protocol(plan: PlatePlan) -> str:
-    """The Python protocol text for ``plan`` (OT-2 or Flex, from ``plan.robot_type``)."""
+def render_protocol(plan: PlatePlan, api_level: str | None = None) -> str:
+    """The Python protocol text for ``plan`` (OT-2 or Flex, from ``plan.robot_type``), at Protocol API
+    ``api_level`` (None: the deck's)."""
     deck = plan.deck
     rows = _transfers(plan)
     transfers = "[\n" + "".join(f"    {json.dumps(list(r))},\n" for r in rows).replace("true", "True").replace("false", "False") + "]"
     trash = f"    protocol.load_trash_bin({deck.trash_slot!r})\n" if deck.trash_slot else ""
+    pipettes = {role: (spec.load_name, spec.mount, plan.labware[rack], list(deck.tip_rack_slots[rack]))
+                for role, rack, spec in (("small", "tiprack_small", deck.small), ("large", "tiprack_large", deck.large))}
     return _TEMPLATE.format(
         title=f"sdl iteration {plan.iteration}", iteration=plan.iteration, plate=plan.plate,
-        robot_type=deck.robot_type, api_level=deck.api_level, transfers=transfers,
-        mix_volume=round(plan.fill_volume_ul / 2, 1), small_max=deck.small.max_ul,
+        robot_type=deck.robot_type, api_level=api_level or deck.api_level, transfers=transfers,
+        mix_volume=round(plan.fill_volume_ul / 2, 1), small_max=deck.small.max_ul, large_min=deck.large.min_ul,
         small_low_volume_mode=deck.small.low_volume_mode,
         tips_used={pipette: plan.tips_start.get(rack, 0) for pipette, rack in TIP_RACKS.items()},
-        tiprack_small=plan.labware["tiprack_small"], slot_tiprack_small=deck.slots["tiprack_small"],
-        tiprack_large=plan.labware["tiprack_large"], slot_tiprack_large=deck.slots["tiprack_large"],
-        reservoir=plan.labware["reservoir"], slot_reservoir=deck.slots["reservoir"],
-        plate_labware=plan.labware["plate"], slot_plate=deck.slots["plate"], trash=trash,
-        small=deck.small.load_name, small_mount=deck.small.mount,
-        large=deck.large.load_name, large_mount=deck.large.mount,
+        labware=repr({role: (plan.labware[role], deck.slots[role]) for role in ("plate", "reservoir")}),
+        pipettes=repr(pipettes), trash=trash,
+        offsets=repr({o.slot: (o.x, o.y, o.z) for o in deck.offsets}),
+        custom=_literal({name: found for name, found in deck.custom_labware.items() if name in plan.labware.values()}),
     )
+
+
+def _literal(value: object) -> str:
+    """``value`` (JSON data) as a Python literal: JSON's true, false and null are Python's True, False, None."""
+    return repr(json.loads(json.dumps(value)))
 
 
 def simulate_protocol(protocol_text: str, file_name: str = "protocol.py") -> tuple[str, float]:

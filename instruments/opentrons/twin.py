@@ -49,11 +49,13 @@ class SimulatedOpentrons(SimulatedInstrument):
 
     def run_status(self, run_id: str) -> dict[str, Any]:
         """What the robot remembers of run ``run_id``: ``status`` ("running", "succeeded",
-        "failed", or "unknown" for an id it never saw), ``wells`` dispensed, ``error``."""
+        "failed", or "unknown" for an id it never saw), ``wells`` dispensed, ``error``, and the labware
+        ``offsets`` the run was sent (as the robot takes them)."""
         run = self.lab.runs.get(run_id)
         if run is None:
-            return {"status": "unknown", "wells": [], "error": None}
-        return {"status": run["status"], "wells": list(run["wells"]), "error": run["error"]}
+            return {"status": "unknown", "wells": [], "error": None, "offsets": []}
+        return {"status": run["status"], "wells": list(run["wells"]), "error": run["error"],
+                "offsets": list(run.get("offsets", []))}
 
     def run_plan(self, plan: PlatePlan) -> RunReport:
         if plan.robot_type != self.robot_type:
@@ -67,7 +69,8 @@ class SimulatedOpentrons(SimulatedInstrument):
         # The robot knows a run before the store hears of it, as with the real driver (POST
         # /runs, then the hook): a kill in between leaves a run the store never saw (nothing
         # moved; the experiments are abandoned on resume), never a stored id the robot lacks.
-        self.lab.start_run(run_id, plan.iteration, [w.experiment_id for w in plan.wells])
+        self.lab.start_run(run_id, plan.iteration, [w.experiment_id for w in plan.wells],
+                           offsets=[o.as_run_offset() for o in plan.deck.offsets])
         if callable(self.on_run_created):
             try:
                 self.on_run_created(run_id)

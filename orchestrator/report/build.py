@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.report.deck_map import deck_section
 from orchestrator.report.campaign_sections import failures_section, proposals_section, summary_section, timing_section
 from orchestrator.report.convergence import convergence_section
 from orchestrator.report.data import load_report_data
@@ -18,7 +19,7 @@ from orchestrator.store.campaign_store import CampaignStore
 
 #: section ids in the order the page shows them
 SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance", "hybrid", "pareto", "spectra",
-               "failures", "timing", "proposals")
+               "failures", "timing", "deck", "proposals")
 
 
 def build_sections(store: CampaignStore, campaign_name: str,
@@ -33,7 +34,8 @@ def build_sections(store: CampaignStore, campaign_name: str,
         summary_section(data), convergence_section(data), parameter_section(data),
         model_section(data, summary, reason), importance_section(data, summary, reason), hybrid_section(data),
         pareto_section(data),
-        spectra_section(data), failures_section(data), timing_section(data), proposals_section(data),
+        spectra_section(data), failures_section(data), timing_section(data), deck_section(data),
+        proposals_section(data),
     ]
     subtitle = f'<p class="note">Campaign report \u00b7 {esc(data.info.status)} \u00b7 store {esc(store.display)}</p>'
     return subtitle, sections

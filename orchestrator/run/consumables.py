@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-from instruments.opentrons.deck import TIPS_PER_RACK
-from instruments.opentrons.labware import deck_for, well_volumes_ul
+from instruments.opentrons.deck import TIPS_PER_RACK, Deck
+from instruments.opentrons.labware import well_volumes_ul
 from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan, tips_used_before
 from orchestrator.errors import CampaignStateError, UsageError
+from orchestrator.spec.instrument_checks import deck_for
 
 REFILLED = "refilled"
 #: ``sdl refill --tips`` names -> rack names in plans
@@ -31,13 +32,19 @@ def refills(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [e["detail"] for e in events if e["kind"] == REFILLED]
 
 
-def tips_used(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """Tips taken from each rack since it was last refilled, from the stored ``plans``."""
+def tips_used(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
+              deck: Deck | None = None) -> dict[str, int]:
+    """Tips gone from each pipette's racks since they were last refilled, from the stored ``plans``; until
+    the first refill, also the tips before the ``deck``'s starting tip (``Deck.first_tip``)."""
     refilled_after: dict[str, int] = {}
     for r in refills(events):
         for rack in r.get("tip_racks", []):
             refilled_after[rack] = max(refilled_after.get(rack, -1), int(r["after_iteration"]))
-    return tips_used_before(plans, refilled_after)
+    used = tips_used_before(plans, refilled_after)
+    for rack, gone in (deck.first_tip if deck else {}).items():
+        if rack not in refilled_after:  # a refill puts in full racks, used from A1
+            used[rack] += gone
+    return used
 
 
 def declared_stock(handler: Any) -> dict[str, float]:
@@ -62,10 +69,12 @@ def stock_left(handler: Any, plans: Sequence[Mapping[str, Any]], events: Iterabl
     return level
 
 
-def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    """``small``/``large`` -> fresh tips left in that pipette's rack."""
-    used = tips_used(plans, events)
-    return {pipette: TIPS_PER_RACK - used[rack] for pipette, rack in RACKS.items()}
+def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
+              deck: Deck | None = None) -> dict[str, int]:
+    """``small``/``large`` -> fresh tips left in that pipette's racks (``deck``: the campaign's; None: one
+    full rack each)."""
+    used = tips_used(plans, events, deck)
+    return {pipette: (deck.tips_held(rack) if deck else TIPS_PER_RACK) - used[rack] for pipette, rack in RACKS.items()}
 
 
 def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list[int]]:
@@ -82,11 +91,19 @@ def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list
     return list(recorded.values()) + list(in_flight.values()), sorted(in_flight)
 
 
-def reservoir_well_ul(handler: Any, name: str) -> float | None:
-    """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware."""
-    _, labware = deck_for(handler)
+def campaign_deck(handler: Any, plans: Sequence[Mapping[str, Any]]) -> Deck:
+    """The deck a campaign runs on, read back without its files: the newest stored plan's, else the one its
+    file's ``deck`` section gives (custom labware then has no definition)."""
+    newest = max((PlatePlan.model_validate(p) for p in plans), key=lambda p: p.iteration, default=None)
+    return newest.layout if newest is not None and newest.layout is not None else deck_for(handler)[0]
+
+
+def reservoir_well_ul(handler: Any, name: str, deck: Deck | None = None) -> float | None:
+    """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware
+    (or custom labware when ``deck``, the built deck that holds its definition, is not given)."""
+    deck = deck or deck_for(handler)[0]
     stock = handler.diluent if name == DILUENT and name not in handler.reagents else handler.reagents[name]
-    return well_volumes_ul(labware["reservoir"]).get(stock.well)
+    return well_volumes_ul(deck.labware["reservoir"], deck.custom_labware).get(stock.well)
 
 
 def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator
 
 from instruments.errors import InstrumentError
 from instruments.factory import InstrumentSet, ResolvedDrivers, build_instruments
+from instruments.opentrons.deck import Deck
+from instruments.opentrons.deck_layout import build_deck
 from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_plan, position_after
 from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRunCreatedHook
 from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
@@ -111,6 +113,13 @@ class CampaignRunner:
         #: the runner's campaign lease (``HeldCampaign.token``), checked as each batch is dispatched; None: none held
         self.lease_token: str | None = None
 
+    @functools.cached_property
+    def deck(self) -> Deck:
+        """The campaign's deck, its custom labware and offsets read from beside its file (``build_deck``);
+        ``DeckError`` (one line per problem) when they cannot be."""
+        source = self.campaign.source
+        return build_deck(self.handler_config, self.instruments.robot_type, source.parent if source else None)
+
     # before the loop ---------------------------------------------------------------------
 
     def reconcile(self, policy: str = "ask") -> list[str]:
@@ -126,6 +135,10 @@ class CampaignRunner:
         batch until three in a row were lost. The flow calls this once before its first iteration.
         Raises ``LoopError``; nothing has moved.
         """
+        try:
+            self.deck  # built here, not at the first plan: custom labware or offsets beside the file may be gone
+        except InstrumentError as err:
+            raise LoopError(err.message, hint=err.hint) from err
         roles = {"liquid_handler": self.instruments.liquid_handler, "spectrometer": self.instruments.spectrometer}
         kinds = {role: driver.info().get("kind") for role, driver in roles.items()}
         if len(set(kinds.values())) > 1:
@@ -174,8 +187,8 @@ class CampaignRunner:
         self._refill_twins(refills)
         blank = self.campaign.spec.instruments.spectrometer.blank_well
         try:
-            plan = compile_plan(self.handler_config, self.instruments.robot_type, batch[0].iteration, items,
-                                position_after(labels), tips_used=tips_used(stored, refills),
+            plan = compile_plan(self.handler_config, self.deck, batch[0].iteration, items,
+                                position_after(labels), tips_used=tips_used(stored, refills, self.deck),
                                 reserved_wells=[blank] if blank else [])
             check_plan(plan, stock_left(self.handler_config, stored, refills), campaign=self.campaign.spec.name)
         except InstrumentError as err:

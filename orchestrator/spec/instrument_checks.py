@@ -6,15 +6,42 @@ and the labware is standard and holds what the file declares (read from each lab
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from instruments.opentrons.deck import TIP_RACKS, WELLS_PER_PLATE, well_name
-from instruments.opentrons.labware import (
-    container_problem, deck_for, tip_rack_problem, unknown_labware_problem, well_volumes_ul,
-)
+from instruments.opentrons.deck import DECKS, TIP_RACKS, WELLS_PER_PLATE, well_name
+from instruments.registry import all_drivers
+from instruments.opentrons.deck import Deck, OT2
+from instruments.opentrons.deck_layout import DeckError, build_deck, draft_deck
+from instruments.opentrons.labware import container_problem, tip_rack_problem, unknown_labware_problem, well_volumes_ul
 from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint
+from orchestrator.errors import SpecError
 from orchestrator.spec.campaign_fields import CampaignFields
 from orchestrator.spec.feasibility import linear_programme
+
+
+def deck_for(handler: Any) -> tuple[Deck, list[str]]:
+    """The deck a ``liquid_handler`` section gives without reading its files (``draft_deck``), and its
+    problems, for the robot type of its driver (a plugin without one gets the OT-2's deck, as its plans do)."""
+    driver = all_drivers().get(handler.driver)
+    return draft_deck(handler, (driver.robot_type if driver else None) or OT2)
+
+
+def read_deck(spec: CampaignFields, base_dir: Path | None, source: str) -> Deck | None:
+    """The deck a run of ``spec`` uses, with the custom labware and offsets files beside the campaign file
+    (``base_dir``) read and checked; None without instruments. Raises ``SpecError`` naming every problem."""
+    if spec.instruments is None:
+        return None
+    handler = spec.instruments.liquid_handler
+    driver = all_drivers().get(handler.driver)
+    try:
+        deck = build_deck(handler, (driver.robot_type if driver else None) or OT2, base_dir)
+    except DeckError as err:
+        raise SpecError(err.problems, source) from None
+    problems = deck_problems(spec, deck)  # custom labware is checked like standard labware once it is read
+    if problems:
+        raise SpecError(problems, source)
+    return deck
 
 
 def instrument_problems(spec: CampaignFields) -> list[str]:
@@ -23,9 +50,8 @@ def instrument_problems(spec: CampaignFields) -> list[str]:
     if spec.instruments is None:
         return []
     handler = spec.instruments.liquid_handler
-    deck, labware = deck_for(handler)
+    deck, problems = deck_for(handler)
     by_name = {p.name: p for p in spec.parameters}
-    problems = []
     for reagent in handler.reagents:
         param = by_name.get(reagent)
         if param is None or not param.is_numeric:
@@ -52,27 +78,35 @@ def instrument_problems(spec: CampaignFields) -> list[str]:
                 "dispenses only reagent volumes, so nothing would set it; add it under reagents (its volume in "
                 "uL), make it type: fixed with the value you set by hand, or remove it"
             )
-    return problems + reagent_volume_problems(spec) + deck_problems(spec, deck, labware)
+    return problems + reagent_volume_problems(spec) + deck_problems(spec, deck)
 
 
-def deck_problems(spec: CampaignFields, deck: Any, names: dict[str, str]) -> list[str]:
-    """``deck``'s labware (``Deck.labware`` key -> load name) must be standard and hold what the file declares.
+def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
+    """``deck``'s labware must be standard (or the campaign's own) and hold what the file declares.
 
     Checked against each labware's definition: the plate and reservoir hold liquid, the plate has
     the 96 wells plans fill and they hold ``well_capacity_ul``, each reservoir well exists, holds
     one stock only and holds its declared ``stock_ul``, and each tip rack holds tips its pipette
-    takes.
+    takes. Custom labware is checked once its definition is read (``deck.custom_labware``: the
+    deck of ``build_deck``); before that only its name is.
     """
     handler = spec.instruments.liquid_handler
     field = "instruments.liquid_handler"
-    problems = [p for key, name in names.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
-    problems += [p for pipette, key in TIP_RACKS.items() if (p := tip_rack_problem(
-        f"{field}.labware.{key}", names[key], getattr(deck, pipette), deck.labware[key]))]
+    names, custom = deck.labware, handler.deck.custom_labware
+    standard = {key: name for key, name in names.items() if name not in custom}
+    problems = [p for key, name in standard.items() if (p := unknown_labware_problem(f"{field}.labware.{key}", name))]
+    default = DECKS[deck.robot_type]
+    for pipette, key in TIP_RACKS.items():
+        # the default deck's rack is known to fit the default pipette; any other pair is looked up
+        fits = default.labware[key] if getattr(deck, pipette) == getattr(default, pipette) else None
+        if key in standard and (p := tip_rack_problem(f"{field}.labware.{key}", names[key], getattr(deck, pipette), fits)):
+            problems.append(p)
     wrong_kind = {key: p for key in ("plate", "reservoir")
-                  if (p := container_problem(f"{field}.labware.{key}", names[key]))}
+                  if key in standard and (p := container_problem(f"{field}.labware.{key}", names[key]))}
     problems += wrong_kind.values()
     # wells of labware of the wrong kind are not checked further: its one problem says it all
-    plate, reservoir = ({} if key in wrong_kind else well_volumes_ul(names[key]) for key in ("plate", "reservoir"))
+    plate, reservoir = ({} if key in wrong_kind else well_volumes_ul(names[key], deck.custom_labware)
+                        for key in ("plate", "reservoir"))
     missing = [well for well in map(well_name, range(WELLS_PER_PLATE)) if well not in plate]
     if plate and missing:
         problems.append(f"{field}.labware.plate: {names['plate']} has no well {missing[0]}, and plans fill wells "

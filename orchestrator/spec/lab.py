@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from instruments.registry import check_driver_name
 from orchestrator.spec.base import StrictModel
+from orchestrator.spec.deck_section import DeckSection
 from orchestrator.spec.limits import MAX_READING_MS
 from simulators.faults import check_rates
 from simulators.registry import SIMULATORS
@@ -22,7 +23,8 @@ class Reagent(StrictModel):
 
 
 class Labware(StrictModel):
-    """Opentrons labware load names; unset ones take the robot type's defaults."""
+    """Opentrons labware load names; unset ones take the robot type's defaults. ``tiprack_small`` is the
+    tip rack of the pipette with the smaller maximum volume, ``tiprack_large`` the other's."""
 
     plate: str | None = None
     reservoir: str | None = None
@@ -45,6 +47,8 @@ class LiquidHandler(StrictModel):
     diluent: Reagent | None = None
     reagents: dict[str, Reagent]
     labware: Labware = Labware()
+    deck: DeckSection = Field(default=DeckSection(), description="pipettes, tip racks, slots, custom labware, "
+                                                                 "offsets (orchestrator/spec/deck_section.py)")
     lock: str | None = Field(default=None, max_length=80,
                              description="name of the physical robot; campaigns naming the same one never use it at once")
     run_timeout_s: float | None = Field(
