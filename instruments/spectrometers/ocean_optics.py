@@ -171,6 +171,22 @@ class OceanOpticsSpectrometer:
             info[key] = None if scan is None else now - scan.taken_s
         return info
 
+    def device_limits(self) -> dict[str, Any]:
+        """What the device named by ``config.serial`` can do, read without setting anything: ``serial``,
+        ``model``, ``integration_ms`` (its shortest and longest integration time [ms]) and ``wavelength_nm``
+        (its first and last pixel [nm]). A device not open yet is opened for this and closed again."""
+        opened_here = self._spec is None
+        spec = self._call("open", lambda: self._sb.Spectrometer(self._select_device())) if opened_here else self._spec
+        try:
+            low_us, high_us = (int(v) for v in spec.integration_time_micros_limits)
+            wavelengths = np.asarray(self._call("read wavelengths", spec.wavelengths), float)
+            return {"serial": str(spec.serial_number), "model": str(spec.model),
+                    "integration_ms": (low_us / 1000, high_us / 1000),
+                    "wavelength_nm": (float(wavelengths.min()), float(wavelengths.max()))}
+        finally:
+            if opened_here:
+                self._call("close", spec.close)
+
     def info(self) -> dict[str, Any]:
         """Identity: ``kind`` real, the device's model and serial (the configured serial before connect)."""
         spec = self._spec

@@ -14,12 +14,15 @@ from rich.table import Table
 from instruments.errors import InstrumentError
 from instruments.factory import resolve_role
 from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
+from orchestrator.cli.check import cmd_check  # noqa: F401 (the parser dispatches to cmd_<command> here)
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
 from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
-from orchestrator.run.consumables import REFILLED, deck_plans, parse_levels, record_refill, stock_left, tips_left
+from orchestrator.run.consumables import REFILLED, campaign_deck, deck_plans, parse_levels, record_refill, stock_left, tips_left
 from orchestrator.run.progress import TerminalProgress, show_progress
 from orchestrator.run.spectra_analysis import build_target
+from orchestrator.report.deck_map import deck_map
+from orchestrator.spec.instrument_checks import read_deck
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.spec.schema import CampaignSpec
 from orchestrator.store.bundle import WARM_START, read_bundle, write_bundle
@@ -36,13 +39,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 build_target(entry, spec, Path(args.file).resolve().parent, None)
             except SpecError as err:
                 raise SpecError(err.problems, source=str(args.file)) from None
+    read_deck(spec, Path(args.file).resolve().parent, str(args.file))
     print(f"{args.file}: ok: campaign {spec.name!r}, {len(spec.parameters)} parameter(s), "
           f"{spec.budget.experiments} experiments in batches of {spec.budget.batch_size}")
     return 0
 
 
+def cmd_deck(args: argparse.Namespace) -> int:
+    """Print the deck map of a campaign file (its custom labware and offsets files read and checked)."""
+    spec, _ = load_spec(args.file)
+    deck = read_deck(spec, Path(args.file).resolve().parent, str(args.file))
+    if deck is None:
+        raise UsageError(f"{args.file}: campaign {spec.name!r} has no instruments section, so no deck",
+                         hint="a deck comes with instruments.liquid_handler")
+    print(deck_map(deck))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     spec, text = load_spec(args.file)
+    read_deck(spec, Path(args.file).resolve().parent, str(args.file))  # files beside it: refused before anything starts
     store = CampaignStore(args.store or spec.store.url)
     print(f"campaign store: {store.display}")
     existing = store.find_campaign(spec.name)
@@ -182,7 +198,7 @@ def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> st
     """One line: fresh tips per rack and reagent stock [uL] left on the deck, a batch still on it counted."""
     plans, in_flight = deck_plans(store, campaign.id)
     events = store.events(campaign.id, REFILLED)
-    tips, stock = tips_left(plans, events), stock_left(handler, plans, events)
+    tips, stock = tips_left(plans, events, campaign_deck(handler, plans)), stock_left(handler, plans, events)
     line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
             + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
     if in_flight:

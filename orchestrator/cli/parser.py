@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a campaign file; one line per problem")
     p.add_argument("file")
 
+    p = sub.add_parser("deck", help="print the robot's deck a campaign file sets up: slots, pipettes, offsets")
+    p.add_argument("file")
+
+    p = sub.add_parser("check", help="connect to each real instrument of a campaign file and print what is "
+                                     "attached against what it needs; moves nothing (exit 0: all match, 2: not)")
+    p.add_argument("file")
+
     p = sub.add_parser("run", help="run a campaign's closed loop")
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
