@@ -35,12 +35,15 @@ def main(store: str, campaign_file: str, log: str, worker: int, rounds: int, sta
             out.write(json.dumps(entry) + "\n")
             out.flush()
 
+        # the batch to tell is read before the start: a worker that starts late on a loaded machine still tells
+        # every experiment (and is refused), rather than finding none proposed and proving nothing
+        batch = list(campaign.experiments("proposed")) if script == "tell-all" else []
         time.sleep(max(0.0, start_at - time.time()))
         if script == "ask4":
             call("ask", None, None, lambda: campaign.ask(4))
             return
         if script == "tell-all":
-            for experiment in campaign.experiments("proposed"):
+            for experiment in batch:
                 call("tell", experiment.id, worker + 1.0, lambda e=experiment: campaign.tell(e.id, {"y": worker + 1.0}))
             return
         for _ in range(rounds):

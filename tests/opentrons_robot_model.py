@@ -200,7 +200,7 @@ def analyse(protocol: str, file_name: str, analysis_id: str) -> dict[str, Any]:
     from opentrons.protocol_runner.run_orchestrator import ParseMode
     from opentrons_shared_data.errors.exceptions import EnumeratedError, PythonException
 
-    async def run(path: Path) -> tuple[list[Any], list[Any], Any]:
+    async def run(path: Path) -> tuple[list[Any], list[Any], Any, dict[str, list]]:
         source = await ProtocolReader().read_saved(files=[path], directory=None)
         orchestrator = await create_simulating_orchestrator(robot_type=source.robot_type,
                                                             protocol_config=source.config)
@@ -210,18 +210,21 @@ def analyse(protocol: str, file_name: str, analysis_id: str) -> dict[str, Any]:
         except Exception as err:  # noqa: BLE001 - every load failure is the analysis' error
             error = err if isinstance(err, EnumeratedError) else PythonException(err)
             occurrence = ErrorOccurrence.from_failed(id="analysis-setup-error", createdAt=_utc(), error=error)
-            return [], [occurrence], source.robot_type
+            return [], [occurrence], source.robot_type, {}
         result = await orchestrator.run(deck_configuration=[])
-        return result.commands, result.state_summary.errors, source.robot_type
+        summary = result.state_summary  # what the analysis lists as loaded, as robot-server's does
+        loaded = {key: [item.model_dump(mode="json", exclude_none=True) for item in getattr(summary, key)]
+                  for key in ("labware", "pipettes", "modules", "liquids")}
+        return result.commands, summary.errors, source.robot_type, loaded
 
     with tempfile.TemporaryDirectory() as folder, PARSE_LOCK:  # see instruments/python_source.py
         path = Path(folder) / file_name
         path.write_text(protocol, encoding="utf-8")
-        commands, errors, robot_type = asyncio.run(run(path))
+        commands, errors, robot_type, loaded = asyncio.run(run(path))
     return {"id": analysis_id, "status": "completed", "result": "not-ok" if errors else "ok",
             "robotType": robot_type, "runTimeParameters": [],
             "commands": [c.model_dump(mode="json", exclude_none=True) for c in commands],
-            "labware": [], "pipettes": [], "modules": [], "liquids": [],
+            **{key: loaded.get(key, []) for key in ("labware", "pipettes", "modules", "liquids")},
             "errors": [e.model_dump(mode="json") for e in errors]}
 
 

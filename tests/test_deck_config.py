@@ -169,17 +169,21 @@ def test_an_offsets_file_as_the_robot_gives_it_is_read_and_checked(tmp_path):
                         '        "3": [0.1, -0.4, 0.6]\n        "2": [-0.2, 0.3, 0.0]\n': "      offsets_file: lpc.json\n"})
     path = copy_campaign(tmp_path, text)
     rows = [{"id": "a", "definitionUri": "opentrons/opentrons_96_tiprack_300ul/1", "location": {"slotName": "5"},
-             "vector": {"x": 0.5, "y": 0.0, "z": -0.25}}]
+             "vector": {"x": 0.5, "y": 0.0, "z": -0.25}},
+            {"id": "b", "definitionUri": "opentrons/nest_96_wellplate_100ul_pcr_full_skirt/2",  # another protocol's
+             "location": {"slotName": "7"}, "vector": {"x": 0.1, "y": 0.1, "z": 0.1}}]
     (tmp_path / "lpc.json").write_text(json.dumps({"data": rows}))
     spec, _ = load_spec(path)
     deck = read_deck(spec, path.parent, str(path))
     assert [(o.slot, o.definition_uri, o.z) for o in deck.offsets] == [("5", "opentrons/opentrons_96_tiprack_300ul/1", -0.25)]
+    assert deck.offsets_left_out == 1  # the robot keeps offsets of every protocol it ran: not ours, left out
+    rows.pop()
     rows[0]["location"]["slotName"] = "2"  # the reservoir stands there, not a tip rack
     (tmp_path / "lpc.json").write_text(json.dumps(rows))
     with pytest.raises(SpecError) as refused:
         read_deck(spec, path.parent, str(path))
-    assert "entry 0 is for opentrons/opentrons_96_tiprack_300ul/1 in slot 2, but slot 2 holds sdl_8_reservoir_20ml" in \
-        refused.value.problems[0]
+    assert ("none of its 1 entries is for labware on this deck (entry 0 is for opentrons/opentrons_96_tiprack_300ul/1 "
+            "in slot 2, which holds sdl_8_reservoir_20ml here)") in refused.value.problems[0]
 
 
 def test_the_default_deck_is_unchanged_for_a_file_without_a_deck_section():

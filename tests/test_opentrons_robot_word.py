@@ -166,18 +166,24 @@ def test_without_an_analysis_id_the_newest_analysis_is_read():
 
 # -- the driver: Labware Position Check offsets ------------------------------------------------
 
-def test_the_decks_offsets_go_with_the_run(handler_config):
-    reservoir = LabwareOffset("opentrons/nest_12_reservoir_15ml/1", "2", -0.2, 0.0, 1.5)
+@pytest.mark.parametrize("robot_max_api, plate_version, reservoir_version", [((2, 20), 2, 1), (None, 5, 3)])
+def test_the_decks_offsets_go_with_the_run_naming_the_labware_version_the_robot_loads(
+        handler_config, robot_max_api, plate_version, reservoir_version):
+    """The robot applies an offset only to labware of exactly its definitionUri, and the version load_labware
+    takes depends on the API level: the run names what the robot's analysis loaded in each slot."""
+    reservoir = LabwareOffset("opentrons/nest_12_reservoir_15ml/3", "2", -0.2, 0.0, 1.5)
     deck = replace(DECKS[OT2], offsets=(PLATE_OFFSET, reservoir))
     plan = compile_plan(handler_config, deck, iteration=1, batch=BATCH, wells_used=0)
     assert plan.deck.offsets == deck.offsets
-    with RobotServer() as server:
+    with RobotServer(max_api=robot_max_api) as server:
         driver(server, handler_config, check_protocols=True).run_plan(plan)
         run = only_run(server)
     sent = [{k: o[k] for k in ("definitionUri", "location", "vector")} for o in run["labwareOffsets"]]
-    assert sent == [o.as_run_offset() for o in deck.offsets]
-    assert sent[0] == {"definitionUri": "opentrons/corning_96_wellplate_360ul_flat/2", "location": {"slotName": "3"},
-                       "vector": {"x": 0.1, "y": -0.4, "z": 0.6}}
+    assert sent == [
+        {"definitionUri": f"opentrons/corning_96_wellplate_360ul_flat/{plate_version}", "location": {"slotName": "3"},
+         "vector": {"x": 0.1, "y": -0.4, "z": 0.6}},
+        {"definitionUri": f"opentrons/nest_12_reservoir_15ml/{reservoir_version}", "location": {"slotName": "2"},
+         "vector": {"x": -0.2, "y": 0.0, "z": 1.5}}]
     assert run["status"] == "succeeded"
 
 

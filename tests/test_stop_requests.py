@@ -28,6 +28,10 @@ from tests.conftest import demo_document, write_campaign
 STOPS = [pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT"),
          pytest.param(signal.SIGTERM, 143, "terminated", id="SIGTERM")]
 
+#: the handlers this test process started with (a job started in the background ignores SIGINT), put back
+#: after every command
+BEFORE = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
 
 class SignalsWhenCollected:
     """Raises ``signum`` from its finalizer, as the signal landed in ``_SelectorTransport.__del__`` in CI."""
@@ -76,7 +80,7 @@ def check_stopped(capsys, code: int, exit_code: int, said: str, url: str, name: 
     assert event["detail"] == {"signal": signal.Signals(exit_code - 128).name}
     assert flow_run_state(name) == "CRASHED"  # Prefect's engine saw the stop, as for one that was not lost
     assert stop_request.stop_requested() is None  # forgotten once the command ended: a notebook goes on
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # pytest's handlers are back
+    assert signal.getsignal(signal.SIGINT) == BEFORE[signal.SIGINT]  # pytest's handlers are back
     return store
 
 
@@ -186,8 +190,8 @@ def test_the_handlers_record_raise_and_are_put_back():
             stop_request.raise_if_stop_requested()
         assert again.value.signum == signal.SIGTERM
     assert stop_request.stop_requested() is None
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) == BEFORE[signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) == BEFORE[signal.SIGTERM]
     assert sys.unraisablehook is hook
 
 
@@ -205,12 +209,12 @@ def test_a_library_handler_over_ours_still_runs_and_the_stop_is_recorded_under_i
                 signal.raise_signal(signal.SIGTERM)
             assert stop_request.stop_requested() == signal.SIGTERM
         assert signal.getsignal(signal.SIGTERM) is librarys_handler  # theirs again once the block ends
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == BEFORE[signal.SIGTERM]
 
 
 def test_outside_sdl_and_off_the_main_thread_nothing_is_changed():
     with stop_request.recording_under_other_handlers():  # no command records stops: a deployment's flow run
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) == BEFORE[signal.SIGTERM]
     seen = []
 
     def in_a_thread():
@@ -220,7 +224,7 @@ def test_outside_sdl_and_off_the_main_thread_nothing_is_changed():
     thread = threading.Thread(target=in_a_thread)
     thread.start()
     thread.join()
-    assert seen == [signal.SIG_DFL]
+    assert seen == [BEFORE[signal.SIGTERM]]
 
 
 def test_the_signal_behind_an_error_is_found_along_its_chain():

@@ -65,6 +65,7 @@ class Deck:
     first_tip: dict[str, int] = field(default_factory=dict)
     custom_labware: dict[str, dict] = field(default_factory=dict)
     offsets: tuple[LabwareOffset, ...] = ()
+    offsets_left_out: int = 0  # entries of the offsets file for labware not on this deck, not applied
 
     def tips_held(self, rack: str) -> int:
         """Tips the racks of ``rack`` (``tiprack_small`` / ``tiprack_large``) hold when full."""

@@ -9,6 +9,7 @@ what a run, ``sdl validate``, ``sdl deck`` and ``sdl check`` use. Both refuse a 
 from __future__ import annotations
 
 import json
+import stat
 from collections import Counter
 from dataclasses import replace
 from importlib.resources import files
@@ -22,6 +23,8 @@ from instruments.opentrons.pipettes import pipette_problem, pipette_spec
 
 FIELD = "instruments.liquid_handler"
 MAX_DEFINITION_BYTES = 2_000_000
+#: problem lines an offsets file gets before the rest are counted in one more line
+MAX_OFFSET_FILE_PROBLEMS = 5
 
 
 class DeckError(InstrumentError, ValueError):
@@ -81,7 +84,9 @@ def build_deck(handler: Any, robot_type: str, base_dir: Path | None) -> Deck:
     deck = replace(deck, custom_labware=custom)
     by_slot = {}  # the file's offsets first: one written in the campaign file replaces the file's for its slot
     if handler.deck.offsets_file:
-        by_slot.update((o.slot, o) for o in _file_offsets(deck, base / handler.deck.offsets_file, problems))
+        from_file, left_out = _file_offsets(deck, base / handler.deck.offsets_file, problems)
+        by_slot.update((o.slot, o) for o in from_file)
+        deck = replace(deck, offsets_left_out=left_out)
     by_slot.update((o.slot, o) for o in _with_uris(deck, deck.offsets))
     if problems:
         raise DeckError(problems)
@@ -106,6 +111,11 @@ def custom_labware_problem(field: str, load_name: str, found: Any) -> str | None
                 f"{found['parameters']['loadName']} in the campaign file")
     if definition(load_name) is not None:
         return f"{field}: {load_name} is a standard Opentrons labware; remove it from custom_labware"
+    size = found["dimensions"]
+    for well, at in found["wells"].items():  # as every standard definition has them: a centre off the labware
+        if not (0 <= at["x"] <= size["xDimension"] and 0 <= at["y"] <= size["yDimension"]):  # sends the pipette there
+            return (f"{field}: well {_short(well)} is centred at x={at['x']:g}, y={at['y']:g} mm, outside the labware's "
+                    f"{size['xDimension']:g} x {size['yDimension']:g} mm footprint; fix the definition's well positions")
     return None
 
 
@@ -160,43 +170,75 @@ def _uri(deck: Deck, load_name: str) -> str:
 
 
 def _read_json(path: Path, field: str, problems: list[str]) -> Any:
+    """The JSON in the regular file ``path``, or None with one line in ``problems``. A pipe or device is refused
+    unread (a FIFO would block, /dev/zero never ends), and at most ``MAX_DEFINITION_BYTES`` are read."""
+    too_large = (f"{field}: {path.name} is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB; "
+                 "a labware definition is a few tens of kB")
     try:
-        if path.stat().st_size > MAX_DEFINITION_BYTES:
-            problems.append(f"{field}: {path.name} is larger than {MAX_DEFINITION_BYTES // 1_000_000} MB; "
-                            "a labware definition is a few tens of kB")
+        if not stat.S_ISREG(path.stat().st_mode):
+            problems.append(f"{field}: {path} is not a file (a folder, pipe or device); name a JSON file")
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DEFINITION_BYTES + 1)
+        if len(raw) > MAX_DEFINITION_BYTES:
+            problems.append(too_large)
+            return None
+        return json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         problems.append(f"{field}: {path} not found; paths are relative to the campaign file")
+    except RecursionError:  # JSON nested thousands deep: no definition or offsets list is
+        problems.append(f"{field}: cannot read {path} as JSON (nested too deep)")
     except (OSError, ValueError) as err:
-        problems.append(f"{field}: cannot read {path} as JSON ({type(err).__name__}: {str(err)[:120]})")
+        problems.append(f"{field}: cannot read {path} as JSON ({type(err).__name__}: {_short(err)})")
     return None
 
 
-def _file_offsets(deck: Deck, path: Path, problems: list[str]) -> list[LabwareOffset]:
+def _file_offsets(deck: Deck, path: Path, problems: list[str]) -> tuple[list[LabwareOffset], int]:
     """Offsets as the robot lists them (``GET /labware_offsets`` data, or a run's ``labwareOffsets``):
-    ``[{"definitionUri", "location": {"slotName"}, "vector": {"x", "y", "z"}}, ...]``."""
+    ``[{"definitionUri", "location": {"slotName"}, "vector": {"x", "y", "z"}}, ...]``, and how many were left out.
+
+    A robot keeps offsets for every protocol it ran, so entries for other labware, an empty slot here, or
+    labware on a module or an adapter (``location.moduleModel``, ``location.definitionUri``: labware here stands
+    on the deck) are left out, as the robot itself would not apply them; a file none of whose entries applies is
+    refused. A malformed entry, or one over ``MAX_OFFSET_MM``, is refused: at most ``MAX_OFFSET_FILE_PROBLEMS``
+    lines, then how many more.
+    """
     field = f"{FIELD}.deck.offsets_file"
     found = _read_json(path, field, problems)
     if found is None:
-        return []
+        return [], 0
     rows = found.get("data", found) if isinstance(found, dict) else found
-    offsets = []
+    offsets, wrong, left_out = [], [], []
     for i, row in enumerate(rows if isinstance(rows, list) else [None]):
         try:
             uri, slot = str(row["definitionUri"]), str(row["location"]["slotName"])
             vector = [float(row["vector"][axis]) for axis in "xyz"]
-        except (TypeError, KeyError, ValueError):
-            problems.append(f"{field}: entry {i} is not {{definitionUri, location: {{slotName}}, vector: {{x, y, z}}}}; "
-                            "export the offsets from the robot or write them under deck.offsets")
+            on_top_of = [key for key in ("moduleModel", "definitionUri") if row["location"].get(key)]
+        except (TypeError, KeyError, ValueError, OverflowError, AttributeError):
+            wrong.append(f"{field}: entry {i} is not {{definitionUri, location: {{slotName}}, vector: {{x, y, z}}}}; "
+                         "export the offsets from the robot or write them under deck.offsets")
             continue
-        there = deck.load_name_in(slot)
-        if there is None or uri.split("/")[1:2] != [there]:
-            problems.append(f"{field}: entry {i} is for {uri} in slot {slot}, but slot {slot} holds "
-                            f"{there or 'nothing'} on this deck; remove it or fix the deck")
+        there, shown = deck.load_name_in(slot), f"{_short(uri)} in slot {_short(slot)}"
+        if on_top_of:
+            left_out.append(f"entry {i} is for {shown} on {_short(row['location'][on_top_of[0]])}")
+        elif there is None or uri.split("/")[1:2] != [there]:
+            left_out.append(f"entry {i} is for {shown}, which holds {there or 'nothing'} here")
         elif any(not abs(v) <= MAX_OFFSET_MM for v in vector):
-            problems.append(f"{field}: entry {i} ({uri} in slot {slot}) is more than {MAX_OFFSET_MM:g} mm on an axis; "
-                            "rerun Labware Position Check")
+            wrong.append(f"{field}: entry {i} ({shown}) is more than {MAX_OFFSET_MM:g} mm on an axis; "
+                         "rerun Labware Position Check")
         else:
             offsets.append(LabwareOffset(_uri(deck, there), slot, *vector))
-    return offsets
+    if left_out and not offsets and not wrong:
+        wrong.append(f"{field}: none of its {len(left_out)} entries is for labware on this deck ({left_out[0]}); "
+                     "run Labware Position Check with this deck and export those offsets")
+    problems += wrong[:MAX_OFFSET_FILE_PROBLEMS]
+    if len(wrong) > MAX_OFFSET_FILE_PROBLEMS:
+        problems.append(f"{field}: {len(wrong) - MAX_OFFSET_FILE_PROBLEMS} more entries are refused as well; "
+                        "fix the ones above first")
+    return offsets, len(left_out)
+
+
+def _short(value: Any) -> str:
+    """``value`` as text of at most 80 characters, on one line, for a problem line."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."

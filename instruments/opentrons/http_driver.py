@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 import httpx
 
-from instruments.opentrons.deck import DECKS, Deck, LabwareOffset
+from instruments.opentrons.deck import DECKS, Deck
 from instruments.errors import InstrumentError
 from instruments.opentrons.protocol_script import render_protocol, run_allowance_s, simulate_protocol
 from instruments.opentrons.robot_api import (
-    ANALYSIS_OK, choose_api_level, first_error, local_max_api, pick_analysis_id, read_analysis,
+    ANALYSIS_OK, choose_api_level, first_error, local_max_api, offsets_as_loaded, pick_analysis_id, read_analysis,
 )
 from instruments.plate_plan import PlatePlan
 from instruments.roles import RunReport
@@ -63,7 +63,8 @@ class OpentronsHTTP:
     most one run may take from play to its end (None: the campaign's ``run_timeout_s``, else
     ``run_allowance_s`` of the plan, which grows with its transfers), ``stuck_grace_s`` [s] how
     long a run may stay paused, door-blocked or awaiting error recovery before the driver stops it,
-    ``analysis_timeout_s`` [s] how long the robot's analysis of an uploaded protocol may stay pending.
+    ``analysis_timeout_s`` [s] how long the robot's analysis of an uploaded protocol may stay pending,
+    ``request_timeout_s`` [s] how long one request's whole answer may take.
     ``check_protocols``: run each protocol through ``opentrons.simulate`` here before it is uploaded
     (a few seconds per batch), so a protocol the robot would reject part-way (a tip rack too small
     for a volume, a wrong labware name) stops with nothing moved, before the robot's own analysis
@@ -98,6 +99,7 @@ class OpentronsHTTP:
         self.release_timeout_s, self.analysis_timeout_s = release_timeout_s, analysis_timeout_s
         self.on_run_created, self.check_protocols = on_run_created, check_protocols
         self._timeout = httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        self.answer_within_s = request_timeout_s  # a whole answer, however it trickles in
         self._client = self._new_client()
         self._closed = False
         self._health: dict[str, Any] = {}
@@ -194,8 +196,8 @@ class OpentronsHTTP:
         self._check_pipettes(plan.deck)
         uploaded = self._call("POST", "/protocols", "uploading the protocol",
                               files=[("files", (file_name, protocol.encode(), "text/x-python"))])["data"]
-        self._require_ok_analysis(uploaded["id"], pick_analysis_id(uploaded), file_name)
-        run_id = self._create_run(uploaded["id"], plan.deck.offsets)
+        analysis = self._require_ok_analysis(uploaded["id"], pick_analysis_id(uploaded), file_name)
+        run_id = self._create_run(uploaded["id"], offsets_as_loaded(plan.deck.offsets, analysis))
         started = time.monotonic()
         try:
             if self.on_run_created is not None:
@@ -250,8 +252,11 @@ class OpentronsHTTP:
         """Mount (``left``, ``right``) -> the ``instrumentName`` of the pipette attached there, as the robot's
         ``GET /instruments`` lists them (``load_name_of`` gives the name a protocol loads it by); an empty
         mount is left out. Moves nothing."""
-        data = self._call("GET", "/instruments", "reading the attached pipettes")["data"]
-        return {d["mount"]: d["instrumentName"] for d in data
+        body = self._call("GET", "/instruments", "reading the attached pipettes")
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise self._not_a_robot("answers GET /instruments without a list of instruments")
+        return {str(d["mount"]): str(d["instrumentName"]) for d in data
                 if d.get("instrumentType", "pipette") == "pipette" and d.get("mount") and d.get("instrumentName")}
 
     # steps --------------------------------------------------------------------------------
@@ -269,8 +274,8 @@ class OpentronsHTTP:
                      "or attach the pipettes it names",
             )
 
-    def _require_ok_analysis(self, protocol_id: str, analysis_id: str | None, file_name: str) -> None:
-        """Wait for the robot's analysis of the uploaded protocol; refuse anything but ``ok``.
+    def _require_ok_analysis(self, protocol_id: str, analysis_id: str | None, file_name: str) -> dict[str, Any]:
+        """Wait for the robot's analysis of the uploaded protocol and return it; refuse anything but ``ok``.
 
         A refused protocol stays on the robot, where the Opentrons App shows its whole analysis;
         the robot deletes its oldest unused protocols itself when it needs room
@@ -294,15 +299,16 @@ class OpentronsHTTP:
                 hint="open the protocol in the Opentrons App for the robot's full analysis; the robot's software "
                      f"({self._health.get('api_version', 'unknown')}) may judge it differently from opentrons here",
             )
+        return analysis
 
-    def _create_run(self, protocol_id: str, offsets: tuple[LabwareOffset, ...]) -> str:
-        """``POST /runs`` with the deck's Labware Position Check offsets.
+    def _create_run(self, protocol_id: str, offsets: list[dict[str, Any]]) -> str:
+        """``POST /runs`` with the deck's Labware Position Check offsets (``offsets_as_loaded``).
 
         ``labwareOffsets`` in the ``location: {slotName}`` form, which every robot software with
         the runs API takes (robot-server's ``runs/run_models.py`` ``RunCreate``); newer software also
         takes a ``locationSequence`` form, which older robots refuse.
         """
-        body = {"data": {"protocolId": protocol_id, "labwareOffsets": [o.as_run_offset() for o in offsets]}}
+        body = {"data": {"protocolId": protocol_id, "labwareOffsets": offsets}}
         try:
             return self._call("POST", "/runs", "creating the run", json=body)["data"]["id"]
         except _HTTPStatusError as err:
@@ -402,7 +408,7 @@ class OpentronsHTTP:
             raise InstrumentError(f"{self.name}: {doing} after close()",
                                   hint="call connect() again before using a closed driver")
         try:
-            response = self._client.request(method, path, **kwargs)
+            response = self._answer_in_time(method, path, **kwargs)
         except httpx.TransportError as err:
             raise InstrumentError(
                 f"{self.name}: robot at {self.host}:{self.port} unreachable while {doing}: "
@@ -424,6 +430,20 @@ class OpentronsHTTP:
             f"HTTP {response.status_code}: {detail}",
             hint="see the robot's software version and the Opentrons App", status=response.status_code, error_id=error_id,
         )
+
+    def _answer_in_time(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request whose whole answer arrives within ``answer_within_s`` [s]: httpx's read timeout is per chunk,
+        so a server that sends a byte every few seconds would otherwise hold the driver (and ``sdl check``) for ever."""
+        deadline = time.monotonic() + self.answer_within_s
+        with self._client.stream(method, path, **kwargs) as streamed:
+            body = bytearray()
+            for chunk in streamed.iter_bytes():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the whole answer took more than {self.answer_within_s:g} s",
+                                            request=streamed.request)
+        headers = [(k, v) for k, v in streamed.headers.items() if k.lower() != "content-encoding"]  # body is decoded
+        return httpx.Response(streamed.status_code, headers=headers, content=bytes(body), request=streamed.request)
 
 
 _STUCK_HINTS = {

@@ -14,9 +14,11 @@ Shapes are those of robot-server (Opentrons/opentrons, ``robot-server/robot_serv
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any, Callable, Iterable
 
 from instruments.errors import InstrumentError
+from instruments.opentrons.deck import LabwareOffset
 
 APIVersion = tuple[int, int]
 
@@ -134,3 +136,23 @@ def read_analysis(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"analysis still pending after {timeout_s:g} s")
         time.sleep(poll_interval_s)
+
+
+def offsets_as_loaded(offsets: Iterable[LabwareOffset], analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """``offsets`` as ``POST /runs`` takes them, each naming the labware version the robot's ``analysis`` loads.
+
+    The robot applies an offset only to labware of exactly its ``definitionUri``, version included, and
+    which version ``load_labware`` loads depends on the protocol's API level (a Corning plate is version 2
+    at API 2.20, 3 at 2.23): so the URI is read from the analysis's ``labware`` in the offset's slot.
+    """
+    loaded = {}
+    for labware in analysis.get("labware") or []:
+        slot = (labware.get("location") or {}).get("slotName") if isinstance(labware.get("location"), dict) else None
+        if slot and labware.get("definitionUri"):
+            loaded[slot] = str(labware["definitionUri"])
+    sent = []
+    for offset in offsets:
+        there = loaded.get(offset.slot, "")
+        same_labware = there.split("/")[1:2] == offset.definition_uri.split("/")[1:2]
+        sent.append(replace(offset, definition_uri=there if same_labware else offset.definition_uri).as_run_offset())
+    return sent

@@ -40,6 +40,8 @@ def deck_map(deck: Deck) -> str:
     lines.append("offsets: " + ("; ".join(f"slot {o.slot} {o.definition_uri or deck.load_name_in(o.slot)} "
                                           f"x={o.x:+g} y={o.y:+g} z={o.z:+g} mm" for o in deck.offsets)
                                 if deck.offsets else "none (the labware's definitions are used as they are)"))
+    if deck.offsets_left_out:
+        lines.append(f"offsets file: {deck.offsets_left_out} entries are for labware not on this deck, left out")
     return "\n".join(lines)
 
 

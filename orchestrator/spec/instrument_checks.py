@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from instruments.opentrons.deck import DECKS, TIP_RACKS, WELLS_PER_PLATE, well_name
+from instruments.opentrons.deck import DECKS, TIP_RACKS, TIPS_PER_RACK, WELLS_PER_PLATE, well_name
 from instruments.registry import all_drivers
 from instruments.opentrons.deck import Deck, OT2
 from instruments.opentrons.deck_layout import DeckError, build_deck, draft_deck
@@ -103,12 +103,14 @@ def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
             problems.append(p)
     wrong_kind = {key: p for key in ("plate", "reservoir")
                   if key in standard and (p := container_problem(f"{field}.labware.{key}", names[key]))}
+    wrong_kind.update(_custom_role_problems(deck, field))
     problems += wrong_kind.values()
     # wells of labware of the wrong kind are not checked further: its one problem says it all
     plate, reservoir = ({} if key in wrong_kind else well_volumes_ul(names[key], deck.custom_labware)
                         for key in ("plate", "reservoir"))
     missing = [well for well in map(well_name, range(WELLS_PER_PLATE)) if well not in plate]
-    if plate and missing:
+    # a read custom plate without wells is as wrong as one short of a well; unknown labware is reported above
+    if missing and "plate" not in wrong_kind and (plate or names["plate"] in deck.custom_labware):
         problems.append(f"{field}.labware.plate: {names['plate']} has no well {missing[0]}, and plans fill wells "
                         "A1 to H12 of a 96-well plate; name a plate with those wells")
     if plate and handler.well_capacity_ul > min(plate.values()):
@@ -129,6 +131,28 @@ def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
     problems += [f"{field}: {' and '.join(shared)} share reservoir well {well}; give each its own well"
                  for well, shared in by_well.items() if len(shared) > 1]
     return problems
+
+
+def _custom_role_problems(deck: Any, field: str) -> dict[str, str]:
+    """Role -> one line for the campaign's own labware in the wrong role: a tip rack as plate or reservoir, or as
+    a tip rack something that is not one, or a rack without the 96 tips A1-H12 the tip ledger counts per rack
+    (``Deck.tips_held``; a protocol past its last tip would start again at A1, on tips already used)."""
+    wrong = {}
+    for role, load_name in deck.labware.items():
+        found = deck.custom_labware.get(load_name)
+        if found is None:
+            continue
+        is_rack, where = bool(found["parameters"].get("isTiprack")), f"{field}.labware.{role}"
+        if role in ("plate", "reservoir") and is_rack:
+            wrong[role] = f"{where}: {load_name} is a tip rack (parameters.isTiprack), not a container for liquid; " \
+                          "name a plate or reservoir"
+        elif role in TIP_RACKS.values() and not is_rack:
+            wrong[role] = f"{where}: {load_name} is not a tip rack (its parameters.isTiprack is not true); " \
+                          "name a tip rack its pipette takes"
+        elif role in TIP_RACKS.values() and set(found["wells"]) != set(map(well_name, range(TIPS_PER_RACK))):
+            wrong[role] = f"{where}: {load_name} holds {len(found['wells'])} tips, not the {TIPS_PER_RACK} tips A1-H12 " \
+                          "every rack is counted with here; use a 96-tip rack"
+    return wrong
 
 
 def reagent_volume_problems(spec: CampaignFields) -> list[str]:
