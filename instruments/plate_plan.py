@@ -17,7 +17,7 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from instruments.opentrons.deck import DECKS, TIP_RACKS, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
+from instruments.opentrons.deck import DECKS, TIP_RACKS, TIPS_PER_RACK, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
 from instruments.opentrons.deck_layout import DeckError, draft_deck
 from instruments.errors import PlanLimitError
 
@@ -33,9 +33,10 @@ class WellPlan(BaseModel):
 class PlatePlan(BaseModel):
     """One batch on one plate; ``plate`` counts plates from 1 within the campaign.
 
-    ``tips_start``: tip rack (``"tiprack_small"``, ``"tiprack_large"``) -> tips already gone from
-    that pipette's racks (earlier batches, and a ``starting_tip`` past A1), counted across its racks
-    in order; the protocol picks up from the next one. Missing: full racks.
+    ``tips_start``: tip rack role (``"tiprack_small"``, ``"tiprack_large"``) -> tips already gone from
+    the first rack of its ``rack_order`` (earlier batches, or a ``starting_tip`` past A1), counted
+    across those racks in order; the protocol picks up from the next one. Missing: full racks.
+    ``rack_order``: the racks with tips left, part-used first (``instruments.tip_racks``).
     """
 
     iteration: int
@@ -47,6 +48,7 @@ class PlatePlan(BaseModel):
     labware: dict[str, str]
     wells: list[WellPlan]
     tips_start: dict[str, int] = {}
+    rack_order: dict[str, list[str]] = {}  # tip rack role -> slots in the order this plan uses them; unset: the deck's
     reserved_wells: list[str] = []  # plate wells no experiment may use (the spectrometer's blank)
     layout: Deck | None = None  # the campaign's deck; plans stored before decks were configurable have none
 
@@ -54,6 +56,11 @@ class PlatePlan(BaseModel):
     def deck(self) -> Deck:
         """The deck this plan runs on: its ``layout``, else the robot type's default deck."""
         return self.layout or DECKS[self.robot_type]
+
+    def racks_in_order(self, rack: str) -> list[str]:
+        """The slots of tip rack role ``rack`` this plan takes tips from, in order (``rack_order``; unset: all
+        of the deck's, as plans stored before racks were counted one by one)."""
+        return list(self.rack_order[rack]) if rack in self.rack_order else list(self.deck.tip_rack_slots[rack])
 
     def label(self, well: str) -> str:
         """Campaign-wide well label, e.g. ``P1-A1``."""
@@ -125,14 +132,16 @@ def choose_wells(position: int, n: int, reserved: Collection[str] = ()) -> tuple
 
 
 def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence[BatchItem], wells_used: int,
-                 tips_used: Mapping[str, int] | None = None, reserved_wells: Collection[str] = ()) -> PlatePlan:
+                 tips_used: Mapping[str, int] | None = None, reserved_wells: Collection[str] = (),
+                 rack_order: Mapping[str, Sequence[str]] | None = None) -> PlatePlan:
     """Turn a batch of proposals into a plate plan for the liquid handler config ``handler``.
 
     Volumes are floored to what the pipettes can dispense; the diluent makes each well up
     to ``handler.fill_volume_ul`` (a top-up below the pipette minimum is left out). ``wells_used`` is the well position to start from
     (``position_after`` of the labels used so far); ``reserved_wells`` (e.g. the
     spectrometer's blank well) are never given to an experiment, on any plate. ``tips_used``
-    (rack -> count, from ``tips_used_before``) becomes the plan's ``tips_start``. The plan is
+    (rack -> count) becomes the plan's ``tips_start`` and ``rack_order`` its ``rack_order`` (both from
+    ``instruments.tip_racks.rack_order``; unset: the deck's racks, counted from the first). The plan is
     not checked here: call ``check_plan``. ``deck``: the campaign's (``deck_layout.build_deck``), or a robot
     type for the deck its section gives without reading its files.
     """
@@ -157,7 +166,8 @@ def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence
     return PlatePlan(iteration=iteration, plate=plate, robot_type=deck.robot_type, fill_volume_ul=handler.fill_volume_ul,
                      well_capacity_ul=handler.well_capacity_ul, reservoir_wells=reservoir, labware=labware, wells=wells,
                      tips_start={rack: int(n) for rack, n in (tips_used or {}).items() if n},
-                     reserved_wells=sorted(reserved_wells), layout=deck)
+                     reserved_wells=sorted(reserved_wells), layout=deck,
+                     rack_order={rack: list(slots) for rack, slots in (rack_order or {}).items()})
 
 
 def pipette_for(deck: Deck, volume_ul: float) -> str:
@@ -241,19 +251,19 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: st
             problems.append(f"{where}: {total:g} uL exceeds the well capacity of {plan.well_capacity_ul:g} uL")
     for pipette, count in tips_needed(plan).items():
         rack = TIP_RACKS[pipette]
-        used, held, slots = plan.tips_start.get(rack, 0), deck.tips_held(rack), deck.tip_rack_slots[rack]
+        slots, held = deck.tip_rack_slots[rack], deck.tips_held(rack)
+        left = TIPS_PER_RACK * len(plan.racks_in_order(rack)) - plan.tips_start.get(rack, 0)
         where = f"slot{'s' if len(slots) > 1 else ''} {', '.join(slots)}"
         if count > held:
             racks = f"its {len(slots)} racks hold" if len(slots) > 1 else "one rack holds"
             problems.append(f"{count} {pipette}-pipette tips needed but {racks} {held}; lower batch_size "
                             f"or give it more racks (deck.tip_racks)")
-        elif count > held - used:
-            refills.append(
-                f"{count} {pipette}-pipette tips needed but only {max(0, held - used)} are left in {rack} "
-                f"({where}; {used} used by earlier batches): put in {'full racks' if len(slots) > 1 else 'a full rack'} "
-                f"and record it with "
-                f"'sdl refill {campaign} --tips {pipette}'"
-            )
+        elif count > left:
+            fix = (f"put in full racks and record it with 'sdl refill {campaign} --tips {pipette}' (or --rack SLOT "
+                   "for each rack replaced)" if len(slots) > 1 else
+                   f"put in a full rack and record it with 'sdl refill {campaign} --tips {pipette}'")
+            refills.append(f"{count} {pipette}-pipette tips needed but only {max(0, left)} are left in {rack} "
+                           f"({where}; {held - max(0, left)} used by earlier batches): {fix}")
     for reagent, needed in plan.reagent_totals().items():
         left = stock_left_ul.get(reagent, math.inf)
         if needed > left + 1e-9:

@@ -33,7 +33,7 @@ TRANSFERS = {transfers}
 MIX_VOLUME_UL = {mix_volume}
 # role -> (load name, slot)
 LABWARE = {labware}
-# pipette -> (load name, mount, tip rack load name, tip rack slots in the order used)
+# pipette -> (load name, mount, tip rack load name, slots of its racks with tips in the order used, its empty racks)
 PIPETTES = {pipettes}
 # the small pipette moves what it holds and what is below the large one's minimum (several aspirations)
 SMALL_PIPETTE_MAX_UL = {small_max}
@@ -60,8 +60,10 @@ def load(protocol, load_name, slot):
 
 def run(protocol: protocol_api.ProtocolContext) -> None:
     pipettes = {{}}
-    for role, (name, mount, rack_name, rack_slots) in PIPETTES.items():
+    for role, (name, mount, rack_name, rack_slots, empty_slots) in PIPETTES.items():
         racks = [load(protocol, rack_name, slot) for slot in rack_slots]
+        for slot in empty_slots:  # on the deck, but no tip is taken from it
+            load(protocol, rack_name, slot)
         pipette = protocol.load_instrument(name, mount, tip_racks=racks)
         tips = [well for rack in racks for well in rack.wells()]
         if 0 < TIPS_USED_BEFORE[role] < len(tips):
@@ -106,8 +108,11 @@ def render_protocol(plan: PlatePlan, api_level: str | None = None) -> str:
     rows = _transfers(plan)
     transfers = "[\n" + "".join(f"    {json.dumps(list(r))},\n" for r in rows).replace("true", "True").replace("false", "False") + "]"
     trash = f"    protocol.load_trash_bin({deck.trash_slot!r})\n" if deck.trash_slot else ""
-    pipettes = {role: (spec.load_name, spec.mount, plan.labware[rack], list(deck.tip_rack_slots[rack]))
-                for role, rack, spec in (("small", "tiprack_small", deck.small), ("large", "tiprack_large", deck.large))}
+    pipettes = {}
+    for role, rack, spec in (("small", "tiprack_small", deck.small), ("large", "tiprack_large", deck.large)):
+        order = plan.racks_in_order(rack)
+        pipettes[role] = (spec.load_name, spec.mount, plan.labware[rack], order,
+                          [slot for slot in deck.tip_rack_slots[rack] if slot not in order])
     return _TEMPLATE.format(
         title=f"sdl iteration {plan.iteration}", iteration=plan.iteration, plate=plan.plate,
         robot_type=deck.robot_type, api_level=api_level or deck.api_level, transfers=transfers,

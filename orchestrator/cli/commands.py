@@ -164,7 +164,8 @@ def cmd_refill(args: argparse.Namespace) -> int:
     campaign = store.get_campaign(args.name)
     handler = _liquid_handler(campaign)
     racks = ["small", "large"] if "all" in args.tips else list(args.tips)
-    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler))
+    deck = campaign_deck(handler, deck_plans(store, campaign.id)[0]) if args.rack else None
+    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler), args.rack, deck)
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
     print(_deck_line(store, campaign, handler))
     return 0

@@ -76,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("refill", help="record fresh tip racks or topped-up reservoir wells, before sdl resume")
     p.add_argument("name")
     p.add_argument("--tips", action="append", choices=("small", "large", "all"), default=[],
-                   help="the rack of this pipette was replaced with a full one (repeatable)")
+                   help="every rack of this pipette was replaced with a full one (repeatable)")
+    p.add_argument("--rack", action="append", metavar="SLOT", default=[],
+                   help="the tip rack in deck slot SLOT was replaced with a full one (repeatable)")
     p.add_argument("--stock", action="append", metavar="REAGENT=UL", default=[],
                    help="the reservoir well of REAGENT now holds UL microlitres (repeatable)")
     p.add_argument("--store", help=store_help)

@@ -5,10 +5,11 @@ ran is stored with its plate plan, so what is left is what was declared minus wh
 plans took. When someone puts in a fresh tip rack or tops up a reservoir well, they say so
 with ``sdl refill`` (``record_refill``), which stores a ``refilled`` event:
 
-    {"after_iteration": k, "tip_racks": ["tiprack_small"], "stock_ul": {"red": 12000.0}}
+    {"after_iteration": k, "tip_racks": ["tiprack_small"], "tip_slots": ["5"], "stock_ul": {"red": 12000.0}}
 
-From then on the plans of iterations up to ``k`` no longer count against a refilled rack,
-and a refilled reagent starts again from its new level [uL].
+``tip_racks``: every rack of that pipette is full again; ``tip_slots``: the racks in those slots are.
+From then on the plans of iterations up to ``k`` no longer count against a refilled rack
+(``instruments.tip_racks``), and a refilled reagent starts again from its new level [uL].
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
-from instruments.opentrons.deck import TIPS_PER_RACK, Deck
+from instruments.opentrons.deck import DECKS, OT2, Deck
 from instruments.opentrons.labware import well_volumes_ul
-from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan, tips_used_before
+from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan
+from instruments.tip_racks import RackState, rack_order, slot_rack, state_after
+from instruments.tip_racks import tips_left as left_in_racks
 from orchestrator.errors import CampaignStateError, UsageError
 from orchestrator.spec.instrument_checks import deck_for
 
@@ -32,19 +35,31 @@ def refills(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [e["detail"] for e in events if e["kind"] == REFILLED]
 
 
+def rack_state(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
+               deck: Deck | None = None) -> RackState:
+    """Tips gone from every rack, slot by slot (``instruments.tip_racks``), after the stored ``plans`` and the
+    refills recorded in ``events``. ``deck``: the campaign's (None: the newest plan's)."""
+    return state_after(plans, refills(events), deck or _newest_deck(plans))
+
+
 def tips_used(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
               deck: Deck | None = None) -> dict[str, int]:
-    """Tips gone from each pipette's racks since they were last refilled, from the stored ``plans``; until
-    the first refill, also the tips before the ``deck``'s starting tip (``Deck.first_tip``)."""
-    refilled_after: dict[str, int] = {}
-    for r in refills(events):
-        for rack in r.get("tip_racks", []):
-            refilled_after[rack] = max(refilled_after.get(rack, -1), int(r["after_iteration"]))
-    used = tips_used_before(plans, refilled_after)
-    for rack, gone in (deck.first_tip if deck else {}).items():
-        if rack not in refilled_after:  # a refill puts in full racks, used from A1
-            used[rack] += gone
-    return used
+    """Tip rack role -> tips gone from all of that pipette's racks (earlier batches since each rack was
+    refilled, and the tips before the deck's ``starting_tip`` until its first rack is refilled)."""
+    return {rack: sum(slots.values()) for rack, slots in rack_state(plans, events, deck).items()}
+
+
+def next_racks(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
+               deck: Deck) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Where the next batch takes its tips: (role -> tips gone from its first rack, role -> its racks with tips
+    in the order used), as ``compile_plan`` takes them."""
+    order = rack_order(rack_state(plans, events, deck), deck)
+    return {rack: start for rack, (_, start) in order.items()}, {rack: slots for rack, (slots, _) in order.items()}
+
+
+def _newest_deck(plans: Sequence[Mapping[str, Any]]) -> Deck:
+    newest = max((PlatePlan.model_validate(p) for p in plans), key=lambda p: p.iteration, default=None)
+    return newest.deck if newest is not None else DECKS[OT2]
 
 
 def declared_stock(handler: Any) -> dict[str, float]:
@@ -71,10 +86,10 @@ def stock_left(handler: Any, plans: Sequence[Mapping[str, Any]], events: Iterabl
 
 def tips_left(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
               deck: Deck | None = None) -> dict[str, int]:
-    """``small``/``large`` -> fresh tips left in that pipette's racks (``deck``: the campaign's; None: one
-    full rack each)."""
-    used = tips_used(plans, events, deck)
-    return {pipette: (deck.tips_held(rack) if deck else TIPS_PER_RACK) - used[rack] for pipette, rack in RACKS.items()}
+    """``small``/``large`` -> fresh tips left in that pipette's racks (``deck``: the campaign's; None: the newest
+    plan's)."""
+    left = left_in_racks(rack_state(plans, events, deck))
+    return {pipette: left[rack] for pipette, rack in RACKS.items()}
 
 
 def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list[int]]:
@@ -132,15 +147,22 @@ def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
     return levels
 
 
-def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str], levels: Mapping[str, float]) -> dict:
+def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str], levels: Mapping[str, float],
+                  slots: Sequence[str] = (), deck: Deck | None = None) -> dict:
     """Store a ``refilled`` event for ``campaign`` and return its detail.
 
-    ``racks``: ``"small"``/``"large"`` pipette racks replaced with full ones; ``levels``:
-    reagent -> new level in its reservoir well [uL]. Refused while a batch is dispatched and
-    not measured: whether its robot run came before or after the refill is not known.
+    ``racks``: ``"small"``/``"large"``: every rack of that pipette replaced with a full one; ``slots``: the
+    racks in those deck slots replaced (``deck``: the campaign's, to check them); ``levels``: reagent -> new
+    level in its reservoir well [uL]. Refused while a batch is dispatched and not measured: whether its
+    robot run came before or after the refill is not known.
     """
-    if not racks and not levels:
-        raise UsageError("nothing to record: give --tips small|large|all and/or --stock REAGENT=UL")
+    if not racks and not levels and not slots:
+        raise UsageError("nothing to record: give --tips small|large|all, --rack SLOT and/or --stock REAGENT=UL")
+    for slot in slots:
+        if deck is None or slot_rack(deck, slot) is None:
+            where = ", ".join(s for rack in (deck.tip_rack_slots.values() if deck else ()) for s in rack)
+            raise UsageError(f"--rack {slot!r}: no tip rack stands in that slot on this campaign's deck"
+                             + (f"; its tip racks are in slots {where}" if where else ""))
     in_flight = store.experiments(campaign.id, "dispatched")
     if in_flight:
         raise CampaignStateError(
@@ -151,5 +173,7 @@ def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str],
     last = max((it["iteration"] for it in store.iterations(campaign.id)), default=0)
     detail = {"after_iteration": int(last), "tip_racks": sorted({RACKS[r] for r in racks}),
               "stock_ul": {name: float(ul) for name, ul in levels.items()}}
+    if slots:
+        detail["tip_slots"] = sorted(set(slots))
     store.record_event(campaign.id, REFILLED, detail)
     return detail

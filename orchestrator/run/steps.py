@@ -25,7 +25,7 @@ from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_pla
 from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRunCreatedHook
 from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
 from orchestrator.run.campaign import Campaign, Proposal
-from orchestrator.run.consumables import REFILLED, stock_left, tips_used
+from orchestrator.run.consumables import REFILLED, next_racks, stock_left
 from orchestrator.run.reconcile import LoopParts, reconcile
 from orchestrator.run.stop_request import raise_if_stop_requested
 from orchestrator.errors import OrchestratorError
@@ -187,8 +187,9 @@ class CampaignRunner:
         self._refill_twins(refills)
         blank = self.campaign.spec.instruments.spectrometer.blank_well
         try:
+            tips_start, rack_order = next_racks(stored, refills, self.deck)
             plan = compile_plan(self.handler_config, self.deck, batch[0].iteration, items,
-                                position_after(labels), tips_used=tips_used(stored, refills, self.deck),
+                                position_after(labels), tips_used=tips_start, rack_order=rack_order,
                                 reserved_wells=[blank] if blank else [])
             check_plan(plan, stock_left(self.handler_config, stored, refills), campaign=self.campaign.spec.name)
         except InstrumentError as err:
