@@ -166,6 +166,9 @@ CUSTOM = {
     "plate without wells": ("plate", lambda: own(standard("corning_96_wellplate_360ul_flat"), "lab_plate", keep_columns(0)),
                             "instruments.liquid_handler.labware.plate: lab_plate has no well A1, and plans fill wells "
                             "A1 to H12 of a 96-well plate; name a plate with those wells"),
+    "reservoir without wells": ("reservoir", lambda: own(standard("nest_12_reservoir_15ml"), "lab_res", keep_columns(0)),
+                                "instruments.liquid_handler.labware.reservoir: lab_res has no wells, so no stock has a "
+                                "place; fix its definition's wells"),
     "well off the footprint": ("plate", lambda: own(standard("corning_96_wellplate_360ul_flat"), "lab_plate",
                                                     off_the_footprint),
                                "instruments.liquid_handler.deck.custom_labware.lab_plate: well A1 is centred at x=900, "

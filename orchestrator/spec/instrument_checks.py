@@ -119,6 +119,9 @@ def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
     stocks = [(f"{field}.reagents.{name}", name, stock) for name, stock in handler.reagents.items()]
     if handler.diluent is not None:
         stocks.append((f"{field}.diluent", "the diluent", handler.diluent))
+    if not reservoir and "reservoir" not in wrong_kind and names["reservoir"] in deck.custom_labware:
+        problems.append(f"{field}.labware.reservoir: {names['reservoir']} has no wells, so no stock has a place; "
+                        "fix its definition's wells")
     by_well: dict[str, list[str]] = {}
     for where, name, stock in stocks:
         by_well.setdefault(stock.well, []).append(name)
