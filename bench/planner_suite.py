@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from bench.peers.common import Peer, load_peers  # noqa: E402
+from instruments.opentrons.deck import WELLS_PER_PLATE  # noqa: E402
 from orchestrator.planning.acquisition_registry import ACQUISITIONS  # noqa: E402
 from orchestrator.run.campaign import Campaign  # noqa: E402
 from orchestrator.planning.surrogates import KERNELS  # noqa: E402
@@ -149,7 +150,7 @@ class OurPlanner(Peer):
 
     def time_proposal(self, problem, observed, q, seed):
         campaign = self.campaign(problem, len(observed) + q, q, seed, n_initial=len(observed))
-        for p, (params, values) in zip(campaign.ask(len(observed)), observed):
+        for p, (params, values) in zip(ask_all(campaign, len(observed)), observed):
             if problem.checked(p.params) != params:
                 raise RuntimeError("the timing campaign's design differs from the observed points; same seed needed")
             campaign.tell(p.id, values)
@@ -159,8 +160,16 @@ class OurPlanner(Peer):
 
     def design(self, problem: BenchmarkProblem, n: int, seed: int) -> list[tuple[dict, dict]]:
         """``n`` Sobol points of a campaign seeded ``seed``, with their noise-free values."""
-        campaign = self.campaign(problem, n, min(n, 96), seed, n_initial=n)
-        return [(problem.checked(p.params), problem.evaluate(p.params)) for p in campaign.ask(n)]
+        campaign = self.campaign(problem, n, min(n, WELLS_PER_PLATE), seed, n_initial=n)
+        return [(problem.checked(p.params), problem.evaluate(p.params)) for p in ask_all(campaign, n)]
+
+
+def ask_all(campaign: Campaign, n: int) -> list:
+    """``n`` proposals, asked a plate (``WELLS_PER_PLATE``) at a time: ``ask`` refuses more at once."""
+    proposals = []
+    while len(proposals) < n:
+        proposals += campaign.ask(min(WELLS_PER_PLATE, n - len(proposals)))
+    return proposals
 
 
 # scoring -----------------------------------------------------------------------------------
