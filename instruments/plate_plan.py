@@ -4,9 +4,10 @@ A ``PlatePlan`` lists, for each well of a batch, the volume [uL] of every reagen
 the diluent. It is JSON-serialisable (stored with the iteration) and rendered into an
 Opentrons protocol by ``instruments.opentrons.protocol_script``.
 
-Tip racks stay on the deck across batches: ``PlatePlan.tips_start`` says how many tips of
-each rack earlier batches used (``tips_used_before`` of the stored plans), the protocol starts
-from the next unused tip, and ``check_plan`` refuses a plan that needs more tips than are left.
+Tip racks stay on the deck across batches: ``PlatePlan.rack_order`` and ``tips_start`` say which
+racks a plan takes tips from and where in the first it starts (``instruments.tip_racks`` works them
+out from the stored plans), and ``check_plan`` refuses a plan that needs more tips than are left.
+``tips_used_before`` is the older total per pipette; the runner no longer uses it.
 """
 
 from __future__ import annotations

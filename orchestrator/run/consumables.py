@@ -57,8 +57,12 @@ def next_racks(plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str,
     return {rack: start for rack, (_, start) in order.items()}, {rack: slots for rack, (slots, _) in order.items()}
 
 
+def _newest_plan(plans: Sequence[Mapping[str, Any]]) -> PlatePlan | None:
+    return max((PlatePlan.model_validate(p) for p in plans), key=lambda p: p.iteration, default=None)
+
+
 def _newest_deck(plans: Sequence[Mapping[str, Any]]) -> Deck:
-    newest = max((PlatePlan.model_validate(p) for p in plans), key=lambda p: p.iteration, default=None)
+    newest = _newest_plan(plans)
     return newest.deck if newest is not None else DECKS[OT2]
 
 
@@ -109,7 +113,7 @@ def deck_plans(store: Any, campaign_id: int) -> tuple[list[dict[str, Any]], list
 def campaign_deck(handler: Any, plans: Sequence[Mapping[str, Any]]) -> Deck:
     """The deck a campaign runs on, read back without its files: the newest stored plan's, else the one its
     file's ``deck`` section gives (custom labware then has no definition)."""
-    newest = max((PlatePlan.model_validate(p) for p in plans), key=lambda p: p.iteration, default=None)
+    newest = _newest_plan(plans)
     return newest.layout if newest is not None and newest.layout is not None else deck_for(handler)[0]
 
 
