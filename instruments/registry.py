@@ -39,6 +39,12 @@ class DriverInfo:
     built yet (``not_built`` then says why and what to use instead). ``requires`` is the
     optional module the driver needs and the package that provides it, checked before a run.
     ``source`` is ``"built-in"`` or the distribution a plugin came from.
+
+    Spectrometer-role drivers say what they read: ``reads`` is ``"spectrum"`` (every pixel of the
+    section's ``wavelength_range_nm``) or ``"wavelengths"`` (a plate reader: only the section's
+    ``wavelengths_nm``, each one of ``wavelength_choices`` when those are fixed [nm], at most
+    ``max_wavelengths`` of them); ``options`` are the sub-sections of the spectrometer section it
+    accepts (``cuvette``, ``reader_slot``, ``pylabrobot``), ``required`` those it cannot work without.
     """
 
     name: str
@@ -50,6 +56,19 @@ class DriverInfo:
     not_built: str | None = None
     requires: tuple[str, str] | None = None
     source: str = "built-in"
+    reads: Literal["spectrum", "wavelengths"] = "spectrum"
+    wavelength_choices: tuple[int, ...] | None = None
+    max_wavelengths: int | None = None
+    options: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+
+#: The Flex Absorbance Plate Reader's filters in its default hardware [nm] (Opentrons' Python API
+#: reference, ``AbsorbanceReaderContext.initialize``); multi mode reads up to six of them at once.
+FLEX_READER_WAVELENGTHS = (450, 562, 600, 650)
+FLEX_READER = {"reads": "wavelengths", "wavelength_choices": FLEX_READER_WAVELENGTHS, "max_wavelengths": 6,
+               "options": ("reader_slot",)}
+PLATE_READER = {"reads": "wavelengths", "options": ("pylabrobot",)}
 
 
 DRIVERS: dict[str, DriverInfo] = {
@@ -62,8 +81,20 @@ DRIVERS: dict[str, DriverInfo] = {
         DriverInfo("simulated_ot2", "liquid_handler", "simulated", "instruments.opentrons.twin:SimulatedOpentrons", robot_type="OT-2"),
         DriverInfo("simulated_flex", "liquid_handler", "simulated", "instruments.opentrons.twin:SimulatedOpentrons", robot_type="Flex"),
         DriverInfo("ocean_optics", "spectrometer", "real", "instruments.spectrometers.ocean_optics:OceanOpticsSpectrometer",
-                   "simulated_uvvis", requires=("seabreeze.spectrometers", "seabreeze")),
-        DriverInfo("simulated_uvvis", "spectrometer", "simulated", "instruments.spectrometers.twin:SimulatedSpectrometer"),
+                   "simulated_uvvis", requires=("seabreeze.spectrometers", "seabreeze"), options=("cuvette",)),
+        DriverInfo("simulated_uvvis", "spectrometer", "simulated", "instruments.spectrometers.twin:SimulatedSpectrometer",
+                   options=("cuvette",)),
+        DriverInfo("opentrons_absorbance_reader", "spectrometer", "real",
+                   "instruments.opentrons.absorbance_reader:OpentronsAbsorbanceReader", "simulated_absorbance_reader",
+                   "Flex", **FLEX_READER),
+        DriverInfo("simulated_absorbance_reader", "spectrometer", "simulated",
+                   "instruments.opentrons.absorbance_reader_twin:SimulatedAbsorbanceReader", robot_type="Flex",
+                   **FLEX_READER),
+        DriverInfo("pylabrobot_plate_reader", "spectrometer", "real",
+                   "instruments.pylabrobot_reader.plate_reader:PyLabRobotPlateReader", "simulated_plate_reader",
+                   requires=("pylabrobot", "sdl-orchestrator[pylabrobot]"), required=("pylabrobot",), **PLATE_READER),
+        DriverInfo("simulated_plate_reader", "spectrometer", "simulated",
+                   "instruments.plate_readers.twin:SimulatedPlateReader", **PLATE_READER),
     )
 }
 
@@ -127,9 +158,17 @@ def load_driver_class(info: DriverInfo) -> Any:
         except ImportError as err:
             raise DriverNotAvailableError(
                 f"driver {info.name!r} needs the optional package {package!r}, which is not installed ({err})",
-                hint=f"pip install {package}, or run with --dry-run to use its simulated twin",
+                hint=f"{install_command(package)}, or run with --dry-run to use its simulated twin",
             ) from err
     return _import_target(info.target)
+
+
+def install_command(package: str) -> str:
+    """How to install ``package``: a project extra (``sdl-orchestrator[x]``) quoted for the shell, with uv's form."""
+    if "[" not in package:
+        return f"pip install {package}"
+    extra = package.split("[", 1)[1].rstrip("]")
+    return f"pip install '{package}' (from a checkout: python3 -m uv sync --extra {extra})"
 
 
 def _import_target(target: str) -> Any:

@@ -22,7 +22,8 @@ from instruments.opentrons.deck import DECKS, Deck
 from instruments.errors import InstrumentError
 from instruments.opentrons.protocol_script import render_protocol, run_allowance_s, simulate_protocol
 from instruments.opentrons.robot_api import (
-    ANALYSIS_OK, choose_api_level, first_error, local_max_api, offsets_as_loaded, pick_analysis_id, read_analysis,
+    ANALYSIS_OK, choose_api_level, command_line, error_detail, first_error, local_max_api, offsets_as_loaded,
+    pick_analysis_id, read_analysis,
 )
 from instruments.plate_plan import PlatePlan
 from instruments.roles import RunReport
@@ -189,23 +190,38 @@ class OpentronsHTTP:
             self.connect()
         level = choose_api_level(self.name, f"{self.host}:{self.port}", self._health, local_max_api(),
                                  has_offsets=bool(plan.deck.offsets))  # offsets may need a higher floor
-        protocol = render_protocol(plan, api_level=level)
-        file_name = f"sdl_iteration_{plan.iteration:03d}.py"
+        return self.run_protocol(render_protocol(plan, api_level=level), f"sdl_iteration_{plan.iteration:03d}.py",
+                                 plan.deck, run_allowance_s(plan))
+
+    def run_protocol(self, protocol: str, file_name: str, deck: Deck, allowance_s: float,
+                     after_run: Callable[[str], None] | None = None) -> RunReport:
+        """Run one protocol text on the robot: simulate it here, check the pipettes ``deck`` names, upload it,
+        require the robot's analysis to be ``ok``, create a run with ``deck``'s offsets, play it and wait.
+
+        ``allowance_s`` [s]: how long the run may take when neither the driver nor the campaign sets
+        ``run_timeout_s``. ``after_run(run_id)`` is called once the run has succeeded, before it is released
+        (to read its commands' results). ``on_run_created`` is called before play. Raises ``InstrumentError``
+        as ``run_plan`` does; the run is released on every path.
+        """
+        if self._api_level is None:
+            self.connect()
         if self.check_protocols:  # the first gate: here, before anything reaches the robot
             simulate_protocol(protocol, file_name=file_name)
-        self._check_pipettes(plan.deck)
+        self._check_pipettes(deck)
         uploaded = self._call("POST", "/protocols", "uploading the protocol",
                               files=[("files", (file_name, protocol.encode(), "text/x-python"))])["data"]
         analysis = self._require_ok_analysis(uploaded["id"], pick_analysis_id(uploaded), file_name)
-        run_id = self._create_run(uploaded["id"], offsets_as_loaded(plan.deck.offsets, analysis))
+        run_id = self._create_run(uploaded["id"], offsets_as_loaded(deck.offsets, analysis))
         started = time.monotonic()
         try:
             if self.on_run_created is not None:
                 self.on_run_created(run_id)
             self._action(run_id, "play")
             self._wait_until_done(run_id, self.run_timeout_s or getattr(self.config, "run_timeout_s", None)
-                                  or run_allowance_s(plan))
+                                  or allowance_s)
             run_log = self._command_log(run_id)
+            if after_run is not None:
+                after_run(run_id)
         except InstrumentError as err:
             err.run_log = self._command_log_quietly(run_id)  # raised deeper down, before the log could be read
             err.protocol_text = protocol  # stored with the iteration: the text the robot ran
@@ -361,7 +377,7 @@ class OpentronsHTTP:
         while True:
             body = self._call("GET", f"/runs/{run_id}/commands", "reading the command log",
                               params={"cursor": len(lines), "pageLength": self.command_page_length})
-            lines += [_command_line(c) for c in body.get("data", [])]
+            lines += [command_line(c) for c in body.get("data", [])]
             total = body.get("meta", {}).get("totalLength", len(lines))
             if not body.get("data") or len(lines) >= total:
                 return "\n".join(lines)
@@ -424,7 +440,7 @@ class OpentronsHTTP:
                     f"with something that is not JSON ({response.headers.get('content-type', 'no content type')})",
                     hint=_WRONG_SERVER_HINT,
                 ) from err
-        error_id, detail = _error_detail(response)
+        error_id, detail = error_detail(response)
         raise _HTTPStatusError(
             f"{self.name}: robot at {self.host}:{self.port} refused {method} {path} while {doing}: "
             f"HTTP {response.status_code}: {detail}",
@@ -462,26 +478,3 @@ def load_name_of(instrument_name: str | None) -> str | None:
 
 
 _LOAD_NAMES = {v: k for k, v in PIPETTE_ALIASES.items()}  # Flex: instrumentName -> load name
-
-
-def _error_detail(response: httpx.Response) -> tuple[str, str]:
-    """``(id, detail)`` of a robot-server error body, one line: the first of ``errors[]``, or the
-    ``message`` of the legacy body that ``/health`` and other v1 routes answer with."""
-    try:
-        body = response.json()
-        first = (body.get("errors") or [{}])[0]
-        text = first.get("detail") or first.get("title") or body.get("message") or response.reason_phrase
-        error_id = str(first.get("id", ""))
-    except (ValueError, AttributeError, IndexError):
-        error_id, text = "", response.text[:200] or response.reason_phrase
-    return error_id, " ".join(str(text).split())
-
-
-def _command_line(command: dict[str, Any]) -> str:
-    """``status commandType key=value ...`` for one command summary."""
-    params = command.get("params") or {}
-    shown = " ".join(f"{k}={params[k]}" for k in ("message", "wellName", "volume") if k in params)
-    line = f"{command.get('status', '?')} {command.get('commandType', '?')} {shown}".strip()
-    if command.get("error"):
-        line += f" error: {command['error'].get('detail', '')}"
-    return line

@@ -17,6 +17,8 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Iterable
 
+import httpx
+
 from instruments.errors import InstrumentError
 from instruments.opentrons.deck import LabwareOffset
 
@@ -156,3 +158,26 @@ def offsets_as_loaded(offsets: Iterable[LabwareOffset], analysis: dict[str, Any]
         same_labware = there.split("/")[1:2] == offset.definition_uri.split("/")[1:2]
         sent.append(replace(offset, definition_uri=there if same_labware else offset.definition_uri).as_run_offset())
     return sent
+
+
+def error_detail(response: httpx.Response) -> tuple[str, str]:
+    """``(id, detail)`` of a robot-server error body, one line: the first of ``errors[]``, or the
+    ``message`` of the legacy body that ``/health`` and other v1 routes answer with."""
+    try:
+        body = response.json()
+        first = (body.get("errors") or [{}])[0]
+        text = first.get("detail") or first.get("title") or body.get("message") or response.reason_phrase
+        error_id = str(first.get("id", ""))
+    except (ValueError, AttributeError, IndexError):
+        error_id, text = "", response.text[:200] or response.reason_phrase
+    return error_id, " ".join(str(text).split())
+
+
+def command_line(command: dict[str, Any]) -> str:
+    """``status commandType key=value ...`` for one command summary."""
+    params = command.get("params") or {}
+    shown = " ".join(f"{k}={params[k]}" for k in ("message", "wellName", "volume") if k in params)
+    line = f"{command.get('status', '?')} {command.get('commandType', '?')} {shown}".strip()
+    if command.get("error"):
+        line += f" error: {command['error'].get('detail', '')}"
+    return line

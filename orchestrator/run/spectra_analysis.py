@@ -10,6 +10,9 @@ Kinds of analysis (``analysis[].kind`` in the campaign):
 - ``max_reading`` [reading units]: the highest value of the smoothed reading inside the window
   (``MaxReading``), e.g. for the outcome constraint ``absorbance <= 2`` that keeps wells in
   the detector's linear range.
+- ``reading_at`` [reading units]: the reading at one wavelength (``ReadingAt``); ``reading_ratio``: the
+  reading at one wavelength over the reading at another (``ReadingRatio``). Both work on a plate
+  reader's few wavelengths as on a full spectrum, as do ``spectral_rmse`` and ``max_reading``.
 
 Each entry computes an objective or an outcome named in an outcome constraint.
 
@@ -26,6 +29,7 @@ from typing import Any, Mapping, Protocol
 import numpy as np
 
 from orchestrator.errors import SpecError
+from orchestrator.spec.measurement import measured_wavelengths
 from simulators.model import SimulatorModel
 
 #: Rows of the weight matrix ``smooth`` builds at once: at most 256 x n floats in memory.
@@ -206,6 +210,61 @@ class MaxReading:
         return float(smooth(w[keep][order], v[keep][order], self.smoothing_nm).max())
 
 
+#: a reading's wavelength this close [nm] to the one asked for is that one (a plate reader's filter)
+SAME_WAVELENGTH_NM = 0.5
+
+
+def reading_at(wavelengths_nm: np.ndarray, values: np.ndarray, wavelength_nm: float, smoothing_nm: float) -> float:
+    """The reading at ``wavelength_nm`` [nm]: the value measured there (within ``SAME_WAVELENGTH_NM``), or on a
+    full spectrum (5 or more valid pixels around it) the smoothed spectrum interpolated there.
+
+    Raises ``AnalysisFailure`` when the reading does not cover the wavelength or its value there is not finite.
+    """
+    w, v = np.asarray(wavelengths_nm, float), np.asarray(values, float)
+    close = np.abs(w - wavelength_nm) <= SAME_WAVELENGTH_NM
+    if close.any() and (len(w) < 5 or smoothing_nm <= 0):
+        value = float(v[close][np.argmin(np.abs(w[close] - wavelength_nm))])
+        if not np.isfinite(value):
+            raise AnalysisFailure(f"the reading at {wavelength_nm:g} nm is not a number")
+        return value
+    keep = np.isfinite(v)
+    w, v = w[keep], v[keep]
+    if len(w) < 5 or not w.min() <= wavelength_nm <= w.max():
+        raise AnalysisFailure(f"the reading does not cover {wavelength_nm:g} nm")
+    order = np.argsort(w)
+    return float(np.interp(wavelength_nm, w[order], smooth(w[order], v[order], smoothing_nm)))
+
+
+class ReadingAt:
+    """``reading_at``: the reading [AU, counts] at ``wavelength_nm`` (see ``reading_at``)."""
+
+    def __init__(self, wavelength_nm: float, smoothing_nm: float = 4.0) -> None:
+        self.wavelength_nm, self.smoothing_nm = wavelength_nm, smoothing_nm
+
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        return reading_at(wavelengths_nm, values, self.wavelength_nm, self.smoothing_nm)
+
+
+class ReadingRatio:
+    """``reading_ratio``: the reading at ``numerator_nm`` over the reading at ``denominator_nm`` (dimensionless).
+
+    A denominator at or below ``MIN_DENOMINATOR`` [reading units] (nothing absorbs there) gives no ratio.
+    """
+
+    MIN_DENOMINATOR = 1e-3
+
+    def __init__(self, numerator_nm: float, denominator_nm: float, smoothing_nm: float = 4.0) -> None:
+        self.numerator_nm, self.denominator_nm, self.smoothing_nm = numerator_nm, denominator_nm, smoothing_nm
+
+    def evaluate(self, wavelengths_nm: np.ndarray, values: np.ndarray) -> float:
+        top = reading_at(wavelengths_nm, values, self.numerator_nm, self.smoothing_nm)
+        bottom = reading_at(wavelengths_nm, values, self.denominator_nm, self.smoothing_nm)
+        if bottom <= self.MIN_DENOMINATOR:
+            raise AnalysisFailure(f"no ratio: the reading at {self.denominator_nm:g} nm is {bottom:.3g}, "
+                                  f"at most {self.MIN_DENOMINATOR:g}; nothing absorbs there")
+        return top / bottom
+
+
 def evaluate_objectives(analyses: Mapping[str, ObjectiveAnalysis], wavelengths_nm: np.ndarray,
                         values: np.ndarray) -> tuple[dict[str, float] | None, str | None]:
     """(objective -> value, None), or (None, why) when a reading cannot give an objective."""
@@ -243,6 +302,10 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: SimulatorModel
     ``SpectralTarget`` of a simulated mixture or a CSV file."""
     if analysis.kind == "max_reading":
         return MaxReading(analysis.window_nm, analysis.smoothing_nm)
+    if analysis.kind == "reading_at":
+        return ReadingAt(analysis.wavelength_nm, analysis.smoothing_nm)
+    if analysis.kind == "reading_ratio":
+        return ReadingRatio(*analysis.wavelengths_nm, smoothing_nm=analysis.smoothing_nm)
     if analysis.kind in PeakAnalysis.KINDS:
         return PeakAnalysis(analysis.kind, analysis.window_nm, analysis.smoothing_nm, analysis.min_prominence,
                             analysis.target_peak_nm, analysis.width_weight)
@@ -251,10 +314,10 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: SimulatorModel
         try:
             wavelengths, absorbance = read_target_csv((base_dir / target.csv).resolve())
             if spec is not None and spec.instruments is not None:
-                lo, hi = spec.instruments.spectrometer.wavelength_range_nm
+                lo, hi, _ = measured_wavelengths(spec.instruments.spectrometer)
                 if wavelengths[-1] < lo or wavelengths[0] > hi:
-                    raise ValueError(f"its {wavelengths[0]:g}-{wavelengths[-1]:g} nm miss the spectrometer's "
-                                     f"wavelength_range_nm [{lo:g}, {hi:g}]")
+                    raise ValueError(f"its {wavelengths[0]:g}-{wavelengths[-1]:g} nm miss the measured "
+                                     f"wavelengths [{lo:g}, {hi:g}] nm")
         except (OSError, ValueError) as err:
             raise SpecError([f"analysis.target.csv {target.csv!r}: {err}; give a CSV file with a header line "
                              "and columns wavelength_nm,absorbance"]) from None

@@ -16,6 +16,7 @@ from orchestrator.planning.constraints import ConstraintSyntaxError, parse_const
 from orchestrator.planning.prior_mean import call_problems, prior_mean_for
 from orchestrator.planning.space import SearchSpace
 from orchestrator.spec.campaign_fields import CampaignFields
+from orchestrator.spec.measurement import measured_wavelengths, measurement_problems
 from orchestrator.spec.feasibility import feasibility_problems
 from orchestrator.spec.instrument_checks import instrument_problems
 from orchestrator.spec.limits import MAX_SNAPPED
@@ -23,7 +24,8 @@ from orchestrator.spec.limits import MAX_SNAPPED
 
 def cross_field_problems(spec: CampaignFields) -> list[str]:
     """Every problem across fields of ``spec``, in the order they are reported."""
-    problems = constraint_problems(spec) + instrument_problems(spec) + analysis_problems(spec)
+    problems = constraint_problems(spec) + instrument_problems(spec) + measurement_problems(spec)
+    problems += analysis_problems(spec)
     if spec.budget.batch_size > WELLS_PER_PLATE:  # also without instruments: the planner's batch limit
         problems.append(f"budget.batch_size: {spec.budget.batch_size} wells do not fit one {WELLS_PER_PLATE}-well "
                         f"plate; use at most {WELLS_PER_PLATE}")
@@ -147,8 +149,11 @@ def analysis_problems(spec: CampaignFields) -> list[str]:
         f"entry with 'objective: {o}' and a kind, e.g. 'kind: max_reading' for the highest absorbance"
         for o in sorted(outcomes - analysed)
     ]
-    handler, spectrometer = spec.instruments.liquid_handler, spec.instruments.spectrometer
-    shortest, longest = spectrometer.wavelength_range_nm
+    handler = spec.instruments.liquid_handler
+    shortest, longest, discrete = measured_wavelengths(spec.instruments.spectrometer)
+    reads = (f"the {spec.instruments.spectrometer.driver} driver reads only "
+             f"{', '.join(f'{w:g}' for w in discrete or ())} nm")
+    span = f"wavelength_range_nm [{shortest:g}, {longest:g}]" if discrete is None else f"wavelengths_nm ({reads})"
     for i, a in enumerate(spec.analysis):
         mixture = a.target.mixture if a.target is not None else None
         unknown = sorted(set(mixture or {}) - set(handler.reagents))
@@ -158,12 +163,22 @@ def analysis_problems(spec: CampaignFields) -> list[str]:
         elif mixture and handler.diluent is not None and sum(mixture.values()) > handler.fill_volume_ul:
             problems.append(f"analysis[{i}].target.mixture: {sum(mixture.values()):g} uL in all, more than the "
                             f"fill volume of {handler.fill_volume_ul:g} uL; give volumes of one well")
+        if discrete is not None and a.kind in ("peak_wavelength", "peak_width", "peak_intensity"):
+            problems.append(f"analysis[{i}] kind {a.kind} needs a full spectrum, and {reads}; use reading_at, "
+                            "reading_ratio, spectral_rmse or max_reading, or measure with a spectrometer")
+            continue
         if a.target_peak_nm is not None and not shortest <= a.target_peak_nm <= longest:
             problems.append(f"analysis[{i}].target_peak_nm {a.target_peak_nm:g} is outside the spectrometer's "
                             f"wavelength_range_nm [{shortest:g}, {longest:g}]; it could never be measured")
-        if a.window_nm is not None and (a.window_nm[1] <= shortest or a.window_nm[0] >= longest):
-            problems.append(f"analysis[{i}].window_nm [{a.window_nm[0]:g}, {a.window_nm[1]:g}] lies outside the "
-                            f"spectrometer's wavelength_range_nm [{shortest:g}, {longest:g}]")
+        if a.window_nm is not None and not _window_measured(a.window_nm, shortest, longest, discrete):
+            problems.append(f"analysis[{i}].window_nm [{a.window_nm[0]:g}, {a.window_nm[1]:g}] holds none of the "
+                            f"measured wavelengths: {span}")
+        needed = [a.wavelength_nm] if a.wavelength_nm is not None else list(a.wavelengths_nm or ())
+        missing = [w for w in needed if not _measures(w, shortest, longest, discrete)]
+        if missing:
+            field = "wavelength_nm" if a.wavelength_nm is not None else "wavelengths_nm"
+            problems.append(f"analysis[{i}].{field}: {', '.join(f'{w:g}' for w in missing)} nm is not measured: "
+                            f"{span}; pick a measured wavelength or change the measurement section")
     return problems
 
 
@@ -190,9 +205,27 @@ def simulation_problems(spec: CampaignFields) -> list[str]:
                         f"describe it in simulation.settings (see simulators/{spec.simulation.model}.py) or "
                         "remove the simulation section if this file never runs dry")
     grid = getattr(model, "wavelengths_nm", None)
-    shortest, longest = spec.instruments.spectrometer.wavelength_range_nm
+    shortest, longest, _ = measured_wavelengths(spec.instruments.spectrometer)
     if grid is not None and (grid.min() > shortest or grid.max() < longest):
         problems.append(f"simulation: the {spec.simulation.model} model's wavelengths [{grid.min():g}, "
-                        f"{grid.max():g}] nm do not cover the spectrometer's wavelength_range_nm [{shortest:g}, "
-                        f"{longest:g}]; widen the model's wavelength grid in simulation.settings")
+                        f"{grid.max():g}] nm do not cover the measured wavelengths [{shortest:g}, "
+                        f"{longest:g}] nm; widen the model's wavelength grid in simulation.settings")
     return problems
+
+
+#: how far [nm] an analysis' wavelength may be from a plate reader's filter and still be the one it reads
+WAVELENGTH_MATCH_NM = 0.5
+
+
+def _measures(wavelength: float, shortest: float, longest: float, discrete: tuple[float, ...] | None) -> bool:
+    """Whether a reading gives ``wavelength`` [nm]: inside a spectrum's range, or one of a reader's wavelengths."""
+    if discrete is None:
+        return shortest <= wavelength <= longest
+    return any(abs(wavelength - w) <= WAVELENGTH_MATCH_NM for w in discrete)
+
+
+def _window_measured(window: tuple[float, float], shortest: float, longest: float,
+                     discrete: tuple[float, ...] | None) -> bool:
+    if discrete is None:
+        return window[1] > shortest and window[0] < longest
+    return any(window[0] <= w <= window[1] for w in discrete)

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from instruments.registry import check_driver_name
+from instruments.registry import all_drivers, check_driver_name
 from orchestrator.spec.base import StrictModel
 from orchestrator.spec.deck_section import DeckSection
 from orchestrator.spec.limits import MAX_READING_MS
+from orchestrator.spec.measurement import Cuvette, PyLabRobotReader, driver_problems
 from simulators.faults import check_rates
 from simulators.registry import SIMULATORS
 
@@ -91,6 +92,10 @@ class Spectrometer(StrictModel):
     dark spectrum: ``shutter`` (the spectrometer's shutter) or ``lamp`` (its light source off);
     ``manual`` (a person covers the light path) is refused, as campaigns run unattended.
     ``blank_well`` is the well of every plate that holds the blank, read as the reference.
+
+    The rest depends on the driver (``orchestrator/spec/measurement.py``): ``wavelengths_nm`` for a plate
+    reader, ``cuvette`` for a fibre spectrometer reading a cuvette station on the deck, ``reader_slot``
+    for the Flex Absorbance Plate Reader, ``pylabrobot`` for a reader driven through PyLabRobot.
     """
 
     driver: str
@@ -104,11 +109,33 @@ class Spectrometer(StrictModel):
     reference_every_s: float = Field(default=1800.0, gt=0)
     dark: Literal["shutter", "lamp", "manual"] = "shutter"
     blank_well: str | None = Field(default=None, pattern=r"^[A-H](?:[1-9]|1[0-2])$")
+    wavelengths_nm: list[float] | None = Field(default=None, min_length=1,
+                                               description="what a plate reader reads [nm]")
+    reader_slot: str | None = Field(default=None, description="Flex Absorbance Plate Reader's slot; unset: D3")
+    cuvette: Cuvette | None = None
+    pylabrobot: PyLabRobotReader | None = None
 
     @field_validator("driver")
     @classmethod
     def _known_driver(cls, name: str) -> str:
         return check_driver_name(name, "spectrometer")  # built-in and plugin drivers alike
+
+    @field_validator("wavelengths_nm")
+    @classmethod
+    def _positive_wavelengths(cls, wavelengths: list[float] | None) -> list[float] | None:
+        if wavelengths is not None and not all(w > 0 for w in wavelengths):
+            raise ValueError(f"{wavelengths}: every wavelength must be above 0 nm")
+        return wavelengths
+
+    @model_validator(mode="after")
+    def _fits_driver(self) -> "Spectrometer":
+        problems = driver_problems(self, all_drivers().get(self.driver))
+        if problems:
+            raise ValueError("; ".join(problems))
+        if self.cuvette is not None and self.blank_well is not None:
+            raise ValueError("with a cuvette the reference is read on the rinse solvent in the cuvette; "
+                             "remove blank_well")
+        return self
 
     @field_validator("wavelength_range_nm")
     @classmethod
@@ -186,16 +213,22 @@ class Analysis(StrictModel):
     (``smoothing_nm``, sigma [nm]); ``target_peak_nm`` (peak_wavelength only, implied when
     ``kind`` is left out) makes the objective ``|peak - target_peak_nm| + width_weight * FWHM``.
     ``max_reading`` is the highest smoothed value inside ``window_nm`` (e.g. for ``absorbance <= 2``).
+    ``reading_at`` is the reading at ``wavelength_nm``; ``reading_ratio`` the reading at ``wavelengths_nm[0]``
+    divided by the reading at ``wavelengths_nm[1]``: both work on a plate reader's few wavelengths as well.
     """
 
     objective: str
-    kind: Literal["spectral_rmse", "peak_wavelength", "peak_width", "peak_intensity", "max_reading"] = "spectral_rmse"
+    kind: Literal["spectral_rmse", "peak_wavelength", "peak_width", "peak_intensity", "max_reading", "reading_at",
+                  "reading_ratio"] = "spectral_rmse"
     target: SpectralTarget | None = None
     target_peak_nm: float | None = Field(default=None, gt=0)
     width_weight: float = Field(default=0.0, ge=0, description="nm of objective per nm of FWHM")
     window_nm: tuple[float, float] | None = None
     smoothing_nm: float = Field(default=4.0, ge=0)
     min_prominence: float | None = Field(default=None, gt=0, description="in the reading's units (AU, counts)")
+    wavelength_nm: float | None = Field(default=None, gt=0, description="reading_at: where [nm]")
+    wavelengths_nm: tuple[float, float] | None = Field(default=None, description="reading_ratio: [numerator, "
+                                                                                 "denominator] [nm]")
 
     @model_validator(mode="before")
     @classmethod
@@ -213,6 +246,14 @@ class Analysis(StrictModel):
                              "to aim at a peak position use target_peak_nm")
         if self.target_peak_nm is not None and self.kind != "peak_wavelength":
             raise ValueError(f"target_peak_nm only applies to kind peak_wavelength, not {self.kind}")
+        if (self.kind == "reading_at") != (self.wavelength_nm is not None):
+            raise ValueError("kind reading_at needs wavelength_nm, and wavelength_nm is only for reading_at")
+        if (self.kind == "reading_ratio") != (self.wavelengths_nm is not None):
+            raise ValueError("kind reading_ratio needs wavelengths_nm: [numerator, denominator], and "
+                             "wavelengths_nm is only for reading_ratio")
+        if self.wavelengths_nm is not None and (min(self.wavelengths_nm) <= 0
+                                                or self.wavelengths_nm[0] == self.wavelengths_nm[1]):
+            raise ValueError(f"wavelengths_nm {list(self.wavelengths_nm)}: two different wavelengths above 0 nm")
         if self.width_weight > 0 and self.target_peak_nm is None:
             raise ValueError("width_weight needs target_peak_nm (it adds weight x FWHM to |peak - target|)")
         if self.window_nm is not None:
