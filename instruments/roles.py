@@ -154,6 +154,19 @@ class SupportsCloseUnplayedRun(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsRobotMeasuring(Protocol):
+    """A measuring instrument that needs the campaign's robot: the Flex Absorbance Plate Reader (the gripper
+    moves the plate into the module) or a cuvette station (the pipette brings each well's aliquot).
+
+    The loop calls ``attach_robot`` once, before it reconciles or checks anything, with the campaign's
+    liquid handler and its deck (``instruments.opentrons.deck.Deck``); while such an instrument reads,
+    the loop holds the robot's lock as well as its own.
+    """
+
+    def attach_robot(self, liquid_handler: Any, deck: Any) -> None: ...
+
+
 def protocol_members(protocol: type) -> list[str]:
     """Public verbs and attributes a runtime-checkable ``protocol`` requires, sorted."""
     names: set[str] = set()

@@ -22,7 +22,7 @@ from instruments.factory import InstrumentSet, ResolvedDrivers, build_instrument
 from instruments.opentrons.deck import Deck
 from instruments.opentrons.deck_layout import build_deck
 from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_plan, position_after
-from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRunCreatedHook
+from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRobotMeasuring, SupportsRunCreatedHook
 from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
 from orchestrator.run.campaign import Campaign, Proposal
 from orchestrator.run.consumables import REFILLED, next_racks, stock_left
@@ -112,6 +112,7 @@ class CampaignRunner:
         self.faulty_batches_in_a_row = 0
         #: the runner's campaign lease (``HeldCampaign.token``), checked as each batch is dispatched; None: none held
         self.lease_token: str | None = None
+        self._measuring_attached = False
 
     @functools.cached_property
     def deck(self) -> Deck:
@@ -122,8 +123,21 @@ class CampaignRunner:
 
     # before the loop ---------------------------------------------------------------------
 
+    def attach_measuring(self) -> None:
+        """Give a measuring instrument that works through the robot (``SupportsRobotMeasuring``) the robot and
+        the deck, once; before reconcile, which may read a batch. ``LoopError`` when the deck cannot be built."""
+        spectrometer = self.instruments.spectrometer
+        if self._measuring_attached or not isinstance(spectrometer, SupportsRobotMeasuring):
+            return
+        try:
+            spectrometer.attach_robot(self.instruments.liquid_handler, self.deck)
+        except InstrumentError as err:
+            raise LoopError(err.message, hint=err.hint) from err
+        self._measuring_attached = True
+
     def reconcile(self, policy: str = "ask") -> list[str]:
         """Settle experiments left dispatched but unmeasured by a crash; see ``orchestrator.run.reconcile``."""
+        self.attach_measuring()
         return reconcile(LoopParts(self.campaign, self.instruments.liquid_handler, self._read_batch, self.log), policy)
 
     def preflight(self) -> None:
@@ -139,6 +153,7 @@ class CampaignRunner:
             self.deck  # built here, not at the first plan: custom labware or offsets beside the file may be gone
         except InstrumentError as err:
             raise LoopError(err.message, hint=err.hint) from err
+        self.attach_measuring()
         roles = {"liquid_handler": self.instruments.liquid_handler, "spectrometer": self.instruments.spectrometer}
         kinds = {role: driver.info().get("kind") for role, driver in roles.items()}
         if len(set(kinds.values())) > 1:
@@ -221,7 +236,7 @@ class CampaignRunner:
         spectrometer = self.instruments.spectrometer
         for attempt in range(1 + READ_RETRIES):
             try:
-                with self._guarded("spectrometer"):
+                with self._guarded("spectrometer"), self._robot_guard_for_measuring():
                     spectra = spectrometer.read_wells(labels)
                 self.faulty_batches_in_a_row = 0
                 return spectra
@@ -322,6 +337,13 @@ class CampaignRunner:
                 done = time.perf_counter()
         spent = (inside - outside) + (time.perf_counter() - done)
         self.step_seconds["lock"] = self.step_seconds.get("lock", 0.0) + spent
+
+    def _robot_guard_for_measuring(self) -> AbstractContextManager:
+        """The robot's guard too while a measuring instrument that moves the robot reads (no other campaign's
+        plate is dispensed meanwhile); nothing for a stand-alone spectrometer."""
+        if isinstance(self.instruments.spectrometer, SupportsRobotMeasuring):
+            return self._guarded("liquid_handler")
+        return nullcontext()
 
     # helpers -----------------------------------------------------------------------------
 
