@@ -91,9 +91,9 @@ DRIVERS: dict[str, DriverInfo] = {
                    "instruments.opentrons.absorbance_reader_twin:SimulatedAbsorbanceReader", robot_type="Flex",
                    **FLEX_READER),
         DriverInfo("pylabrobot_plate_reader", "spectrometer", "real",
-                   "instruments.pylabrobot_reader.plate_reader:PyLabRobotPlateReader", "simulated_plate_reader",
+                   "instruments.pylabrobot_reader.plate_reader:PyLabRobotPlateReader", "simulated_pylabrobot_reader",
                    requires=("pylabrobot", "sdl-orchestrator[pylabrobot]"), required=("pylabrobot",), **PLATE_READER),
-        DriverInfo("simulated_plate_reader", "spectrometer", "simulated",
+        DriverInfo("simulated_pylabrobot_reader", "spectrometer", "simulated",
                    "instruments.plate_readers.twin:SimulatedPlateReader", **PLATE_READER),
     )
 }

@@ -269,7 +269,7 @@ DOCUMENT_CASES: dict[str, tuple[Callable[[dict], None], list[tuple[str, str]]]] 
     ),
     "unknown-spectrometer-driver": (
         _set("instruments", "spectrometer", "driver", value="avantes"),
-        [("instruments.spectrometer.driver: unknown driver 'avantes'", "use one of: ocean_optics, simulated_uvvis")],
+        [("instruments.spectrometer.driver: unknown driver 'avantes'", "use one of: ocean_optics, opentrons_absorbance_reader, pylabrobot_plate_reader")],
     ),
     "unknown-simulator-model": (
         _set("simulation", "model", value="beer_lambert"),
