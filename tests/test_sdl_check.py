@@ -233,3 +233,43 @@ def test_a_file_whose_deck_cannot_run_is_refused_before_anything_is_contacted(tm
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1
     assert "deck.pipettes.left: p10_multi is a multi-channel pipette" in err
+
+
+# the Flex Absorbance Plate Reader: a module of the robot, checked through it -------------------------
+
+FLEX_READER = Path(__file__).resolve().parents[1] / "campaigns" / "colour_match_flex_reader.yaml"
+
+
+def flex_reader_copy(folder: Path, port: int, **spectrometer) -> Path:
+    document = yaml.safe_load(FLEX_READER.read_text())
+    document["instruments"]["liquid_handler"].update(host="127.0.0.1", port=port)
+    document["instruments"]["spectrometer"].update(spectrometer)
+    path = folder / FLEX_READER.name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_the_flex_reader_is_checked_through_the_robot(tmp_path, capsys):
+    with RobotServer("Flex", plate_reader=lambda wavelength, well: 0.0) as robot:
+        status, lines = check(flex_reader_copy(tmp_path, robot.port), capsys)
+    assert status == 0, lines
+    reader = lines[lines.index("spectrometer: driver opentrons_absorbance_reader") + 1:]
+    assert len(reader) == 2 and reader[0].startswith("  ok        reads through the robot at 127.0.0.1:"), reader
+    assert "module attached" in reader[0] and "gripper attached" in reader[0]
+    assert not [r for r in robot.robot.requests if r[0] != "GET"], "sdl check sent something that is not a read"
+
+
+def test_a_reader_configured_in_another_slot_is_a_mismatch_naming_the_slot(tmp_path, capsys):
+    with RobotServer("Flex", plate_reader=lambda wavelength, well: 0.0, reader_slot="C3") as robot:
+        status, lines = check(flex_reader_copy(tmp_path, robot.port), capsys)
+    assert status == 2
+    (line,) = mismatches(lines)
+    assert "not the Absorbance Plate Reader" in line and "reader_slot: C3" in line, line
+
+
+def test_a_robot_without_the_reader_is_a_mismatch(tmp_path, capsys):
+    with RobotServer("Flex") as robot:
+        status, lines = check(flex_reader_copy(tmp_path, robot.port), capsys)
+    assert status == 2
+    (line,) = mismatches(lines)
+    assert "lists no Absorbance Plate Reader" in line, line

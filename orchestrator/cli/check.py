@@ -28,6 +28,7 @@ from instruments.opentrons.deck import Deck
 from instruments.opentrons.http_driver import ROBOT_MODELS, load_name_of
 from instruments.opentrons.robot_api import api_text, choose_api_level, local_max_api
 from instruments.registry import all_drivers, load_driver_class, resolve_driver
+from instruments.roles import SupportsReadyCheck, SupportsRobotMeasuring
 from orchestrator.errors import UsageError
 from orchestrator.spec.instrument_checks import read_deck
 from orchestrator.spec.loader import load_spec
@@ -62,7 +63,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for role in ROLES:
         section = getattr(spec.instruments, role)
         print(f"{role}: driver {section.driver}")
-        found = role_lines(role, section, deck)
+        found = role_lines(role, section, deck, spec.instruments.liquid_handler)
         for line in found:
             print(line)
         lines += found
@@ -75,17 +76,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def role_lines(role: str, section: Any, deck: Deck) -> list[Line]:
-    """The lines of one instrument: its driver built and reached, then compared with ``section`` and ``deck``."""
+def role_lines(role: str, section: Any, deck: Deck, robot_section: Any) -> list[Line]:
+    """The lines of one instrument: its driver built and reached, then compared with ``section`` and ``deck``;
+    ``robot_section`` is the liquid handler's, through which a plate reader module or a cuvette station reads."""
     try:
-        info = resolve_driver(section.driver, role, dry_run=False)
-        if info.kind == "simulated":
-            return [Line(True, f"{info.name} is simulated, nothing to check")]
-        cls = load_driver_class(info)
-        driver = cls(name=info.name, config=section, **({"robot_type": info.robot_type} if info.robot_type else {}))
+        driver = _built(role, section)
     except InstrumentError as err:  # e.g. a robot without an address, or seabreeze not installed
         return [Line(False, err.one_line())]
+    if driver is None:
+        return [Line(True, f"{section.driver} is simulated, nothing to check")]
     try:
+        if isinstance(driver, SupportsRobotMeasuring) and not hasattr(driver, "device_limits"):
+            return robot_measuring_lines(driver, deck, robot_section)
         if hasattr(driver, "attached_pipettes") and hasattr(driver, "read_health"):
             return robot_lines(driver, deck)
         if hasattr(driver, "device_limits"):
@@ -200,6 +202,40 @@ def spectrometer_lines(spectrometer: Any, section: Any) -> list[Line]:
                             f"{first:.1f} to {last:.1f} nm"
                             + ("" if fits else " (set instruments.spectrometer.wavelength_range_nm within those)")))
     return lines
+
+
+# a measuring module of the robot ------------------------------------------------------------------
+
+def robot_measuring_lines(reader: Any, deck: Deck, robot_section: Any) -> list[Line]:
+    """A reader that is a module of the robot (the Flex Absorbance Plate Reader): given the robot and the deck,
+    reached, and its own readiness check (module listed, in the deck configuration, gripper attached)."""
+    try:
+        robot = _built("liquid_handler", robot_section)
+        if robot is None:
+            return [Line(False, f"{reader.name} reads through the robot, and the liquid handler "
+                                f"{robot_section.driver} is simulated (name the real robot's driver)")]
+        try:
+            reader.attach_robot(robot, deck)
+            reader.connect()
+            if isinstance(reader, SupportsReadyCheck):
+                reader.check_ready()
+        finally:
+            _close_quietly(robot)
+    except InstrumentError as err:
+        return [Line(False, err.one_line())]
+    module = getattr(reader, "module", None) or {}
+    serial = f", serial {module['serialNumber']}" if module.get("serialNumber") else ""
+    return [Line(True, f"reads through the robot at {robot.host}:{robot.port}: module attached{serial}, in the "
+                       "deck configuration where the file puts it, gripper attached")]
+
+
+def _built(role: str, section: Any) -> Any:
+    """The real driver of ``section`` for ``role``, built but not connected; None for a twin."""
+    info = resolve_driver(section.driver, role, dry_run=False)
+    if info.kind == "simulated":
+        return None
+    cls = load_driver_class(info)
+    return cls(name=info.name, config=section, **({"robot_type": info.robot_type} if info.robot_type else {}))
 
 
 # another real driver --------------------------------------------------------------------------
