@@ -275,3 +275,86 @@ def robot_type_mismatch(protocol_robot: str, robot: str) -> dict[str, Any]:
     return error_body("ProtocolRobotTypeMismatch", "Protocol For Different Robot Type",
                       f"This protocol is for {user_facing_robot_type(protocol_robot)} robots. It can't be analyzed "
                       f"or run on this robot, which is {user_facing_robot_type(robot, include_article=True)}.")
+
+
+# -- the Flex Absorbance Plate Reader: modules/module_models.py, deck_configuration/, instruments/ ------
+
+#: The command whose result carries the readings (api/src/opentrons/protocol_engine/commands/absorbance_reader/read.py).
+READ_COMMAND = "absorbanceReader/read"
+PLATE_WELLS = [f"{row}{column}" for row in "ABCDEFGH" for column in range(1, 13)]
+
+
+def read_command_done(command: dict[str, Any], plate_reader: Any) -> dict[str, Any]:
+    """The analysis' ``absorbanceReader/read`` command as the robot's engine finishes it with the module attached.
+
+    The analysis' virtual module reads zeros at the wavelengths ``initialize`` set (``ReadAbsorbanceImpl``,
+    ``use_virtual_modules``); on the robot the module's 96 readings per wavelength go through the engine's
+    ``convert_absorbance_reader_data_points`` (protocol_engine/state/modules.py: the module's list is reversed,
+    its plate being turned 180 degrees; values floored at 0 and truncated to 0.001) into ``ReadAbsorbanceResult``
+    (read.py), served as robot-server serialises commands (``exclude_none``). ``plate_reader(wavelength, well)``
+    is what the module reads [AU].
+    """
+    # late: as in analyse
+    from opentrons.protocol_engine.commands.absorbance_reader.read import ReadAbsorbanceResult
+    from opentrons.protocol_engine.state.modules import ModuleView
+
+    wavelengths = [int(w) for w in (command.get("result") or {}).get("data") or {}]
+    data = {}
+    for wavelength in wavelengths:
+        as_the_module_sends = [float(plate_reader(wavelength, well)) for well in reversed(PLATE_WELLS)]
+        data[wavelength] = ModuleView.convert_absorbance_reader_data_points(as_the_module_sends)
+    result = ReadAbsorbanceResult(data=data, fileIds=[]).model_dump(mode="json", exclude_none=True)
+    return {**command, "result": result}
+
+
+def command_not_found(command_id: str, current: bool) -> tuple[int, dict[str, Any]]:
+    """``GET /runs/{runId}/commands/{commandId}`` for a command the run lacks (runs/router/commands_router.py
+    ``get_run_command``): a run that is no longer current is read from the run store, whose
+    ``CommandNotFoundError`` the router answers 404 ``CommandNotFound``; the current run asks its engine, whose
+    ``CommandDoesNotExistError`` the router does not catch, so the global handler answers 500 ``UnexpectedError``
+    (errors/exception_handlers.py ``handle_unexpected_error``). Details as ``ErrorDetails.from_exc`` builds them."""
+    if current:
+        message = f"Command {command_id} does not exist"
+        meta = {"type": "CommandDoesNotExistError", "code": GENERAL_ERROR, "message": message, "detail": {},
+                "wrapping": []}
+        return 500, error_body("UnexpectedError", "Unexpected Internal Error", message, meta=meta)
+    message = f"ValueError: Command {command_id} was not found."
+    meta = {"type": "ValueError", "code": GENERAL_ERROR, "message": message,
+            "detail": {"args": f"('Command {command_id} was not found.',)", "class": "ValueError"}, "wrapping": []}
+    return 404, error_body("CommandNotFound", "Run Command Not Found", message, meta=meta)
+
+
+def reader_module(reader_slot: str) -> dict[str, Any]:
+    """``GET /modules`` entry of an attached Absorbance Plate Reader (``AbsorbanceReaderModule``), idle, lid closed."""
+    return {"id": "loopback-absorbance-reader", "serialNumber": "OPTMAA00000000LOOPBACK", "firmwareVersion": "v1.0.2",
+            "hardwareRevision": "1.0", "hasAvailableUpdate": False, "moduleType": "absorbanceReaderType",
+            "moduleModel": "absorbanceReaderV1", "compatibleWithRobot": True,
+            "data": {"status": "idle", "lidStatus": "on", "platePresence": "absent", "measureMode": "single",
+                     "sampleWavelengths": [450]},
+            "usbPort": {"port": 1, "portGroup": "main", "hub": False, "path": "1.0/tty/ttyACM1/dev"},
+            "moduleOffset": {"offset": {"x": 0.0, "y": 0.0, "z": 0.0}, "slot": reader_slot}}
+
+
+def deck_configuration(robot_type: str, reader_slot: str | None) -> dict[str, Any]:
+    """``GET /deck_configuration`` data: the robot's default (deck_configuration/defaults.py), with the reader's
+    ``absorbanceReaderV1`` fixture in its cutout when it has one (``opentronsModuleSerialNumber`` its serial)."""
+    if robot_type == "OT-2":
+        fixtures = [{"cutoutId": f"cutout{n}", "cutoutFixtureId": "singleStandardSlot"} for n in range(1, 12)]
+        return {"cutoutFixtures": fixtures + [{"cutoutId": "cutout12", "cutoutFixtureId": "fixedTrashSlot"}]}
+    kinds = {"1": "singleLeftSlot", "2": "singleCenterSlot", "3": "singleRightSlot"}
+    fixtures = [{"cutoutId": f"cutout{row}{column}", "cutoutFixtureId": kinds[column]}
+                for column in "123" for row in "ABCD"]
+    for fixture in fixtures:
+        if fixture["cutoutId"] == "cutoutA3":
+            fixture["cutoutFixtureId"] = "trashBinAdapter"
+        if reader_slot and fixture["cutoutId"] == f"cutout{reader_slot}":
+            fixture.update(cutoutFixtureId="absorbanceReaderV1",
+                           opentronsModuleSerialNumber=reader_module(reader_slot)["serialNumber"])
+    return {"cutoutFixtures": fixtures}
+
+
+def gripper() -> dict[str, Any]:
+    """``GET /instruments`` entry of an attached, calibrated Flex Gripper (``Gripper``)."""
+    return {"mount": "extension", "instrumentType": "gripper", "instrumentModel": "gripperV1.3",
+            "serialNumber": "GRPV1320240101LOOPBACK", "subsystem": "gripper", "ok": True, "firmwareVersion": "5",
+            "data": {"jawState": "homed"}}

@@ -14,6 +14,12 @@ github.com/Opentrons/opentrons; tests/opentrons_robot_model.py cites the file of
                                 pydantic model checks them); a current run that never started is
                                 closed (``current: false``, ``stopped``), one that is going is 409
 ``GET/PATCH /runs/{id}``, ``POST /runs/{id}/actions``, ``GET /runs/{id}/commands``
+``GET /runs/{id}/commands/{commandId}``  one whole command, with its result
+``GET /modules``, ``GET /deck_configuration``  the attached modules, the deck's fixtures
+
+With ``plate_reader`` the robot is a Flex with the Absorbance Plate Reader at ``reader_slot`` (listed by
+``/modules``, in the deck configuration) and a gripper (listed by ``/instruments``); its
+``absorbanceReader/read`` commands read ``plate_reader(wavelength, well)`` [AU].
 
 Each needs the ``Opentrons-Version`` header (422 in robot-server's shape without it). On ``play``
 the run plays out the commands of its protocol's analysis. ``fault`` picks one way things go wrong:
@@ -40,7 +46,7 @@ import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from instruments.opentrons.deck import DECKS
@@ -74,12 +80,15 @@ class FakeRobot:
 
     ``software`` is its ``api_version``, ``max_api`` its ``maximum_protocol_api_version`` (default:
     those of the ``opentrons`` package here, whose engine analyses the uploads), ``analysis_s`` how
-    long each analysis stays ``pending`` at least [s].
+    long each analysis stays ``pending`` at least [s]. ``plate_reader(wavelength, well)``: the Absorbance
+    Plate Reader's reading [AU] (None: no reader attached), at ``reader_slot``.
     """
 
     def __init__(self, robot_type: str, fault: str | None, pipettes: dict[str, str] | None, step_s: float,
-                 software: str | None = None, max_api: tuple[int, int] | None = None, analysis_s: float = 0.0) -> None:
+                 software: str | None = None, max_api: tuple[int, int] | None = None, analysis_s: float = 0.0,
+                 plate_reader: Callable[[int, str], float] | None = None, reader_slot: str = "D3") -> None:
         self.robot_type, self.fault, self.step_s, self.analysis_s = robot_type, fault, step_s, analysis_s
+        self.plate_reader, self.reader_slot = plate_reader, reader_slot
         self.software = software or local_software()
         self.max_api = max_api or local_max_api()
         self.pipettes = default_pipettes(robot_type) if pipettes is None else pipettes
@@ -146,7 +155,7 @@ class FakeRobot:
         return {"id": uuid.uuid4().hex if protocol_id else "other-client-run", "protocolId": protocol_id,
                 "status": status, "current": True, "errors": [], "actions": [], "createdAt": model.now(),
                 "labwareOffsets": [model.stored_offset(o) for o in offsets],
-                "commands": [], "_stop": threading.Event(), "_started": False}
+                "commands": [], "_whole": {}, "_stop": threading.Event(), "_started": False}
 
     def create_run(self, protocol_id: str, offsets: list[dict[str, Any]] = ()) -> tuple[int, dict[str, Any]]:
         """``POST /runs``: the current run is closed first, unless it is going.
@@ -211,6 +220,7 @@ class FakeRobot:
             self.analysis_of(run["protocolId"])
         stuck = {"door": "blocked-by-open-door", "recovery": "awaiting-recovery", "pause": "paused"}.get(self.fault or "")
         commands = model.run_commands(analysis)
+        whole = {c["id"]: self._done(c) for c in analysis["commands"]}
         # faults strike at the first aspirate: a tip is on and liquid is moving
         strike = next((i for i, c in enumerate(commands) if c["commandType"] == "aspirate"), 3)
         for i, command in enumerate(commands):
@@ -218,6 +228,7 @@ class FakeRobot:
                 return
             with self.lock:
                 run["commands"].append(command)
+                run["_whole"][command["id"]] = whole[command["id"]]
             if i == strike and stuck:
                 with self.lock:
                     run["status"] = stuck
@@ -235,6 +246,12 @@ class FakeRobot:
             self._end(run, "finishing", [])
             time.sleep(self.step_s)
             self._end(run, "succeeded", [])
+
+    def _done(self, command: dict[str, Any]) -> dict[str, Any]:
+        """The analysis' ``command`` as this robot runs it: a plate read reads ``plate_reader``."""
+        if command["commandType"] == model.READ_COMMAND and self.plate_reader is not None:
+            return model.read_command_done(command, self.plate_reader)
+        return command
 
     def _end(self, run: dict[str, Any], status: str, errors: list[dict[str, Any]]) -> None:
         with self.lock:
@@ -258,6 +275,10 @@ class FakeRobot:
 def public(run: dict[str, Any]) -> dict[str, Any]:
     """The ``Run`` resource as ``GET /runs/{id}`` shows it."""
     return {k: v for k, v in run.items() if not k.startswith("_") and k != "commands"}
+
+
+def _listing(data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"data": data, "meta": {"cursor": 0, "totalLength": len(data)}}
 
 
 def _run_error(error_type: str, detail: str) -> dict[str, Any]:
@@ -307,14 +328,19 @@ class _Handler(BaseHTTPRequestHandler):
         if (method, path) == ("GET", "/instruments"):
             data = [{"mount": m, "instrumentName": n, "instrumentType": "pipette", "ok": True}
                     for m, n in robot.pipettes.items()]
-            return 200, {"data": data, "meta": {"cursor": 0, "totalLength": len(data)}}
+            return 200, _listing(data + ([model.gripper()] if robot.plate_reader else []))
+        if (method, path) == ("GET", "/modules"):  # modules/router.py: SimpleMultiBody[AttachedModule]
+            return 200, _listing([model.reader_module(robot.reader_slot)] if robot.plate_reader else [])
+        if (method, path) == ("GET", "/deck_configuration"):  # deck_configuration/router.py
+            return 200, {"data": model.deck_configuration(robot.robot_type,
+                                                          robot.reader_slot if robot.plate_reader else None)}
         if (method, path) == ("POST", "/protocols"):
             return self._upload(body)
         if analyses := re.fullmatch(r"/protocols/([^/]+)/analyses(?:/([^/]+))?", path):
             return self._analyses(*analyses.groups()) if method == "GET" else _not_allowed(method)
         if (method, path) == ("POST", "/runs"):
             return self._create_run(body)
-        match = re.fullmatch(r"/runs/([^/]+)(/actions|/commands)?", path)
+        match = re.fullmatch(r"/runs/([^/]+)(/actions|/commands(?:/[^/]+)?)?", path)
         run = robot.runs.get(match.group(1)) if match else None
         if run is None:
             run_id = match.group(1) if match else path
@@ -363,6 +389,11 @@ class _Handler(BaseHTTPRequestHandler):
             cursor = int(query.get("cursor", [max(len(commands) - 20, 0)])[0])
             length = int(query.get("pageLength", ["20"])[0])
             return 200, {"data": commands[cursor:cursor + length], "meta": {"cursor": cursor, "totalLength": len(commands)}}
+        if method == "GET" and tail and tail.startswith("/commands/"):  # runs/router/commands_router.py get_run_command
+            command_id = tail.removeprefix("/commands/")
+            with self.robot.lock:
+                whole, current = run["_whole"].get(command_id), run["current"]
+            return (200, {"data": whole}) if whole else model.command_not_found(command_id, current)
         return _not_allowed(method)
 
     def _upload(self, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -392,13 +423,16 @@ class RobotServer:
     """A threaded HTTP server on 127.0.0.1 with a free port; use as a context manager.
 
     ``software`` and ``max_api`` stand up a robot of another software release (e.g. ``"6.3.0"``,
-    ``(2, 14)``); ``analysis_s`` keeps each analysis pending that long at least [s].
+    ``(2, 14)``); ``analysis_s`` keeps each analysis pending that long at least [s]; ``plate_reader`` and
+    ``reader_slot`` attach the Absorbance Plate Reader (``FakeRobot``).
     """
 
     def __init__(self, robot_type: str = "OT-2", fault: str | None = None,
                  pipettes: dict[str, str] | None = None, step_s: float = 0.002, *, software: str | None = None,
-                 max_api: tuple[int, int] | None = None, analysis_s: float = 0.0) -> None:
-        self.robot = FakeRobot(robot_type, fault, pipettes, step_s, software, max_api, analysis_s)
+                 max_api: tuple[int, int] | None = None, analysis_s: float = 0.0,
+                 plate_reader: Callable[[int, str], float] | None = None, reader_slot: str = "D3") -> None:
+        self.robot = FakeRobot(robot_type, fault, pipettes, step_s, software, max_api, analysis_s, plate_reader,
+                               reader_slot)
         handler = type("Handler", (_Handler,), {"robot": self.robot})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True

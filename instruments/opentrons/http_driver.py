@@ -275,6 +275,11 @@ class OpentronsHTTP:
         return {str(d["mount"]): str(d["instrumentName"]) for d in data
                 if d.get("instrumentType", "pipette") == "pipette" and d.get("mount") and d.get("instrumentName")}
 
+    def get(self, path: str, doing: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON body of ``GET path`` (query ``params``) for an instrument that works through this robot (the
+        Absorbance Plate Reader reads its results and modules so); one ``InstrumentError`` line on any failure."""
+        return self._call("GET", path, doing, params=params)
+
     # steps --------------------------------------------------------------------------------
 
     def _check_pipettes(self, deck: Deck) -> None:

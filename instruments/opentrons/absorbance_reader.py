@@ -1,0 +1,315 @@
+"""Driver for the Opentrons Flex Absorbance Plate Reader (``absorbanceReaderV1``), read through the Flex's HTTP API.
+
+The module is not a device of its own here: it is driven by a protocol the Flex runs. Each ``read_wells`` call
+is one robot run (``OpentronsHTTP.run_protocol``, the same gates as a dispense: ``opentrons.simulate`` here,
+the robot's analysis, the run): the gripper moves the plate into the reader, which reads the whole plate at
+the campaign's wavelengths, and back (``instruments.opentrons.reader_script``). After the run, the values are
+read from the robot, in the shapes of Opentrons' robot-server and protocol engine (github.com/Opentrons/opentrons):
+
+* ``GET /runs/{runId}/commands`` lists command summaries without results
+  (``robot-server/robot_server/runs/router/commands_router.py``, ``RunCommandSummary`` in ``runs/run_models.py``);
+* ``GET /runs/{runId}/commands/{commandId}`` gives the whole command with its ``result`` (same router,
+  ``get_run_command``); the ``absorbanceReader/read`` command's result is ``ReadAbsorbanceResult``
+  (``api/src/opentrons/protocol_engine/commands/absorbance_reader/read.py``): ``data`` maps each wavelength
+  [nm] (a JSON key, so ``"450"``) to ``{well name: absorbance}``, all 96 wells, floored at 0 and truncated to
+  0.001 by the engine (``convert_absorbance_reader_data_points`` in ``protocol_engine/state/modules.py``).
+
+Before the first batch ``check_ready`` asks the robot for the module (``GET /modules``,
+``robot-server/robot_server/modules/module_models.py``), its place in the deck configuration
+(``GET /deck_configuration``, ``deck_configuration/models.py``) and the gripper (``GET /instruments``,
+``instruments/instrument_models.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from instruments.errors import InstrumentError, InstrumentFault
+from instruments.opentrons.deck import FLEX, Deck
+from instruments.opentrons.http_driver import OpentronsHTTP
+from instruments.opentrons.labware import definition
+from instruments.opentrons.reader_script import (
+    DEFAULT_READER_SLOT, MIN_READER_API, READ_RUN_ALLOWANCE_S, READER_MODULE, read_file_name, reader_plate_problem,
+    reader_slot_problem, render_read_protocol,
+)
+from instruments.opentrons.robot_api import api_text, choose_api_level, local_max_api
+from instruments.roles import Spectrum
+
+#: The command whose result holds the readings.
+READ_COMMAND = "absorbanceReader/read"
+#: Above this absorbance [AU] a reading is outside the module's measuring range and flagged ``saturated``:
+#: the upper end of the 0-4 OD range Opentrons states for the module (its product specifications); the
+#: engine itself reports any value the hardware gives.
+READER_MAX_OD = 4.0
+#: The robot software that brought Protocol API 2.21, which the module needs.
+READER_SOFTWARE = "8.2.0"
+_SETUP_HINT = "see docs/real-lab.md; the reader needs an Opentrons Flex with its gripper, driven by opentrons_flex"
+
+
+class OpentronsAbsorbanceReader:
+    """``Spectrometer`` (a plate reader) for the Absorbance Plate Reader on the campaign's Flex.
+
+    ``config`` is the campaign's spectrometer section: ``wavelengths_nm`` (the module's filters, read in that
+    order), ``reader_slot`` (unset: ``DEFAULT_READER_SLOT``), ``blank_well`` (read in the same run and subtracted
+    per wavelength). ``attach_robot`` gives it the robot (an ``OpentronsHTTP`` Flex) and the campaign's deck,
+    before anything else. The module sets its own exposure: ``integration_time_ms`` and ``averages`` are the
+    section's values, reported with each reading as every spectrometer does, and not sent to the module.
+    """
+
+    def __init__(self, name: str, config: Any, robot_type: str = FLEX) -> None:
+        wavelengths = getattr(config, "wavelengths_nm", None)
+        if not wavelengths:
+            raise InstrumentError(f"{name}: the Absorbance Plate Reader needs wavelengths_nm",
+                                  hint="set instruments.spectrometer.wavelengths_nm to some of 450, 562, 600, 650")
+        self.name, self.config, self.robot_type = name, config, robot_type
+        self._wavelengths = np.asarray([float(w) for w in wavelengths])
+        self.reader_slot: str = getattr(config, "reader_slot", None) or DEFAULT_READER_SLOT
+        self.blank_well: str | None = getattr(config, "blank_well", None)
+        self.robot: OpentronsHTTP | None = None
+        self.deck: Deck | None = None
+        self.module: dict[str, Any] = {}  # the module as GET /modules lists it, after check_ready
+        self._closed = False
+
+    # SupportsRobotMeasuring ------------------------------------------------------------------
+
+    def attach_robot(self, liquid_handler: Any, deck: Deck) -> None:
+        """Read through ``liquid_handler`` (an ``OpentronsHTTP`` Flex) on ``deck``; refuse a reader slot that
+        holds labware or a plate the gripper or the module cannot take, in one line."""
+        if not isinstance(liquid_handler, OpentronsHTTP) or liquid_handler.robot_type != FLEX:
+            what = getattr(liquid_handler, "robot_type", None) or type(liquid_handler).__name__
+            raise InstrumentError(
+                f"{self.name}: the Absorbance Plate Reader is read through an Opentrons Flex over its HTTP API, "
+                f"and the liquid handler {getattr(liquid_handler, 'name', '?')} is {what}",
+                hint="set instruments.liquid_handler.driver: opentrons_flex (or --dry-run: both twins)")
+        plate = deck.labware["plate"]
+        problem = reader_slot_problem(deck, self.reader_slot) or \
+            reader_plate_problem(plate, deck.custom_labware.get(plate) or definition(plate))
+        if problem:
+            raise InstrumentError(f"{self.name}: {problem}", hint=_SETUP_HINT)
+        self.robot, self.deck = liquid_handler, deck
+
+    # Instrument --------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Reach the robot (``GET /health``: a Flex, software the protocols suit); the module is asked in
+        ``check_ready``. A closed reader is usable again."""
+        robot = self._attached()
+        self._closed = False
+        robot.connect()
+
+    def close(self) -> None:
+        """Stop reading; the robot's connection is the liquid handler's, closed by it. Safe to call twice."""
+        self._closed = True
+
+    def health(self) -> dict[str, Any]:
+        robot = self.robot.health() if self.robot is not None else {}
+        return {"ok": bool(robot.get("ok")) and not self._closed, "simulated": False, "connected": bool(robot.get("ok")),
+                "robot": robot.get("host") and f"{robot['host']}:{robot['port']}", "reader_slot": self.reader_slot,
+                "wavelengths_nm": [float(w) for w in self._wavelengths],
+                "module_serial": self.module.get("serialNumber")}
+
+    def info(self) -> dict[str, Any]:
+        """Identity: the module's serial and firmware once ``check_ready`` read them; the robot's address."""
+        host = f"{self.robot.host}:{self.robot.port}" if self.robot is not None else None
+        return {"name": self.name, "kind": "real", "model": f"Opentrons Flex Absorbance Plate Reader ({READER_MODULE})",
+                "serial": self.module.get("serialNumber"), "host": host, "firmware": self.module.get("firmwareVersion")}
+
+    # SupportsReadyCheck ------------------------------------------------------------------------
+
+    def check_ready(self) -> None:
+        """The robot lists the module, its deck configuration has it at ``reader_slot``, and a working gripper is
+        attached; each missing one is one ``InstrumentError`` line, before anything moved."""
+        robot = self._attached()
+        where = f"the robot at {robot.host}:{robot.port}"
+        modules = _listed(robot.get("/modules", "listing the attached modules"))
+        readers = [m for m in modules if m.get("moduleModel") == READER_MODULE and m.get("compatibleWithRobot", True)]
+        if not readers:
+            raise InstrumentError(f"{self.name}: {where} lists no Absorbance Plate Reader (GET /modules)",
+                                  hint="connect the module's power and USB cable; it must show in the Opentrons App")
+        fixtures = (robot.get("/deck_configuration", "reading the deck configuration").get("data") or {}) \
+            .get("cutoutFixtures") or []
+        configured = {f.get("cutoutId"): f.get("cutoutFixtureId") for f in fixtures if isinstance(f, dict)}
+        if configured.get(f"cutout{self.reader_slot}") != READER_MODULE:
+            elsewhere = [c.removeprefix("cutout") for c, fixture in configured.items() if fixture == READER_MODULE]
+            raise InstrumentError(
+                f"{self.name}: {where}'s deck configuration has {configured.get(f'cutout{self.reader_slot}') or 'nothing'} "
+                f"at {self.reader_slot}, not the Absorbance Plate Reader",
+                hint=(f"set instruments.spectrometer.reader_slot: {elsewhere[0]}" if elsewhere else
+                      f"add the reader at {self.reader_slot} in the Opentrons App's deck configuration"))
+        instruments = _listed(robot.get("/instruments", "listing the attached instruments"))
+        if not any(i.get("instrumentType") == "gripper" and i.get("ok") is True for i in instruments):
+            raise InstrumentError(f"{self.name}: {where} has no working gripper, which moves the plate into the reader",
+                                  hint="attach and calibrate the Flex Gripper (Opentrons App, Instruments)")
+        self.module = readers[0]
+
+    # Spectrometer ------------------------------------------------------------------------------
+
+    @property
+    def wavelengths_nm(self) -> np.ndarray:
+        """The wavelengths read [nm], in the campaign's order: shape ``(n_wavelengths,)``."""
+        return self._wavelengths.copy()
+
+    @property
+    def integration_time_ms(self) -> float:
+        return float(getattr(self.config, "integration_time_ms", None) or 100.0)
+
+    @property
+    def averages(self) -> int:
+        return int(getattr(self.config, "averages", None) or 1)
+
+    def acquire_dark(self) -> Spectrum:
+        """The module reads against its own dark: transmission 0 at each wavelength, nothing moves."""
+        return self._internal("dark", 0.0)
+
+    def acquire_reference(self) -> Spectrum:
+        """The module reads against its own reference beam: transmission 1 at each wavelength, nothing moves."""
+        return self._internal("reference", 1.0)
+
+    def acquire_sample(self, well: str) -> Spectrum:
+        """The reading of one well: a whole robot run (``read_wells([well])``)."""
+        return self.read_wells([well])[0]
+
+    def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
+        """One reading per well label (``P1-A1``), in the order given, from one robot run that reads their plate.
+
+        Values [AU] per wavelength in ``wavelengths_nm`` order, less the ``blank_well``'s of the same read when
+        one is set; ``saturated`` when a raw value exceeds ``READER_MAX_OD``. A failed run raises
+        ``InstrumentFault`` (cause ``plate_read_failed``), a refusal before anything moved ``InstrumentError``.
+        """
+        robot = self._attached()
+        if self._closed:
+            raise InstrumentError(f"{self.name}: reading wells after close()",
+                                  hint="call connect() again before using a closed driver")
+        plate, names = plate_wells(self.name, wells)
+        level = self._api_level(robot)
+        protocol = render_read_protocol(self.deck, plate, self._wavelengths, self.reader_slot, level)
+        found: dict[int, dict[str, float]] = {}
+        run_ids: list[str] = []
+
+        def collect(run_id: str) -> None:
+            run_ids.append(run_id)
+            found.update(read_result(robot.get, run_id))
+
+        try:
+            robot.run_protocol(protocol, read_file_name(plate), self.deck, READ_RUN_ALLOWANCE_S, after_run=collect)
+        except InstrumentError as err:
+            if not err.run_log:  # refused before the robot ran anything
+                raise InstrumentError(f"{self.name}: plate {plate} not read: {err.message}", hint=err.hint) from err
+            slot = self.deck.slots["plate"]
+            raise InstrumentFault(f"{self.name}: reading plate {plate} failed: {err.message}",
+                                  hint=f"see the run in the Opentrons App; if the plate stayed in the reader, put it "
+                                       f"back in slot {slot} before it is read again",
+                                  cause="plate_read_failed", run_log=err.run_log, protocol_text=err.protocol_text) from err
+        read_at = datetime.now(timezone.utc)
+        meta = {"integration_time_ms": self.integration_time_ms, "averages": self.averages, "robot_run": run_ids[0],
+                "reader_slot": self.reader_slot, "protocol_api": level}
+        blank = None
+        if self.blank_well:
+            blank = self._values(found, self.blank_well)
+            meta.update(blank_well=f"P{plate}-{self.blank_well}", blank_subtracted_au=[float(v) for v in blank])
+        spectra = []
+        for label, well in zip(wells, names):
+            raw = self._values(found, well)
+            spectra.append(Spectrum(well=label, kind="absorbance", wavelengths_nm=self.wavelengths_nm,
+                                    values=raw - blank if blank is not None else raw,
+                                    saturated=bool((raw > READER_MAX_OD).any()), instrument=self.name,
+                                    timestamp=read_at, meta=dict(meta)))
+        return spectra
+
+    # helpers -----------------------------------------------------------------------------------
+
+    def _attached(self) -> OpentronsHTTP:
+        if self.robot is None or self.deck is None:
+            raise InstrumentError(f"{self.name}: not attached to a robot; the campaign loop gives it the Flex and "
+                                  "its deck (attach_robot) before it reads", hint=_SETUP_HINT)
+        return self.robot
+
+    def _api_level(self, robot: OpentronsHTTP) -> str:
+        """The read protocol's ``apiLevel``: the dispense protocols' choice (``choose_api_level``), at least
+        ``MIN_READER_API``; refused in one line on a robot whose software is older."""
+        health = robot.health()
+        if not health.get("connected"):
+            robot.connect()
+            health = robot.health()
+        where = f"{robot.host}:{robot.port}"
+        level = choose_api_level(robot.name, where, health, local_max_api(), has_offsets=bool(self.deck.offsets))
+        if tuple(int(p) for p in level.split(".")) < MIN_READER_API:
+            raise InstrumentError(
+                f"{self.name}: the robot at {where} (software {health.get('api_version', 'unknown')}) runs Protocol "
+                f"API up to {level}; the Absorbance Plate Reader needs {api_text(MIN_READER_API)}; nothing was run",
+                hint=f"update the robot's software to {READER_SOFTWARE} or later (Opentrons App, robot settings)")
+        return level
+
+    def _values(self, found: dict[int, dict[str, float]], well: str) -> np.ndarray:
+        """The readings of plate well ``well`` at each wavelength, in ``wavelengths_nm`` order [AU]."""
+        values = []
+        for wavelength in self._wavelengths:
+            value = found.get(int(wavelength), {}).get(well)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise InstrumentError(f"{self.name}: the robot's read has no value for well {well} at "
+                                      f"{wavelength:g} nm (it read {sorted(found) or 'nothing'})",
+                                      hint="see the run in the Opentrons App; the module may need a firmware update")
+            values.append(float(value))
+        return np.asarray(values)
+
+    def _internal(self, kind: str, level: float) -> Spectrum:
+        n = len(self._wavelengths)
+        return Spectrum(well="", kind=kind, wavelengths_nm=self.wavelengths_nm, values=np.full(n, level), saturated=False,
+                        instrument=self.name, meta={"reader_internal": True, "integration_time_ms": self.integration_time_ms,
+                                                    "averages": self.averages})
+
+
+def plate_wells(name: str, labels: Sequence[str]) -> tuple[int, list[str]]:
+    """(plate number, well names) of campaign-wide labels such as ``P1-A1``, all of one plate (one read run
+    reads one plate); one ``InstrumentError`` line otherwise."""
+    plates, wells = set(), []
+    for label in labels:
+        plate, _, well = str(label).partition("-")
+        if not (plate[:1] == "P" and plate[1:].isdigit() and well):
+            raise InstrumentError(f"{name}: {label!r} is not a plate well label like P1-A1",
+                                  hint="read the wells the loop names (PlatePlan.label)")
+        plates.add(int(plate[1:]))
+        wells.append(well)
+    if len(plates) != 1:
+        raise InstrumentError(f"{name}: wells of plates {', '.join(f'P{p}' for p in sorted(plates)) or 'none'} asked "
+                              "in one read; the reader reads one plate per run",
+                              hint="read each plate's wells in a call of their own")
+    return plates.pop(), wells
+
+
+def read_result(get: Callable[..., dict[str, Any]], run_id: str, page_length: int = 200) -> dict[int, dict[str, float]]:
+    """Wavelength [nm] -> {well: absorbance [AU]} from the last ``absorbanceReader/read`` command of run ``run_id``.
+
+    ``get(path, doing, params)`` is ``OpentronsHTTP.get``. The run's command summaries are paged from cursor 0
+    (they carry no results), then the read command is fetched whole. Raises ``InstrumentError`` when the run
+    has no read command or its result is not the engine's shape.
+    """
+    summaries: list[dict[str, Any]] = []
+    while True:
+        body = get(f"/runs/{run_id}/commands", "listing the read run's commands",
+                   {"cursor": len(summaries), "pageLength": page_length})
+        page = body.get("data") or []
+        summaries += page
+        if not page or len(summaries) >= (body.get("meta") or {}).get("totalLength", len(summaries)):
+            break
+    reads = [c for c in summaries if c.get("commandType") == READ_COMMAND]
+    if not reads:
+        raise InstrumentError(f"robot run {run_id} has no {READ_COMMAND} command among its {len(summaries)} commands",
+                              hint="see the run in the Opentrons App; the read protocol may have been changed")
+    command = get(f"/runs/{run_id}/commands/{reads[-1]['id']}", "reading the plate reader's result").get("data") or {}
+    data = (command.get("result") or {}).get("data")
+    try:
+        return {int(wavelength): {str(well): value for well, value in per_well.items()}
+                for wavelength, per_well in data.items()}
+    except (AttributeError, TypeError, ValueError) as err:
+        raise InstrumentError(f"robot run {run_id}: the {READ_COMMAND} command ({command.get('status', '?')}) has no "
+                              "readings as {wavelength: {well: value}} in its result",
+                              hint="the robot's software may be newer than this driver knows") from err
+
+
+def _listed(body: dict[str, Any]) -> list[dict[str, Any]]:
+    data = body.get("data") if isinstance(body, dict) else None
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
