@@ -18,13 +18,14 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt
 
+from instruments.opentrons.deck_layout import draft_deck
+from instruments.opentrons.labware import definition
+from instruments.opentrons.reader_script import (
+    DEFAULT_READER_SLOT, READER_SLOTS, reader_plate_problem, reader_slot_problem,
+)
 from instruments.registry import DriverInfo, all_drivers
 from orchestrator.spec.base import StrictModel
 
-#: The slot of the Flex Absorbance Plate Reader when ``reader_slot`` is unset (column 3, beside the
-#: lid's dock in the staging column; A3 holds the Flex's default trash).
-DEFAULT_READER_SLOT = "D3"
-FLEX_READER_SLOTS = ("A3", "B3", "C3", "D3")
 
 
 class RinseSolvent(StrictModel):
@@ -48,6 +49,8 @@ class Cuvette(StrictModel):
     rinse_solvent: RinseSolvent
     rinse_ul: float = Field(gt=0, description="solvent per rinse [uL]")
     rinse_count: NonNegativeInt = Field(default=2, le=10, description="rinses after each sample")
+    path_length_mm: float = Field(default=10.0, gt=0, le=100, description="the cuvette's light path [mm]; the dry "
+                                                                          "run reads through it")
 
 
 class PyLabRobotReader(StrictModel):
@@ -96,9 +99,9 @@ def driver_problems(section: Any, info: DriverInfo | None) -> list[str]:
         if odd:
             problems.append(f"wavelengths_nm: {', '.join(f'{w:g}' for w in odd)} nm is not a filter of the "
                             f"{info.name} driver; use some of {', '.join(map(str, info.wavelength_choices))}")
-    if section.reader_slot is not None and section.reader_slot not in FLEX_READER_SLOTS:
+    if section.reader_slot is not None and section.reader_slot not in READER_SLOTS:
         problems.append(f"reader_slot {section.reader_slot!r}: the Flex Absorbance Plate Reader fits only in "
-                        f"{', '.join(FLEX_READER_SLOTS)}")
+                        f"{', '.join(READER_SLOTS)}")
     return problems
 
 
@@ -131,6 +134,8 @@ def measurement_problems(spec: Any) -> list[str]:
         problems.append(f"instruments.spectrometer.driver {section.driver} is a module of the "
                         f"{reader.robot_type}, and the liquid handler {handler.driver} is not one; "
                         "use a Flex, or another measurement")
+    elif reader is not None and "reader_slot" in reader.options and robot is not None:
+        problems += _reader_deck_problems(handler, section, robot.robot_type)
     if section.cuvette is not None:
         wells = {name: r.well for name, r in handler.reagents.items()}
         if handler.diluent is not None:
@@ -139,4 +144,23 @@ def measurement_problems(spec: Any) -> list[str]:
         if taken:
             problems.append(f"instruments.spectrometer.cuvette.rinse_solvent.well {section.cuvette.rinse_solvent.well} "
                             f"already holds {taken[0]}; give the rinse solvent a reservoir well of its own")
+    return problems
+
+
+def _reader_deck_problems(handler: Any, section: Any, robot_type: str | None) -> list[str]:
+    """The Flex Absorbance Plate Reader's slot against the deck's labware and trash, and the plate against what
+    the gripper and the module take (standard labware: a custom plate is checked once its file is read, when
+    the run attaches the reader). Nothing when the deck itself has problems: those are reported on their own."""
+    deck, deck_problems = draft_deck(handler, robot_type or "Flex")
+    if deck_problems:
+        return []
+    problems = []
+    slot_problem = reader_slot_problem(deck, reader_slot(section))
+    if slot_problem:
+        problems.append(f"instruments.spectrometer.reader_slot: {slot_problem}")
+    plate = deck.labware["plate"]
+    plate_problem = reader_plate_problem(plate, definition(plate))
+    if plate_problem:
+        problems.append(f"instruments.liquid_handler.labware.plate: {plate_problem}; use a 96-well plate such as "
+                        "corning_96_wellplate_360ul_flat")
     return problems
