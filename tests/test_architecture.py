@@ -178,3 +178,21 @@ def test_validating_a_campaign_imports_neither_torch_nor_prefect_nor_opentrons()
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_quick_commands_import_neither_torch_nor_prefect(tmp_path):
+    """``sdl validate``, ``status``, ``export`` and ``deck`` answer without loading the planner's or Prefect's
+    libraries (seconds each). ``sdl deck`` once pulled torch in through the report package."""
+    url = f"sqlite:///{tmp_path / 'quick.db'}"
+    made = ("from orchestrator.run.campaign import Campaign; "
+            f"c = Campaign.from_yaml('campaigns/colour_match.yaml', store={url!r}); "
+            "c.add({'red': 10.0, 'yellow': 20.0, 'blue': 30.0}, {'distance': 0.1})")
+    subprocess.run([sys.executable, "-c", made], cwd=REPO, capture_output=True, text=True, check=True)
+    for argv in (["validate", "campaigns/colour_match.yaml"], ["status", "--store", url],
+                 ["status", "colour-match-demo", "--store", url], ["export", "colour-match-demo", "--store", url],
+                 ["deck", "campaigns/colour_match.yaml"]):
+        code = ("import contextlib, io, sys; from orchestrator.cli.parser import main\n"
+                f"with contextlib.redirect_stdout(io.StringIO()): status = main({argv!r})\n"
+                "print(status, sorted(m for m in ('torch', 'prefect', 'botorch') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "0 []", (argv, out.stdout, out.stderr[-2000:])

@@ -8,7 +8,8 @@ exactly what ``Campaign.ask`` passed for every batch of proposals:
   with the params actually made (a ``dispatched`` event replaces the proposed ones);
 - ``pending``: params of the experiments proposed or dispatched but not finished, in
   sequence order, then of those a person rejected at approval (``campaign.planner_inputs``);
-- ``n_proposed``: how many experiments were proposed before the batch;
+- ``n_proposed``: how many experiments the campaign held before the batch (measurements added from
+  outside, ``added`` events, among them: they are measured from the start);
 - ``failed``: params of the experiments that failed for a chemical reason (a ``failed``
   event's ``kind``, chemistry when absent), in sequence order;
 - ``uncertainty``: the sds reported with each observation (``measurement_uncertainty``
@@ -35,6 +36,7 @@ from orchestrator.store.bundle import WARM_START, Bundle, BundleError, json_kind
 from orchestrator.run.campaign import MAX_ABS_VALUE, MAX_PENDING, UNCERTAINTY_EVENT, planner_for, rejected_at_approval
 from orchestrator.spec.schema import CampaignSpec
 from orchestrator.spec.loader import parse_spec
+from orchestrator.store.ask_tell import ADDED
 from orchestrator.store.campaign_store import PENDING
 
 REL_TOL = 1e-9
@@ -84,6 +86,10 @@ def reconstruct_batches(experiments: list[dict[str, Any]], events: list[dict[str
             batches[-1].experiment_ids.append(experiment["id"])
             state[experiment["id"]] = {"sequence": experiment["sequence"], "status": "proposed",
                                        "params": dict(detail["params"]), "values": None}
+        elif kind == ADDED:  # made outside the campaign: measured from the start
+            experiment = _experiment_of(event, by_id)
+            state[experiment["id"]] = {"sequence": experiment["sequence"], "status": "measured",
+                                       "params": dict(detail["params"]), "values": dict(detail["values"])}
         elif kind in ("dispatched", *_FINISHED):
             _apply(state, event, kind, detail)
         elif kind == UNCERTAINTY_EVENT and detail.get("experiment_id") in state:
@@ -243,13 +249,13 @@ class _Records:
             self.value(event, "object", where)
             self.field(event, "id", "integer", where)
             kind = self.field(event, "kind", "text", where)
-            per_experiment = kind in ("proposed", "dispatched", *_FINISHED)
+            per_experiment = kind in ("proposed", "dispatched", ADDED, *_FINISHED)
             self.field(event, "experiment_id", "integer", where, nullable=not per_experiment, required=per_experiment)
             detail = self.field(event, "detail", "object", where, nullable=True, required=False) or {}
             at = _at(where, "detail")
-            if kind in ("proposed", "dispatched"):
+            if kind in ("proposed", "dispatched", ADDED):
                 self.params(self.field(detail, "params", "object", at), _at(at, "params"))
-            elif kind == "measured":
+            if kind in ("measured", ADDED):
                 self.values(self.field(detail, "values", "object", at), _at(at, "values"), self.spec.objectives)
             elif kind == "failed":
                 self.field(detail, "kind", "text", at, nullable=True, required=False)

@@ -1,7 +1,8 @@
 """Stopping rules: ``stopping: {budget, target, no_improvement}`` checked by ``Campaign.should_stop``.
 
 - ``budget`` (default on): every experiment of the budget has been proposed and none is
-  still waiting for a result (abandoned ones, never made, do not count);
+  still waiting for a result (abandoned ones, never made, do not count, nor measurements added
+  without ``counts_toward_budget``);
 - ``target: {objective, value}``: the best measured value reaches ``value`` (``<=`` when
   minimising, ``>=`` when maximising, ``|y - target| <= value`` for a target objective), in an
   experiment whose measured outcomes meet every outcome constraint;
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from orchestrator.planning.constraints import outcomes_met
 from orchestrator.spec.schema import CampaignSpec
+from orchestrator.store.ask_tell import uses_budget
 from orchestrator.store.campaign_store import PENDING, Experiment
 
 
@@ -59,7 +61,7 @@ def decide(spec: CampaignSpec, experiments: Sequence[Experiment]) -> StopDecisio
             return decision
     if rules.budget:
         waiting = sum(e.status in PENDING for e in experiments)
-        spent = sum(e.status != "abandoned" for e in experiments)  # never made: no part of the budget
+        spent = sum(uses_budget(e.status, e.proposal_info) for e in experiments)  # not abandoned, nor added outside it
         if spent >= spec.budget.experiments and not waiting:
             return StopDecision(True, f"budget spent: {spent} of {spec.budget.experiments} experiments")
     return StopDecision(False, "")

@@ -9,6 +9,9 @@ loop drives::
     c.fail(batch[1].id, reason="bubble in well")                  # chemistry: learned as infeasible
     c.fail(batch[2].id, reason="tip jam", kind="instrument")       # not learned; may be proposed again
     c.best(); c.pareto_front(); c.should_stop()
+
+``Campaign.create(name=..., budget=..., parameters=..., ...)`` builds the same campaign from Python, and
+``add``/``add_dataframe``, ``to_dataframe`` and ``to_yaml`` move data in and out (``campaign_data``).
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from orchestrator.planning.constraints import LinearConstraint, outcomes_met
 from orchestrator.errors import CampaignStateError
 from orchestrator.planning.planner import Planner
 from orchestrator.planning.prior_mean import prior_mean_for
+from orchestrator.run.campaign_data import MAX_ABS_VALUE, CampaignData, short_repr
 from orchestrator.planning.space import SearchSpace
 from orchestrator.spec.schema import CampaignSpec
 from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.planning.stopping import StopDecision, decide
+from orchestrator.store.ask_tell import uses_budget
 from orchestrator.store.campaign_store import PENDING, CampaignInfo, CampaignStore, Experiment
 from orchestrator.store.writers import ProposalsChanged
 from orchestrator.planning.kernels import resolve_kernel
@@ -41,9 +46,6 @@ UNCERTAINTY_EVENT = "measurement_uncertainty"
 MAX_PENDING = 2 * WELLS_PER_PLATE
 #: The longest reason ``fail()`` stores [characters].
 MAX_REASON_CHARS = 10_000
-#: The largest magnitude a told value may have: the model squares values, and from about 1e150 that
-#: overflows (every later ask failed); measured quantities are far below this.
-MAX_ABS_VALUE = 1e100
 #: How many times ``ask()`` chooses a batch without a lock and loses to another process's batch before it
 #: chooses once more holding the campaign's batch lock (which blocks other processes' batches, on SQLite all writes).
 OPTIMISTIC_ASKS = 3
@@ -158,8 +160,8 @@ class Best:
     values: dict[str, float]
 
 
-class Campaign:
-    """A campaign in a store. Build it with ``from_yaml`` or ``from_text``."""
+class Campaign(CampaignData):
+    """A campaign in a store. Build it with ``from_yaml``, ``from_text`` or ``create``."""
 
     def __init__(self, spec: CampaignSpec, yaml_text: str, store: CampaignStore, source: Path | None = None,
                  prior_mean: Callable[[Mapping[str, Any]], Any] | None = None,
@@ -219,12 +221,13 @@ class Campaign:
         return [(e.params, e.values) for e in self.experiments("measured")]
 
     def remaining_budget(self, experiments: Sequence[Experiment] | None = None) -> int:
-        """Experiments still to propose; abandoned ones (never made) give their place back.
+        """Experiments still to propose; abandoned ones (never made) give their place back, and measurements
+        added without ``counts_toward_budget`` never took one.
 
         ``experiments``: the campaign's experiments if already read (one read serves a whole ask).
         """
         experiments = self.experiments() if experiments is None else experiments
-        return self.spec.budget.experiments - sum(e.status != "abandoned" for e in experiments)
+        return self.spec.budget.experiments - sum(uses_budget(e.status, e.proposal_info) for e in experiments)
 
     def next_iteration(self, experiments: Sequence[Experiment] | None = None) -> int:
         experiments = self.experiments() if experiments is None else experiments
@@ -289,6 +292,7 @@ class Campaign:
         experiment = self.store.record_result(experiment_id, checked)
         if sds:
             self.store.record_event(self.info.id, UNCERTAINTY_EVENT, {"experiment_id": experiment_id, "sd": sds})
+        self._complete_when_spent()
         return experiment
 
     def fail(self, experiment_id: int, reason: str, kind: str = "chemistry") -> Experiment:
@@ -303,7 +307,9 @@ class Campaign:
         if kind not in ("chemistry", "instrument"):
             raise CampaignStateError(f"fail() kind {kind!r} is not 'chemistry' or 'instrument'",
                                      hint="chemistry failures are learned as infeasible; instrument faults are not")
-        return self.store.record_failure(experiment_id, reason, kind=kind)
+        experiment = self.store.record_failure(experiment_id, reason, kind=kind)
+        self._complete_when_spent()
+        return experiment
 
     def void(self, experiment_id: int, reason: str) -> Experiment:
         """Mark a measured or failed experiment's record as wrong (a mislabelled well, a dropped plate).
@@ -345,11 +351,11 @@ class Campaign:
         if uncertainty is None:
             return {}
         if not isinstance(uncertainty, Mapping) or not set(uncertainty) <= set(values):
-            raise CampaignStateError(f"tell() uncertainty must map names of the given values to sds; got {_short(uncertainty)}")
+            raise CampaignStateError(f"tell() uncertainty must map names of the given values to sds; got {short_repr(uncertainty)}")
         checked = {}
         for name, sd in uncertainty.items():
             if isinstance(sd, (bool, str, bytes)) or not isinstance(sd, (int, float)) or not _finite(sd) or sd < 0:
-                raise CampaignStateError(f"uncertainty of {name!r}: {_short(sd)} is not a finite sd >= 0")
+                raise CampaignStateError(f"uncertainty of {name!r}: {short_repr(sd)} is not a finite sd >= 0")
             checked[name] = float(sd)
         return checked
 
@@ -358,7 +364,7 @@ class Campaign:
                 or not 0 < experiment_id < 2**63  # beyond a 64-bit row id: no such experiment, and SQLite overflows
                 or self.store.experiment(experiment_id).campaign_id != self.info.id):
             raise CampaignStateError(
-                f"experiment {_short(experiment_id)} does not belong to campaign {self.spec.name!r}",
+                f"experiment {short_repr(experiment_id)} does not belong to campaign {self.spec.name!r}",
                 hint="use an id returned by this campaign's ask()",
             )
 
@@ -368,7 +374,7 @@ class Campaign:
         if not isinstance(values, Mapping) or not names <= set(values) or not set(values) <= names | outcomes:
             accepts = f" (and optionally: {', '.join(sorted(outcomes))})" if outcomes else ""
             raise CampaignStateError(
-                f"tell() needs a value for exactly these objectives: {', '.join(sorted(names))}{accepts}; got {_short(values)}"
+                f"tell() needs a value for exactly these objectives: {', '.join(sorted(names))}{accepts}; got {short_repr(values)}"
             )
         checked = {}
         for name, value in values.items():
@@ -377,7 +383,7 @@ class Campaign:
                     raise TypeError(type(value).__name__)
                 number = float(value)
             except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
-                raise CampaignStateError(f"objective {name!r}: {_short(value)} is not a finite number") from None
+                raise CampaignStateError(f"objective {name!r}: {short_repr(value)} is not a finite number") from None
             if not math.isfinite(number):
                 raise CampaignStateError(
                     f"objective {name!r} is {number}; a non-finite value never reaches the planner",
@@ -439,16 +445,6 @@ def _opened(store: str | CampaignStore | None, spec: CampaignSpec) -> CampaignSt
 def _is_chemistry(experiment: Experiment) -> bool:
     """Failures recorded before failure kinds existed count as chemistry, like the migration says."""
     return (getattr(experiment, "failure_kind", None) or "chemistry") == "chemistry"
-
-
-def _short(value: Any) -> str:
-    """``repr(value)`` cut to 60 characters (a huge int or array stays readable; the message stays one line)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long to print
-        text = f"<{type(value).__name__}>"
-    text = " ".join(text.splitlines())  # e.g. a 2-D numpy array prints over lines
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def checked_reason(reason: Any, verb: str) -> str:

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orchestrator.planning.constraints import LinearConstraint, outcomes_met
 from orchestrator.run.campaign import Campaign
 from orchestrator.spec.sections import Objective
+from orchestrator.store.ask_tell import uses_budget
 from orchestrator.store.campaign_store import Experiment
 
 
@@ -69,7 +70,7 @@ class Standing:
         """One experiment finished (measured or failed; any other status is not progress)."""
         if experiment.status not in ("measured", "failed"):
             return
-        self.done += 1
+        self.done += uses_budget(experiment.status, experiment.proposal_info)  # of the budget: not added data
         if experiment.status != "measured":
             return
         values = experiment.values or {}

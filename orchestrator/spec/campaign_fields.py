@@ -7,7 +7,7 @@ a ``CampaignFields``, so they need not import the schema that runs them.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import Field, field_validator
 
@@ -20,6 +20,12 @@ from orchestrator.spec.sections import (
     Approval, Budget, Objective, PlannerSettings, PriorMeanSpec, Stopping, Store, WarmStart,
 )
 from simulators.registry import build_simulator
+
+
+def _approval_or_its_mode(schema: dict[str, Any]) -> None:
+    """The JSON Schema of ``approval`` (``sdl schema``): the section, or its mode alone (``_approval_shorthand``)."""
+    modes = list(get_args(Approval.model_fields["mode"].annotation))
+    schema["anyOf"] = [{"$ref": schema.pop("$ref")}, {"type": "string", "enum": modes}]
 
 
 class CampaignFields(StrictModel):
@@ -41,7 +47,7 @@ class CampaignFields(StrictModel):
     analysis: list[Analysis] = []
     planner: PlannerSettings = PlannerSettings()
     store: Store = Store()
-    approval: Approval = Approval()
+    approval: Approval = Field(default=Approval(), json_schema_extra=_approval_or_its_mode)
 
     @field_validator("description")
     @classmethod

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.errors import CampaignStateError, StoreError
 from orchestrator.store import lease
+from orchestrator.store.ask_tell import AskTellVerbs, uses_budget
 from orchestrator.store.engine import display_url, open_engine, sqlite_file_missing
 from orchestrator.store.lease import RunnerLeases
 from orchestrator.store.migrate import upgrade_to_head
@@ -131,7 +132,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class CampaignStore(RunnerLeases):
+class CampaignStore(RunnerLeases, AskTellVerbs):
     """Opens (and creates) the store at ``url``; describe it with ``display``.
 
     ``must_exist``: a SQLite file that is not there is a ``StoreError`` instead of a new empty store
@@ -273,21 +274,23 @@ class CampaignStore(RunnerLeases):
         ``seen``: how many experiments the campaign had when the caller read it to choose the batch;
         when another process added some since, nothing is added and ``ProposalsChanged`` says so
         (choose again, with theirs as pending points). ``budget``: the most experiments the campaign
-        may hold, abandoned ones not counted; a batch that would pass it is refused.
+        may hold, those that use no budget not counted (``ask_tell.uses_budget``); a batch that would pass it
+        is refused.
         """
         held = getattr(self._proposing, "session", None)
         with nullcontext(held) if held is not None else self._tx() as s:
             # PostgreSQL: the campaign's row lock queues concurrent batches (SQLite's BEGIN IMMEDIATE already does)
             name = s.execute(select(CampaignRow.name).where(CampaignRow.id == campaign_id).with_for_update()).scalar()
-            statuses = s.scalars(select(ExperimentRow.status).where(ExperimentRow.campaign_id == campaign_id)).all()
-            if seen is not None and len(statuses) != seen:
-                raise ProposalsChanged(name, len(statuses) - seen)
-            used = sum(status != "abandoned" for status in statuses)
+            held = s.execute(select(ExperimentRow.status, ExperimentRow.proposal_info)
+                             .where(ExperimentRow.campaign_id == campaign_id)).all()
+            if seen is not None and len(held) != seen:
+                raise ProposalsChanged(name, len(held) - seen)
+            used = sum(uses_budget(status, proposal_info) for status, proposal_info in held)
             if budget is not None and used + len(proposals) > budget:
                 raise CampaignStateError(
                     f"campaign {name!r} has budget for {budget - used} more experiment(s), asked for {len(proposals)}",
                     hint="ask for fewer or raise budget.experiments in a new campaign")
-            start = len(statuses)
+            start = len(held)
             rows = [
                 ExperimentRow(campaign_id=campaign_id, sequence=start + i, iteration=iteration, status="proposed",
                               proposed_params=dict(p), params=dict(p), proposal_info=dict(info))
