@@ -69,3 +69,8 @@ class InstrumentFault(InstrumentError):
                  wells_done: tuple[str, ...] | list[str] = (), *, run_log: str = "", protocol_text: str = "") -> None:
         super().__init__(message, hint, cause=cause, run_log=run_log, protocol_text=protocol_text)
         self.wells_done = list(wells_done)
+
+
+class PlateOutOfPlace(InstrumentFault):
+    """A fault that may have left the plate away from its deck slot (in a reader, in the gripper): the next read
+    or dispense would miss it, so the loop stops without reading again until a person puts the plate back."""

@@ -9,10 +9,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from instruments.errors import DriverNotAvailableError
-from instruments.plate_plan import DILUENT
+from instruments.plate_plan import DILUENT, RINSE_SOLVENT
 from instruments.roles import LiquidHandler, Spectrometer
 from instruments.registry import DriverInfo, load_driver_class, resolve_driver
 from instruments.simulated_lab import SimulatedLab
+from instruments.spectrometers.twin import cuvette_model
 from simulators.faults import FaultInjector
 from simulators.model import SimulatorModel
 from simulators.registry import build_simulator
@@ -58,7 +59,8 @@ def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: in
             raise DriverNotAvailableError(
                 "simulated instruments need a 'simulation' section", hint="add simulation: {model: colour_mixing}"
             )
-        lab = _build_lab(instruments.liquid_handler, simulation, seed, state_path, model)
+        lab = _build_lab(instruments.liquid_handler, simulation, seed, state_path, model,
+                         getattr(instruments.spectrometer, "cuvette", None))
     robot_type = handler_info.robot_type or "OT-2"
     return InstrumentSet(
         liquid_handler=_build(handler_info, handler_class, instruments.liquid_handler, lab),
@@ -68,14 +70,19 @@ def build_instruments(instruments: Any, simulation: Any, dry_run: bool, seed: in
     )
 
 
-def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None, model: SimulatorModel | None) -> SimulatedLab:
-    """The shared simulated bench: model (built here when None), noise stream, faults, timing, and full reservoirs."""
+def _build_lab(handler: Any, simulation: Any, seed: int, state_path: Path | None, model: SimulatorModel | None,
+               cuvette: Any = None) -> SimulatedLab:
+    """The shared simulated bench: model (built here when None), noise stream, faults, timing, and full reservoirs.
+    With a ``cuvette`` station, its rinse solvent is a stock too, and the model reads through the cuvette's path."""
     if model is None:
         model = build_simulator(simulation.model, simulation.settings, simulation.noise)
+    model = cuvette_model(model, cuvette)
     rates = dict(getattr(simulation, "faults", None) or {})
     stocks = {name: r.stock_ul for name, r in handler.reagents.items()}
     if handler.diluent is not None:
         stocks[DILUENT] = handler.diluent.stock_ul
+    if cuvette is not None:
+        stocks[RINSE_SOLVENT] = cuvette.rinse_solvent.stock_ul
     return SimulatedLab(
         model=model, rng=np.random.default_rng(seed), noise=dict(simulation.noise),
         faults=FaultInjector(rates, seed) if any(rates.values()) else None,

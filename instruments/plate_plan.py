@@ -8,6 +8,10 @@ Tip racks stay on the deck across batches: ``PlatePlan.rack_order`` and ``tips_s
 racks a plan takes tips from and where in the first it starts (``instruments.tip_racks`` works them
 out from the stored plans), and ``check_plan`` refuses a plan that needs more tips than are left.
 ``tips_used_before`` is the older total per pipette; the runner no longer uses it.
+
+A campaign read at a cuvette station (``instruments.cuvette``) reads each well through the robot: its
+plan's ``cuvette`` sets aside the tips and the rinse solvent of that reading, after the plate's own, so
+``tips_needed``, ``reagent_totals`` and ``check_plan`` count them with the dispensing.
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel
 
-from instruments.opentrons.deck import DECKS, TIP_RACKS, TIPS_PER_RACK, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, well_name
+from instruments.opentrons.deck import (
+    DECKS, TIP_RACKS, TIPS_PER_RACK, VOLUME_STEP_UL, WELLS_PER_PLATE, Deck, pipette_for, well_name,
+)
 from instruments.opentrons.deck_layout import DeckError, draft_deck
+from instruments.opentrons.labware import well_volumes_ul
+from instruments.cuvette.station import RINSE_SOLVENT, CuvettePlan, station_solvent_ul, station_tips
 from instruments.errors import PlanLimitError
 
 DILUENT = "diluent"
@@ -52,6 +60,7 @@ class PlatePlan(BaseModel):
     rack_order: dict[str, list[str]] = {}  # tip rack role -> slots in the order this plan uses them; unset: the deck's
     reserved_wells: list[str] = []  # plate wells no experiment may use (the spectrometer's blank)
     layout: Deck | None = None  # the campaign's deck; plans stored before decks were configurable have none
+    cuvette: CuvettePlan | None = None  # what reading the batch at a cuvette station takes; None: no such station
 
     @property
     def deck(self) -> Deck:
@@ -68,10 +77,13 @@ class PlatePlan(BaseModel):
         return f"P{self.plate}-{well}"
 
     def reagent_totals(self) -> dict[str, float]:
+        """Stock -> volume [uL] the plan takes from its reservoir well: every well's, and the cuvette's rinse solvent."""
         totals: dict[str, float] = {}
         for w in self.wells:
             for reagent, volume in w.volumes_ul.items():
                 totals[reagent] = totals.get(reagent, 0.0) + volume
+        if self.cuvette is not None:
+            totals[RINSE_SOLVENT] = totals.get(RINSE_SOLVENT, 0.0) + station_solvent_ul(self.cuvette, len(self.wells))
         return totals
 
 
@@ -134,7 +146,7 @@ def choose_wells(position: int, n: int, reserved: Collection[str] = ()) -> tuple
 
 def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence[BatchItem], wells_used: int,
                  tips_used: Mapping[str, int] | None = None, reserved_wells: Collection[str] = (),
-                 rack_order: Mapping[str, Sequence[str]] | None = None) -> PlatePlan:
+                 rack_order: Mapping[str, Sequence[str]] | None = None, cuvette: Any = None) -> PlatePlan:
     """Turn a batch of proposals into a plate plan for the liquid handler config ``handler``.
 
     Volumes are floored to what the pipettes can dispense; the diluent makes each well up
@@ -144,7 +156,8 @@ def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence
     (rack -> count) becomes the plan's ``tips_start`` and ``rack_order`` its ``rack_order`` (both from
     ``instruments.tip_racks.rack_order``; unset: the deck's racks, counted from the first). The plan is
     not checked here: call ``check_plan``. ``deck``: the campaign's (``deck_layout.build_deck``), or a robot
-    type for the deck its section gives without reading its files.
+    type for the deck its section gives without reading its files. ``cuvette``: the spectrometer's cuvette
+    section (``orchestrator.spec.measurement.Cuvette``), whose tips and rinse solvent the plan sets aside.
     """
     if isinstance(deck, str):
         deck, problems = draft_deck(handler, deck)
@@ -164,18 +177,21 @@ def compile_plan(handler: Any, deck: Deck | str, iteration: int, batch: Sequence
             # little (< 1 uL) short of the fill volume rather than getting a wrong volume
             volumes = {DILUENT: top_up if top_up >= deck.small.min_ul or top_up <= 0 else 0.0, **volumes}
         wells.append(WellPlan(experiment_id=item.experiment_id, well=chosen[offset], volumes_ul=volumes))
-    return PlatePlan(iteration=iteration, plate=plate, robot_type=deck.robot_type, fill_volume_ul=handler.fill_volume_ul,
+    plan = PlatePlan(iteration=iteration, plate=plate, robot_type=deck.robot_type, fill_volume_ul=handler.fill_volume_ul,
                      well_capacity_ul=handler.well_capacity_ul, reservoir_wells=reservoir, labware=labware, wells=wells,
                      tips_start={rack: int(n) for rack, n in (tips_used or {}).items() if n},
                      reserved_wells=sorted(reserved_wells), layout=deck,
                      rack_order={rack: list(slots) for rack, slots in (rack_order or {}).items()})
-
-
-def pipette_for(deck: Deck, volume_ul: float) -> str:
-    """``"small"`` or ``"large"``: the pipette that moves ``volume_ul``. The small one takes what it holds, and
-    also what lies below the large one's minimum (in several aspirations, as a p10 does 20 uL beside a
-    p300 GEN1 that starts at 30 uL); the large one takes the rest."""
-    return "small" if volume_ul <= deck.small.max_ul or volume_ul < deck.large.min_ul else "large"
+    if cuvette is None:
+        return plan
+    holder = well_volumes_ul(cuvette.labware, deck.custom_labware)  # one well; validation refuses other labware
+    dispensing = dispensing_tips(plan)
+    station = CuvettePlan(slot=cuvette.slot, labware=cuvette.labware, well=next(iter(holder), "A1"),
+                          solvent_well=cuvette.rinse_solvent.well, aliquot_ul=cuvette.aliquot_ul,
+                          rinse_ul=cuvette.rinse_ul, rinse_count=cuvette.rinse_count,
+                          first_tip={rack: plan.tips_start.get(rack, 0) + dispensing[pipette]
+                                     for pipette, rack in TIP_RACKS.items()})
+    return plan.model_copy(update={"cuvette": station})
 
 
 def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
@@ -194,8 +210,18 @@ def dispenses(plan: PlatePlan) -> list[tuple[WellPlan, str, float, bool]]:
 
 
 def tips_needed(plan: PlatePlan) -> dict[str, int]:
-    """Tips per pipette ("small", "large"): a fresh tip per non-zero transfer, and per aspiration when a
-    volume above its pipette's maximum is split into several."""
+    """Tips per pipette ("small", "large") the plan takes: its dispensing (``dispensing_tips``) and, with a cuvette
+    station, reading its wells there (``instruments.cuvette.station``)."""
+    counts = dispensing_tips(plan)
+    if plan.cuvette is not None:
+        for pipette, count in station_tips(plan.cuvette, len(plan.wells), plan.deck).items():
+            counts[pipette] += count
+    return counts
+
+
+def dispensing_tips(plan: PlatePlan) -> dict[str, int]:
+    """Tips per pipette ("small", "large") the plate's dispensing takes: a fresh tip per non-zero transfer, and
+    per aspiration when a volume above its pipette's maximum is split into several."""
     deck = plan.deck
     counts = {"small": 0, "large": 0}
     for w in plan.wells:
@@ -250,25 +276,28 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: st
         total = sum(w.volumes_ul.values())
         if total > plan.well_capacity_ul + 1e-9:
             problems.append(f"{where}: {total:g} uL exceeds the well capacity of {plan.well_capacity_ul:g} uL")
+    station = station_tips(plan.cuvette, len(plan.wells), deck) if plan.cuvette is not None else {}
     for pipette, count in tips_needed(plan).items():
         rack = TIP_RACKS[pipette]
         slots, held = deck.tip_rack_slots[rack], deck.tips_held(rack)
+        of_them = f" ({station[pipette]} of them for the cuvette)" if station.get(pipette) else ""
         left = TIPS_PER_RACK * len(plan.racks_in_order(rack)) - plan.tips_start.get(rack, 0)
         where = f"slot{'s' if len(slots) > 1 else ''} {', '.join(slots)}"
         if count > held:
             racks = f"its {len(slots)} racks hold" if len(slots) > 1 else "one rack holds"
-            problems.append(f"{count} {pipette}-pipette tips needed but {racks} {held}; lower batch_size "
+            problems.append(f"{count} {pipette}-pipette tips needed{of_them} but {racks} {held}; lower batch_size "
                             f"or give it more racks (deck.tip_racks)")
         elif count > left:
             fix = (f"put in full racks and record it with 'sdl refill {campaign} --tips {pipette}' (or --rack SLOT "
                    "for each rack replaced)" if len(slots) > 1 else
                    f"put in a full rack and record it with 'sdl refill {campaign} --tips {pipette}'")
-            refills.append(f"{count} {pipette}-pipette tips needed but only {max(0, left)} are left in {rack} "
+            refills.append(f"{count} {pipette}-pipette tips needed{of_them} but only {max(0, left)} are left in {rack} "
                            f"({where}; {held - max(0, left)} used by earlier batches): {fix}")
     for reagent, needed in plan.reagent_totals().items():
         left = stock_left_ul.get(reagent, math.inf)
         if needed > left + 1e-9:
-            refills.append(f"{reagent}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its "
+            what = f"{reagent} (the cuvette's rinses and reference)" if reagent == RINSE_SOLVENT else reagent
+            refills.append(f"{what}: needs {needed:g} uL but only {left:g} uL of stock is left; top up its "
                            f"reservoir well and record it with 'sdl refill {campaign} --stock {reagent}=UL'")
     if problems or refills:
         raise PlanLimitError(f"plan for iteration {plan.iteration} refused, nothing dispatched: "

@@ -94,7 +94,7 @@ DRIVERS: dict[str, DriverInfo] = {
                    "instruments.pylabrobot_reader.plate_reader:PyLabRobotPlateReader", "simulated_pylabrobot_reader",
                    requires=("pylabrobot", "sdl-orchestrator[pylabrobot]"), required=("pylabrobot",), **PLATE_READER),
         DriverInfo("simulated_pylabrobot_reader", "spectrometer", "simulated",
-                   "instruments.plate_readers.twin:SimulatedPlateReader", **PLATE_READER),
+                   "instruments.pylabrobot_reader.twin:SimulatedPyLabRobotReader", **PLATE_READER),
     )
 }
 

@@ -157,7 +157,8 @@ class SupportsCloseUnplayedRun(Protocol):
 @runtime_checkable
 class SupportsRobotMeasuring(Protocol):
     """A measuring instrument that needs the campaign's robot: the Flex Absorbance Plate Reader (the gripper
-    moves the plate into the module) or a cuvette station (the pipette brings each well's aliquot).
+    moves the plate into the module), a cuvette station (the pipette brings each well's aliquot), or a
+    reader a person loads from the deck (``SupportsPlateHandoff``: the deck says which plate, in which slot).
 
     The loop calls ``attach_robot`` once, before it reconciles or checks anything, with the campaign's
     liquid handler and its deck (``instruments.opentrons.deck.Deck``); while such an instrument reads,
@@ -165,6 +166,35 @@ class SupportsRobotMeasuring(Protocol):
     """
 
     def attach_robot(self, liquid_handler: Any, deck: Any) -> None: ...
+
+
+@runtime_checkable
+class SupportsBatchPlan(Protocol):
+    """A measuring instrument that takes what the batch's plate plan set aside for its reading (a cuvette station:
+    tips and rinse solvent, ``PlatePlan.cuvette``): the loop gives it the plan before each ``read_wells``."""
+
+    def use_plan(self, plan: PlatePlan) -> None: ...
+
+
+#: The moves of a plate between the robot's deck and a reader that a person loads (``SupportsPlateHandoff``):
+#: ``load`` the plate into the reader, ``return`` it to the deck, ``replace`` it (full) by an empty one there.
+HANDOFF_STEPS = ("load", "return", "replace")
+
+
+@runtime_checkable
+class SupportsPlateHandoff(Protocol):
+    """A plate reader that no gripper reaches: a person carries the plate from the robot's deck to it and back.
+
+    Before the reader reads a plate the loop shows a person ``handoff_request("load", plate)`` and waits
+    for their confirmation; before the robot dispenses the next batch, ``"return"`` (the same plate back on
+    the deck) or ``"replace"`` (the full plate out, an empty one, ``next_plate``, on the deck). ``plate``
+    is a plate label such as ``"P1"``. ``handoff_confirms_itself`` is True for a twin: a dry run runs
+    unattended, so the loop logs the request and goes on.
+    """
+
+    handoff_confirms_itself: bool
+
+    def handoff_request(self, step: str, plate: str, next_plate: str | None = None) -> str: ...
 
 
 def protocol_members(protocol: type) -> list[str]:

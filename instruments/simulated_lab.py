@@ -1,7 +1,8 @@
-"""The simulated lab shared by every twin: plate contents and reagent stocks.
+"""The simulated lab shared by every twin: plate contents, reagent stocks and a cuvette station.
 
 The simulated robot writes what it dispensed into ``wells``; the simulated
-spectrometer reads the same wells. Volumes are in uL.
+spectrometer reads the same wells, or, with a cuvette station, what the robot moved into
+the ``cuvette``. Volumes are in uL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from instruments.errors import InstrumentError
 from simulators.faults import FaultInjector
 from simulators.model import SimulatorModel
 from simulators.timing import TIMING_MODES
+
+#: The place name of the cuvette station's cuvette, beside the plate's well labels (``"P1-A1"``).
+CUVETTE = "cuvette"
 
 
 @dataclass
@@ -42,6 +46,7 @@ class SimulatedLab:
         clock_s: simulated seconds since the campaign started (drives baseline drift).
         tips_used: tips picked up so far.
         refills_done: ids of the refills (store events) already poured into ``stocks_ul``.
+        cuvette: what the cuvette station's cuvette holds: reagent -> volume [uL].
         state_path: JSON file that keeps wells, runs, stocks, clock and tips across a crash of
             the orchestrator (the plate and the robot's memory survive it); loaded at
             construction when it exists, rewritten atomically after every change (each
@@ -61,10 +66,11 @@ class SimulatedLab:
     clock_s: float = 0.0
     tips_used: int = 0
     refills_done: list[int] = field(default_factory=list)
+    cuvette: dict[str, float] = field(default_factory=dict)
     state_path: Path | None = None
     sleep: Callable[[float], None] = time.sleep
 
-    _SAVED = ("wells", "runs", "stocks_ul", "clock_s", "tips_used", "refills_done")
+    _SAVED = ("wells", "runs", "stocks_ul", "clock_s", "tips_used", "refills_done", "cuvette")
 
     def __post_init__(self) -> None:
         if self.timing not in TIMING_MODES:
@@ -84,8 +90,33 @@ class SimulatedLab:
         contents[reagent] = contents.get(reagent, 0.0) + volume_ul
         self.save()
 
+    def contents(self, place: str) -> dict[str, float]:
+        """What plate well ``place`` (a label) or the cuvette (``CUVETTE``) holds: reagent -> uL."""
+        return self.cuvette if place == CUVETTE else self.wells.get(place, {})
+
     def total_ul(self, label: str) -> float:
-        return sum(self.wells.get(label, {}).values())
+        return sum(self.contents(label).values())
+
+    def take(self, place: str, volume_ul: float) -> dict[str, float]:
+        """Draw ``volume_ul`` from plate well ``place`` or the cuvette, the mixture it holds; what was drawn
+        (all of it, when it holds less)."""
+        contents = self.contents(place)
+        total = sum(contents.values())
+        share = min(1.0, volume_ul / total) if total > 0 else 0.0
+        drawn = {reagent: volume * share for reagent, volume in contents.items()}
+        for reagent, volume in drawn.items():
+            contents[reagent] -= volume
+            if contents[reagent] <= 1e-9:
+                del contents[reagent]
+        self.save()
+        return drawn
+
+    def pour(self, place: str, liquid: dict[str, float]) -> None:
+        """Add ``liquid`` (reagent -> uL) to plate well ``place`` or the cuvette."""
+        contents = self.cuvette if place == CUVETTE else self.wells.setdefault(place, {})
+        for reagent, volume in liquid.items():
+            contents[reagent] = contents.get(reagent, 0.0) + volume
+        self.save()
 
     def draw_stock(self, reagent: str, volume_ul: float) -> bool:
         """Take ``volume_ul`` from the reservoir of ``reagent``; False (nothing taken) if it is short."""
@@ -186,7 +217,7 @@ class SimulatedInstrument:
     """
 
     #: Role verbs that a closed twin refuses; wrapped in every subclass that defines them.
-    GUARDED_VERBS = ("run_plan", "read_wells", "acquire_sample", "acquire_dark", "acquire_reference")
+    GUARDED_VERBS = ("run_plan", "run_protocol", "read_wells", "acquire_sample", "acquire_dark", "acquire_reference")
 
     def __init__(self, name: str, lab: SimulatedLab, config: Any = None) -> None:
         self.name = name

@@ -324,12 +324,14 @@ def command_not_found(command_id: str, current: bool) -> tuple[int, dict[str, An
     return 404, error_body("CommandNotFound", "Run Command Not Found", message, meta=meta)
 
 
-def reader_module(reader_slot: str) -> dict[str, Any]:
-    """``GET /modules`` entry of an attached Absorbance Plate Reader (``AbsorbanceReaderModule``), idle, lid closed."""
+def reader_module(reader_slot: str, plate_inside: bool = False) -> dict[str, Any]:
+    """``GET /modules`` entry of an attached Absorbance Plate Reader (``AbsorbanceReaderModule``), idle, lid closed;
+    ``platePresence`` as the module senses it (``live_data`` in hardware_control/modules/absorbance_reader.py)."""
     return {"id": "loopback-absorbance-reader", "serialNumber": "OPTMAA00000000LOOPBACK", "firmwareVersion": "v1.0.2",
             "hardwareRevision": "1.0", "hasAvailableUpdate": False, "moduleType": "absorbanceReaderType",
             "moduleModel": "absorbanceReaderV1", "compatibleWithRobot": True,
-            "data": {"status": "idle", "lidStatus": "on", "platePresence": "absent", "measureMode": "single",
+            "data": {"status": "idle", "lidStatus": "on", "platePresence": "present" if plate_inside else "absent",
+                     "measureMode": "single",
                      "sampleWavelengths": [450]},
             "usbPort": {"port": 1, "portGroup": "main", "hub": False, "path": "1.0/tty/ttyACM1/dev"},
             "moduleOffset": {"offset": {"x": 0.0, "y": 0.0, "z": 0.0}, "slot": reader_slot}}

@@ -19,12 +19,15 @@ github.com/Opentrons/opentrons; tests/opentrons_robot_model.py cites the file of
 
 With ``plate_reader`` the robot is a Flex with the Absorbance Plate Reader at ``reader_slot`` (listed by
 ``/modules``, in the deck configuration) and a gripper (listed by ``/instruments``); its
-``absorbanceReader/read`` commands read ``plate_reader(wavelength, well)`` [AU].
+``absorbanceReader/read`` commands read ``plate_reader(wavelength, well)`` [AU]. The module senses a plate
+(``platePresence``) from a run's ``moveLabware`` onto it until one off it (``FakeRobot.plate_in_reader``).
 
 Each needs the ``Opentrons-Version`` header (422 in robot-server's shape without it). On ``play``
 the run plays out the commands of its protocol's analysis. ``fault`` picks one way things go wrong:
 
 ``fail``            the run ends ``failed`` with an error
+``fail_read``       a run that reads the Absorbance Plate Reader fails at its read, the plate in the module;
+                    other runs succeed
 ``stopped``         someone presses stop on the touchscreen mid-run
 ``never``           the run never finishes (until stopped)
 ``drop``            the connection drops while the client polls the run
@@ -89,6 +92,7 @@ class FakeRobot:
                  plate_reader: Callable[[int, str], float] | None = None, reader_slot: str = "D3") -> None:
         self.robot_type, self.fault, self.step_s, self.analysis_s = robot_type, fault, step_s, analysis_s
         self.plate_reader, self.reader_slot = plate_reader, reader_slot
+        self.plate_in_reader = False  # a test sets it back to False where a person takes the plate out
         self.software = software or local_software()
         self.max_api = max_api or local_max_api()
         self.pipettes = default_pipettes(robot_type) if pipettes is None else pipettes
@@ -223,12 +227,16 @@ class FakeRobot:
         whole = {c["id"]: self._done(c) for c in analysis["commands"]}
         # faults strike at the first aspirate: a tip is on and liquid is moving
         strike = next((i for i, c in enumerate(commands) if c["commandType"] == "aspirate"), 3)
+        if self.fault == "fail_read":  # after the gripper moved the plate into the module
+            strike = next((i for i, c in enumerate(commands) if c["commandType"] == model.READ_COMMAND), None)
         for i, command in enumerate(commands):
             if run["_stop"].wait(self.step_s):
                 return
             with self.lock:
                 run["commands"].append(command)
                 run["_whole"][command["id"]] = whole[command["id"]]
+                if command["commandType"] == "moveLabware":  # onto the reader (a moduleId), or off it
+                    self.plate_in_reader = "moduleId" in (command.get("params") or {}).get("newLocation", {})
             if i == strike and stuck:
                 with self.lock:
                     run["status"] = stuck
@@ -240,6 +248,10 @@ class FakeRobot:
                 return
             if i == strike and self.fault == "fail":
                 return self._end(run, "failed", [_run_error("TipNotAttachedError", "tip not attached after pick up")])
+            if i == strike and self.fault == "fail_read":
+                with self.lock:
+                    run["commands"][-1] = {**command, "status": "failed"}
+                return self._end(run, "failed", [_run_error("AbsorbanceReaderError", "the module did not answer")])
         if analysis["result"] != "ok":
             return self._end(run, "failed", analysis["errors"])
         if self.fault != "never":
@@ -330,7 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
                     for m, n in robot.pipettes.items()]
             return 200, _listing(data + ([model.gripper()] if robot.plate_reader else []))
         if (method, path) == ("GET", "/modules"):  # modules/router.py: SimpleMultiBody[AttachedModule]
-            return 200, _listing([model.reader_module(robot.reader_slot)] if robot.plate_reader else [])
+            return 200, _listing([model.reader_module(robot.reader_slot, robot.plate_in_reader)]
+                                 if robot.plate_reader else [])
         if (method, path) == ("GET", "/deck_configuration"):  # deck_configuration/router.py
             return 200, {"data": model.deck_configuration(robot.robot_type,
                                                           robot.reader_slot if robot.plate_reader else None)}

@@ -235,6 +235,8 @@ def test_a_flex_campaign_stores_the_modules_values_per_well_and_wavelength(tmp_p
     document["budget"] = {"experiments": 8, "batch_size": 4}
     with RobotServer(FLEX, plate_reader=module_reading) as server:
         document["instruments"]["liquid_handler"].update(host="127.0.0.1", port=server.port)
+        custom = (document["instruments"]["liquid_handler"].get("deck") or {}).get("custom_labware") or {}
+        custom.update({name: str((EXAMPLE.parent / file).resolve()) for name, file in custom.items()})  # from the copy
         path = tmp_path / EXAMPLE.name
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         campaign = Campaign.from_yaml(path, store=f"sqlite:///{tmp_path / 'store.db'}")

@@ -244,6 +244,7 @@ def flex_reader_copy(folder: Path, port: int, **spectrometer) -> Path:
     document = yaml.safe_load(FLEX_READER.read_text())
     document["instruments"]["liquid_handler"].update(host="127.0.0.1", port=port)
     document["instruments"]["spectrometer"].update(spectrometer)
+    shutil.copytree(FLEX_READER.parent / "labware", folder / "labware", dirs_exist_ok=True)
     path = folder / FLEX_READER.name
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

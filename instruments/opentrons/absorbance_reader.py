@@ -17,7 +17,10 @@ read from the robot, in the shapes of Opentrons' robot-server and protocol engin
 Before the first batch ``check_ready`` asks the robot for the module (``GET /modules``,
 ``robot-server/robot_server/modules/module_models.py``), its place in the deck configuration
 (``GET /deck_configuration``, ``deck_configuration/models.py``) and the gripper (``GET /instruments``,
-``instruments/instrument_models.py``).
+``instruments/instrument_models.py``), and its software for Protocol API 2.21. Before each read the module must
+sense no plate inside (``platePresence``, the module's ``live_data``). A read run that ends early after the gripper
+began moving the plate, and before it put it back (its ``moveLabware`` commands), raises ``PlateOutOfPlace``: the
+loop stops, as another read or the next dispense would miss the plate, until a person puts the plate back.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from instruments.errors import InstrumentError, InstrumentFault
+from instruments.errors import InstrumentError, InstrumentFault, PlateOutOfPlace
 from instruments.opentrons.deck import FLEX, Deck
 from instruments.opentrons.http_driver import OpentronsHTTP
 from instruments.opentrons.labware import definition
@@ -38,8 +41,9 @@ from instruments.opentrons.reader_script import (
 from instruments.opentrons.robot_api import api_text, choose_api_level, local_max_api
 from instruments.roles import Spectrum
 
-#: The command whose result holds the readings.
+#: The command whose result holds the readings, and the gripper's move of the plate (in, then back).
 READ_COMMAND = "absorbanceReader/read"
+MOVE_COMMAND = "moveLabware"
 #: Above this absorbance [AU] a reading is outside the module's measuring range and flagged ``saturated``:
 #: the upper end of the 0-4 OD range Opentrons states for the module (its product specifications); the
 #: engine itself reports any value the hardware gives.
@@ -80,6 +84,8 @@ class OpentronsAbsorbanceReader:
         holds labware or a plate the gripper or the module cannot take, in one line."""
         if not isinstance(liquid_handler, OpentronsHTTP) or liquid_handler.robot_type != FLEX:
             what = getattr(liquid_handler, "robot_type", None) or type(liquid_handler).__name__
+            if what == FLEX:  # a Flex twin, or a plugin's driver: not one whose HTTP API this driver reads through
+                what = f"a Flex not driven over HTTP ({type(liquid_handler).__name__})"
             raise InstrumentError(
                 f"{self.name}: the Absorbance Plate Reader is read through an Opentrons Flex over its HTTP API, "
                 f"and the liquid handler {getattr(liquid_handler, 'name', '?')} is {what}",
@@ -120,8 +126,10 @@ class OpentronsAbsorbanceReader:
     # SupportsReadyCheck ------------------------------------------------------------------------
 
     def check_ready(self) -> None:
-        """The robot lists the module, its deck configuration has it at ``reader_slot``, and a working gripper is
-        attached; each missing one is one ``InstrumentError`` line, before anything moved."""
+        """The robot lists the module, its deck configuration has it at ``reader_slot``, a working gripper is
+        attached, its software runs the read protocol's API level (else every batch would be dispensed and
+        then not read), and no plate is in the reader already; each is one ``InstrumentError`` line, before
+        anything moved."""
         robot = self._attached()
         where = f"the robot at {robot.host}:{robot.port}"
         modules = _listed(robot.get("/modules", "listing the attached modules"))
@@ -143,7 +151,9 @@ class OpentronsAbsorbanceReader:
         if not any(i.get("instrumentType") == "gripper" and i.get("ok") is True for i in instruments):
             raise InstrumentError(f"{self.name}: {where} has no working gripper, which moves the plate into the reader",
                                   hint="attach and calibrate the Flex Gripper (Opentrons App, Instruments)")
+        self._api_level(robot)
         self.module = readers[0]
+        self._refuse_a_plate_in_the_reader(readers)
 
     # Spectrometer ------------------------------------------------------------------------------
 
@@ -177,7 +187,8 @@ class OpentronsAbsorbanceReader:
 
         Values [AU] per wavelength in ``wavelengths_nm`` order, less the ``blank_well``'s of the same read when
         one is set; ``saturated`` when a raw value exceeds ``READER_MAX_OD``. A failed run raises
-        ``InstrumentFault`` (cause ``plate_read_failed``), a refusal before anything moved ``InstrumentError``.
+        ``InstrumentFault`` (cause ``plate_read_failed``), or ``PlateOutOfPlace`` when the run had started moving
+        the plate into the reader and did not put it back; a refusal before anything moved ``InstrumentError``.
         """
         robot = self._attached()
         if self._closed:
@@ -185,24 +196,36 @@ class OpentronsAbsorbanceReader:
                                   hint="call connect() again before using a closed driver")
         plate, names = plate_wells(self.name, wells)
         level = self._api_level(robot)
+        self._refuse_a_plate_in_the_reader(_listed(robot.get("/modules", "asking the reader for a plate inside")))
         protocol = render_read_protocol(self.deck, plate, self._wavelengths, self.reader_slot, level)
         found: dict[int, dict[str, float]] = {}
         run_ids: list[str] = []
-
-        def collect(run_id: str) -> None:
-            run_ids.append(run_id)
-            found.update(read_result(robot.get, run_id))
-
+        # The loop's hook stores the batch's dispensing run, which reconcile asks about after a restart; the read
+        # run must not take its place (a read run never played would have the made batch abandoned).
+        hook, robot.on_run_created = robot.on_run_created, run_ids.append
         try:
-            robot.run_protocol(protocol, read_file_name(plate), self.deck, READ_RUN_ALLOWANCE_S, after_run=collect)
+            robot.run_protocol(protocol, read_file_name(plate), self.deck, READ_RUN_ALLOWANCE_S,
+                               after_run=lambda run_id: found.update(read_result(robot.get, run_id)))
         except InstrumentError as err:
+            slot = self.deck.slots["plate"]
+            away = plate_left_out(robot.get, run_ids[-1]) if run_ids else None
+            if away:
+                raise PlateOutOfPlace(
+                    f"{self.name}: reading plate {plate} failed ({err.message}); {away}",
+                    hint=f"take plate {plate} out of the reader (or the gripper) and put it back in slot {slot}",
+                    cause="plate_out_of_place", run_log=err.run_log, protocol_text=err.protocol_text) from err
+            if not run_ids and getattr(err.__cause__, "status", None) == 409:  # a run not ours holds the robot
+                raise PlateOutOfPlace(f"{self.name}: plate {plate} not read: {err.message}, which may be moving it",
+                                      hint=f"let that run end, and see that plate {plate} is in slot {slot}, not in "
+                                           "the reader", cause="robot_busy") from err
             if not err.run_log:  # refused before the robot ran anything
                 raise InstrumentError(f"{self.name}: plate {plate} not read: {err.message}", hint=err.hint) from err
-            slot = self.deck.slots["plate"]
             raise InstrumentFault(f"{self.name}: reading plate {plate} failed: {err.message}",
-                                  hint=f"see the run in the Opentrons App; if the plate stayed in the reader, put it "
-                                       f"back in slot {slot} before it is read again",
-                                  cause="plate_read_failed", run_log=err.run_log, protocol_text=err.protocol_text) from err
+                                  hint=f"see the run in the Opentrons App; the plate was not moved from slot {slot}, "
+                                       "or was moved back", cause="plate_read_failed", run_log=err.run_log,
+                                  protocol_text=err.protocol_text) from err
+        finally:
+            robot.on_run_created = hook
         read_at = datetime.now(timezone.utc)
         meta = {"integration_time_ms": self.integration_time_ms, "averages": self.averages, "robot_run": run_ids[0],
                 "reader_slot": self.reader_slot, "protocol_api": level}
@@ -226,6 +249,17 @@ class OpentronsAbsorbanceReader:
             raise InstrumentError(f"{self.name}: not attached to a robot; the campaign loop gives it the Flex and "
                                   "its deck (attach_robot) before it reads", hint=_SETUP_HINT)
         return self.robot
+
+    def _refuse_a_plate_in_the_reader(self, modules: list[dict[str, Any]]) -> None:
+        """``PlateOutOfPlace`` when the reader senses a plate inside (``platePresence`` in its ``GET /modules``
+        data; ``unknown`` on older firmware passes): the gripper would set this batch's plate down on it."""
+        readers = [m for m in modules if m.get("moduleModel") == READER_MODULE]
+        if any((m.get("data") or {}).get("platePresence") == "present" for m in readers):
+            slot = self.deck.slots["plate"]
+            raise PlateOutOfPlace(f"{self.name}: the Absorbance Plate Reader senses a plate inside already; nothing "
+                                  "was run, as the gripper would put the plate to read on top of it",
+                                  hint=f"take the plate out of the reader, and see that the plate to read is in slot "
+                                       f"{slot}", cause="plate_in_reader")
 
     def _api_level(self, robot: OpentronsHTTP) -> str:
         """The read protocol's ``apiLevel``: the dispense protocols' choice (``choose_api_level``), at least
@@ -280,6 +314,37 @@ def plate_wells(name: str, labels: Sequence[str]) -> tuple[int, list[str]]:
     return plates.pop(), wells
 
 
+def command_summaries(get: Callable[..., dict[str, Any]], run_id: str, page_length: int = 200) -> list[dict[str, Any]]:
+    """Every command summary of run ``run_id`` (no results), paged from cursor 0; ``get(path, doing, params)`` is
+    ``OpentronsHTTP.get``. Raises ``InstrumentError`` when the robot cannot be read or answers another shape."""
+    summaries: list[dict[str, Any]] = []
+    while True:
+        body = get(f"/runs/{run_id}/commands", "listing the read run's commands",
+                   {"cursor": len(summaries), "pageLength": page_length})
+        page = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(page, list) or not all(isinstance(c, dict) for c in page):
+            raise InstrumentError(f"robot run {run_id}: its command list is not a list of commands",
+                                  hint="the robot's software may be newer than this driver knows")
+        summaries += page
+        if not page or len(summaries) >= (body.get("meta") or {}).get("totalLength", len(summaries)):
+            return summaries
+
+
+def plate_left_out(get: Callable[..., dict[str, Any]], run_id: str) -> str | None:
+    """Why the plate may not be in its deck slot after read run ``run_id`` ended early, or None when it is: the run
+    moved it into the reader (the first ``moveLabware``) and back (the second), or never began moving it. Asked
+    after the run was released, so no command runs any more; a run that cannot be read counts as away."""
+    try:
+        moves = [c.get("status") for c in command_summaries(get, run_id) if c.get("commandType") == MOVE_COMMAND]
+    except InstrumentError as err:
+        return f"where the plate is cannot be told ({err.message})"
+    if not moves or moves == ["succeeded", "succeeded"]:
+        return None
+    if moves[0] != "succeeded":
+        return "the gripper had begun moving the plate into the reader, so it may be in the gripper or out of place"
+    return "the plate was moved into the reader and not back, so it is still in the reader (or in the gripper)"
+
+
 def read_result(get: Callable[..., dict[str, Any]], run_id: str, page_length: int = 200) -> dict[int, dict[str, float]]:
     """Wavelength [nm] -> {well: absorbance [AU]} from the last ``absorbanceReader/read`` command of run ``run_id``.
 
@@ -287,15 +352,8 @@ def read_result(get: Callable[..., dict[str, Any]], run_id: str, page_length: in
     (they carry no results), then the read command is fetched whole. Raises ``InstrumentError`` when the run
     has no read command or its result is not the engine's shape.
     """
-    summaries: list[dict[str, Any]] = []
-    while True:
-        body = get(f"/runs/{run_id}/commands", "listing the read run's commands",
-                   {"cursor": len(summaries), "pageLength": page_length})
-        page = body.get("data") or []
-        summaries += page
-        if not page or len(summaries) >= (body.get("meta") or {}).get("totalLength", len(summaries)):
-            break
-    reads = [c for c in summaries if c.get("commandType") == READ_COMMAND]
+    summaries = command_summaries(get, run_id, page_length)
+    reads = [c for c in summaries if c.get("commandType") == READ_COMMAND and c.get("id")]
     if not reads:
         raise InstrumentError(f"robot run {run_id} has no {READ_COMMAND} command among its {len(summaries)} commands",
                               hint="see the run in the Opentrons App; the read protocol may have been changed")

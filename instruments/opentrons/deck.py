@@ -141,6 +141,13 @@ TIP_RACKS = {"small": "tiprack_small", "large": "tiprack_large"}
 VOLUME_STEP_UL = 0.1
 
 
+def pipette_for(deck: Deck, volume_ul: float) -> str:
+    """``"small"`` or ``"large"``: the pipette that moves ``volume_ul``. The small one takes what it holds, and
+    also what lies below the large one's minimum (in several aspirations, as a p10 does 20 uL beside a
+    p300 GEN1 that starts at 30 uL); the large one takes the rest."""
+    return "small" if volume_ul <= deck.small.max_ul or volume_ul < deck.large.min_ul else "large"
+
+
 def well_name(index: int) -> str:
     """0 -> A1, 1 -> B1, ..., 8 -> A2: column-major order of a 96-well plate."""
     return "ABCDEFGH"[index % 8] + str(index // 8 + 1)

@@ -6,6 +6,11 @@ goes to ``on_run_created`` before anything moves, as with the real driver), carr
 the transfers in protocol order writing what a real pipette delivers into the simulated
 plate, and remembers the run in the lab (``run_status``). Faults drawn by the lab's
 ``FaultInjector`` stop a run part-way with an ``InstrumentFault``.
+
+``run_protocol`` runs any protocol text, as the real driver's does: a cuvette station's steps
+(``instruments.cuvette.protocol``) are simulated too, and their moves, read from the text's data,
+move the simulated liquids: a well's aliquot into the cuvette, the rinse solvent from its reservoir
+stock, the cuvette's contents to the trash.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
+from instruments.cuvette.protocol import step_data
+from instruments.cuvette.station import TRASH
 from instruments.errors import InstrumentError, InstrumentFault
+from instruments.opentrons.deck import Deck
 from instruments.opentrons.protocol_script import render_protocol, simulate_protocol
 from instruments.plate_plan import PlatePlan, dispenses
 from instruments.roles import RunReport
-from instruments.simulated_lab import SimulatedInstrument, SimulatedLab
+from instruments.simulated_lab import CUVETTE, SimulatedInstrument, SimulatedLab
 from simulators.faults import Fault
 from simulators.pipetting import delivered_volume
 from simulators.timing import transfer_seconds
@@ -85,6 +93,59 @@ class SimulatedOpentrons(SimulatedInstrument):
         self.lab.finish_run(run_id)
         return RunReport(protocol_text=protocol, run_log=run_log, duration_s=self.lab.clock_s - started_s,
                          instrument=self.name)
+
+    def run_protocol(self, protocol: str, file_name: str, deck: Deck, allowance_s: float,
+                     after_run: Callable[[str], None] | None = None) -> RunReport:
+        """Run one protocol text, as ``OpentronsHTTP.run_protocol`` does: simulated first (``check_protocols``), a
+        run id to ``on_run_created``, ``after_run(run_id)`` once it is done. A cuvette station's step moves the
+        simulated liquids as its data says; other protocols move nothing the lab keeps. ``deck`` and
+        ``allowance_s`` are the real driver's (the twin keeps no offsets and never times out)."""
+        run_log = "protocol not simulated (check_protocols=False)"
+        if self.check_protocols:
+            run_log, _ = simulate_protocol(protocol, file_name=file_name)
+        run_id = uuid.uuid4().hex
+        if callable(self.on_run_created):
+            self.on_run_created(run_id)
+        started_s = self.lab.clock_s
+        data = step_data(protocol)
+        if data is not None:
+            self._move_liquids(data, file_name)
+        if after_run is not None:
+            after_run(run_id)
+        return RunReport(protocol_text=protocol, run_log=run_log, duration_s=self.lab.clock_s - started_s,
+                         instrument=self.name)
+
+    def _move_liquids(self, data: dict[str, Any], file_name: str) -> None:
+        """Each fresh tip of a cuvette step and its transfers (``TIPS``), with what a real pipette delivers."""
+        cv = float(self.lab.noise.get("pipetting_cv", 0.0))
+        for _pipette, transfers in data["TIPS"]:
+            self.lab.tips_used += 1
+            for source, destination, volume in transfers:
+                delivered = delivered_volume(volume, cv, self.lab.rng)
+                liquid = self._draw(source, delivered, data, file_name)
+                self.lab.pass_time(transfer_seconds(mix=False), save=False)
+                if destination != TRASH:
+                    self.lab.pour(self._place(destination, data), liquid)
+        self.lab.save()
+
+    def _draw(self, source: str, volume_ul: float, data: dict[str, Any], file_name: str) -> dict[str, float]:
+        """What the pipette takes up at ``source``: a reservoir stock (refused when it is short), or the mixture
+        in a plate well or the cuvette."""
+        role, _, well = source.partition(":")
+        if role != "reservoir":
+            return self.lab.take(self._place(source, data), volume_ul)
+        stock = data["RESERVOIR_STOCKS"][well]
+        if not self.lab.draw_stock(stock, volume_ul):
+            raise InstrumentFault(f"{self.name}: {file_name}: the reservoir of {stock} ran dry",
+                                  cause="reagent_shortage",
+                                  hint=f"top up reservoir well {well}, record it with sdl refill, then sdl resume")
+        return {stock: volume_ul}
+
+    @staticmethod
+    def _place(place: str, data: dict[str, Any]) -> str:
+        """The lab's name of a protocol's place: ``plate:B3`` is well ``P<PLATE>-B3``, ``cuvette:A1`` the cuvette."""
+        role, _, well = place.partition(":")
+        return CUVETTE if role == "cuvette" else f"P{data['PLATE']}-{well}"
 
     def _dispense(self, plan: PlatePlan, run_id: str) -> None:
         """Every transfer of ``plan`` in protocol order (well by well); raises at a fault."""

@@ -17,8 +17,11 @@ for the dark, ``spectrometer.f.shutter.set_shutter_open(bool)`` or
 
 In a campaign (``config.dark`` set, see ``orchestrator.spec.lab.Spectrometer``) the driver
 builds its own ``before_acquire`` (``CampaignLightPath``): dark with the shutter closed or the
-lamp off, reference on the plate's blank well, sample on the well; bringing a well into the
-beam is the job of the ``present_well(label)`` hook that the lab's sampler sets.
+lamp off, reference and samples with the light on. With ``config.cuvette`` the built-in sampler
+(``instruments.cuvette.sampler``) has the robot bring the rinse solvent (the reference, read anew at
+the start of each batch) and each well into a cuvette on the deck; otherwise bringing a well into the
+beam is the job of the ``present_well(label)`` hook that the lab's sampler sets, and the reference is
+read on the plate's blank well.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from instruments.cuvette.sampler import station_sampler
 from instruments.errors import DriverNotAvailableError, InstrumentError
 from instruments.roles import Spectrum
 
@@ -95,6 +99,8 @@ class OceanOpticsSpectrometer:
         self.config = config
         self._sb = backend if backend is not None else _import_seabreeze()
         self.present_well = present_well
+        #: the cuvette station's sampler (``config.cuvette``), unless the lab gives its own ``present_well``
+        self.sampler = station_sampler(name, config, self) if present_well is None else None
         if before_acquire is None and getattr(config, "dark", None) is not None:
             before_acquire = CampaignLightPath(self, config.dark, getattr(config, "blank_well", None))
         self._before = before_acquire
@@ -291,8 +297,14 @@ class OceanOpticsSpectrometer:
         """One absorbance spectrum per well label, in order: one sample read per label.
 
         A single cuvette or flow cell: ``before_acquire("sample", well)`` is where the lab
-        brings that well's liquid into the beam.
+        brings that well's liquid into the beam; with the built-in cuvette sampler, the reference is
+        read on the solvent first, and the robot empties and rinses the cuvette after the last well.
         """
+        if self.sampler is not None:
+            if self._closed:  # refused before the robot moves anything into the cuvette
+                raise InstrumentError(f"{self.name}: reading wells after close()",
+                                      hint="call connect() again before reading a closed spectrometer")
+            return self.sampler.read_batch(wells, self.acquire_reference, self.acquire_sample)
         return [self.acquire_sample(well) for well in wells]
 
     # -- internals --------------------------------------------------------------------------
@@ -301,6 +313,8 @@ class OceanOpticsSpectrometer:
         """Retake the dark or reference when missing, older than its schedule, or voided."""
         scan, every = (self._dark, self.dark_every_s) if kind == "dark" else (self._ref, self.reference_every_s)
         fresh = scan is not None and self._clock() - scan.taken_s <= every and scan.integration_us == self._it_us
+        if kind == "reference" and self.sampler is not None and scan is not None:
+            fresh = scan.integration_us == self._it_us  # taken on the solvent as each batch starts, never mid-batch
         if fresh:
             return
         if self._before is None:
@@ -375,6 +389,9 @@ class CampaignLightPath:
         self.driver.set_light(kind != "dark", self.dark)
         if kind == "dark":
             return
+        if self.driver.sampler is not None:  # the robot brings the solvent or the well into the cuvette
+            self.driver.sampler.present(kind, well)
+            return
         label = self.blank_label(well) if kind == "reference" else str(well)
         if kind == "sample" and "-" in label:
             self.plate = label.split("-", 1)[0]
@@ -383,6 +400,9 @@ class CampaignLightPath:
     def check_ready(self) -> None:
         """Raise what a first read would: no dark control, no blank well, no ``present_well`` hook."""
         self.driver.light_control(self.dark)
+        if self.driver.sampler is not None:
+            self.driver.sampler.check_ready()
+            return
         self._present_well_hook(self.blank_label(None))
 
     def _present_well_hook(self, label: str) -> Callable[[str], None]:

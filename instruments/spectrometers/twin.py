@@ -2,21 +2,27 @@
 wells of the simulated plate.
 
 Each read takes simulated time (integration time x averages plus a move), which advances
-the lab clock that drives baseline drift. Faults drawn by the lab's ``FaultInjector``: a
+the lab clock that drives baseline drift. With a cuvette station (``config.cuvette``) the twin
+reads what the simulated robot put in the cuvette (``SimulatedLab.cuvette``), through the same
+built-in sampler as the real driver (``instruments.cuvette.sampler``): the robot twin runs each
+step's protocol and moves the liquids, and the lab's model reads through the cuvette's own path
+(``cuvette_model``). Faults drawn by the lab's ``FaultInjector``: a
 timeout stops ``read_wells`` with an ``InstrumentFault``; NaN and saturated readings come
 back as bad spectra (NaN values, or ``saturated=True``) for the loop to reject.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+from typing import Any, Sequence
 
 import numpy as np
 
+from instruments.cuvette.sampler import station_sampler
 from instruments.errors import InstrumentError, InstrumentFault
 from instruments.roles import Spectrum
-from instruments.simulated_lab import SimulatedInstrument
-from simulators.model import HasIntegrationTime
+from instruments.simulated_lab import CUVETTE, SimulatedInstrument, SimulatedLab
+from simulators.model import HasIntegrationTime, SimulatorModel
 from simulators.timing import read_seconds
 
 #: Raw counts of the simulated detector's dark and lamp-reference scans.
@@ -26,6 +32,13 @@ REFERENCE_COUNTS = 45000.0
 
 class SimulatedSpectrometer(SimulatedInstrument):
     """``Spectrometer`` twin: spectra from the simulator model, with its detector noise and drift."""
+
+    def __init__(self, name: str, lab: SimulatedLab, config: Any = None) -> None:
+        super().__init__(name, lab, config)
+        #: the cuvette station's sampler, as the real driver's (``config.cuvette``); None: reads the plate's wells
+        self.sampler = station_sampler(name, config, self)
+        if self.sampler is not None:  # only then is there something to check before the first batch
+            self.check_ready = self.sampler.check_ready
 
     @property
     def wavelengths_nm(self) -> np.ndarray:
@@ -46,16 +59,24 @@ class SimulatedSpectrometer(SimulatedInstrument):
         return self._scan("dark", DARK_COUNTS)
 
     def acquire_reference(self) -> Spectrum:
-        """A reference scan [counts]: the lamp through a blank well."""
+        """A reference scan [counts]: the lamp through a blank well, or through the rinse solvent in the cuvette."""
+        if self.sampler is not None:
+            self.sampler.present("reference")
         return self._scan("reference", DARK_COUNTS + REFERENCE_COUNTS)
 
     def acquire_sample(self, well: str) -> Spectrum:
-        """The reading of ``well``, ``lab.elapsed_h`` into the campaign (may carry a reading fault)."""
-        if well not in self.lab.wells:
-            raise InstrumentError(f"{self.name}: well {well} is empty", hint="the robot did not fill it")
+        """The reading of ``well``, ``lab.elapsed_h`` into the campaign (may carry a reading fault); with a cuvette,
+        of what the robot brought from ``well`` into the cuvette."""
+        place = well
+        if self.sampler is not None:
+            self.sampler.present("sample", well)
+            place = CUVETTE
+        if self.lab.total_ul(place) <= 0:
+            raise InstrumentError(f"{self.name}: {'the cuvette' if place == CUVETTE else 'well ' + well} is empty",
+                                  hint="the robot did not fill it")
         self.lab.pass_time(read_seconds(self.integration_time_ms, self.averages))
         model = self.lab.model
-        values, saturated = model.measure(self.lab.wells[well], self.lab.total_ul(well), self.lab.rng,
+        values, saturated = model.measure(self.lab.contents(place), self.lab.total_ul(place), self.lab.rng,
                                           elapsed_h=self.lab.elapsed_h)
         fault = self.lab.faults.reading_fault() if self.lab.faults else None
         if fault == "nan_reading":
@@ -71,18 +92,22 @@ class SimulatedSpectrometer(SimulatedInstrument):
 
     def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
         fault = self.lab.faults.spectrometer_fault(len(wells)) if self.lab.faults else None
-        spectra: list[Spectrum] = []
-        for i, label in enumerate(wells):
+
+        def read(label: str) -> Spectrum:
+            i = list(wells).index(label)
             if fault is not None and fault.index == i:
                 self.lab.pass_time(read_seconds(self.integration_time_ms, self.averages))
-                done = [s.well for s in spectra]
+                done = list(wells[:i])
                 raise InstrumentFault(
                     f"no answer from the spectrometer while reading {label} (well {i + 1} of {len(wells)})",
                     cause=fault.cause, wells_done=done,
                     hint=f"{len(done)} well(s) were read before the timeout; reconnect the spectrometer",
                 )
-            spectra.append(self.acquire_sample(label))
-        return spectra
+            return self.acquire_sample(label)
+
+        if self.sampler is not None:
+            return self.sampler.read_batch(wells, self.acquire_reference, read)
+        return [read(label) for label in wells]
 
     def _scan(self, kind: str, counts: float) -> Spectrum:
         self.lab.pass_time(read_seconds(self.integration_time_ms, self.averages))
@@ -100,3 +125,13 @@ def _clipped_around_maximum(values: np.ndarray, ceiling: float) -> np.ndarray:
     top = int(np.nanargmax(values)) if np.isfinite(values).any() else len(values) // 2
     clipped[max(0, top - half): top + half + 1] = ceiling
     return clipped
+
+
+def cuvette_model(model: SimulatorModel, cuvette: Any) -> SimulatorModel:
+    """``model`` reading through the light path of ``cuvette`` (its ``path_length_mm``) rather than a plate well's;
+    ``model`` itself when there is no cuvette, or the model has no ``path_length_cm`` (it cannot be told another)."""
+    if cuvette is None or not hasattr(model, "path_length_cm"):
+        return model
+    through = copy.copy(model)  # the campaign's own model stays as it is (the spec and other set-ups use it)
+    through.path_length_cm = float(cuvette.path_length_mm) / 10.0
+    return through

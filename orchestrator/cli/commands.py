@@ -15,13 +15,16 @@ from instruments.errors import InstrumentError
 from instruments.factory import resolve_role
 from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
 from orchestrator.cli.check import cmd_check  # noqa: F401 (the parser dispatches to cmd_<command> here)
+from orchestrator.cli.schema import cmd_schema  # noqa: F401 (as cmd_check)
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
 from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
 from orchestrator.run.consumables import REFILLED, campaign_deck, deck_plans, parse_levels, record_refill, stock_left, tips_left
+from orchestrator.run.plate_handoff import plate_left_in_reader
 from orchestrator.run.progress import TerminalProgress, show_progress
 from orchestrator.run.spectra_analysis import build_target
 from orchestrator.report.deck_map import deck_map
+from orchestrator.spec.measurement import measuring_slots
 from orchestrator.spec.instrument_checks import read_deck
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.spec.schema import CampaignSpec
@@ -52,7 +55,7 @@ def cmd_deck(args: argparse.Namespace) -> int:
     if deck is None:
         raise UsageError(f"{args.file}: campaign {spec.name!r} has no instruments section, so no deck",
                          hint="a deck comes with instruments.liquid_handler")
-    print(deck_map(deck))
+    print(deck_map(deck, measuring_slots(spec.instruments.spectrometer)))
     return 0
 
 
@@ -72,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if existing is not None:  # a second runner is refused before starting Prefect (the flow checks again)
         refuse_if_held(store.lease(existing.id), spec.name)
     drivers = _resolve_drivers(spec, args.dry_run)
-    _require_server_for_approval(spec)
+    _require_server_for_approval(spec, drivers)
     opened = Opened(text, spec, store, drivers)
     summary = _run_flow(opened, str(Path(args.file).resolve()), args.dry_run)
     _print_summary(spec.name, summary, store)
@@ -93,13 +96,17 @@ def _resolve_drivers(spec: CampaignSpec, dry_run: bool) -> dict[str, Any] | None
     return drivers
 
 
-def _require_server_for_approval(spec) -> None:
-    """A paused campaign is answered from another process: it needs a Prefect server both can reach."""
+def _require_server_for_approval(spec, drivers: dict[str, Any] | None = None) -> None:
+    """A paused campaign is answered from another process: it needs a Prefect server both can reach. So does
+    a reader that a person loads (``drivers``' spectrometer class says so), each move confirmed in the dashboard."""
     # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.serving import require_api_url
 
     if spec.approval.mode != "none":
         require_api_url(f"approval: {spec.approval.mode} (the dashboard and sdl approve answer it from outside)")
+    reader = (drivers or {}).get("spectrometer", (None, None))[1]
+    if getattr(reader, "handoff_confirms_itself", True) is False:
+        require_api_url("a plate reader loaded by hand (a person confirms each move of the plate in the dashboard)")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -117,10 +124,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return 0
     refuse_if_held(store.lease(campaign.id), campaign.name)
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-    _require_server_for_approval(spec)
     dry_run = bool(last.get("dry_run"))
+    drivers = _resolve_drivers(spec, dry_run)
+    _require_server_for_approval(spec, drivers)
     print(f"resuming {args.name!r} ({'dry run' if dry_run else 'real instruments'}), in-doubt experiments: {args.in_doubt}")
-    opened = Opened(campaign.spec_yaml, spec, store, _resolve_drivers(spec, dry_run))
+    opened = Opened(campaign.spec_yaml, spec, store, drivers)
     summary = _run_flow(opened, last.get("source"), dry_run, args.in_doubt)
     _print_summary(campaign.name, summary, store)
     return 0
@@ -145,6 +153,16 @@ def cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_confirm(args: argparse.Namespace) -> int:
+    """Confirm the plate move (into the reader, back to the deck) that campaign ``name``'s paused run waits for."""
+    # Prefect loads here, for the commands that talk to its server
+    from orchestrator.prefect.serving import confirm_plate_handoff
+
+    run_id, request = confirm_plate_handoff(args.name, args.note, args.move)
+    print(f"campaign {args.name!r}: confirmed to flow run {run_id}: {request}")
+    return 0
+
+
 def _parse_edit(item: str) -> tuple[str, dict]:
     """``"12:red=40"`` -> ``("12", {"red": 40.0})``; a value that is not a number stays text."""
     experiment, _, assignment = item.partition(":")
@@ -162,12 +180,13 @@ def cmd_refill(args: argparse.Namespace) -> int:
     """Record that tip racks were replaced or reservoir wells topped up; the next batch counts from there."""
     store = CampaignStore(args.store, must_exist=True)
     campaign = store.get_campaign(args.name)
-    handler = _liquid_handler(campaign)
+    instruments = _instruments(campaign)
+    handler, cuvette = instruments.liquid_handler, instruments.spectrometer.cuvette  # a cuvette's rinse solvent too
     racks = ["small", "large"] if "all" in args.tips else list(args.tips)
     deck = campaign_deck(handler, deck_plans(store, campaign.id)[0]) if args.rack else None
-    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler), args.rack, deck)
+    detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler, cuvette), args.rack, deck)
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
-    print(_deck_line(store, campaign, handler))
+    print(_deck_line(store, campaign, handler, cuvette))
     return 0
 
 
@@ -185,21 +204,21 @@ def cmd_void(args: argparse.Namespace) -> int:
     return 0
 
 
-def _liquid_handler(campaign: CampaignInfo) -> Any:
-    """The campaign's liquid-handler section; ``UsageError`` when it has none (an ask/tell campaign)."""
+def _instruments(campaign: CampaignInfo) -> Any:
+    """The campaign's instruments section; ``UsageError`` when it has none (an ask/tell campaign)."""
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-    handler = spec.instruments.liquid_handler if spec.instruments else None
-    if handler is None:
+    if spec.instruments is None:
         raise UsageError(f"campaign {campaign.name!r} has no liquid handler, so no tips or reagent stock to refill",
                          hint="refills are for campaigns with an instruments section")
-    return handler
+    return spec.instruments
 
 
-def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any) -> str:
-    """One line: fresh tips per rack and reagent stock [uL] left on the deck, a batch still on it counted."""
+def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any, cuvette: Any = None) -> str:
+    """One line: fresh tips per rack and reagent stock [uL] left on the deck (a ``cuvette`` station's rinse solvent
+    too), a batch still on it counted."""
     plans, in_flight = deck_plans(store, campaign.id)
     events = store.events(campaign.id, REFILLED)
-    tips, stock = tips_left(plans, events, campaign_deck(handler, plans)), stock_left(handler, plans, events)
+    tips, stock = tips_left(plans, events, campaign_deck(handler, plans)), stock_left(handler, plans, events, cuvette)
     line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
             + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
     if in_flight:
@@ -229,6 +248,10 @@ def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
         print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))
     if summary.get("report"):
         print(f"report: {summary['report']}")
+    campaign = store.find_campaign(name)
+    left = plate_left_in_reader(store, campaign.id) if campaign is not None else None
+    if left:  # a reader loaded by hand: the person carried the last plate in, and nothing asks for it back
+        print(left)
     print(f"next: sdl status {name} --store {store.display}")
 
 
@@ -317,12 +340,16 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
                       f" --store {store.display}", markup=False)
     spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
     if spec.instruments is not None and spec.instruments.liquid_handler is not None:
-        console.print(_deck_line(store, campaign, spec.instruments.liquid_handler), markup=False)
+        console.print(_deck_line(store, campaign, spec.instruments.liquid_handler, spec.instruments.spectrometer.cuvette),
+                      markup=False)
     in_doubt = store.experiments(campaign.id, "dispatched")
     if in_doubt:
         console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "
                       f"{', '.join(str(e.id) for e in in_doubt)}); if the campaign is not running any more they are "
                       f"in doubt: settle them with: sdl resume {campaign.name}")
+    left = plate_left_in_reader(store, campaign.id)
+    if left:
+        console.print(left, markup=False)
     columns, rows = experiment_rows(store, campaign)
     table = Table()
     shown = [c for c in columns if c not in ("sequence", "created_at", "dispatched_at")]

@@ -15,6 +15,7 @@ import sys
 from typing import Callable, Sequence
 
 from instruments.errors import InstrumentError
+from instruments.roles import HANDOFF_STEPS
 from orchestrator.cli import commands
 from orchestrator.errors import OrchestratorError, SpecError, StoreDiskError, StoreError, UsageError
 from orchestrator.run.stop_request import recording_stops, signal_behind, stop_requested
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a campaign file; one line per problem")
     p.add_argument("file")
 
+    p = sub.add_parser("schema", help="write the campaign file's JSON Schema, for editors that check YAML")
+    p.add_argument("--output", "-o", metavar="FILE", help="file to write (default: standard output)")
+
     p = sub.add_parser("deck", help="print the robot's deck a campaign file sets up: slots, pipettes, offsets")
     p.add_argument("file")
 
@@ -72,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     decision.add_argument("--edit", action="append", metavar="ID:PARAM=VALUE",
                           help="change one value of one experiment, then make the batch (repeatable)")
     p.add_argument("--note", default="", help="why; stored with the decision")
+
+    p = sub.add_parser("confirm", help="say the plate was moved, for a campaign that waits for a person to carry it")
+    p.add_argument("name")
+    p.add_argument("--note", default="", help="stored with the confirmation")
+    p.add_argument("--move", choices=HANDOFF_STEPS,
+                   help="the move you made; refused when the run waits for another (a confirmation sent twice)")
 
     p = sub.add_parser("refill", help="record fresh tip racks or topped-up reservoir wells, before sdl resume")
     p.add_argument("name")

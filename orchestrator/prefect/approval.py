@@ -24,6 +24,7 @@ from orchestrator.planning.expressions import NUMPY, evaluate
 from orchestrator.planning.space import FEASIBILITY_TOL, SearchSpace
 from orchestrator.prefect.artifacts import markdown_text
 from orchestrator.run.campaign import MAX_REASON_CHARS, REJECTED_AT_APPROVAL, Campaign, Proposal
+from orchestrator.spec.sections import Approval
 
 
 class ApprovalTimeout(OrchestratorError, RuntimeError):
@@ -63,16 +64,11 @@ def review(campaign: Campaign, batch: list[Proposal], announce: Callable[[str], 
         attempt += 1
         key = pause_key(iteration, attempt)
         announce(f"iteration {iteration} · waiting for approval")
-        form = BatchDecision.with_initial_data(description=describe(batch, problems))
-        try:
-            answer = pause_flow_run(wait_for_input=form, timeout=int(settings.timeout_hours * 3600),
-                                    poll_interval=max(1, int(settings.poll_seconds)), key=key)
-        except Exception as err:
-            if type(err).__name__ != "FlowPauseTimeout":
-                raise
+        answer = wait_for_person(BatchDecision.with_initial_data(description=describe(batch, problems)), key, settings)
+        if answer is None:
             raise ApprovalTimeout(
                 f"no decision on the batch of iteration {iteration} within {settings.timeout_hours:g} h; "
-                "nothing was made", hint=f"sdl resume {campaign.spec.name} asks again") from None
+                "nothing was made", hint=f"sdl resume {campaign.spec.name} asks again")
         decision, problems = settle(campaign, batch, answer)
         if not problems:
             made = apply_decision(campaign, batch, decision)
@@ -83,6 +79,19 @@ def review(campaign: Campaign, batch: list[Proposal], announce: Callable[[str], 
                                      "edits": dict(answer.edits), "problems": problems})
         _report_outcome(key, answer.decision, problems)
         get_run_logger().warning("answer refused: %s", "; ".join(problems))
+
+
+def wait_for_person(form: type[RunInput], key: str, settings: Approval) -> Any:
+    """Pause the flow run under ``key`` until a person submits ``form`` (in the dashboard, or through
+    ``orchestrator.prefect.serving``); the submitted form, or None when nobody did within
+    ``settings.timeout_hours``. The approval and the plate hand-off (``orchestrator.prefect.handoff``) both wait here."""
+    try:
+        return pause_flow_run(wait_for_input=form, timeout=max(1, int(settings.timeout_hours * 3600)),
+                              poll_interval=max(1, int(settings.poll_seconds)), key=key)
+    except Exception as err:
+        if type(err).__name__ != "FlowPauseTimeout":
+            raise
+        return None
 
 
 def needs_approval(campaign: Campaign, batch: list[Proposal]) -> bool:

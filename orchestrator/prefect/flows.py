@@ -2,7 +2,8 @@
 
 Thin by design: ``CampaignRunner.run_iteration`` sequences the steps, and the flow passes it hooks
 that run each step as a named task (``_as_tasks``), let a person review each batch
-(``approval.review``) and refresh the dashboard; ``locks`` holds the instruments. Instrument tasks
+(``approval.review``) and confirm each move of a plate to a reader loaded by hand (``handoff``), and
+refresh the dashboard; ``locks`` holds the instruments. Instrument tasks
 never use result caching (a cached physical step would be silently skipped) and never retry.
 """
 
@@ -23,6 +24,7 @@ from instruments.errors import HintedError
 from instruments.factory import ResolvedDrivers
 from orchestrator.prefect.approval import review
 from orchestrator.prefect.artifacts import LiveArtifacts, artifact_key
+from orchestrator.prefect.handoff import asking_in_the_dashboard
 from orchestrator.prefect.handover import taken_over
 from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
 from orchestrator.run.campaign import Campaign, best_measured, pareto_front
@@ -165,6 +167,7 @@ def _run_to_the_end(runner: CampaignRunner, name: str, in_doubt: str, locks: Any
     stopping rule's bookkeeping to the resume, not marked completed.
     """
     raise_if_stop_requested()
+    runner.confirm_handoff = asking_in_the_dashboard(runner.campaign, report_note)  # reconcile may read a plate
     runner.reconcile(in_doubt)
     raise_if_stop_requested()
     if not runner.is_finished():

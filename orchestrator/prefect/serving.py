@@ -1,4 +1,4 @@
-"""Operating campaigns on a Prefect server: serve a campaign's flow, answer an approval.
+"""Operating campaigns on a Prefect server: serve a campaign's flow, answer an approval, confirm a plate hand-off.
 
 Both need a Prefect server that more than one process can reach (``PREFECT_API_URL``, e.g.
 the one ``sdl dashboard`` starts): a temporary in-process server dies with its process.
@@ -25,7 +25,9 @@ from sqlalchemy.engine import make_url
 from orchestrator.errors import OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.approval import BatchDecision, outcome_key
 from orchestrator.prefect.flows import campaign_flow
+from orchestrator.prefect.handoff import HANDOFF_KEY_PREFIX, PlateMoved
 from orchestrator.prefect.handover import without_password
+from orchestrator.run.plate_handoff import handoff_step
 from orchestrator.spec.loader import parse_spec
 from orchestrator.spec.sections import Approval
 
@@ -70,8 +72,9 @@ def require_api_url(what: str) -> str:
     return url
 
 
-def paused_flow_run(name: str) -> FlowRun:
-    """The paused flow run of campaign ``name`` (flow runs are named after their campaign)."""
+def paused_flow_run(name: str, waiting_for: str = "approval") -> FlowRun:
+    """The paused flow run of campaign ``name`` (flow runs are named after their campaign); ``NoRunWaiting``
+    saying it has none waiting for ``waiting_for``."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]),
@@ -79,7 +82,7 @@ def paused_flow_run(name: str) -> FlowRun:
             sort=FlowRunSort.START_TIME_DESC, limit=5, offset=0,
         )
     if not runs:
-        raise NoRunWaiting(f"campaign {name!r} has no flow run waiting for approval",
+        raise NoRunWaiting(f"campaign {name!r} has no flow run waiting for {waiting_for}",
                            hint=f"see its state in the dashboard, or: sdl status {name}")
     return runs[0]
 
@@ -97,8 +100,10 @@ def answer_approval(name: str, decision: dict[str, Any], wait_s: float = ANSWER_
     run = paused_flow_run(name)
     key = run.state.state_details.pause_key if run.state else None
     if not key or not key.startswith("approval-"):
+        waits_for = f"a plate hand-off: move the plate, then confirm in the dashboard or with: sdl confirm {name}" \
+            if (key or "").startswith(HANDOFF_KEY_PREFIX) else "something else, in the dashboard"
         raise OrchestratorError(f"campaign {name!r}: flow run {run.id} is paused, but not for an approval",
-                                hint="resume it from the dashboard")
+                                hint=f"it waits for {waits_for}")
     try:
         resume_flow_run(run.id, run_input=checked.model_dump(mode="json"))
     except (NotPausedError, FlowPauseTimeout):
@@ -119,6 +124,40 @@ def answer_approval(name: str, decision: dict[str, Any], wait_s: float = ANSWER_
                               + "; ".join(outcome["problems"]),
                               hint=f"it waits for another answer: sdl approve {name} with corrected values")
     return ApprovalOutcome(run.id, str(outcome.get("decision") or checked.decision))
+
+
+def confirm_plate_handoff(name: str, note: str = "", move: str | None = None) -> tuple[UUID, str]:
+    """Confirm the plate hand-off that campaign ``name``'s paused run waits for, as the dashboard's form does;
+    (the run's id, the request confirmed). ``move`` (``HANDOFF_STEPS``), when given, is the move the person
+    made: a run that waits for another is refused (``UsageError``), so that a confirmation sent twice never
+    answers the next request, which nobody has read. ``NoRunWaiting`` when no run waits; ``OrchestratorError``
+    when it waits for something else or the server refuses."""
+    require_api_url("confirming a plate hand-off")
+    run = paused_flow_run(name, "a plate hand-off")
+    key = run.state.state_details.pause_key if run.state else None
+    if not key or not key.startswith(HANDOFF_KEY_PREFIX):
+        raise OrchestratorError(f"campaign {name!r}: flow run {run.id} is paused, but not for a plate hand-off",
+                                hint=f"answer an approval with: sdl approve {name}")
+    request, waits_for = _pause_description(run) or f"hand-off {key}", handoff_step(key)
+    if move is not None and move != waits_for:
+        raise UsageError(f"campaign {name!r} waits for another move of the plate, so nothing was confirmed: {request}",
+                         hint=f"once that is done: sdl confirm {name} --move {waits_for}")
+    try:
+        resume_flow_run(run.id, run_input=PlateMoved(note=note).model_dump(mode="json"))
+    except (NotPausedError, FlowPauseTimeout):
+        raise NoRunWaiting(f"campaign {name!r}: flow run {run.id} stopped waiting before the confirmation arrived",
+                           hint=f"see the dashboard, or: sdl status {name}") from None
+    except RuntimeError as err:  # e.g. its form not saved yet, in the moment after the pause began
+        raise OrchestratorError(f"campaign {name!r}: the Prefect server refused the confirmation: "
+                                f"{' '.join(str(err).split())}", hint="confirm again in a few seconds") from None
+    return run.id, request
+
+
+def _pause_description(run: FlowRun) -> str | None:
+    """The text shown above the form of ``run``'s pause (a hand-off's request), or None when there is none yet."""
+    keyset = run.state.state_details.run_input_keyset if run.state else None
+    description = read_flow_run_input(keyset["description"], flow_run_id=run.id) if keyset else None
+    return description if isinstance(description, str) else None
 
 
 def _wait_for_outcome(run_id: UUID, key: str, limit_s: float) -> dict[str, Any] | None:

@@ -10,21 +10,26 @@ from instruments.opentrons.deck import FLEX, Deck
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Section, esc, paragraph
 from orchestrator.run.consumables import campaign_deck
+from orchestrator.spec.measurement import measuring_slots
 
 _OT2_ROWS = (("10", "11", "12"), ("7", "8", "9"), ("4", "5", "6"), ("1", "2", "3"))
 _FLEX_ROWS = tuple(tuple(f"{row}{column}" for column in (1, 2, 3)) for row in "ABCD")
 _CELL = 36
 
 
-def deck_map(deck: Deck) -> str:
-    """A text map of ``deck``: a grid of slots (role and load name in each), then pipettes and offsets."""
+def deck_map(deck: Deck, measuring: dict[str, tuple[str, str]] | None = None) -> str:
+    """A text map of ``deck``: a grid of slots (role and load name in each), then pipettes and offsets.
+    ``measuring``: slot -> (role, module or labware) of what the measurement section stands on the deck
+    (``orchestrator.spec.measurement.measuring_slots``), shown in its slot."""
     rows = _FLEX_ROWS if deck.robot_type == FLEX else _OT2_ROWS
     occupants = deck.slot_of()
+    standing = measuring or {}
     offsets = {o.slot: o for o in deck.offsets}
     border = "+" + "+".join("-" * _CELL for _ in rows[0]) + "+"
     lines = [f"{deck.robot_type} deck (back at the top)", border]
     for row in rows:
-        cells = [_cell(deck, slot, occupants, offsets) for slot in row]
+        cells = [[f" {slot} {standing[slot][0]}", f" {standing[slot][1]}", ""] if slot in standing
+                 else _cell(deck, slot, occupants, offsets) for slot in row]
         for line in range(3):
             lines.append("|" + "|".join(c[line].ljust(_CELL)[:_CELL] for c in cells) + "|")
         lines.append(border)
@@ -63,4 +68,5 @@ def deck_section(data: ReportData) -> Section:
     plans = [it["plan"] for it in data.store.iterations(data.info.id)]
     deck = campaign_deck(data.spec.instruments.liquid_handler, plans)
     said = ("As the newest batch ran on it." if plans else "As the campaign file sets it up; no batch has run yet.")
-    return Section("deck", "Deck", paragraph(said) + f"<pre>{esc(deck_map(deck))}</pre>")
+    shown = deck_map(deck, measuring_slots(data.spec.instruments.spectrometer))
+    return Section("deck", "Deck", paragraph(said) + f"<pre>{esc(shown)}</pre>")

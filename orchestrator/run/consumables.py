@@ -10,6 +10,10 @@ with ``sdl refill`` (``record_refill``), which stores a ``refilled`` event:
 ``tip_racks``: every rack of that pipette is full again; ``tip_slots``: the racks in those slots are.
 From then on the plans of iterations up to ``k`` no longer count against a refilled rack
 (``instruments.tip_racks``), and a refilled reagent starts again from its new level [uL].
+
+A campaign read at a cuvette station has one more stock, its rinse solvent (``rinse_solvent``, declared in
+``instruments.spectrometer.cuvette``); the functions that need the declared stocks take that section as
+``cuvette`` (None: no station). Its plans already count the station's tips and solvent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from instruments.opentrons.deck import DECKS, OT2, Deck
 from instruments.opentrons.labware import well_volumes_ul
-from instruments.plate_plan import DILUENT, TIP_RACKS, PlatePlan
+from instruments.plate_plan import DILUENT, RINSE_SOLVENT, TIP_RACKS, PlatePlan
 from instruments.tip_racks import RackState, rack_order, slot_rack, state_after
 from instruments.tip_racks import tips_left as left_in_racks
 from orchestrator.errors import CampaignStateError, UsageError
@@ -66,17 +70,21 @@ def _newest_deck(plans: Sequence[Mapping[str, Any]]) -> Deck:
     return newest.deck if newest is not None else DECKS[OT2]
 
 
-def declared_stock(handler: Any) -> dict[str, float]:
-    """Reagent -> stock [uL] the campaign file declares (the diluent under ``DILUENT``)."""
+def declared_stock(handler: Any, cuvette: Any = None) -> dict[str, float]:
+    """Reagent -> stock [uL] the campaign file declares (the diluent under ``DILUENT``, a cuvette station's rinse
+    solvent under ``RINSE_SOLVENT``)."""
     stock = {name: r.stock_ul for name, r in handler.reagents.items()}
     if handler.diluent is not None:
         stock[DILUENT] = handler.diluent.stock_ul
+    if cuvette is not None:
+        stock[RINSE_SOLVENT] = cuvette.rinse_solvent.stock_ul
     return stock
 
 
-def stock_left(handler: Any, plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def stock_left(handler: Any, plans: Sequence[Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
+               cuvette: Any = None) -> dict[str, float]:
     """Reagent -> stock [uL] still in the reservoir: the last level declared or refilled, minus later plans."""
-    level, since = declared_stock(handler), {}
+    level, since = declared_stock(handler, cuvette), {}
     for r in refills(events):
         for reagent, ul in r.get("stock_ul", {}).items():
             level[reagent], since[reagent] = float(ul), int(r["after_iteration"])
@@ -117,17 +125,22 @@ def campaign_deck(handler: Any, plans: Sequence[Mapping[str, Any]]) -> Deck:
     return newest.layout if newest is not None and newest.layout is not None else deck_for(handler)[0]
 
 
-def reservoir_well_ul(handler: Any, name: str, deck: Deck | None = None) -> float | None:
-    """The most the reservoir well of reagent ``name`` (or ``"diluent"``) holds [uL]; None for unknown labware
-    (or custom labware when ``deck``, the built deck that holds its definition, is not given)."""
+def reservoir_well_ul(handler: Any, name: str, deck: Deck | None = None, cuvette: Any = None) -> float | None:
+    """The most the reservoir well of reagent ``name`` (or ``"diluent"``, or a ``cuvette`` station's
+    ``"rinse_solvent"``) holds [uL]; None for unknown labware (or custom labware when ``deck``, the built deck
+    that holds its definition, is not given)."""
     deck = deck or deck_for(handler)[0]
-    stock = handler.diluent if name == DILUENT and name not in handler.reagents else handler.reagents[name]
-    return well_volumes_ul(deck.labware["reservoir"], deck.custom_labware).get(stock.well)
+    if name in handler.reagents:
+        well = handler.reagents[name].well
+    else:
+        well = handler.diluent.well if name == DILUENT else cuvette.rinse_solvent.well
+    return well_volumes_ul(deck.labware["reservoir"], deck.custom_labware).get(well)
 
 
-def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
-    """``["red=12000", "diluent=15000"]`` -> ``{"red": 12000.0, ...}``, checked against the campaign's reagents."""
-    known = declared_stock(handler)
+def parse_levels(items: Sequence[str], handler: Any, cuvette: Any = None) -> dict[str, float]:
+    """``["red=12000", "diluent=15000"]`` -> ``{"red": 12000.0, ...}``, checked against the campaign's reagents
+    (and a ``cuvette`` station's ``rinse_solvent``)."""
+    known = declared_stock(handler, cuvette)
     levels: dict[str, float] = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -143,7 +156,7 @@ def parse_levels(items: Sequence[str], handler: Any) -> dict[str, float]:
             raise UsageError(f"--stock {item!r}: {text.strip()!r} is not a volume in uL; e.g. --stock {name}=12000")
         if not math.isfinite(ul) or ul <= 0:
             raise UsageError(f"--stock {item!r}: the level must be a positive volume in uL")
-        holds = reservoir_well_ul(handler, name)
+        holds = reservoir_well_ul(handler, name, cuvette=cuvette)
         if holds is not None and ul > holds:
             raise UsageError(f"--stock {item!r}: its reservoir well holds at most {holds:g} uL; "
                              "give the level now in the well")

@@ -13,6 +13,10 @@ and the robot's run id is stored before the run is played. So after a crash:
   Anything else (still running, robot unreachable, a driver that cannot say): the user
   decides, with ``--in-doubt``.
 
+A batch whose reading had begun to move the robot (``orchestrator.run.measuring``) is not simply read
+again: a cuvette station's is recorded as failed (its aliquots were taken with the tips the plan set
+aside), a gripper-loaded reader's waits for a person to say the plate is back (``--in-doubt measure``).
+
 Nothing here ever dispatches a physical step again.
 """
 
@@ -26,6 +30,7 @@ from instruments.plate_plan import PlatePlan
 from instruments.roles import LiquidHandler, SupportsCloseUnplayedRun, SupportsRunStatus
 from orchestrator.errors import OrchestratorError
 from orchestrator.run.campaign import Campaign
+from orchestrator.run.measuring import REREAD_ASK, REREAD_NEVER, interrupted_reading
 from orchestrator.store.campaign_store import CampaignStore
 
 #: ``--in-doubt`` choices: ask the robot; the user says the plate was made; the user says it was not.
@@ -109,7 +114,7 @@ def _settle(parts: LoopParts, batch: InDoubtBatch, policy: str) -> str:
             line += f"; robot run {batch.run_id} was never played; closed now"
         return line
     if policy == "measure":
-        return _measure(parts, batch, "the user said the plate was made (--in-doubt measure)")
+        return _measure(parts, batch, "the user said the plate was made (--in-doubt measure)", person_said=True)
     if batch.run_id is None:
         for experiment_id in batch.experiment_ids:
             parts.store.abandon(experiment_id, "never reached the robot: no run was started before the restart")
@@ -157,10 +162,27 @@ def _closed_unplayed(parts: LoopParts, batch: InDoubtBatch) -> bool:
         return False
 
 
-def _measure(parts: LoopParts, batch: InDoubtBatch, why: str) -> str:
+def _measure(parts: LoopParts, batch: InDoubtBatch, why: str, person_said: bool = False) -> str:
+    """Read the batch's wells now, unless its reading had begun to move the robot (``orchestrator.run.measuring``):
+    a cuvette station's batch is then recorded as failed, and a gripper-loaded reader's is read again only once
+    a person said the plate is back in its slot (``person_said``: ``--in-doubt measure``)."""
     if batch.plan is None:
         raise InDoubtError(f"iteration {batch.iteration}: no stored plate plan, so its wells are unknown",
                            hint="resume with --in-doubt failed")
+    reading = interrupted_reading(parts.store, parts.campaign.info.id, batch.iteration) or {}
+    ids = ", ".join(map(str, batch.experiment_ids))
+    if reading.get("rereading") == REREAD_NEVER:
+        _fail(parts, batch, f"{reading['instrument']}: its reading of iteration {batch.iteration} was interrupted "
+                            "after the robot began taking aliquots with the tips the plan set aside; reading again "
+                            "would reuse them")
+        return f"{why}; its reading had begun (aliquots taken), so experiments {ids} are recorded as failed (instrument)"
+    if reading.get("rereading") == REREAD_ASK and reading.get("stage") == "started" and not person_said:
+        plate = batch.plan.label(batch.plan.wells[0].well).split("-", 1)[0] if batch.plan.wells else "the plate"
+        raise InDoubtError(
+            f"experiments {ids} of iteration {batch.iteration}: {reading['instrument']} was reading plate {plate} "
+            "when the run stopped, so the plate may still be in the reader or the gripper",
+            hint="put the plate back in its deck slot, then resume with --in-doubt measure (it reads the batch "
+                 "again), or --in-doubt failed")
     _record_iteration(parts, batch, f"reconciled after a restart: {why}")
     waiting = set(batch.experiment_ids)
     plan = batch.plan.model_copy(update={"wells": [w for w in batch.plan.wells if w.experiment_id in waiting]})

@@ -25,7 +25,9 @@ from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_pla
 from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRobotMeasuring, SupportsRunCreatedHook
 from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
 from orchestrator.run.campaign import Campaign, Proposal
+from orchestrator.run import plate_handoff
 from orchestrator.run.consumables import REFILLED, next_racks, stock_left
+from orchestrator.run.measuring import read_plan
 from orchestrator.run.reconcile import LoopParts, reconcile
 from orchestrator.run.stop_request import raise_if_stop_requested
 from orchestrator.errors import OrchestratorError
@@ -49,8 +51,6 @@ def _timed(step: Callable) -> Callable:
 
 #: after this many batches in a row lost to instrument faults the loop stops for a person
 MAX_FAULTY_BATCHES_IN_A_ROW = 3
-#: a failed read is tried again this many times (reading a plate never changes it)
-READ_RETRIES = 2
 
 
 class LoopError(OrchestratorError, RuntimeError):
@@ -112,6 +112,8 @@ class CampaignRunner:
         self.faulty_batches_in_a_row = 0
         #: the runner's campaign lease (``HeldCampaign.token``), checked as each batch is dispatched; None: none held
         self.lease_token: str | None = None
+        #: asks a person to move the plate of a reader loaded by hand (``orchestrator.run.plate_handoff``)
+        self.confirm_handoff: plate_handoff.ConfirmHandoff = plate_handoff.nobody_to_ask
         self._measuring_attached = False
 
     @functools.cached_property
@@ -154,6 +156,7 @@ class CampaignRunner:
         except InstrumentError as err:
             raise LoopError(err.message, hint=err.hint) from err
         self.attach_measuring()
+        plate_handoff.check_someone_confirms(self)
         roles = {"liquid_handler": self.instruments.liquid_handler, "spectrometer": self.instruments.spectrometer}
         kinds = {role: driver.info().get("kind") for role, driver in roles.items()}
         if len(set(kinds.values())) > 1:
@@ -200,19 +203,22 @@ class CampaignRunner:
         stored = [it["plan"] for it in self.store.iterations(self.campaign.info.id)]
         refills = self.store.events(self.campaign.info.id, REFILLED)
         self._refill_twins(refills)
-        blank = self.campaign.spec.instruments.spectrometer.blank_well
+        measuring = self.campaign.spec.instruments.spectrometer  # a cuvette station's tips and solvent are in the plan
+        blank = measuring.blank_well
         try:
             tips_start, rack_order = next_racks(stored, refills, self.deck)
             plan = compile_plan(self.handler_config, self.deck, batch[0].iteration, items,
                                 position_after(labels), tips_used=tips_start, rack_order=rack_order,
-                                reserved_wells=[blank] if blank else [])
-            check_plan(plan, stock_left(self.handler_config, stored, refills), campaign=self.campaign.spec.name)
+                                reserved_wells=[blank] if blank else [], cuvette=measuring.cuvette)
+            check_plan(plan, stock_left(self.handler_config, stored, refills, measuring.cuvette),
+                       campaign=self.campaign.spec.name)
         except InstrumentError as err:
             for p in batch:
                 self.store.abandon(p.id, f"plan refused before dispatch: {err.message}")
             raise LoopError(err.message,
                             hint=err.hint or "nothing was dispatched; fix the campaign file and run it under a new "
                                              "name (a changed file does not continue this campaign)") from err
+        plate_handoff.before_dispense(self, plan)  # a plate still in a reader loaded by hand goes back first
         self.store.mark_dispatched({w.experiment_id: (plan.label(w.well), self._made(w.volumes_ul, p.params))
                                     for w, p in zip(plan.wells, batch)},
                                    batch={"iteration": plan.iteration, "plan": plan.model_dump(mode="json")},
@@ -225,29 +231,38 @@ class CampaignRunner:
         except InstrumentError as err:
             self._robot_failed(plan, err, run_ids)
             return None
+        finally:  # the batch's run only: a reader's or cuvette's runs on the robot are not what reconcile asks about
+            if isinstance(handler, SupportsRunCreatedHook):
+                handler.on_run_created = None
         self.store.record_iteration(self.campaign.info.id, plan.iteration, report.instrument, plan.model_dump(),
                                     report.protocol_text, report.run_log, report.duration_s)
         return plan
 
     @_timed
     def measure(self, plan: PlatePlan) -> list[Spectrum] | None:
-        """Read every well of ``plan``; None when the spectrometer failed on every try (recorded)."""
-        labels = [plan.label(w.well) for w in plan.wells]
-        spectrometer = self.instruments.spectrometer
-        for attempt in range(1 + READ_RETRIES):
-            try:
-                with self._guarded("spectrometer"), self._robot_guard_for_measuring():
-                    spectra = spectrometer.read_wells(labels)
-                self.faulty_batches_in_a_row = 0
-                return spectra
-            except InstrumentError as err:
-                self.log(f"{spectrometer.name}: read {attempt + 1} of {1 + READ_RETRIES} failed: {err.message}")
-                self.store.record_event(self.campaign.info.id, "read_failed", {
-                    "iteration": plan.iteration, "attempt": attempt + 1, "instrument": spectrometer.name,
-                    "cause": err.cause, "message": err.message})
-                last = err
-        self._batch_faulted(plan, _named_cause(spectrometer.name, last), last)
-        return None
+        """Read every well of ``plan`` (``orchestrator.run.measuring``); None when the spectrometer failed on every
+        try (recorded)."""
+        read = read_plan(self, plan)
+        if isinstance(read, InstrumentError):
+            self._batch_faulted(plan, _named_cause(self.instruments.spectrometer.name, read), read)
+            return None
+        self.faulty_batches_in_a_row = 0
+        return read
+
+    def stop_for_plate_out_of_place(self, err: InstrumentError) -> None:
+        """Stop the loop: a read fault may have left the plate away from its slot, where the next read or dispense
+        would miss it. The batch stays dispatched; ``sdl resume`` reads it once a person put the plate back."""
+        raise LoopError(_named_cause(self.instruments.spectrometer.name, err),
+                        hint=f"{err.hint}, then: {self._resume} --in-doubt measure (it reads the batch again)") from err
+
+    @contextmanager
+    def instrument_guards_for_measuring(self) -> Iterator[None]:
+        """The spectrometer's guard, and the robot's too while a measuring instrument that moves the robot reads
+        (no other campaign's plate is dispensed meanwhile)."""
+        robot = self._guarded("liquid_handler") if isinstance(self.instruments.spectrometer, SupportsRobotMeasuring) \
+            else nullcontext()
+        with self._guarded("spectrometer"), robot:
+            yield
 
     def _read_batch(self, plan: PlatePlan) -> bool:
         """Measure, analyse and record the wells of ``plan``; False when the reading failed (recorded as such)."""
@@ -338,20 +353,14 @@ class CampaignRunner:
         spent = (inside - outside) + (time.perf_counter() - done)
         self.step_seconds["lock"] = self.step_seconds.get("lock", 0.0) + spent
 
-    def _robot_guard_for_measuring(self) -> AbstractContextManager:
-        """The robot's guard too while a measuring instrument that moves the robot reads (no other campaign's
-        plate is dispensed meanwhile); nothing for a stand-alone spectrometer."""
-        if isinstance(self.instruments.spectrometer, SupportsRobotMeasuring):
-            return self._guarded("liquid_handler")
-        return nullcontext()
-
     # helpers -----------------------------------------------------------------------------
 
     def stock_left(self) -> dict[str, float]:
         """Reagent stock [uL] still in the reservoir: declared or refilled level minus the stored plans since."""
         campaign_id = self.campaign.info.id
         plans = [it["plan"] for it in self.store.iterations(campaign_id)]
-        return stock_left(self.handler_config, plans, self.store.events(campaign_id, REFILLED))
+        return stock_left(self.handler_config, plans, self.store.events(campaign_id, REFILLED),
+                          self.campaign.spec.instruments.spectrometer.cuvette)
 
     def _refill_twins(self, refills: list[dict[str, Any]]) -> None:
         """In a dry run, a refill someone recorded fills the twin's reservoir too (once per event)."""

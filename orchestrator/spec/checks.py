@@ -171,8 +171,9 @@ def analysis_problems(spec: CampaignFields) -> list[str]:
             problems.append(f"analysis[{i}].target_peak_nm {a.target_peak_nm:g} is outside the spectrometer's "
                             f"wavelength_range_nm [{shortest:g}, {longest:g}]; it could never be measured")
         if a.window_nm is not None and not _window_measured(a.window_nm, shortest, longest, discrete):
-            problems.append(f"analysis[{i}].window_nm [{a.window_nm[0]:g}, {a.window_nm[1]:g}] holds none of the "
-                            f"measured wavelengths: {span}")
+            where = (f"lies outside the spectrometer's {span}" if discrete is None
+                     else f"holds none of the measured wavelengths: {span}")
+            problems.append(f"analysis[{i}].window_nm [{a.window_nm[0]:g}, {a.window_nm[1]:g}] {where}")
         needed = [a.wavelength_nm] if a.wavelength_nm is not None else list(a.wavelengths_nm or ())
         missing = [w for w in needed if not _measures(w, shortest, longest, discrete)]
         if missing:
@@ -205,11 +206,13 @@ def simulation_problems(spec: CampaignFields) -> list[str]:
                         f"describe it in simulation.settings (see simulators/{spec.simulation.model}.py) or "
                         "remove the simulation section if this file never runs dry")
     grid = getattr(model, "wavelengths_nm", None)
-    shortest, longest, _ = measured_wavelengths(spec.instruments.spectrometer)
+    shortest, longest, discrete = measured_wavelengths(spec.instruments.spectrometer)
+    measured = (f"the spectrometer's wavelength_range_nm [{shortest:g}, {longest:g}]" if discrete is None
+                else f"the reader's wavelengths_nm {', '.join(f'{w:g}' for w in discrete)}")
     if grid is not None and (grid.min() > shortest or grid.max() < longest):
         problems.append(f"simulation: the {spec.simulation.model} model's wavelengths [{grid.min():g}, "
-                        f"{grid.max():g}] nm do not cover the measured wavelengths [{shortest:g}, "
-                        f"{longest:g}] nm; widen the model's wavelength grid in simulation.settings")
+                        f"{grid.max():g}] nm do not cover {measured}; widen the model's wavelength grid in "
+                        "simulation.settings")
     return problems
 
 

@@ -17,7 +17,9 @@ from instruments.opentrons.labware import container_problem, tip_rack_problem, u
 from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint
 from orchestrator.errors import SpecError
 from orchestrator.spec.campaign_fields import CampaignFields
+from orchestrator.spec.cuvette_checks import cuvette_problems
 from orchestrator.spec.feasibility import linear_programme
+from orchestrator.spec.measurement import reader_custom_plate_problems
 
 
 def deck_for(handler: Any) -> tuple[Deck, list[str]]:
@@ -88,7 +90,8 @@ def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
     the 96 wells plans fill and they hold ``well_capacity_ul``, each reservoir well exists, holds
     one stock only and holds its declared ``stock_ul``, and each tip rack holds tips its pipette
     takes. Custom labware is checked once its definition is read (``deck.custom_labware``: the
-    deck of ``build_deck``); before that only its name is.
+    deck of ``build_deck``); before that only its name is. A cuvette station's holder, slot and volumes
+    are checked the same way (``orchestrator.spec.cuvette_checks``).
     """
     handler = spec.instruments.liquid_handler
     field = "instruments.liquid_handler"
@@ -133,7 +136,7 @@ def deck_problems(spec: CampaignFields, deck: Any) -> list[str]:
                             f"uL its well of {names['reservoir']} holds; declare what is in the well")
     problems += [f"{field}: {' and '.join(shared)} share reservoir well {well}; give each its own well"
                  for well, shared in by_well.items() if len(shared) > 1]
-    return problems
+    return problems + cuvette_problems(spec, deck) + reader_custom_plate_problems(spec, deck)
 
 
 def _custom_role_problems(deck: Any, field: str) -> dict[str, str]:

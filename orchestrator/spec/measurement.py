@@ -21,7 +21,7 @@ from pydantic import Field, NonNegativeInt
 from instruments.opentrons.deck_layout import draft_deck
 from instruments.opentrons.labware import definition
 from instruments.opentrons.reader_script import (
-    DEFAULT_READER_SLOT, READER_SLOTS, reader_plate_problem, reader_slot_problem,
+    DEFAULT_READER_SLOT, READER_MODULE, READER_SLOTS, reader_plate_problem, reader_slot_problem,
 )
 from instruments.registry import DriverInfo, all_drivers
 from orchestrator.spec.base import StrictModel
@@ -114,6 +114,17 @@ def measured_wavelengths(section: Any) -> tuple[float, float, tuple[float, ...] 
     return float(lo), float(hi), None
 
 
+def measuring_slots(section: Any) -> dict[str, tuple[str, str]]:
+    """Slot -> (role, module or labware) of what the spectrometer ``section`` stands on the robot's deck: the Flex
+    Absorbance Plate Reader at its slot, a cuvette station's holder; nothing for a reader off the deck."""
+    info = all_drivers().get(section.driver)
+    if info is not None and "reader_slot" in info.options:
+        return {reader_slot(section): ("plate reader", READER_MODULE)}
+    if section.cuvette is not None:
+        return {section.cuvette.slot: ("cuvette", section.cuvette.labware)}
+    return {}
+
+
 def reader_slot(section: Any) -> str:
     """The Flex Absorbance Plate Reader's deck slot: ``reader_slot`` or ``DEFAULT_READER_SLOT``."""
     return section.reader_slot or DEFAULT_READER_SLOT
@@ -145,6 +156,20 @@ def measurement_problems(spec: Any) -> list[str]:
             problems.append(f"instruments.spectrometer.cuvette.rinse_solvent.well {section.cuvette.rinse_solvent.well} "
                             f"already holds {taken[0]}; give the rinse solvent a reservoir well of its own")
     return problems
+
+
+def reader_custom_plate_problems(spec: Any, deck: Any) -> list[str]:
+    """A custom plate, once its definition is read (``deck.custom_labware``), against what the gripper and the
+    Flex Absorbance Plate Reader take; a standard plate is checked with the rest of the section
+    (``measurement_problems``). One line each, naming the fix."""
+    section = spec.instruments.spectrometer if spec.instruments is not None else None
+    info = all_drivers().get(section.driver) if section is not None else None
+    plate = deck.labware["plate"]
+    if info is None or "reader_slot" not in info.options or plate not in deck.custom_labware:
+        return []
+    problem = reader_plate_problem(plate, deck.custom_labware[plate])
+    return [f"instruments.liquid_handler.deck.custom_labware.{plate}: {problem}; fix its definition or use a plate "
+            "the reader takes"] if problem else []
 
 
 def _reader_deck_problems(handler: Any, section: Any, robot_type: str | None) -> list[str]:
