@@ -11,15 +11,17 @@ from orchestrator.report.convergence import convergence_section
 from orchestrator.report.data import load_report_data
 from orchestrator.report.html import Section, esc, page
 from orchestrator.report.hybrid import hybrid_section
+from orchestrator.report.insight_sections import effects_section, optimum_section, surface_section
 from orchestrator.report.model_sections import importance_section, model_or_reason, model_section
 from orchestrator.report.pareto import pareto_section
+from orchestrator.report.plate_map import plate_map_section
 from orchestrator.report.samples import parameter_section, spectra_section
 from orchestrator.spec.schema import CampaignSpec
 from orchestrator.store.campaign_store import CampaignStore
 
 #: section ids in the order the page shows them
-SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "importance", "hybrid", "pareto", "spectra",
-               "failures", "timing", "deck", "proposals")
+SECTION_IDS = ("summary", "convergence", "parameter-space", "model", "optimum", "surface", "importance", "effects",
+               "hybrid", "pareto", "spectra", "plate-map", "failures", "timing", "deck", "proposals")
 
 
 def build_sections(store: CampaignStore, campaign_name: str,
@@ -32,9 +34,10 @@ def build_sections(store: CampaignStore, campaign_name: str,
     summary, reason = model_or_reason(data)
     sections = [
         summary_section(data), convergence_section(data), parameter_section(data),
-        model_section(data, summary, reason), importance_section(data, summary, reason), hybrid_section(data),
-        pareto_section(data),
-        spectra_section(data), failures_section(data), timing_section(data), deck_section(data),
+        model_section(data, summary, reason), optimum_section(data, summary, reason),
+        surface_section(data, summary, reason), importance_section(data, summary, reason),
+        effects_section(data, summary, reason), hybrid_section(data), pareto_section(data),
+        spectra_section(data), plate_map_section(data), failures_section(data), timing_section(data), deck_section(data),
         proposals_section(data),
     ]
     subtitle = f'<p class="note">Campaign report \u00b7 {esc(data.info.status)} \u00b7 store {esc(store.display)}</p>'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 import numpy as np
 
 from orchestrator.report.data import ReportData
+from orchestrator.run.campaign import planner_inputs
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph, table
 from orchestrator.report.plotting import COLOURS, STEP_GROUPS, category_ticks, new_figure, style_axes, to_png
 from orchestrator.spec.parameters import Parameter
+from instruments.errors import InstrumentError
+from instruments.registry import ROLES, resolve_driver
 
 
 def param_value(p: Parameter, value: Any) -> str:
@@ -65,40 +69,98 @@ def summary_section(data: ReportData) -> Section:
     return Section("summary", "Campaign", body)
 
 
-def failure_cause(reason: str | None) -> str:
-    """The cause a failure is grouped by: the reason's text before its first ``": "``."""
+#: a well label inside a failure reason, e.g. "A1" or "H12"
+_WELL = re.compile(r"\b[A-P]\d{1,2}\b")
+#: a number standing on its own between spaces, e.g. "3.2" in "3.2 AU" (not the 2 of "x^2")
+_NUMBER = re.compile(r"(?<!\S)[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\S)")
+
+
+def failure_cause(reason: str | None, reporters: set[str] = frozenset()) -> str:
+    """The cause a failure is grouped by: its reason without the name of whoever reported it, cut before its
+    first ``": "`` (the detail after it differs from well to well), wells and numbers replaced by ``#``.
+
+    ``reporters``: names that may lead a reason (``"<name>: <message>"``), the instruments' drivers and the
+    objectives (``reporter_names``): dropped, so the same fault of two instruments counts as one cause.
+    """
     text = (reason or "no reason recorded").strip()
-    return text.split(": ", 1)[0]
+    head, sep, rest = text.partition(": ")
+    if sep and rest.strip() and head in reporters:
+        text = rest.strip()
+    cause = text.split(": ", 1)[0]
+    return _NUMBER.sub("#", _WELL.sub("#", cause))
 
 
-def failures_figure(groups: dict[str, list]) -> Png:
-    """Horizontal bars: number of failed experiments per cause."""
-    causes = sorted(groups, key=lambda c: len(groups[c]))
-    fig = new_figure(6.5, 0.38 * len(causes) + 1.0)
+def reporter_names(data: ReportData) -> set[str]:
+    """Names that lead a failure reason: each instrument's driver and its twin (an instrument is named by the
+    driver that ran) and each objective (an analysis that failed names its objective)."""
+    names = {o.name for o in data.spec.objectives}
+    instruments = data.spec.instruments
+    for role in (ROLES if instruments is not None else ()):
+        driver = getattr(getattr(instruments, role, None), "driver", None)
+        if isinstance(driver, str):
+            names.add(driver)
+            try:
+                names.add(resolve_driver(driver, role, dry_run=True).name)
+            except InstrumentError:  # a plugin gone since the run: its own name is still known
+                pass
+    return names
+
+
+def failure_groups(failed: list, reporters: set[str] = frozenset()) -> dict[tuple[str, str], list]:
+    """Failed experiments by (failure kind, ``failure_cause``), largest group first; a failure stored before
+    failure kinds existed counts as chemistry, as the planner counts it."""
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for e in failed:
+        groups[(e.failure_kind or "chemistry", failure_cause(e.failure_reason, reporters))].append(e)
+    return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
+
+
+def planner_failures_text(data: ReportData) -> str:
+    """What the planner makes of the failures, from the inputs it is given (``planner_inputs``): chemistry
+    failures enter the objective's model at the worst value measured and the feasibility model; instrument
+    failures reach neither. Empty when nothing failed."""
+    chemistry = len(planner_inputs(data.experiments, {}).failed)
+    instrument = len(data.failed) - chemistry
+    parts = []
+    if chemistry:
+        parts.append(f"{chemistry} chemistry failure(s) (the sample itself) reach the planner: each enters its model "
+                     "of the objective at the worst value measured so far, and its model of where experiments fail")
+    if instrument:
+        parts.append(f"{instrument} instrument failure(s) (a reading the sample is not to blame for) never reach "
+                     "the planner")
+    return "; ".join(parts) + "." if parts else ""
+
+
+def failures_figure(groups: dict[tuple[str, str], list]) -> Png:
+    """Horizontal bars: number of failed experiments per (kind, cause)."""
+    keys = sorted(groups, key=lambda k: len(groups[k]))
+    fig = new_figure(6.5, 0.38 * len(keys) + 1.0)
     ax = fig.add_subplot()
-    ax.barh(range(len(causes)), [len(groups[c]) for c in causes], color=COLOURS["failed"], height=0.55)
-    category_ticks(ax.yaxis, causes)  # a reason's text as written, "$" and all
+    colours = [COLOURS["failed"] if kind == "chemistry" else COLOURS["baseline"] for kind, _ in keys]
+    ax.barh(range(len(keys)), [len(groups[k]) for k in keys], color=colours, height=0.55)
+    category_ticks(ax.yaxis, [cause for _, cause in keys])  # a reason's text as written, "$" and all
     ax.xaxis.get_major_locator().set_params(integer=True)
     style_axes(ax, "failed experiments", "")
     return to_png(fig, "failures.png", "failed experiments by cause")
 
 
 def failures_section(data: ReportData) -> Section:
-    """Section ``failures``: failed experiments grouped by cause (table and bars)."""
+    """Section ``failures``: failed experiments grouped by kind and cause (table and bars), and what the planner
+    makes of them."""
     failed = data.failed
     if not failed:
         text = "No failures: every finished experiment was measured."
         return Section("failures", "Failures", paragraph(text, "note"))
-    groups: dict[str, list] = defaultdict(list)
-    for e in failed:
-        groups[failure_cause(e.failure_reason)].append(e)
-    rows = [(cause, len(es), ", ".join(str(e.id) for e in es), es[0].failure_reason)
-            for cause, es in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+    groups = failure_groups(failed, reporter_names(data))
+    rows = [(kind, cause, len(es), ", ".join(str(e.id) for e in es), es[0].failure_reason)
+            for (kind, cause), es in groups.items()]
     png = failures_figure(groups)
-    body = paragraph(esc(f"{len(failed)} of {len(data.experiments)} experiments failed; failed experiments "
-                         "never reach the planner."))
-    body += table(("cause", "count", "experiment ids", "reason (first)"), rows)
-    body += figure(png, "Failed experiments per cause (the text of the reason before its first colon).")
+    body = paragraph(esc(f"{len(failed)} of {len(data.experiments)} experiments failed. "
+                         f"{planner_failures_text(data)}"))
+    body += table(("kind", "cause", "count", "experiment ids", "reason (first)"), rows)
+    body += figure(png, "Failed experiments per cause: red chemistry, grey instrument. A cause is the reason "
+                        "without the name of the instrument that reported it, up to its first colon, with wells "
+                        "and numbers as #.")
     return Section("failures", "Failures", body, (png,))
 
 

@@ -10,7 +10,7 @@ Torch is imported only when a model is fitted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from orchestrator.planning.acquisition import build_problem
 from orchestrator.planning.surrogates import fit_output, kernel_name
 from orchestrator.planning.warm_start import load_warm_start
 from orchestrator.report.data import ReportData
+from orchestrator.report.insights import CategoryEffect, Predictor, category_effects
 from orchestrator.run.campaign import planner_for, planner_inputs, reported_uncertainties
 
 MIN_POINTS = 3
@@ -58,6 +59,9 @@ class ModelSummary:
     model: str = "SingleTaskGP"  # and the model's, e.g. "SingleTaskGP on the residual of a prior mean"
     imputed: int = 0  # chemistry failures in the training data, at the worst value seen (as the planner has them)
     pulled_in: int = 0  # measured values the planner's winsorising pulled in to its fence
+    effects: tuple[CategoryEffect, ...] = ()  # per categorical parameter, the others at the best point
+    predict: Predictor | None = field(default=None, compare=False)  # the model's mean and sd at unit vectors
+    best_u: np.ndarray | None = field(default=None, compare=False)  # the best measured point, unit coordinates
 
 
 def loo_closed_form(K: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,20 +154,31 @@ def importance(data: ReportData, lengthscales: np.ndarray) -> dict[str, float]:
     return {name: value / total for name, value in raw.items()}
 
 
-def _slice(data: ReportData, model: Any, p: Any, best_u: np.ndarray) -> Slice:
+def predictor(model: Any) -> Predictor:
+    """The model's posterior mean and sd (latent function, objective units) at unit vectors ``(k, dim)``."""
     import torch  # late: see fit
 
+    def predict(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            # one point per batch: each point's own variance, without the (k, k) joint covariance
+            posterior = model.posterior(torch.tensor(np.asarray(U, dtype=float), dtype=torch.float64).unsqueeze(-2))
+            mean = posterior.mean.reshape(-1).numpy().copy()
+            sd = posterior.variance.clamp_min(0).sqrt().reshape(-1).numpy().copy()
+        return mean, sd
+
+    return predict
+
+
+def _slice(data: ReportData, predict: Predictor, p: Any, best_u: np.ndarray) -> Slice:
+    """The model along ``p`` through ``best_u``: evenly spaced in unit coordinates, so geometric in user units
+    for a log-scale parameter."""
     col = data.space.columns[p.name][0]
     grid = np.linspace(0.0, 1.0, SLICE_POINTS)
     U = np.repeat(best_u[None, :], SLICE_POINTS, axis=0)
     U[:, col] = grid
-    with torch.no_grad():
-        posterior = model.posterior(torch.tensor(U, dtype=torch.float64))
-        mean = posterior.mean.reshape(-1).numpy()
-        sd = posterior.variance.clamp_min(0).sqrt().reshape(-1).numpy()
-    lo, hi = p.bounds
-    feasible = np.array([data.space.is_feasible(data.space.from_unit(u)) for u in U])
-    return Slice(p.name, p.unit, lo + grid * (hi - lo), mean, sd, feasible, float(data.best().params[p.name]))
+    mean, sd = predict(U)
+    x = np.asarray(data.space.user_values(U)[p.name], dtype=float)
+    return Slice(p.name, p.unit, x, mean, sd, data.space.feasible_mask(U), float(data.best().params[p.name]))
 
 
 def summarise_model(data: ReportData) -> ModelSummary:
@@ -181,9 +196,11 @@ def summarise_model(data: ReportData) -> ModelSummary:
     model.eval()
     loo_mean, loo_sd = _loo(model, len(data.measured))
     best_u = data.space.to_unit(data.best().params)
-    slices = tuple(_slice(data, model, p, best_u) for p in data.space.numeric)
+    predict = predictor(model)
+    slices = tuple(_slice(data, predict, p, best_u) for p in data.space.numeric)
     ls = _lengthscales(model)
     scale = float(model.outcome_transform.stdvs.squeeze())
     noise_sd = float(np.sqrt(float(model.likelihood.noise.detach().mean()))) * scale
     return ModelSummary(data.values(), loo_mean, loo_sd, slices, importance(data, ls), ls, noise_sd,
-                        kernel_name(_base_kernel(model)), fitted.name, fitted.imputed, fitted.pulled_in)
+                        kernel_name(_base_kernel(model)), fitted.name, fitted.imputed, fitted.pulled_in,
+                        tuple(category_effects(data.space, predict, best_u)), predict, best_u)

@@ -84,3 +84,23 @@ def style_axes(ax, xlabel: str, ylabel: str) -> None:
 def unit_label(name: str, unit: str | None) -> str:
     """``"red [uL]"``, or the bare name without a unit."""
     return f"{name} [{unit}]" if unit else name
+
+
+def parameter_positions(p, values: Sequence) -> list[float]:
+    """Where ``values`` of parameter ``p`` sit on its axis: the value itself, or a category's index."""
+    if p.type == "categorical":
+        levels = [str(v) for v in p.values]
+        return [float(levels.index(str(v))) for v in values]
+    return [float(v) for v in values]
+
+
+def parameter_axis(ax, which: str, p) -> None:
+    """Draw axis ``which`` (``"x"`` or ``"y"``) of ``ax`` on parameter ``p``'s own scale: logarithmic for
+    ``scale: log``, the levels as ticks for a categorical one (``parameter_positions``); labelled with its unit."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    if p.type == "categorical":
+        category_ticks(axis, [str(v) for v in p.values])
+        (ax.set_xlim if which == "x" else ax.set_ylim)(-0.5, len(p.values) - 0.5)
+    elif p.is_log:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(unit_label(p.name, p.unit))

@@ -11,15 +11,19 @@ from orchestrator.report.campaign_sections import fixed_parameters_text
 from orchestrator.report.convergence import known_optimum
 from orchestrator.report.data import ReportData
 from orchestrator.report.html import Png, Section, esc, figure, fmt, paragraph
-from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png, unit_label
+from orchestrator.report.plotting import COLOURS, new_figure, parameter_axis, parameter_positions, style_axes, to_png
 from orchestrator.store.campaign_store import Experiment
 
 MAX_PAIR_PARAMETERS = 6
 
 
-def _column(experiments: list[Experiment], name: str) -> np.ndarray:
-    """Values of numeric parameter ``name`` of ``experiments`` (as made), shape ``(n,)``."""
-    return np.array([float(e.params[name]) for e in experiments], dtype=float)
+def _column(experiments: list[Experiment], p) -> np.ndarray:
+    """Positions of parameter ``p`` of ``experiments`` (as made) on its axis, shape ``(n,)``: the values, or for a
+    categorical parameter each level's index spread by a little (seeded) jitter so equal levels stay visible."""
+    x = np.array(parameter_positions(p, [e.params[p.name] for e in experiments]), dtype=float)
+    if p.type == "categorical":
+        x += np.random.default_rng(len(x)).uniform(-0.15, 0.15, len(x))
+    return x
 
 
 def _pairs_axes(fig, n_pairs: int):
@@ -33,8 +37,8 @@ def _pairs_axes(fig, n_pairs: int):
 
 def _xy(data: ReportData, experiments: list[Experiment], px, py) -> tuple[np.ndarray, np.ndarray]:
     """x = parameter ``px``, y = parameter ``py`` (or the objective when ``py`` is None), shape ``(n,)`` each."""
-    y = _column(experiments, py.name) if py is not None else data.values(experiments)
-    return _column(experiments, px.name), y
+    y = _column(experiments, py) if py is not None else data.values(experiments)
+    return _column(experiments, px), y
 
 
 def _pair_panel(ax, data: ReportData, px, py, optimum: dict[str, float] | None):
@@ -47,42 +51,56 @@ def _pair_panel(ax, data: ReportData, px, py, optimum: dict[str, float] | None):
     if best is not None:
         ax.scatter(*_xy(data, [best], px, py), marker="*", s=220, facecolor=COLOURS["best"], edgecolor="black",
                    linewidth=0.8, label=f"best (id {best.id})", zorder=4)
-    if optimum is not None and py is not None:
+    if optimum is not None and py is not None and px.name in optimum and py.name in optimum:
         ax.scatter([optimum[px.name]], [optimum[py.name]], marker="P", s=90, color=COLOURS["optimum"],
                    edgecolor="white", label="target mixture", zorder=4)
-    style_axes(ax, unit_label(px.name, px.unit), unit_label(py.name, py.unit) if py else data.objective.name)
+    style_axes(ax, "", "")
+    parameter_axis(ax, "x", px)
+    if py is not None:
+        parameter_axis(ax, "y", py)
+    else:
+        ax.set_ylabel(objective_label(data))
     return mapped
 
 
 def parameter_figure(data: ReportData) -> Png:
-    """Pairwise scatter of the searched numeric parameters [user units], colour = objective value."""
-    params = data.space.numeric[:MAX_PAIR_PARAMETERS]
+    """Pairwise scatter of the searched parameters (numeric first, then categorical) on their own scales,
+    colour = objective value; one legend for the markers, beside the panels."""
+    params = (data.space.numeric + data.space.categorical)[:MAX_PAIR_PARAMETERS]
     pairs = list(itertools.combinations(params, 2)) or [(params[0], None)]
     cols, rows = min(len(pairs), 3), math.ceil(len(pairs) / 3)
-    fig = new_figure(3.4 * cols + 1.0, 3.1 * rows)
+    fig = new_figure(3.4 * cols + 2.6, 3.1 * rows)
     optimum, _ = known_optimum(data)
     axes = _pairs_axes(fig, len(pairs))
     mapped = [_pair_panel(ax, data, px, py, optimum) for ax, (px, py) in zip(axes, pairs)][0]
-    axes[0].legend(fontsize=7, loc="best")
+    legend: dict[str, object] = {}
+    for ax in axes:
+        legend.update({label: h for h, label in zip(*ax.get_legend_handles_labels())})
+    fig.legend(legend.values(), legend.keys(), loc="outside right upper", fontsize=7, frameon=False)
     if data.measured:
-        fig.colorbar(mapped, ax=list(axes), shrink=0.9, label=f"{data.objective.name} ({data.objective.goal})")
+        fig.colorbar(mapped, ax=list(axes), shrink=0.9, label=objective_label(data))
     return to_png(fig, "parameter_space.png", "pairwise scatter of the parameters coloured by objective value")
+
+
+def objective_label(data: ReportData) -> str:
+    """The objective's axis label: its name and goal (objectives have no unit field in the campaign file)."""
+    return f"{data.objective.name} ({data.objective.goal})"
 
 
 def parameter_section(data: ReportData) -> Section:
     """Section ``parameter-space``: the pairwise scatter, or why it is empty."""
     title = "Parameter space"
-    if not data.space.numeric:
-        return Section("parameter-space", title, paragraph("The campaign searches no numeric parameter.", "note"))
+    if not data.space.searched:
+        return Section("parameter-space", title, paragraph("The campaign searches no parameter.", "note"))
     if not data.measured and not data.failed:
         return Section("parameter-space", title, paragraph("No experiment has been measured or failed yet.", "note"))
     png = parameter_figure(data)
     caption = ("Each measured experiment at the parameter values the robot made, coloured by its objective value; "
-               "red crosses are failed experiments, the star is the best.")
-    if len(data.space.numeric) > MAX_PAIR_PARAMETERS:
-        caption += f" Only the first {MAX_PAIR_PARAMETERS} numeric parameters are shown."
-    if data.space.categorical:
-        caption += " Categorical parameters are not shown."
+               "red crosses are failed experiments, the star is the best. Each parameter is drawn on its own scale "
+               "(logarithmic for scale: log); a categorical parameter's levels are spread a little so that "
+               "experiments at the same level stay apart.")
+    if len(data.space.searched) > MAX_PAIR_PARAMETERS:
+        caption += f" Only the first {MAX_PAIR_PARAMETERS} searched parameters are shown."
     if data.space.fixed_values:
         caption += f" Fixed parameters are not plotted: {fixed_parameters_text(data)}."
     return Section("parameter-space", title, figure(png, caption), (png,))
