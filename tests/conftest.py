@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -22,6 +23,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 import prefect  # noqa: E402,F401
 from hypothesis import settings  # noqa: E402
+
+from orchestrator.store.campaign_store import CampaignStore  # noqa: E402
 
 # Property tests draw the same examples on every run, so that a CI result can be reproduced; the
 # fuzz modules (tests/fuzz_settings.py) are derandomized too and make five times as many in -m slow.
@@ -92,3 +95,16 @@ def seabreeze_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "seabreeze", package)
     monkeypatch.setitem(sys.modules, "seabreeze.spectrometers", package.spectrometers)
     return device
+
+
+def dry_run_to_the_end(path: Path, folder: Path):
+    """``sdl run path --dry-run`` as a user types it, in ``folder`` with a store of its own; asserts it exits 0
+    and returns the campaign's store and its one campaign (``CampaignStore``, ``CampaignInfo``)."""
+    url = f"sqlite:///{folder / 'dry_run.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run([str(Path(sys.executable).parent / "sdl"), "run", str(path), "--dry-run", "--store", url],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    store = CampaignStore(url, must_exist=True)
+    (campaign,) = store.campaigns()
+    return store, campaign

@@ -10,19 +10,15 @@ run to completion through ``sdl run``, measuring every experiment.
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from orchestrator.spec.loader import parse_spec
-from orchestrator.store.campaign_store import CampaignStore
+from tests.conftest import dry_run_to_the_end
 
 REPO = Path(__file__).resolve().parents[1]
-SDL = str(Path(sys.executable).parent / "sdl")
 BASE = REPO / "campaigns" / "colour_match_flex_reader.yaml"
 #: set-up -> the shipped campaign file that measures the colour match that way
 VARIANTS = {
@@ -81,13 +77,7 @@ def test_the_same_campaign_completes_its_dry_run_with_each_measurement(name, tmp
     for labware in (REPO / "campaigns" / "labware").glob("*.json"):  # custom labware named beside the file
         (tmp_path / "labware").mkdir(exist_ok=True)
         (tmp_path / "labware" / labware.name).write_bytes(labware.read_bytes())
-    url = f"sqlite:///{tmp_path / 'setup.db'}"
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    done = subprocess.run([SDL, "run", str(path), "--dry-run", "--store", url], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    store = CampaignStore(url, must_exist=True)
-    (campaign,) = store.campaigns()
+    store, campaign = dry_run_to_the_end(path, tmp_path)
     experiments = store.experiments(campaign.id)
     assert campaign.status == "completed"
     assert len(experiments) == document["budget"]["experiments"]

@@ -90,8 +90,9 @@ def test_time_left_follows_the_pace_of_finished_experiments(monkeypatch):
     clock = iter([100.0, 110.0])
     monkeypatch.setattr("orchestrator.run.progress.time.monotonic", lambda: next(clock))
     bar = TerminalProgress()
-    assert bar.time_left(4, 24) == "?"  # nothing finished while watching yet
-    assert bar.time_left(8, 24) == "0:00:40"  # 10 s for 4 experiments, 16 to go
+    # nothing finished while watching yet: it says when there will be an estimate, not "about ?"
+    assert bar.time_left(4, 24) == "time left: estimated after the first batch"
+    assert bar.time_left(8, 24) == "about 0:00:40 left"  # 10 s for 4 experiments, 16 to go
 
 
 def test_updates_drive_the_bar():

@@ -7,13 +7,13 @@ robot makes a plate, and never offered in the list of backends; a backend that f
 CLARIOstar's without its USB library) is one line, not a traceback; a setup that fails or hangs releases the
 backend (its USB or serial port) and the driver's event loop thread, and repeated connect/close leave no
 thread behind; a reading in a shape PyLabRobot does not define (None, a dict, another wavelength) is an
-instrument error, never a traceback nor another wavelength's values; after a failed read the drawer opens
-again for the person; wavelengths a reader says it cannot read (a filter reader's filters, a monochromator's
-range) are refused before the first batch. ``sdl confirm`` names the request it confirmed and, with
-``--move``, refuses a confirmation for another move (one sent twice would otherwise answer the next request,
-which nobody read); a confirmation the Prefect server refuses is one line; ``sdl approve`` on a hand-off
-names ``sdl confirm``; a plate left in the reader when the campaign ends is told by the run's summary and
-``sdl status``.
+instrument error, never a traceback nor another wavelength's values (nor column 0 read as the last column);
+after a failed read the drawer opens again for the person; wavelengths a reader says it cannot read (a filter
+reader's filters, a monochromator's range) are refused before the first batch. ``sdl confirm`` names the
+request it confirmed and, with ``--move``, refuses a confirmation for another move (one sent twice would
+otherwise answer the next request, which nobody read); a confirmation the Prefect server refuses is one line;
+``sdl approve`` on a hand-off names ``sdl confirm``; a plate left in the reader when the campaign ends is told
+by the run's summary and ``sdl status``.
 """
 
 from __future__ import annotations
@@ -233,6 +233,16 @@ def test_a_well_the_backend_gave_no_number_for_reads_as_nan():
     assert spectrum.values.tolist() == pytest.approx([float("nan")] * 2, nan_ok=True)
 
 
+def test_a_well_label_with_column_0_is_refused_not_read_as_the_last_column():
+    driver = reader(f"{HERE}Recorder")
+    driver.connect()
+    try:
+        with pytest.raises(InstrumentError, match="'P1-A0' is not a well label such as P1-A1"):
+            driver.read_wells(["P1-A0"])
+    finally:
+        driver.close()
+
+
 def test_after_a_failed_read_the_drawer_opens_again_for_the_person():
     Recorder.CALLS = []
     driver = reader(f"{HERE}Recorder", {"mode": "read_raises"})
@@ -320,9 +330,9 @@ def test_sdl_confirm_names_what_it_confirmed_and_refuses_a_confirmation_for_anot
     assert line == (f"error: campaign {name!r} waits for another move of the plate, so nothing was confirmed: "
                     f"{request} (once that is done: sdl confirm {name} --move return)")
     assert main(["approve", name, "--approve"]) == 1
-    assert f"it waits for a plate hand-off: move the plate, then confirm in the dashboard or with: sdl confirm {name}" \
-        in capsys.readouterr().err
-    assert main(["confirm", "no-such-campaign"]) == 1
+    assert f"it waits for a plate hand-off: move the plate, then confirm in the dashboard or with: sdl confirm {name} " \
+        "--move return" in capsys.readouterr().err
+    assert main(["confirm", "no-such-campaign", "--move", "load"]) == 1
     assert "campaign 'no-such-campaign' has no flow run waiting for a plate hand-off" in capsys.readouterr().err
     assert wait_until_paused(name) == "handoff-2-return-2"  # none of these answered it
     assert main(["confirm", name, "--move", "return", "--note", "back on the deck"]) == 0
@@ -354,7 +364,7 @@ def test_a_confirmation_the_prefect_server_refuses_is_one_line(api_url, capsys):
         paused = Paused(timeout_seconds=600, pause_key="handoff-1-load-1")
         paused.state_details.run_input_keyset = keyset_from_base_key("handoff-1-load-1")
         client.set_flow_run_state(run.id, paused, force=True)
-    assert main(["confirm", name]) == 1
+    assert main(["confirm", name, "--move", "load"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == (f"error: campaign {name!r}: the Prefect server refused the confirmation: Cannot resume this run: "
                     "Run input schema not found. (confirm again in a few seconds)")

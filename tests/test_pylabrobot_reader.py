@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -51,6 +52,15 @@ def reader(backend: str = "PlateReaderChatterboxBackend", **section):
                                  SpectrometerSection(driver="pylabrobot_plate_reader", **settings))
 
 
+def write_beside_its_labware(tmp_path: Path, document: dict) -> Path:
+    """Write the campaign ``document`` in ``tmp_path``, with a copy of the labware folder its deck may name."""
+    if (CAMPAIGN.parent / "labware").is_dir():
+        shutil.copytree(CAMPAIGN.parent / "labware", tmp_path / "labware", dirs_exist_ok=True)
+    path = tmp_path / CAMPAIGN.name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def campaign_on_the_robot(tmp_path: Path, server: RobotServer, experiments: int, batch: int, **changes) -> Path:
     """The shipped PyLabRobot campaign pointed at the loopback robot, read through the physics chatterbox
     whose bench holds what the robot dispensed (registered as device ``tmp_path.name``)."""
@@ -60,8 +70,7 @@ def campaign_on_the_robot(tmp_path: Path, server: RobotServer, experiments: int,
     document["instruments"]["spectrometer"]["pylabrobot"] = {"backend": BACKEND,
                                                              "backend_settings": {"device_id": tmp_path.name}}
     document.update(changes)
-    path = tmp_path / CAMPAIGN.name
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path = write_beside_its_labware(tmp_path, document)
     spec, _ = load_spec(path)
     BENCHES[tmp_path.name] = Bench(spec.simulation_model, lambda: robot_contents(server, RESERVOIR, PLATE))
     return path
@@ -192,8 +201,7 @@ def test_the_plain_loop_refuses_a_reader_loaded_by_hand_before_anything_moves(tm
 def test_a_dry_run_asks_the_same_and_its_twin_confirms_by_itself(tmp_path):
     document = yaml.safe_load(CAMPAIGN.read_text())
     document["budget"] = {"experiments": 8, "batch_size": 4}
-    path = tmp_path / CAMPAIGN.name
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path = write_beside_its_labware(tmp_path, document)
     campaign = Campaign.from_yaml(path, store=f"sqlite:///{tmp_path / 'store.db'}")
     lines: list[str] = []
     runner = make_runner(campaign, dry_run=True, log=lines.append)
@@ -212,8 +220,7 @@ def test_nobody_bringing_the_plate_back_stops_the_loop_before_the_next_batch_is_
     """The twin, made to wait for a person as the real reader does, with a person who does not come back once."""
     document = yaml.safe_load(CAMPAIGN.read_text())
     document["budget"] = {"experiments": 8, "batch_size": 4}
-    path = tmp_path / CAMPAIGN.name
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path = write_beside_its_labware(tmp_path, document)
     campaign = Campaign.from_yaml(path, store=f"sqlite:///{tmp_path / 'store.db'}")
     runner = make_runner(campaign, dry_run=True, log=lambda _: None)
     runner.instruments.spectrometer.handoff_confirms_itself = False
@@ -277,7 +284,9 @@ def confirm_until_done(name: str, thread: threading.Thread) -> int:
     confirmed, deadline = 0, time.monotonic() + 300
     while thread.is_alive():
         assert time.monotonic() < deadline, "the flow did not end"
-        if main(["confirm", name, "--note", f"moved #{confirmed + 1}"]) == 0:  # not 0: no run waits yet
+        # the person names the move the request asked for: a wrong one is refused (2), no waiting run is 1
+        if any(main(["confirm", name, "--move", move, "--note", f"moved #{confirmed + 1}"]) == 0
+               for move in ("load", "return", "replace")):
             confirmed += 1
         else:
             time.sleep(0.3)

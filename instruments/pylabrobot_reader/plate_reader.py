@@ -65,7 +65,6 @@ def available_backends() -> list[str]:
 def backend_class(name: str, who: str) -> type:
     """The backend class ``name`` names (see the module docstring); one-line ``InstrumentError`` otherwise,
     also for a backend that cannot read absorbance as PyLabRobot's front end asks (``absorbance_problem``)."""
-    names = available_backends()
     if ":" in name:
         module_name, _, class_name = name.partition(":")
         if not module_name or not class_name.isidentifier():
@@ -80,6 +79,7 @@ def backend_class(name: str, who: str) -> type:
     else:
         found = getattr(plate_reading, name, None)
     if not (inspect.isclass(found) and issubclass(found, PlateReaderBackend)):
+        names = available_backends()
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         raise InstrumentError(f"{who}: {name!r} is not a PyLabRobot plate-reader backend"
                               + (f" (did you mean {close[0]}?)" if close else ""),
@@ -87,8 +87,8 @@ def backend_class(name: str, who: str) -> type:
     problem = "is abstract (PyLabRobot's base class, not a reader)" if inspect.isabstract(found) \
         else absorbance_problem(found)
     if problem:
-        raise InstrumentError(f"{who}: backend {name} {problem}",
-                              hint=f"set pylabrobot.backend to a reader that reads absorbance: {', '.join(names)}")
+        raise InstrumentError(f"{who}: backend {name} {problem}", hint="set pylabrobot.backend to a reader that reads "
+                                                                      f"absorbance: {', '.join(available_backends())}")
     return found
 
 

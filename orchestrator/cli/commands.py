@@ -12,19 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from instruments.errors import InstrumentError
-from instruments.factory import resolve_role
-from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
-from orchestrator.cli.check import cmd_check  # noqa: F401 (the parser dispatches to cmd_<command> here)
-from orchestrator.cli.schema import cmd_schema  # noqa: F401 (as cmd_check)
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
 from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
 from orchestrator.run.consumables import REFILLED, campaign_deck, deck_plans, parse_levels, record_refill, stock_left, tips_left
 from orchestrator.run.plate_handoff import plate_left_in_reader
-from orchestrator.run.progress import TerminalProgress, show_progress
-from orchestrator.run.spectra_analysis import build_target
-from orchestrator.report.deck_map import deck_map
-from orchestrator.spec.measurement import measuring_slots
+from orchestrator.run.progress import LineProgress, TerminalProgress, show_progress
 from orchestrator.spec.instrument_checks import read_deck
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.spec.schema import CampaignSpec
@@ -32,31 +25,6 @@ from orchestrator.store.bundle import WARM_START, read_bundle, write_bundle
 from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
 from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 from orchestrator.store.lease import refuse_if_held
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    spec, _ = load_spec(args.file)
-    for entry in spec.analysis:  # a target spectrum file is read now, as a run reads it before its first step
-        if entry.target is not None and entry.target.csv is not None:
-            try:
-                build_target(entry, spec, Path(args.file).resolve().parent, None)
-            except SpecError as err:
-                raise SpecError(err.problems, source=str(args.file)) from None
-    read_deck(spec, Path(args.file).resolve().parent, str(args.file))
-    print(f"{args.file}: ok: campaign {spec.name!r}, {len(spec.parameters)} parameter(s), "
-          f"{spec.budget.experiments} experiments in batches of {spec.budget.batch_size}")
-    return 0
-
-
-def cmd_deck(args: argparse.Namespace) -> int:
-    """Print the deck map of a campaign file (its custom labware and offsets files read and checked)."""
-    spec, _ = load_spec(args.file)
-    deck = read_deck(spec, Path(args.file).resolve().parent, str(args.file))
-    if deck is None:
-        raise UsageError(f"{args.file}: campaign {spec.name!r} has no instruments section, so no deck",
-                         hint="a deck comes with instruments.liquid_handler")
-    print(deck_map(deck, measuring_slots(spec.instruments.spectrometer)))
-    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,6 +55,9 @@ def _resolve_drivers(spec: CampaignSpec, dry_run: bool) -> dict[str, Any] | None
     used fails first; None for a campaign without instruments (the flow then refuses it)."""
     if spec.instruments is None:
         return None
+    # the drivers' modules (httpx and the like) load for the commands that run a campaign, not for sdl status
+    from instruments.factory import resolve_role
+
     drivers = {}
     for role in ("liquid_handler", "spectrometer"):
         try:
@@ -262,11 +233,14 @@ def _run_flow(opened: Opened, source: str | None, dry_run: bool, in_doubt: str =
     interactive = sys.stderr.isatty() and sys.stdout.isatty()
     if interactive:  # the bar and Prefect's console lines would overwrite each other
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _say("loading Prefect and the planner ...")
     # Prefect loads here, for the commands that run a flow
     from orchestrator.prefect.flows import campaign_flow
-    from orchestrator.prefect.temporary_server import tie_temporary_server_to_this_process
+    from orchestrator.prefect.temporary_server import temporary_server_needed, tie_temporary_server_to_this_process
 
     tie_temporary_server_to_this_process()
+    if temporary_server_needed():
+        _say("starting a Prefect server for this run (10-30 s; set PREFECT_API_URL to use one already running) ...")
 
     def run() -> dict:
         with handed_over(opened):
@@ -274,9 +248,15 @@ def _run_flow(opened: Opened, source: str | None, dry_run: bool, in_doubt: str =
                                  store_url=without_password(opened.store.url), dry_run=dry_run, in_doubt=in_doubt)
 
     if not interactive:
-        return run()
+        with show_progress(LineProgress()):
+            return run()
     with TerminalProgress() as bar, show_progress(bar):
         return run()
+
+
+def _say(line: str) -> None:
+    """What ``sdl run`` is doing before its flow's first step, on standard error with the progress lines."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
@@ -393,12 +373,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Check the bundle and every record it holds, re-propose every batch, print a table; exit 1 when a
     proposal differs. A replay opens no store: a warm start's data come from the bundle."""
+    # the planner loads for a replay only (the store's commands do without)
+    from orchestrator.cli.replay import HEADER, replay, replay_inputs, row, summary
+
     bundle = read_bundle(Path(args.bundle))
     inputs = replay_inputs(bundle)  # every record checked before the first line: bad input prints one line only
     print(f"replaying campaign {inputs.spec.name!r} from {args.bundle}: "
           f"{len(bundle.metadata['files'])} file checksums ok")
     if inputs.warm_start_note:
         print(inputs.warm_start_note)
+    _say("re-proposing every batch (the model fitted again for each), one row as each is checked ...")
     print(HEADER)
     results = []
     for result in replay(inputs):
@@ -412,11 +396,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of one campaign (and its figures) and print the path of the page."""
     store = CampaignStore(args.store, must_exist=True)
     store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
+    _say("loading the plotting libraries and the planner's model (torch) ...")
     # matplotlib and the planner's model (torch) load for a report only
     from orchestrator.report import build_report
 
     out_dir = Path(args.output) if args.output else default_report_dir(args.name)
-    print(build_report(store, args.name, out_dir).resolve())
+    _say(f"building the report of {args.name!r}: fitting the model, drawing every section's figures ...")
+    index = build_report(store, args.name, out_dir).resolve()
+    _say(f"report of {args.name!r} written to {out_dir}")
+    print(index)
     return 0
 
 

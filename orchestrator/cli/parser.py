@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import signal
 import sys
@@ -16,16 +17,16 @@ from typing import Callable, Sequence
 
 from instruments.errors import InstrumentError
 from instruments.roles import HANDOFF_STEPS
-from orchestrator.cli import commands
 from orchestrator.errors import OrchestratorError, SpecError, StoreDiskError, StoreError, UsageError
 from orchestrator.run.stop_request import recording_stops, signal_behind, stop_requested
 from orchestrator.spec.loader import load_spec
-from orchestrator.store.campaign_store import CampaignStore
-from orchestrator.store.lease import runs_elsewhere
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 #: the commands that run a campaign's loop: Ctrl-C and SIGTERM are recorded as a stop (see orchestrator.run.stop_request)
 _RUNS_A_CAMPAIGN = ("run", "resume")
+#: the module of each command that has one of its own; the others' is ``orchestrator.cli.commands``. A command's
+#: module is imported when it runs: sdl validate loads no store, sdl status no planner (bench/cli_latency.py)
+_MODULES = {"validate": "file_commands", "deck": "file_commands", "schema": "schema", "check": "check"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("confirm", help="say the plate was moved, for a campaign that waits for a person to carry it")
     p.add_argument("name")
     p.add_argument("--note", default="", help="stored with the confirmation")
-    p.add_argument("--move", choices=HANDOFF_STEPS,
-                   help="the move you made; refused when the run waits for another (a confirmation sent twice)")
+    p.add_argument("--move", choices=HANDOFF_STEPS, required=True,
+                   help="the move you made (the run's request names it); refused when the run waits for another, "
+                        "so a confirmation sent twice never answers the next request")
 
     p = sub.add_parser("refill", help="record fresh tip racks or topped-up reservoir wells, before sdl resume")
     p.add_argument("name")
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # The first start of Prefect's local server migrates its database: slow on a fresh machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(importlib.import_module(f"orchestrator.cli.{_MODULES.get(args.command, 'commands')}"),
+                      f"cmd_{args.command}")
     # Without a handler, SIGTERM ends the process at once: the robot is not told to stop and Prefect's temporary
     # server (a child process) is left running. Every command takes it as Ctrl-C; those that run a campaign record
     # both, and end as stopped whatever became of the stop's exception (sdl dashboard ends well on Ctrl-C).
@@ -207,6 +210,10 @@ def _after_full_disk(args: argparse.Namespace) -> str:
     failed here when the run could not write it and there is room for it now) and how to go on."""
     if args.command not in ("run", "resume"):
         return " (free space on that disk, then run the command again)"
+    # the store (SQLAlchemy) loads for the commands that open one, not for sdl validate
+    from orchestrator.store.campaign_store import CampaignStore
+    from orchestrator.store.lease import runs_elsewhere
+
     try:
         name, url = (args.name, args.store) if args.command == "resume" else _name_and_store(args)
         store = CampaignStore(url, must_exist=True)

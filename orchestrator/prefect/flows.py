@@ -117,11 +117,16 @@ def publish(campaign: Campaign) -> str:
     return str(path)
 
 
-def _as_tasks(name: str, standing: Standing) -> StepWrapper:
-    """Run each step as its task, named by campaign, iteration and step, after reporting where the campaign stands."""
+def _as_tasks(name: str, standing: Standing, initial_experiments: int = 0) -> StepWrapper:
+    """Run each step as its task, named by campaign, iteration and step, after reporting where the campaign stands
+    (a proposal says whether it fits the model: after the ``initial_experiments`` of the design, the slow part)."""
 
     def wrap(step_name: str, iteration: int, step: Callable[..., Any]) -> Callable[..., Any]:
-        if step_name != "record":  # record follows analyse at once: the display shows analyse until the end
+        if step_name == "propose":
+            doing = ("fitting the model, proposing batch {}" if standing.done >= initial_experiments
+                     else "proposing batch {} (initial design)")
+            report_progress(standing.now(f"iteration {iteration} · {doing.format(iteration)}"))
+        elif step_name != "record":  # record follows analyse at once: the display shows analyse until the end
             report_progress(standing.now(f"iteration {iteration} · {step_name}"))
         named = _TASKS[step_name].with_options(task_run_name=f"{name} · iteration {iteration:02d} · {step_name}")
         return partial(named, step)
@@ -136,7 +141,7 @@ def _iterate_until_finished(runner: CampaignRunner, name: str, live: LiveArtifac
     standing = Standing.of(runner.campaign)
     runner.on_finished = standing.add
     hooks = IterationHooks(
-        wrap=_as_tasks(name, standing),
+        wrap=_as_tasks(name, standing, runner.campaign.planner.initial_experiments),
         review=lambda batch: review(runner.campaign, batch, lambda step: report_progress(standing.now(step))),
         at_end=lambda: _update_dashboard(live, logger),  # orchestration: inside the iteration's measured time
     )
@@ -236,6 +241,8 @@ def campaign_flow(name: str, yaml_text: str, source: str | None, store_url: str 
                 if isinstance(err, (KeyboardInterrupt, TerminationSignal)):
                     raise  # Prefect's engine marks the flow run crashed (cancelled, when its runner asked for that)
                 raise StopRequested(signum) from err  # crashed, as for the stop itself, rather than failed
+            finally:
+                runner.close_instruments()  # a reader's USB port or event loop, the robot's HTTP connections
             campaign.store.set_campaign_status(campaign.info.id, "completed")
         _update_dashboard(live, logger, force=True)  # the final state, whenever the last refresh was
         try:

@@ -28,6 +28,7 @@ from orchestrator.prefect.flows import campaign_flow
 from orchestrator.prefect.handoff import HANDOFF_KEY_PREFIX, PlateMoved
 from orchestrator.prefect.handover import without_password
 from orchestrator.run.plate_handoff import handoff_step
+from orchestrator.run.plate_handoff import handoff_step
 from orchestrator.spec.loader import parse_spec
 from orchestrator.spec.sections import Approval
 
@@ -100,8 +101,9 @@ def answer_approval(name: str, decision: dict[str, Any], wait_s: float = ANSWER_
     run = paused_flow_run(name)
     key = run.state.state_details.pause_key if run.state else None
     if not key or not key.startswith("approval-"):
-        waits_for = f"a plate hand-off: move the plate, then confirm in the dashboard or with: sdl confirm {name}" \
-            if (key or "").startswith(HANDOFF_KEY_PREFIX) else "something else, in the dashboard"
+        waits_for = (f"a plate hand-off: move the plate, then confirm in the dashboard or with: sdl confirm {name} "
+                     f"--move {handoff_step(key or '')}") if (key or "").startswith(HANDOFF_KEY_PREFIX) \
+            else "something else, in the dashboard"
         raise OrchestratorError(f"campaign {name!r}: flow run {run.id} is paused, but not for an approval",
                                 hint=f"it waits for {waits_for}")
     try:

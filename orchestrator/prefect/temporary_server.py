@@ -116,3 +116,11 @@ def tie_temporary_server_to_this_process() -> None:
                                     if not name.startswith("__")})
     view.Popen, view.sdl_tied = _popen_tied_to_this_process(_linux_prctl()), True
     server.subprocess = view
+
+
+def temporary_server_needed() -> bool:
+    """Whether a flow run here starts Prefect's temporary server: no ``PREFECT_API_URL`` is set (environment or
+    profile), so the first flow run starts one and waits for it (10-30 s), which ``sdl run`` says beforehand."""
+    from prefect.settings import PREFECT_API_URL  # Prefect is loaded already: this module is imported with it
+
+    return not PREFECT_API_URL.value()

@@ -37,7 +37,8 @@ ConfirmHandoff = Callable[[str, str], bool]
 
 
 def handoff_step(key: str) -> str | None:
-    """The move (``HANDOFF_STEPS``) that hand-off key ``key`` (``"handoff-2-return-3"``) asks for; None for another key."""
+    """The move (``HANDOFF_STEPS``) that hand-off key ``key`` (``"handoff-2-return-3"``) asks for; None for
+    another key."""
     parts = key.split("-")
     return parts[2] if key.startswith(HANDOFF_KEY_PREFIX) and len(parts) == 4 and parts[2] in HANDOFF_STEPS else None
 

@@ -8,11 +8,12 @@ terminal, and nothing in CI logs or pipes).
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Iterable, Iterator, Protocol, Sequence, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -120,6 +121,30 @@ def show_progress(sink: ProgressSink) -> Iterator[ProgressSink]:
         _sink = previous
 
 
+#: what the bar shows for the time left before an experiment finished while watching: no pace to go by yet
+NO_PACE_YET = "time left: estimated after the first batch"
+
+
+class LineProgress:
+    """Progress as plain lines on standard error, for a pipe or a log: one line each time the step changes
+    (``sdl run`` installs it when its output is not a terminal). Notes are left to Prefect's own log lines."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._last_step: str | None = None
+
+    def update(self, update: ProgressUpdate) -> None:
+        if update.step == self._last_step:
+            return
+        self._last_step = update.step
+        stream = self.stream or sys.stderr  # written, not printed: a flow's print() becomes a log record
+        stream.write(f"{update.campaign}: {update.step} ({update.done}/{update.total} experiments done)\n")
+        stream.flush()
+
+    def note(self, text: str) -> None:
+        pass
+
+
 class TerminalProgress:
     """A rich progress bar: experiments done/total, best so far, current step, time left."""
 
@@ -131,7 +156,7 @@ class TerminalProgress:
             MofNCompleteColumn(),
             TextColumn("experiments · best {task.fields[best]} · {task.fields[step]} ·"),
             TimeElapsedColumn(),
-            TextColumn("· about {task.fields[left]} left"),
+            TextColumn("· {task.fields[left]}"),
             console=self.console,
             transient=False,
         )
@@ -146,15 +171,16 @@ class TerminalProgress:
         self._progress.stop()
 
     def time_left(self, done: int, total: int) -> str:
-        """Remaining time [h:mm:ss] at the mean pace of the experiments finished while watching."""
+        """Remaining time, ``about h:mm:ss left`` at the mean pace of the experiments finished while watching;
+        before the first of them, when there is no pace yet, a line that says so."""
         now = time.monotonic()
         if self._start is None:
             self._start = (now, done)
         started_at, done_at_start = self._start
         if done <= done_at_start:
-            return "?"
+            return NO_PACE_YET
         seconds = (now - started_at) / (done - done_at_start) * max(0, total - done)
-        return str(timedelta(seconds=round(seconds)))
+        return f"about {timedelta(seconds=round(seconds))} left"
 
     def update(self, update: ProgressUpdate) -> None:
         fields = dict(campaign=update.campaign, best=update.best or "-", step=update.step,

@@ -23,6 +23,7 @@ from instruments.opentrons.deck import Deck
 from instruments.opentrons.deck_layout import build_deck
 from instruments.plate_plan import BatchItem, PlatePlan, check_plan, compile_plan, position_after
 from instruments.roles import Spectrum, SupportsReadyCheck, SupportsRobotMeasuring, SupportsRunCreatedHook
+from instruments.spectrometers.twin import cuvette_model
 from orchestrator.run.spectra_analysis import ObjectiveAnalysis, build_target, evaluate_objectives, spectrum_problem
 from orchestrator.run.campaign import Campaign, Proposal
 from orchestrator.run import plate_handoff
@@ -353,6 +354,14 @@ class CampaignRunner:
         spent = (inside - outside) + (time.perf_counter() - done)
         self.step_seconds["lock"] = self.step_seconds.get("lock", 0.0) + spent
 
+    def close_instruments(self) -> None:
+        """Close every instrument (twice is harmless); a failure to close is logged, never raised over the run's end."""
+        for driver in (self.instruments.spectrometer, self.instruments.liquid_handler):
+            try:
+                driver.close()
+            except Exception as err:  # noqa: BLE001 - any driver's failure to close must not hide how the run ended
+                self.log(f"{driver.name}: close failed: {type(err).__name__}: {err}")
+
     # helpers -----------------------------------------------------------------------------
 
     def stock_left(self) -> dict[str, float]:
@@ -478,7 +487,9 @@ def make_runner(campaign: Campaign, dry_run: bool, log: Callable[[str], None] = 
                                         model=spec.simulation_model)
     except InstrumentError as err:
         raise LoopError(err.message, hint=err.hint) from err
-    model = instruments.lab.model if instruments.lab else spec.simulation_model
+    # a mixture's target spectrum is read through the light path the readings take: a cuvette's, as the twins do
+    model = instruments.lab.model if instruments.lab else \
+        cuvette_model(spec.simulation_model, getattr(spec.instruments.spectrometer, "cuvette", None))
     base_dir = campaign.source.parent if campaign.source else Path.cwd()
     targets = {a.objective: build_target(a, spec, base_dir, model) for a in spec.analysis}
     return CampaignRunner(campaign, instruments, targets, log)

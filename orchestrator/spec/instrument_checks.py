@@ -18,7 +18,7 @@ from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConst
 from orchestrator.errors import SpecError
 from orchestrator.spec.campaign_fields import CampaignFields
 from orchestrator.spec.cuvette_checks import cuvette_problems
-from orchestrator.spec.feasibility import linear_programme
+from orchestrator.spec.feasibility import linear_programme, value_range
 from orchestrator.spec.measurement import reader_custom_plate_problems
 
 
@@ -161,6 +161,25 @@ def _custom_role_problems(deck: Any, field: str) -> dict[str, str]:
     return wrong
 
 
+def _reagent_total_bound(parameters: Any, reagents: list[str], linear: list[LinearConstraint]) -> float:
+    """An upper bound [uL] on the reagents' total in one well, found without a linear programme: the sum of their
+    upper bounds, or, when every reagent's volume is at least 0, the least that one ``<=`` constraint (``>=``
+    read with its sign turned) allows, where each reagent's coefficient is at least 1 and every other parameter
+    takes the value of its range that leaves the most room. Never below the programme's answer."""
+    ranges = {p.name: value_range(p) for p in parameters if p.is_numeric}
+    bounds = [sum(ranges[r][1] for r in reagents)]
+    if all(ranges[r][0] >= 0 for r in reagents):
+        for c in linear:
+            if c.op == "==":
+                continue
+            sign = -1.0 if c.op == ">=" else 1.0
+            coefficients = {name: sign * k for name, k in c.coefficients.items()}
+            if all(coefficients.get(r, 0.0) >= 1 for r in reagents):
+                others = sum(min(k * ranges[n][0], k * ranges[n][1]) for n, k in coefficients.items() if n not in reagents)
+                bounds.append(sign * c.rhs - others)
+    return min(bounds)
+
+
 def reagent_volume_problems(spec: CampaignFields) -> list[str]:
     """The most reagent volume [uL] the space allows in one well must fit: up to ``fill_volume_ul`` when a
     diluent makes the well up, else up to ``well_capacity_ul``.
@@ -181,13 +200,16 @@ def reagent_volume_problems(spec: CampaignFields) -> list[str]:
         return []
     if any(not isinstance(c, LinearConstraint) and set(c.names) & set(reagents) for c in parsed):
         return []
-    programme = linear_programme(spec.parameters, [c for c in parsed if isinstance(c, LinearConstraint)])
+    linear = [c for c in parsed if isinstance(c, LinearConstraint)]
+    limit, what = ((handler.fill_volume_ul, "fill_volume_ul") if handler.diluent is not None
+                   else (handler.well_capacity_ul, "well_capacity_ul"))
+    if _reagent_total_bound(spec.parameters, reagents, linear) <= limit * (1 + 1e-9):
+        return []  # settled without the linear programme (and scipy's 0.3 s import): sdl validate stays quick
+    programme = linear_programme(spec.parameters, linear)
     result = programme.solve([-1.0 if name in reagents else 0.0 for name in programme.names])
     if result.status != 0:  # no feasible point at all: reported by orchestrator.spec.feasibility
         return []
     most = -float(result.fun)
-    limit, what = ((handler.fill_volume_ul, "fill_volume_ul") if handler.diluent is not None
-                   else (handler.well_capacity_ul, "well_capacity_ul"))
     if most <= limit * (1 + 1e-9):
         return []
     total = " + ".join(reagents)

@@ -8,18 +8,18 @@ first revision, which created exactly those tables.
 from __future__ import annotations
 
 import fcntl
+import re
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"
@@ -30,20 +30,39 @@ _ADVISORY_KEY = 0x5D1_0001  # any constant unlikely to clash with another applic
 
 
 def _config() -> Config:
+    # Alembic (0.3 s to import) loads only when a store is created, migrated or downgraded, not to read one
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
+_ASSIGNED = re.compile(r"^(down_revision|revision)\s*=\s*(?:['\"]([^'\"]+)['\"]|None)", re.MULTILINE)
+
+
 @lru_cache(maxsize=1)
 def head_revision() -> str:
-    """The newest migration's revision id."""
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    """The newest migration's revision id: the one no other migration names as its ``down_revision``.
+
+    Read from the migration files' ``revision =`` lines, as Alembic's ``ScriptDirectory`` reads them, without
+    importing Alembic (tests/test_migrations.py checks that both agree).
+    """
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*.py"):
+        assigned = dict(m.group(1, 2) for m in _ASSIGNED.finditer(path.read_text(encoding="utf-8")))
+        revisions.add(assigned["revision"])
+        parents.add(assigned.get("down_revision"))
+    (head,) = revisions - parents  # one line of migrations: exactly one head
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The store's revision, as Alembic records it in ``alembic_version``; None for a store without migrations."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade_to_head(engine: Engine) -> None:
@@ -59,6 +78,9 @@ def upgrade_to_head(engine: Engine) -> None:
         current = current_revision(engine)
         if current == head_revision():
             return
+        # Alembic (0.3 s to import) loads only when there is something to migrate
+        from alembic import command
+
         config = _config()
         with engine.begin() as connection:
             config.attributes["connection"] = connection
@@ -93,6 +115,9 @@ def migration_lock(engine: Engine) -> Iterator[None]:
 
 def downgrade_to(engine: Engine, revision: str) -> None:
     """Undo migrations down to ``revision`` (``"base"`` empties the store); for tests and repairs."""
+    # Alembic (0.3 s to import) loads only when there is something to migrate
+    from alembic import command
+
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
