@@ -34,6 +34,7 @@ from instruments.errors import InstrumentError, InstrumentFault, PlateOutOfPlace
 from instruments.opentrons.deck import FLEX, Deck
 from instruments.opentrons.http_driver import OpentronsHTTP
 from instruments.opentrons.labware import definition
+from instruments.plate_readers.verbs import PlateReaderVerbs
 from instruments.opentrons.reader_script import (
     DEFAULT_READER_SLOT, MIN_READER_API, READ_RUN_ALLOWANCE_S, READER_MODULE, read_file_name, reader_plate_problem,
     reader_slot_problem, render_read_protocol,
@@ -53,7 +54,7 @@ READER_SOFTWARE = "8.2.0"
 _SETUP_HINT = "see docs/real-lab.md; the reader needs an Opentrons Flex with its gripper, driven by opentrons_flex"
 
 
-class OpentronsAbsorbanceReader:
+class OpentronsAbsorbanceReader(PlateReaderVerbs):
     """``Spectrometer`` (a plate reader) for the Absorbance Plate Reader on the campaign's Flex.
 
     ``config`` is the campaign's spectrometer section: ``wavelengths_nm`` (the module's filters, read in that
@@ -162,26 +163,6 @@ class OpentronsAbsorbanceReader:
         """The wavelengths read [nm], in the campaign's order: shape ``(n_wavelengths,)``."""
         return self._wavelengths.copy()
 
-    @property
-    def integration_time_ms(self) -> float:
-        return float(getattr(self.config, "integration_time_ms", None) or 100.0)
-
-    @property
-    def averages(self) -> int:
-        return int(getattr(self.config, "averages", None) or 1)
-
-    def acquire_dark(self) -> Spectrum:
-        """The module reads against its own dark: transmission 0 at each wavelength, nothing moves."""
-        return self._internal("dark", 0.0)
-
-    def acquire_reference(self) -> Spectrum:
-        """The module reads against its own reference beam: transmission 1 at each wavelength, nothing moves."""
-        return self._internal("reference", 1.0)
-
-    def acquire_sample(self, well: str) -> Spectrum:
-        """The reading of one well: a whole robot run (``read_wells([well])``)."""
-        return self.read_wells([well])[0]
-
     def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
         """One reading per well label (``P1-A1``), in the order given, from one robot run that reads their plate.
 
@@ -288,12 +269,6 @@ class OpentronsAbsorbanceReader:
                                       hint="see the run in the Opentrons App; the module may need a firmware update")
             values.append(float(value))
         return np.asarray(values)
-
-    def _internal(self, kind: str, level: float) -> Spectrum:
-        n = len(self._wavelengths)
-        return Spectrum(well="", kind=kind, wavelengths_nm=self.wavelengths_nm, values=np.full(n, level), saturated=False,
-                        instrument=self.name, meta={"reader_internal": True, "integration_time_ms": self.integration_time_ms,
-                                                    "averages": self.averages})
 
 
 def plate_wells(name: str, labels: Sequence[str]) -> tuple[int, list[str]]:

@@ -36,6 +36,7 @@ from pylabrobot.plate_reading.backend import PlateReaderBackend
 
 from instruments.errors import InstrumentError
 from instruments.pylabrobot_reader.handoff import HandedPlate
+from instruments.plate_readers.verbs import PlateReaderVerbs
 from instruments.pylabrobot_reader.plate import build_plate, plate_definition
 from instruments.roles import Spectrum
 
@@ -167,7 +168,7 @@ async def _cancel_the_others() -> None:
         await asyncio.wait(others, timeout=CANCEL_TIMEOUT_S)
 
 
-class PyLabRobotPlateReader(HandedPlate):
+class PyLabRobotPlateReader(HandedPlate, PlateReaderVerbs):
     """``Spectrometer`` over PyLabRobot's ``PlateReader``: absorbance [AU] at ``config.wavelengths_nm`` [nm].
 
     ``config`` is the campaign's spectrometer section: ``pylabrobot`` (backend and its settings),
@@ -198,16 +199,6 @@ class PyLabRobotPlateReader(HandedPlate):
     def wavelengths_nm(self) -> np.ndarray:
         """The campaign's ``wavelengths_nm`` [nm], in its order, shape ``(n,)``."""
         return np.asarray(self._whole_nm(), float)
-
-    @property
-    def integration_time_ms(self) -> float:
-        """The section's value [ms], reported with each reading; the backend's settings set the reader's own."""
-        return float(getattr(self.config, "integration_time_ms", None) or 100.0)
-
-    @property
-    def averages(self) -> int:
-        """The section's value, reported with each reading; the backend's settings set the reader's flashes."""
-        return int(getattr(self.config, "averages", None) or 1)
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -274,17 +265,6 @@ class PyLabRobotPlateReader(HandedPlate):
                 "serial": None if serial is None else str(serial), "host": None, "firmware": None}
 
     # -- acquisition ----------------------------------------------------------------------------
-
-    def acquire_dark(self) -> Spectrum:
-        """A plate reader darks itself: zeros at each wavelength (relative units)."""
-        return self._internal("dark", 0.0)
-
-    def acquire_reference(self) -> Spectrum:
-        """A plate reader references itself: ones (full transmission) at each wavelength (relative units)."""
-        return self._internal("reference", 1.0)
-
-    def acquire_sample(self, well: str) -> Spectrum:
-        return self.read_wells([well])[0]
 
     def read_wells(self, wells: Sequence[str]) -> list[Spectrum]:
         """Absorbance [AU] of each label (``"P1-A1"``; one plate per call) at each wavelength, in order.
@@ -422,11 +402,6 @@ class PyLabRobotPlateReader(HandedPlate):
             raise InstrumentError(f"{self.name}: the blank well {plate}-{well} gave no reading",
                                   cause="reader_blank", hint=f"fill {well} of every plate with the blank solvent")
         return blank
-
-    def _internal(self, kind: str, level: float) -> Spectrum:
-        wavelengths = self.wavelengths_nm
-        return Spectrum(well="", kind=kind, wavelengths_nm=wavelengths, values=np.full(len(wavelengths), level),
-                        saturated=False, instrument=self.name, meta={"reader_internal": True})
 
 
 def _grid(results: Any, wavelength: int) -> list[list[Any]]:
