@@ -13,14 +13,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from instruments.factory import ResolvedDrivers
 from orchestrator.spec.schema import CampaignSpec
 from orchestrator.store.campaign_store import CampaignStore
+
+if TYPE_CHECKING:  # a type only: the drivers' modules (httpx, the twins) stay out of sdl status and export
+    from instruments.factory import ResolvedDrivers
 
 
 @dataclass(frozen=True)
