@@ -254,10 +254,11 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: st
     """Refuse a plan that breaks a declared limit, before any instrument call.
 
     Checks: no negative volume, no volume below the small pipette's minimum, well
-    capacity, fill volume, one experiment per well, tips per rack, reagent stock left [uL].
-    Raises ``PlanLimitError`` naming every violation. ``campaign`` is the name its hints give to
-    ``sdl refill`` and ``sdl resume``; when every violation is an empty tip rack or reagent stock, the
-    error's hint is to resume after the refill (otherwise it has none: the caller says what to do).
+    capacity, fill volume, one experiment per well, a cuvette station's aliquot in every well,
+    tips per rack, reagent stock left [uL]. Raises ``PlanLimitError`` naming every violation.
+    ``campaign`` is the name its hints give to ``sdl refill`` and ``sdl resume``; when every violation is
+    an empty tip rack or reagent stock, the error's hint is to resume after the refill (otherwise it has
+    none: the caller says what to do).
     """
     deck, problems, refills = plan.deck, [], []
     seen = set()
@@ -276,6 +277,9 @@ def check_plan(plan: PlatePlan, stock_left_ul: Mapping[str, float], campaign: st
         total = sum(w.volumes_ul.values())
         if total > plan.well_capacity_ul + 1e-9:
             problems.append(f"{where}: {total:g} uL exceeds the well capacity of {plan.well_capacity_ul:g} uL")
+        if plan.cuvette is not None and total < plan.cuvette.aliquot_ul - 1e-9:
+            problems.append(f"{where}: {total:g} uL is less than the {plan.cuvette.aliquot_ul:g} uL aliquot the "
+                            "cuvette station takes from it (cuvette.aliquot_ul)")
     station = station_tips(plan.cuvette, len(plan.wells), deck) if plan.cuvette is not None else {}
     for pipette, count in tips_needed(plan).items():
         rack = TIP_RACKS[pipette]

@@ -13,7 +13,7 @@ import ast
 import json
 from typing import Any, Sequence
 
-from instruments.cuvette.station import RINSE_SOLVENT, RobotStep, tips_of
+from instruments.cuvette.station import DISPENSE_BELOW_TOP_MM, RINSE_SOLVENT, RobotStep, tips_of
 from instruments.opentrons.deck import TIP_RACKS
 from instruments.plate_plan import PlatePlan
 from instruments.python_source import parse
@@ -55,7 +55,7 @@ OFFSETS = {offsets}
 CUSTOM_LABWARE = {custom}
 # liquid goes into the cuvette this far below its top [mm]: the tip stays out of the liquid there, so a tip
 # that filled the cuvette with solvent is still clean for the solvent
-BELOW_TOP_MM = 2.0
+BELOW_TOP_MM = {below_top_mm!r}
 
 
 def load(protocol, load_name, slot):
@@ -141,6 +141,7 @@ def render_step(plan: PlatePlan, steps: Sequence[RobotStep], index: int, api_lev
         labware=repr(labware), pipettes=repr(pipettes), small_low_volume_mode=deck.small.low_volume_mode,
         tips_used=repr(tips_used), trash_slot=deck.trash_slot, offsets=repr({o.slot: (o.x, o.y, o.z) for o in deck.offsets}),
         custom=_literal({name: found for name, found in deck.custom_labware.items() if name in names}),
+        below_top_mm=DISPENSE_BELOW_TOP_MM,
     )
 
 

@@ -10,7 +10,8 @@ then each well's aliquot in turn, emptied and rinsed after its reading.
 
 What ran is remembered per batch, in this process: a reading tried again after a failed read (the loop tries three
 times) goes on from where the robot is, without new tips or aliquots; a robot step that failed leaves the batch
-unmeasurable (its tips and aliquots may be spent), and every later read of it is refused in one line. The
+unmeasurable (its tips and aliquots may be spent), and every later read of it is refused in one line. When the
+loop gives up on a batch (``abandon_plan``), the cuvette is emptied and rinsed with its last step's tips. The
 reference is read anew on the solvent at the start of every batch (``reference_every_s`` does not apply within
 one: another reference would take solvent and tips the plan did not set aside).
 """
@@ -98,6 +99,18 @@ class CuvetteSampler:
             log.warning("%s: iteration %s read, but cleaning the cuvette after it failed: %s", self.name,
                         plan.iteration, err.one_line())
         return spectra
+
+    def abandon_plan(self, plan: PlatePlan) -> bool:
+        """The loop gave up reading ``plan`` (every try failed): empty and rinse the cuvette now, with the tips and
+        solvent the plan set aside for its last step, so no sample is left to dry in it or to spoil the next
+        batch's reference. Nothing when ``plan`` is not the batch in hand, no well went into the cuvette, the last
+        step ran, or a robot step failed (the robot is then left alone). True when the robot ran the step; raises
+        ``InstrumentError`` when it failed."""
+        if self.plan is None or self.plan.iteration != plan.iteration or self.failed is not None \
+                or not 2 <= self.done < len(self.steps):
+            return False
+        self._run_step(len(self.steps) - 1)
+        return True
 
     # the light path's hook ---------------------------------------------------------------------
 
@@ -188,4 +201,5 @@ def station_sampler(name: str, config: Any, driver: Any) -> CuvetteSampler | Non
     sampler = CuvetteSampler(name, cuvette)
     driver.attach_robot = sampler.attach_robot
     driver.use_plan = sampler.use_plan
+    driver.abandon_plan = sampler.abandon_plan
     return sampler

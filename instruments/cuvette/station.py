@@ -31,6 +31,10 @@ RINSE_SOLVENT = "rinse_solvent"
 TRASH = "trash"
 #: ``RobotStep.before`` of step 0 and of the last step.
 REFERENCE, AFTER_LAST = "reference", ""
+#: Liquid goes into the cuvette this far below its top [mm], so the tip stays out of the liquid there.
+DISPENSE_BELOW_TOP_MM = 2.0
+#: A pipette aspirates this far above a well's bottom [mm] (Opentrons' default), so the liquid below stays there.
+ASPIRATE_ABOVE_BOTTOM_MM = 1.0
 
 
 class CuvettePlan(BaseModel):

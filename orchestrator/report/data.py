@@ -20,6 +20,7 @@ from orchestrator.spec.schema import CampaignSpec
 from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import parse_spec
 from orchestrator.store.campaign_store import CampaignInfo, CampaignStore, Experiment
+from instruments.spectrometers.twin import cuvette_model
 from simulators.model import SimulatorModel
 
 
@@ -92,8 +93,9 @@ def _simulator_and_target(spec: CampaignSpec) -> tuple[SimulatorModel | None, Sp
     """
     model = None
     if spec.simulation is not None:
-        try:
-            model = spec.simulation_model
+        try:  # read through a cuvette's light path when the dry run did (``make_runner``'s targets do)
+            model = cuvette_model(spec.simulation_model, getattr(spec.instruments.spectrometer, "cuvette", None)
+                                  if spec.instruments is not None else None)
         except (KeyError, TypeError, ValueError) as err:
             return None, None, f"the simulator could not be built ({err})"
     entry = next((a for a in spec.analysis if a.objective == spec.objectives[0].name), None)

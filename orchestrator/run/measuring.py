@@ -7,7 +7,8 @@ it stands. It does not hold for an instrument that moves the robot while it meas
 
 - a cuvette station (``SupportsBatchPlan``) takes an aliquot of each well with tips the plan set aside:
   reading the batch again after a crash would pick tips already used and take more of each well, so an
-  interrupted batch is never read again (``REREAD_NEVER``);
+  interrupted batch is never read again (``REREAD_NEVER``), and one that no try could read has its cuvette
+  emptied and rinsed before the loop goes on (``abandon_plan``, with the tips the plan set aside for that);
 - a plate reader the gripper loads (the Flex Absorbance Plate Reader) may have been stopped with the plate
   inside: a person says where the plate is before it is read again (``REREAD_ASK``);
 - a reader a person loads (``SupportsPlateHandoff``) asks the person before every read anyway.
@@ -71,10 +72,27 @@ def read_plan(runner: Any, plan: PlatePlan) -> list[Spectrum] | InstrumentError:
             if isinstance(err, PlateOutOfPlace):  # another read or the next dispense would miss the plate
                 runner.stop_for_plate_out_of_place(err)
             last = err
+    if isinstance(spectrometer, SupportsBatchPlan):
+        _leave_station_clean(runner, spectrometer, plan)
     if how is not None:  # every try failed, and each put the plate back (else PlateOutOfPlace stopped the loop)
         _mark(runner.store, runner.campaign.info.id, plan.iteration, spectrometer.name, "ended", how)
     assert last is not None
     return last
+
+
+def _leave_station_clean(runner: Any, spectrometer: Any, plan: PlatePlan) -> None:
+    """A batch no try could read: a cuvette station empties and rinses its cuvette (``abandon_plan``), with the
+    tips the plan set aside for that; a failure is logged, the batch is recorded as failed either way."""
+    abandon = getattr(spectrometer, "abandon_plan", None)
+    if not callable(abandon):
+        return
+    try:
+        with runner.instrument_guards_for_measuring():
+            if abandon(plan):
+                runner.log(f"{spectrometer.name}: iteration {plan.iteration} not read; the cuvette was emptied and "
+                           "rinsed")
+    except InstrumentError as err:
+        runner.log(f"{spectrometer.name}: emptying the cuvette after iteration {plan.iteration} failed: {err.message}")
 
 
 def interrupted_reading(store: CampaignStore, campaign_id: int, iteration: int) -> dict[str, Any] | None:
