@@ -10,11 +10,11 @@ the tip the batch's plan set aside for it (``CuvettePlan.first_tip`` and the tip
 from __future__ import annotations
 
 import ast
-import json
 from typing import Any, Sequence
 
 from instruments.cuvette.station import DISPENSE_BELOW_TOP_MM, RINSE_SOLVENT, RobotStep, tips_of
 from instruments.opentrons.deck import TIP_RACKS
+from instruments.opentrons.protocol_script import labware_loader
 from instruments.plate_plan import PlatePlan
 from instruments.python_source import parse
 
@@ -49,24 +49,10 @@ SMALL_LOW_VOLUME_MODE = {small_low_volume_mode}
 # steps before this one): it starts from the next one
 TIPS_USED_BEFORE = {tips_used}
 TRASH_SLOT = {trash_slot!r}
-# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
-OFFSETS = {offsets}
-# the lab's own labware definitions, by load name
-CUSTOM_LABWARE = {custom}
 # liquid goes into the cuvette this far below its top [mm]: the tip stays out of the liquid there, so a tip
 # that filled the cuvette with solvent is still clean for the solvent
 BELOW_TOP_MM = {below_top_mm!r}
-
-
-def load(protocol, load_name, slot):
-    if load_name in CUSTOM_LABWARE:
-        labware = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
-    else:
-        labware = protocol.load_labware(load_name, slot)
-    if slot in OFFSETS:
-        labware.set_offset(*OFFSETS[slot])
-    return labware
-
+{loader}
 
 def place(labware, trash, where, into):
     if where == "trash":
@@ -139,8 +125,7 @@ def render_step(plan: PlatePlan, steps: Sequence[RobotStep], index: int, api_lev
         iteration=plan.iteration, plate=plan.plate, purpose=step.purpose, robot_type=deck.robot_type,
         api_level=api_level, stocks=repr({station.solvent_well: RINSE_SOLVENT}), tips="[\n" + rows + "]",
         labware=repr(labware), pipettes=repr(pipettes), small_low_volume_mode=deck.small.low_volume_mode,
-        tips_used=repr(tips_used), trash_slot=deck.trash_slot, offsets=repr({o.slot: (o.x, o.y, o.z) for o in deck.offsets}),
-        custom=_literal({name: found for name, found in deck.custom_labware.items() if name in names}),
+        tips_used=repr(tips_used), trash_slot=deck.trash_slot, loader=labware_loader(deck.offsets, {name: found for name, found in deck.custom_labware.items() if name in names}),
         below_top_mm=DISPENSE_BELOW_TOP_MM,
     )
 
@@ -155,7 +140,3 @@ def step_data(protocol: str) -> dict[str, Any] | None:
             found[node.targets[0].id] = ast.literal_eval(node.value)
     return found if set(found) == set(wanted) else None
 
-
-def _literal(value: object) -> str:
-    """``value`` (JSON data) as a Python literal: JSON's true, false and null are Python's True, False, None."""
-    return repr(json.loads(json.dumps(value)))

@@ -10,11 +10,37 @@ import io
 import json
 import logging
 import time
+from typing import Any, Iterable, Mapping
 
-from instruments.opentrons.deck import TIP_RACKS
+from instruments.opentrons.deck import TIP_RACKS, LabwareOffset
 from instruments.errors import ProtocolSimulationError
 from instruments.plate_plan import PlatePlan, dispenses
 from instruments.python_source import PARSE_LOCK
+
+#: The lines every generated protocol shares: the deck's offsets, the lab's labware definitions, and ``load``,
+#: which loads a labware by load name (a custom one from its definition) and sets its offset.
+_LOADER = '''# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
+OFFSETS = {offsets}
+# the lab's own labware definitions, by load name
+CUSTOM_LABWARE = {custom}
+
+
+def load(protocol, load_name, slot):
+    if load_name in CUSTOM_LABWARE:
+        labware = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
+    else:
+        labware = protocol.load_labware(load_name, slot)
+    if slot in OFFSETS:
+        labware.set_offset(*OFFSETS[slot])
+    return labware
+'''
+
+
+def labware_loader(offsets: Iterable[LabwareOffset], custom: Mapping[str, Any]) -> str:
+    """The shared lines of a generated protocol for ``offsets`` (those of the slots it loads) and ``custom``
+    (load name -> labware definition, of the labware it loads)."""
+    return _LOADER.format(offsets=repr({o.slot: (o.x, o.y, o.z) for o in offsets}), custom=_literal(dict(custom)))
+
 
 _TEMPLATE = '''\
 """{title}
@@ -42,21 +68,7 @@ LARGE_PIPETTE_MIN_UL = {large_min}
 SMALL_LOW_VOLUME_MODE = {small_low_volume_mode}
 # tips gone from each pipette's racks (earlier batches, a starting tip past A1): start from the next one
 TIPS_USED_BEFORE = {tips_used}
-# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
-OFFSETS = {offsets}
-# the lab's own labware definitions, by load name
-CUSTOM_LABWARE = {custom}
-
-
-def load(protocol, load_name, slot):
-    if load_name in CUSTOM_LABWARE:
-        labware = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
-    else:
-        labware = protocol.load_labware(load_name, slot)
-    if slot in OFFSETS:
-        labware.set_offset(*OFFSETS[slot])
-    return labware
-
+{loader}
 
 def run(protocol: protocol_api.ProtocolContext) -> None:
     pipettes = {{}}
@@ -121,8 +133,8 @@ def render_protocol(plan: PlatePlan, api_level: str | None = None) -> str:
         tips_used={pipette: plan.tips_start.get(rack, 0) for pipette, rack in TIP_RACKS.items()},
         labware=repr({role: (plan.labware[role], deck.slots[role]) for role in ("plate", "reservoir")}),
         pipettes=repr(pipettes), trash=trash,
-        offsets=repr({o.slot: (o.x, o.y, o.z) for o in deck.offsets}),
-        custom=_literal({name: found for name, found in deck.custom_labware.items() if name in plan.labware.values()}),
+        loader=labware_loader(deck.offsets, {name: found for name, found in deck.custom_labware.items()
+                                             if name in plan.labware.values()}),
     )
 
 

@@ -20,10 +20,10 @@ fixture, the reader's included, loaded or not (``get_all_obstacle_highest_z`` in
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 from instruments.opentrons.deck import Deck
+from instruments.opentrons.protocol_script import labware_loader
 
 #: The module's load name (``ModuleModel.ABSORBANCE_READER_V1``), and the API level that brought it.
 READER_MODULE = "absorbanceReaderV1"
@@ -58,21 +58,13 @@ READER_SLOT = {reader_slot!r}
 # "single" reads one wavelength, "multi" up to six [nm]
 MODE = {mode!r}
 WAVELENGTHS_NM = {wavelengths!r}
-# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
-OFFSETS = {offsets}
-# the lab's own labware definitions, by load name
-CUSTOM_LABWARE = {custom}
+{loader}
 
 
 def run(protocol: protocol_api.ProtocolContext) -> None:
     reader = protocol.load_module({module!r}, READER_SLOT)
     load_name, slot = PLATE
-    if load_name in CUSTOM_LABWARE:
-        plate = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
-    else:
-        plate = protocol.load_labware(load_name, slot)
-    if slot in OFFSETS:
-        plate.set_offset(*OFFSETS[slot])
+    plate = load(protocol, load_name, slot)
     reader.close_lid()  # required before initialize, even when the lid is already closed
     reader.initialize(MODE, WAVELENGTHS_NM)
     reader.open_lid()
@@ -96,8 +88,7 @@ def render_read_protocol(deck: Deck, plate: int, wavelengths_nm: Sequence[float]
         title=f"sdl plate {plate} read", plate=plate, shown=", ".join(map(str, wavelengths)), api_level=api_level,
         plate_labware=(load_name, slot), reader_slot=reader_slot, mode="single" if len(wavelengths) == 1 else "multi",
         wavelengths=wavelengths, module=READER_MODULE,
-        offsets=repr({o.slot: (o.x, o.y, o.z) for o in deck.offsets if o.slot == slot}),
-        custom=repr(json.loads(json.dumps(custom))),  # JSON data as a Python literal
+        loader=labware_loader([o for o in deck.offsets if o.slot == slot], custom),
     )
 
 
