@@ -33,11 +33,10 @@ import numpy as np
 from instruments.errors import InstrumentError, InstrumentFault, PlateOutOfPlace
 from instruments.opentrons.deck import FLEX, Deck
 from instruments.opentrons.http_driver import OpentronsHTTP
-from instruments.opentrons.labware import definition
 from instruments.plate_readers.verbs import PlateReaderVerbs
 from instruments.opentrons.reader_script import (
-    DEFAULT_READER_SLOT, MIN_READER_API, READ_RUN_ALLOWANCE_S, READER_MODULE, read_file_name, reader_plate_problem,
-    reader_slot_problem, render_read_protocol,
+    DEFAULT_READER_SLOT, MIN_READER_API, READ_RUN_ALLOWANCE_S, READER_MODULE, read_file_name, reader_deck_problem,
+    render_read_protocol,
 )
 from instruments.opentrons.robot_api import api_text, choose_api_level, local_max_api
 from instruments.roles import Spectrum
@@ -91,9 +90,7 @@ class OpentronsAbsorbanceReader(PlateReaderVerbs):
                 f"{self.name}: the Absorbance Plate Reader is read through an Opentrons Flex over its HTTP API, "
                 f"and the liquid handler {getattr(liquid_handler, 'name', '?')} is {what}",
                 hint="set instruments.liquid_handler.driver: opentrons_flex (or --dry-run: both twins)")
-        plate = deck.labware["plate"]
-        problem = reader_slot_problem(deck, self.reader_slot) or \
-            reader_plate_problem(plate, deck.custom_labware.get(plate) or definition(plate))
+        problem = reader_deck_problem(deck, self.reader_slot)
         if problem:
             raise InstrumentError(f"{self.name}: {problem}", hint=_SETUP_HINT)
         self.robot, self.deck = liquid_handler, deck

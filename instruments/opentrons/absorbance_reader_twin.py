@@ -16,11 +16,9 @@ from typing import Any, Sequence
 from instruments.errors import InstrumentError
 from instruments.opentrons.absorbance_reader import plate_wells
 from instruments.opentrons.deck import DECKS, FLEX, Deck
-from instruments.opentrons.labware import definition
 from instruments.opentrons.protocol_script import simulate_protocol
 from instruments.opentrons.reader_script import (
-    DEFAULT_READER_SLOT, MIN_READER_API, READER_MODULE, read_file_name, reader_plate_problem, reader_slot_problem,
-    render_read_protocol,
+    DEFAULT_READER_SLOT, MIN_READER_API, READER_MODULE, read_file_name, reader_deck_problem, render_read_protocol,
 )
 from instruments.opentrons.robot_api import api_text
 from instruments.plate_readers.twin import SimulatedPlateReader
@@ -51,9 +49,7 @@ class SimulatedAbsorbanceReader(SimulatedPlateReader):
             raise InstrumentError(f"{self.name}: the Absorbance Plate Reader is a module of the Opentrons Flex, and "
                                   f"{getattr(liquid_handler, 'name', 'the liquid handler')} is not one",
                                   hint="use simulated_flex (opentrons_flex) as the liquid handler")
-        plate = deck.labware["plate"]
-        problem = reader_slot_problem(deck, self.reader_slot) or \
-            reader_plate_problem(plate, deck.custom_labware.get(plate) or definition(plate))
+        problem = reader_deck_problem(deck, self.reader_slot)
         if problem:
             raise InstrumentError(f"{self.name}: {problem}", hint="fix the deck or reader_slot in the campaign file")
         self.deck = deck

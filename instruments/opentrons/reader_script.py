@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from instruments.opentrons.deck import Deck
+from instruments.opentrons.labware import definition
 from instruments.opentrons.protocol_script import labware_loader
 
 #: The module's load name (``ModuleModel.ABSORBANCE_READER_V1``), and the API level that brought it.
@@ -95,6 +96,14 @@ def render_read_protocol(deck: Deck, plate: int, wavelengths_nm: Sequence[float]
 def read_file_name(plate: int) -> str:
     """The file name a read protocol of plate ``plate`` is uploaded and simulated under."""
     return f"sdl_read_plate_{plate:03d}.py"
+
+
+def reader_deck_problem(deck: Deck, reader_slot: str) -> str | None:
+    """One line when the reader cannot read on ``deck`` from ``reader_slot``: the slot (``reader_slot_problem``)
+    or the deck's plate labware (``reader_plate_problem``, its definition custom or Opentrons'); None when it can."""
+    plate = deck.labware["plate"]
+    return reader_slot_problem(deck, reader_slot) or \
+        reader_plate_problem(plate, deck.custom_labware.get(plate) or definition(plate))
 
 
 def reader_slot_problem(deck: Deck, reader_slot: str) -> str | None:
