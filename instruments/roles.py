@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from instruments.plate_plan import PlatePlan
+if TYPE_CHECKING:  # annotations only: the registry reads the roles, and sdl status must not load the plate planner
+    from instruments.plate_plan import PlatePlan
 
 #: Keys of ``Instrument.info()``; a value that is not known (a twin's serial) is ``None``.
 INFO_KEYS = ("name", "kind", "model", "serial", "host", "firmware")
@@ -176,9 +177,6 @@ class SupportsBatchPlan(Protocol):
     def use_plan(self, plan: PlatePlan) -> None: ...
 
 
-#: The moves of a plate between the robot's deck and a reader that a person loads (``SupportsPlateHandoff``):
-#: ``load`` the plate into the reader, ``return`` it to the deck, ``replace`` it (full) by an empty one there.
-HANDOFF_STEPS = ("load", "return", "replace")
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from instruments.cuvette.station import DISPENSE_BELOW_TOP_MM, RINSE_SOLVENT, RobotStep, tips_of
 from instruments.opentrons.deck import TIP_RACKS
-from instruments.opentrons.protocol_script import labware_loader
+from instruments.opentrons.protocol_text import labware_loader
 from instruments.plate_plan import PlatePlan
 from instruments.python_source import parse
 

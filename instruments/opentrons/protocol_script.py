@@ -10,37 +10,12 @@ import io
 import json
 import logging
 import time
-from typing import Any, Iterable, Mapping
 
-from instruments.opentrons.deck import TIP_RACKS, LabwareOffset
+from instruments.opentrons.deck import TIP_RACKS
 from instruments.errors import ProtocolSimulationError
+from instruments.opentrons.protocol_text import labware_loader, python_literal
 from instruments.plate_plan import PlatePlan, dispenses
 from instruments.python_source import PARSE_LOCK
-
-#: The lines every generated protocol shares: the deck's offsets, the lab's labware definitions, and ``load``,
-#: which loads a labware by load name (a custom one from its definition) and sets its offset.
-_LOADER = '''# Labware Position Check offsets [mm] by slot, as the robot is also sent them with the run
-OFFSETS = {offsets}
-# the lab's own labware definitions, by load name
-CUSTOM_LABWARE = {custom}
-
-
-def load(protocol, load_name, slot):
-    if load_name in CUSTOM_LABWARE:
-        labware = protocol.load_labware_from_definition(CUSTOM_LABWARE[load_name], slot)
-    else:
-        labware = protocol.load_labware(load_name, slot)
-    if slot in OFFSETS:
-        labware.set_offset(*OFFSETS[slot])
-    return labware
-'''
-
-
-def labware_loader(offsets: Iterable[LabwareOffset], custom: Mapping[str, Any]) -> str:
-    """The shared lines of a generated protocol for ``offsets`` (those of the slots it loads) and ``custom``
-    (load name -> labware definition, of the labware it loads)."""
-    return _LOADER.format(offsets=repr({o.slot: (o.x, o.y, o.z) for o in offsets}), custom=_literal(dict(custom)))
-
 
 _TEMPLATE = '''\
 """{title}
@@ -137,10 +112,6 @@ def render_protocol(plan: PlatePlan, api_level: str | None = None) -> str:
                                              if name in plan.labware.values()}),
     )
 
-
-def _literal(value: object) -> str:
-    """``value`` (JSON data) as a Python literal: JSON's true, false and null are Python's True, False, None."""
-    return repr(json.loads(json.dumps(value)))
 
 
 def simulate_protocol(protocol_text: str, file_name: str = "protocol.py") -> tuple[str, float]:

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from instruments.opentrons.deck import Deck
 from instruments.opentrons.labware import definition
-from instruments.opentrons.protocol_script import labware_loader
+from instruments.opentrons.protocol_text import labware_loader
 
 #: The module's load name (``ModuleModel.ABSORBANCE_READER_V1``), and the API level that brought it.
 READER_MODULE = "absorbanceReaderV1"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from instruments.roles import HANDOFF_STEPS
+from instruments.plate_moves import HANDOFF_STEPS
 
 
 class HandedPlate:

@@ -16,10 +16,9 @@ import sys
 from typing import Callable, Sequence
 
 from instruments.errors import InstrumentError
-from instruments.roles import HANDOFF_STEPS
+from instruments.plate_moves import HANDOFF_STEPS
 from orchestrator.errors import OrchestratorError, SpecError, StoreDiskError, StoreError, UsageError
 from orchestrator.run.stop_request import recording_stops, signal_behind, stop_requested
-from orchestrator.spec.loader import load_spec
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 #: the commands that run a campaign's loop: Ctrl-C and SIGTERM are recorded as a stop (see orchestrator.run.stop_request)
@@ -236,5 +235,8 @@ def _after_full_disk(args: argparse.Namespace) -> str:
 
 def _name_and_store(args: argparse.Namespace) -> tuple[str, str | None]:
     """``sdl run FILE``'s campaign name and store URL (the file was read a moment ago; read again here)."""
+    # late: only a full disk during sdl run reads the file again; the quick commands load no spec models here
+    from orchestrator.spec.loader import load_spec
+
     spec, _ = load_spec(args.file)
     return spec.name, args.store or spec.store.url

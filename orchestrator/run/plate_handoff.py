@@ -24,7 +24,8 @@ import time
 from typing import Any, Callable
 
 from instruments.plate_plan import PlatePlan
-from instruments.roles import HANDOFF_STEPS, SupportsPlateHandoff
+from instruments.plate_moves import HANDOFF_STEPS
+from instruments.roles import SupportsPlateHandoff
 from orchestrator.errors import OrchestratorError
 
 #: event kind of each confirmed move: {"iteration", "step", "plate", "next_plate", "request", "confirmed_by"}

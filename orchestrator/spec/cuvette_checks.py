@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from instruments.cuvette.station import ASPIRATE_ABOVE_BOTTOM_MM, DISPENSE_BELOW_TOP_MM
+from instruments.cuvette.station import ASPIRATE_ABOVE_BOTTOM_MM, DISPENSE_BELOW_TOP_MM, RINSE_SOLVENT
 from instruments.opentrons.deck import SLOT_NAMES, TIP_RACKS, Deck, pipette_for
 from instruments.opentrons.labware import definition, unknown_labware_problem, well_volumes_ul
-from instruments.plate_plan import RINSE_SOLVENT
 from orchestrator.planning.constraints import ConstraintSyntaxError, LinearConstraint
 from orchestrator.spec.feasibility import linear_programme, value_range
 
