@@ -314,10 +314,11 @@ def build_target(analysis: Any, spec: Any, base_dir: Path, model: SimulatorModel
         try:
             wavelengths, absorbance = read_target_csv((base_dir / target.csv).resolve())
             if spec is not None and spec.instruments is not None:
-                lo, hi, _ = measured_wavelengths(spec.instruments.spectrometer)
+                lo, hi, discrete = measured_wavelengths(spec.instruments.spectrometer)
                 if wavelengths[-1] < lo or wavelengths[0] > hi:
-                    raise ValueError(f"its {wavelengths[0]:g}-{wavelengths[-1]:g} nm miss the measured "
-                                     f"wavelengths [{lo:g}, {hi:g}] nm")
+                    measured = (f"the spectrometer's wavelength_range_nm [{lo:g}, {hi:g}]" if discrete is None
+                                else f"the reader's wavelengths_nm {', '.join(f'{w:g}' for w in discrete)}")
+                    raise ValueError(f"its {wavelengths[0]:g}-{wavelengths[-1]:g} nm miss {measured}")
         except (OSError, ValueError) as err:
             raise SpecError([f"analysis.target.csv {target.csv!r}: {err}; give a CSV file with a header line "
                              "and columns wavelength_nm,absorbance"]) from None
