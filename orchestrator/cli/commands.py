@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from instruments.errors import InstrumentError
+from orchestrator.cli.schema import write_or_print
 from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
 from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
@@ -362,11 +363,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {len(rows)} experiments to {args.output}")
         return 0
     text = to_csv(columns, rows) if args.format == "csv" else to_json(columns, rows) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {len(rows)} experiments to {args.output}")
-    else:
-        sys.stdout.write(text)
+    write_or_print(text, args.output, f"wrote {len(rows)} experiments to {args.output}")
     return 0
 
 

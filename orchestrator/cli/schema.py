@@ -40,10 +40,14 @@ def schema_text() -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    text = schema_text()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote the campaign file's JSON Schema to {args.output}")
+    write_or_print(schema_text(), args.output, f"wrote the campaign file's JSON Schema to {args.output}")
+    return 0
+
+
+def write_or_print(text: str, output: str | None, said: str) -> None:
+    """``text`` into the file ``output`` (then print ``said``), or to standard output when ``output`` is None."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        print(said)
     else:
         sys.stdout.write(text)
-    return 0
