@@ -196,3 +196,19 @@ def test_the_quick_commands_import_neither_torch_nor_prefect(tmp_path):
                 "print(status, sorted(m for m in ('torch', 'prefect', 'botorch') if m in sys.modules))")
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "0 []", (argv, out.stdout, out.stderr[-2000:])
+
+
+def test_the_store_listing_and_export_read_a_stored_file_without_the_whole_schema(tmp_path):
+    """``sdl status`` (the table) and ``sdl export`` read a stored file's few fields (``orchestrator.spec.stored``):
+    neither the whole campaign schema nor numpy loads, most of what made them take a second."""
+    url = f"sqlite:///{tmp_path / 'quick.db'}"
+    made = ("from orchestrator.run.campaign import Campaign; "
+            f"c = Campaign.from_yaml('campaigns/colour_match.yaml', store={url!r}); "
+            "c.add({'red': 10.0, 'yellow': 20.0, 'blue': 30.0}, {'distance': 0.1})")
+    subprocess.run([sys.executable, "-c", made], cwd=REPO, capture_output=True, text=True, check=True)
+    for argv in (["status", "--store", url], ["export", "colour-match-demo", "--store", url]):
+        code = ("import contextlib, io, sys; from orchestrator.cli.parser import main\n"
+                f"with contextlib.redirect_stdout(io.StringIO()): status = main({argv!r})\n"
+                "print(status, sorted(m for m in ('numpy', 'orchestrator.spec.schema') if m in sys.modules))")
+        out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "0 []", (argv, out.stdout, out.stderr[-2000:])

@@ -8,23 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from instruments.errors import InstrumentError
-from orchestrator.cli.schema import write_or_print
-from orchestrator.errors import CampaignStateError, OrchestratorError, SpecError, UsageError
+from orchestrator.cli.output import fmt_value
+from orchestrator.errors import CampaignStateError, OrchestratorError, UsageError
 from orchestrator.prefect.handover import Opened, handed_over, without_password
-from orchestrator.run.campaign import best_measured, checked_reason, changed_file_error, pareto_front
-from orchestrator.run.consumables import REFILLED, campaign_deck, deck_plans, parse_levels, record_refill, stock_left, tips_left
+from orchestrator.run.campaign import checked_reason, changed_file_error
+from orchestrator.run.consumables import campaign_deck, deck_line, deck_plans, parse_levels, record_refill
 from orchestrator.run.plate_handoff import plate_left_in_reader
 from orchestrator.run.progress import LineProgress, TerminalProgress, show_progress
 from orchestrator.spec.instrument_checks import read_deck
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.spec.schema import CampaignSpec
-from orchestrator.store.bundle import WARM_START, read_bundle, write_bundle
-from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore, default_report_dir
-from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
+from orchestrator.store.bundle import read_bundle
+from orchestrator.store.campaign_store import CampaignInfo, CampaignStore, default_report_dir
 from orchestrator.store.lease import refuse_if_held
 
 
@@ -158,7 +154,7 @@ def cmd_refill(args: argparse.Namespace) -> int:
     deck = campaign_deck(handler, deck_plans(store, campaign.id)[0]) if args.rack else None
     detail = record_refill(store, campaign, handler, racks, parse_levels(args.stock, handler, cuvette), args.rack, deck)
     print(f"campaign {campaign.name!r}: refill recorded after iteration {detail['after_iteration']}")
-    print(_deck_line(store, campaign, handler, cuvette))
+    print(deck_line(store, campaign, handler, cuvette))
     return 0
 
 
@@ -185,19 +181,6 @@ def _instruments(campaign: CampaignInfo) -> Any:
     return spec.instruments
 
 
-def _deck_line(store: CampaignStore, campaign: CampaignInfo, handler: Any, cuvette: Any = None) -> str:
-    """One line: fresh tips per rack and reagent stock [uL] left on the deck (a ``cuvette`` station's rinse solvent
-    too), a batch still on it counted."""
-    plans, in_flight = deck_plans(store, campaign.id)
-    events = store.events(campaign.id, REFILLED)
-    tips, stock = tips_left(plans, events, campaign_deck(handler, plans)), stock_left(handler, plans, events, cuvette)
-    line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
-            + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
-    if in_flight:
-        line += f" (after iteration {', '.join(map(str, in_flight))}, dispatched and not measured yet)"
-    return line
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the campaign's flow as a deployment; trigger it from the dashboard or the API."""
     # Prefect loads here, for the commands that talk to its server
@@ -216,8 +199,8 @@ def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
         print(f"Pareto front: {summary['pareto_front']} experiments (the report shows them all); "
               "of them, the best on the first objective:")
     if best:
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items())
-        print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={_fmt(v)}" for k, v in best["values"].items()))
+        shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in best["params"].items())
+        print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={fmt_value(v)}" for k, v in best["values"].items()))
     if summary.get("report"):
         print(f"report: {summary['report']}")
     campaign = store.find_campaign(name)
@@ -267,106 +250,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return serve_dashboard(args.host, args.port)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Table of the store's campaigns, or one campaign; reads a store and never creates one.
-
-    A ``--store`` SQLite file that is not there is a ``StoreError`` (exit 2), as for ``export``; without
-    ``--store``, a missing default store means nothing has run in this folder yet: a note, exit 0.
-    """
-    if not args.store and not args.name and not DEFAULT_STORE_PATH.exists():
-        print(f"no campaign has been run here yet: there is no store at {DEFAULT_STORE_PATH.resolve()}; "
-              "start one with: sdl run FILE --dry-run, or read another store with: sdl status --store URL")
-        return 0
-    store = CampaignStore(args.store, must_exist=True)
-    # a pipe or file gets the tables whole (one line per row, for grep), a terminal at least 100 columns
-    console = Console(width=max(100, Console().width)) if sys.stdout.isatty() else Console(width=10_000)
-    if args.name:
-        _show_campaign(console, store, store.get_campaign(args.name))
-        return 0
-    campaigns = store.campaigns()
-    if not campaigns:
-        print(f"no campaigns in {store.display} yet; start one with: sdl run FILE --dry-run")
-        return 0
-    table = Table(title=f"campaigns in {store.display}")
-    for column in ("campaign", "status", "measured", "failed", "budget", "best"):
-        table.add_column(column)
-    for c in campaigns:
-        try:
-            table.add_row(c.name, c.status, *_counts(store, c))
-        except SpecError:  # stored by a version that checked less; its own line says why, the others still show
-            table.add_row(c.name, c.status, "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
-    console.print(table)
-    return 0
-
-
-def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
-    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-    experiments = store.experiments(campaign.id)
-    objective, outcome_constraints = spec.objectives[0], spec.parsed_outcome_constraints()
-    top = best_measured(experiments, objective, outcome_constraints)
-    best = f"{objective.name}={_fmt(top.values[objective.name])}" if top else "-"
-    if top and len(spec.objectives) > 1:
-        best += f" (Pareto front: {len(pareto_front(experiments, spec.objectives, outcome_constraints))})"
-    measured = sum(e.status == "measured" for e in experiments)
-    failed = sum(e.status == "failed" for e in experiments)
-    return str(measured), str(failed), str(spec.budget.experiments), best
-
-
-def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInfo) -> None:
-    measured, failed, budget, best = _counts(store, campaign)
-    console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
-    console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
-    if campaign.status in ("interrupted", "failed"):
-        console.print(f"its last run was {campaign.status} before the end; go on with: sdl resume {campaign.name}"
-                      f" --store {store.display}", markup=False)
-    spec = parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-    if spec.instruments is not None and spec.instruments.liquid_handler is not None:
-        console.print(_deck_line(store, campaign, spec.instruments.liquid_handler, spec.instruments.spectrometer.cuvette),
-                      markup=False)
-    in_doubt = store.experiments(campaign.id, "dispatched")
-    if in_doubt:
-        console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "
-                      f"{', '.join(str(e.id) for e in in_doubt)}); if the campaign is not running any more they are "
-                      f"in doubt: settle them with: sdl resume {campaign.name}")
-    left = plate_left_in_reader(store, campaign.id)
-    if left:
-        console.print(left, markup=False)
-    columns, rows = experiment_rows(store, campaign)
-    table = Table()
-    shown = [c for c in columns if c not in ("sequence", "created_at", "dispatched_at")]
-    for column in shown:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_fmt(row[c]) for c in shown))
-    console.print(table)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.format == "parquet" and not args.output:
-        print("sdl export: error: --format parquet writes a binary file; give -o FILE", file=sys.stderr)
-        return 2
-    store = CampaignStore(args.store, must_exist=True)
-    campaign = store.get_campaign(args.name)
-    columns, rows = experiment_rows(store, campaign)
-    if args.protocols:
-        written = write_protocols(store, campaign, Path(args.protocols))
-        print(f"wrote {len(written)} protocols to {args.protocols}", file=sys.stderr)
-    if args.bundle:
-        files = write_bundle(store, campaign, Path(args.bundle))
-        carried = f", with the warm start's earlier data in {WARM_START}" if WARM_START in files else ""
-        print(f"wrote bundle of {len(rows)} experiments ({len(files)} files{carried}) to {args.bundle}; "
-              f"check it with: sdl replay {args.bundle}", file=sys.stderr)
-    if (args.protocols or args.bundle) and not args.output:  # files were asked for; standard output stays empty
-        return 0
-    if args.format == "parquet":
-        write_parquet(columns, rows, Path(args.output))
-        print(f"wrote {len(rows)} experiments to {args.output}")
-        return 0
-    text = to_csv(columns, rows) if args.format == "csv" else to_json(columns, rows) + "\n"
-    write_or_print(text, args.output, f"wrote {len(rows)} experiments to {args.output}")
-    return 0
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     """Check the bundle and every record it holds, re-propose every batch, print a table; exit 1 when a
     proposal differs. A replay opens no store: a warm start's data come from the bundle."""
@@ -403,11 +286,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     _say(f"report of {args.name!r} written to {out_dir}")
     print(index)
     return 0
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -25,7 +25,8 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 _RUNS_A_CAMPAIGN = ("run", "resume")
 #: the module of each command that has one of its own; the others' is ``orchestrator.cli.commands``. A command's
 #: module is imported when it runs: sdl validate loads no store, sdl status no planner (bench/cli_latency.py)
-_MODULES = {"validate": "file_commands", "deck": "file_commands", "schema": "schema", "check": "check"}
+_MODULES = {"validate": "file_commands", "deck": "file_commands", "schema": "schema", "check": "check",
+            "status": "store_commands", "export": "store_commands"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.output import write_or_print
 from orchestrator.spec.schema import CampaignSpec
 
 #: the JSON Schema dialect pydantic writes
@@ -42,12 +41,3 @@ def schema_text() -> str:
 def cmd_schema(args: argparse.Namespace) -> int:
     write_or_print(schema_text(), args.output, f"wrote the campaign file's JSON Schema to {args.output}")
     return 0
-
-
-def write_or_print(text: str, output: str | None, said: str) -> None:
-    """``text`` into the file ``output`` (then print ``said``), or to standard output when ``output`` is None."""
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        print(said)
-    else:
-        sys.stdout.write(text)

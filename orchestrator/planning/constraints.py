@@ -145,6 +145,14 @@ def parse_linear_constraint(text: str) -> LinearConstraint:
     return LinearConstraint(text=text, coefficients=coefficients, op=_OPS[tokens[split][1]], rhs=right_const - left_const)
 
 
+def names_in(constraints: Sequence[LinearConstraint]) -> list[str]:
+    """The names the ``constraints`` use, each once, in order of appearance."""
+    names: list[str] = []
+    for constraint in constraints:
+        names += [n for n in constraint.coefficients if n not in names]
+    return names
+
+
 Constraint = LinearConstraint | NonlinearConstraint
 
 _NONLINEAR_HINTS = ("(", ")", "/", "**")

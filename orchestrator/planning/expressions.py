@@ -16,9 +16,8 @@ import ast
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Literal, Mapping
-
-import numpy as np
 
 from instruments.python_source import parse
 
@@ -64,7 +63,7 @@ class NonlinearConstraint:
         ``values`` maps names to floats, numpy arrays or torch tensors (same shape);
         ``backend`` defaults to numpy. NaN (e.g. ``sqrt`` of a negative) counts as infeasible.
         """
-        backend = backend or NUMPY
+        backend = backend or numpy_backend()
         left, right = evaluate(self.left, values, backend), evaluate(self.right, values, backend)
         return right - left if self.op == "<=" else left - right
 
@@ -73,9 +72,12 @@ class NonlinearConstraint:
 
         ``values`` hold floats or numpy arrays of one shape; returns a bool array of that shape.
         """
+        # numpy loads when a constraint is evaluated, not when sdl status parses a stored outcome constraint
+        import numpy as np
+
         with _quiet():
-            left = np.asarray(evaluate(self.left, values, NUMPY), dtype=float)
-            right = np.asarray(evaluate(self.right, values, NUMPY), dtype=float)
+            left = np.asarray(evaluate(self.left, values, numpy_backend()), dtype=float)
+            right = np.asarray(evaluate(self.right, values, numpy_backend()), dtype=float)
             residual = right - left if self.op == "<=" else left - right
             size = np.maximum(1.0, np.maximum(np.abs(left), np.abs(right)))
             return np.isfinite(residual) & (residual >= -tol * size)
@@ -97,7 +99,12 @@ class Backend:
     constant: Callable  # a plain number -> the backend's scalar (so that 1/0 gives inf, not an exception)
 
 
-def _numpy_backend() -> Backend:
+@lru_cache(maxsize=1)
+def numpy_backend() -> Backend:
+    """The numpy backend (checks in user units)."""
+    # numpy loads on the first evaluation: parsing a constraint (sdl status, sdl export) needs none
+    import numpy as np
+
     return Backend(np.sqrt, np.exp, np.log, np.abs, np.minimum, np.maximum, np.float64)
 
 
@@ -109,10 +116,10 @@ def torch_backend() -> Backend:
                    lambda v: torch.tensor(float(v), dtype=torch.float64))
 
 
-NUMPY = _numpy_backend()
-
-
 def _quiet():
+    # numpy loads on the first evaluation, as in numpy_backend
+    import numpy as np
+
     return np.errstate(all="ignore")
 
 

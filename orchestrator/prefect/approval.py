@@ -20,7 +20,7 @@ from prefect.input.actions import create_flow_run_input
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.planning.constraints import LinearConstraint
-from orchestrator.planning.expressions import NUMPY, evaluate
+from orchestrator.planning.expressions import evaluate, numpy_backend
 from orchestrator.planning.space import FEASIBILITY_TOL, SearchSpace
 from orchestrator.prefect.artifacts import markdown_text
 from orchestrator.run.campaign import MAX_REASON_CHARS, REJECTED_AT_APPROVAL, Campaign, Proposal
@@ -175,7 +175,7 @@ def constraint_problems(space: SearchSpace, params: Mapping[str, Any]) -> list[s
             total = sum(c * float(values[n]) for n, c in constraint.coefficients.items())
             sides = f"{form} = {_show(total)}, not {constraint.op} {_show(constraint.rhs)}"
         else:
-            left, right = (float(evaluate(side, values, NUMPY)) for side in (constraint.left, constraint.right))
+            left, right = (float(evaluate(side, values, numpy_backend())) for side in (constraint.left, constraint.right))
             sides = f"its left side is {_show(left)}, its right side {_show(right)}"
         problems.append(f"breaks the constraint '{constraint.text}': {sides} (at {at})")
     return problems

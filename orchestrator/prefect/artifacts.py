@@ -25,7 +25,8 @@ from prefect.artifacts import (
     create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact,
 )
 
-from orchestrator.run.campaign import Campaign, best_measured
+from orchestrator.run.best import best_measured
+from orchestrator.run.campaign import Campaign
 from orchestrator.store.campaign_store import TERMINAL
 from orchestrator.store.export import experiment_rows
 
@@ -81,7 +82,7 @@ class LiveArtifacts:
                 percent, key=f"{self.key}-progress", description=f"experiments finished of {name}")
         else:
             update_progress_artifact(self._progress_id, percent)
-        columns, rows = experiment_rows(campaign.store, campaign.info, campaign.spec)
+        columns, rows = experiment_rows(campaign.store, campaign.info)
         create_table_artifact(key=f"{self.key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                               description=f"Every experiment of campaign {name}")
         create_markdown_artifact(key=f"{self.key}-convergence", markdown=self.convergence_markdown(),

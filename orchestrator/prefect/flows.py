@@ -27,7 +27,8 @@ from orchestrator.prefect.artifacts import LiveArtifacts, artifact_key
 from orchestrator.prefect.handoff import asking_in_the_dashboard
 from orchestrator.prefect.handover import taken_over
 from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
-from orchestrator.run.campaign import Campaign, best_measured, pareto_front
+from orchestrator.run.best import best_measured, pareto_front
+from orchestrator.run.campaign import Campaign
 from orchestrator.run.progress import Standing, report_note, report_progress
 from orchestrator.run.runner_lease import HeldCampaign
 from orchestrator.run.stop_request import (StopRequested, raise_if_stop_requested, recording_under_other_handlers,
@@ -105,7 +106,7 @@ def publish(campaign: Campaign) -> str:
     from orchestrator.report import build_report
 
     name, key, spec = campaign.spec.name, artifact_key(campaign.spec.name), campaign.spec
-    columns, rows = experiment_rows(campaign.store, campaign.info, spec)
+    columns, rows = experiment_rows(campaign.store, campaign.info)
     create_table_artifact(key=f"{key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                           description=f"Every experiment of campaign {name}")
     path = build_report(campaign.store, name, default_report_dir(name), spec).resolve()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.run.spectra_analysis import SpectralTarget, build_target
-from orchestrator.run.campaign import best_measured
+from orchestrator.run.best import best_measured
 from orchestrator.errors import OrchestratorError
 from orchestrator.planning.space import SearchSpace
 from orchestrator.spec.schema import CampaignSpec

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from orchestrator.run.campaign import constrained_measured
+from orchestrator.run.best import constrained_measured
 from orchestrator.report.data import ReportData, objective_scores
 from orchestrator.report.html import Png, Section, esc, figure, paragraph
 from orchestrator.report.plotting import COLOURS, new_figure, style_axes, to_png

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from instruments.opentrons.deck import WELLS_PER_PLATE
-from orchestrator.planning.constraints import LinearConstraint, outcomes_met
 from orchestrator.errors import CampaignStateError
 from orchestrator.planning.planner import Planner
 from orchestrator.planning.prior_mean import prior_mean_for
+from orchestrator.run.best import best_measured, pareto_front
 from orchestrator.run.campaign_data import MAX_ABS_VALUE, CampaignData, short_repr
 from orchestrator.planning.space import SearchSpace
 from orchestrator.spec.schema import CampaignSpec
-from orchestrator.spec.sections import Objective
 from orchestrator.spec.loader import load_spec, parse_spec, spec_hash
 from orchestrator.planning.stopping import StopDecision, decide
 from orchestrator.store.ask_tell import uses_budget
@@ -102,43 +101,6 @@ def changed_file_error(name: str, store_display: str) -> CampaignStateError:
                               "and has experiments made from it",
                               hint=f"to go on with the stored file: sdl resume {name}; to run the changed one, "
                                    "give it a new name or use another --store")
-
-
-def constrained_measured(experiments: Sequence[Experiment],
-                         outcome_constraints: Sequence[LinearConstraint] = ()) -> list[Experiment]:
-    """The measured experiments whose outcomes meet every outcome constraint, or all measured ones when none does.
-
-    A well that left the linear range is neither the best nor on the front, however good its
-    objectives look; before any well meets the constraints, the measured ones are all there is.
-    """
-    measured = [e for e in experiments if e.status == "measured"]
-    return [e for e in measured if outcomes_met(outcome_constraints, e.values)] or measured
-
-
-def best_measured(experiments: Sequence[Experiment], objective: Objective,
-                  outcome_constraints: Sequence[LinearConstraint] = ()) -> Experiment | None:
-    """The measured experiment with the best value of ``objective`` (by its direction, or nearest its target), or None.
-
-    Chosen among ``constrained_measured(experiments, outcome_constraints)``.
-    """
-    candidates = constrained_measured(experiments, outcome_constraints)
-    return max(candidates, key=lambda e: objective.score(e.values[objective.name])) if candidates else None
-
-
-def pareto_front(experiments: Sequence[Experiment], objectives: Sequence[Objective],
-                 outcome_constraints: Sequence[LinearConstraint] = ()) -> list[Experiment]:
-    """Experiments of ``constrained_measured(experiments, outcome_constraints)`` that no other of them dominates.
-
-    In sequence order. ``a`` dominates ``b`` when it scores at least as well on every objective
-    and better on one (scores: ``Objective.score``, higher is better).
-    """
-    scored = [(e, [o.score(e.values[o.name]) for o in objectives])
-              for e in constrained_measured(experiments, outcome_constraints)]
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
-
-    return [e for e, s in scored if not any(dominates(t, s) for _, t in scored)]
 
 
 @dataclass(frozen=True)

@@ -194,3 +194,16 @@ def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str],
         detail["tip_slots"] = sorted(set(slots))
     store.record_event(campaign.id, REFILLED, detail)
     return detail
+
+
+def deck_line(store: Any, campaign: Any, handler: Any, cuvette: Any = None) -> str:
+    """One line for ``sdl status`` and ``sdl refill``: fresh tips per rack and reagent stock [uL] left on the deck
+    (a ``cuvette`` station's rinse solvent too), a batch still on it counted."""
+    plans, in_flight = deck_plans(store, campaign.id)
+    events = store.events(campaign.id, REFILLED)
+    tips, stock = tips_left(plans, events, campaign_deck(handler, plans)), stock_left(handler, plans, events, cuvette)
+    line = ("deck: tips left " + ", ".join(f"{pipette} {n}" for pipette, n in tips.items())
+            + "; stock left " + ", ".join(f"{name} {ul:,.0f} uL" for name, ul in stock.items()))
+    if in_flight:
+        line += f" (after iteration {', '.join(map(str, in_flight))}, dispatched and not measured yet)"
+    return line

@@ -11,7 +11,13 @@ from typing import Any, get_args
 
 from pydantic import Field, field_validator
 
-from orchestrator.planning.constraints import Constraint, LinearConstraint, parse_constraint, parse_linear_constraint
+from orchestrator.planning.constraints import (
+    Constraint,
+    LinearConstraint,
+    names_in,
+    parse_constraint,
+    parse_linear_constraint,
+)
 from orchestrator.spec.base import SLUG, StrictModel
 from orchestrator.spec.lab import Analysis, Instruments, Simulation
 from orchestrator.spec.limits import MAX_CONSTRAINTS, MAX_OBJECTIVES, MAX_OUTCOME_CONSTRAINTS, MAX_PARAMETERS
@@ -110,10 +116,7 @@ class CampaignFields(StrictModel):
 
     def outcome_names(self) -> list[str]:
         """Measured outputs named in outcome constraints (not objectives), in order of appearance."""
-        names: list[str] = []
-        for constraint in self.parsed_outcome_constraints():
-            names += [n for n in constraint.coefficients if n not in names]
-        return names
+        return names_in(self.parsed_outcome_constraints())
 
     def parameter(self, name: str) -> Parameter:
         return next(p for p in self.parameters if p.name == name)

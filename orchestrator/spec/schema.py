@@ -12,14 +12,7 @@ from pydantic import model_validator
 
 from orchestrator.spec.campaign_fields import CampaignFields
 from orchestrator.spec.checks import cross_field_problems
-
-
-class CrossFieldProblems(ValueError):
-    """Several problems found across fields; each line already names its field path."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
+from orchestrator.spec.reading import CrossFieldProblems
 
 
 class CampaignSpec(CampaignFields):

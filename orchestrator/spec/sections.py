@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, PositiveInt, field_validator, model_va
 
 from orchestrator.planning.acquisition_registry import ACQUISITIONS, DEFAULT_ACQUISITION, describe_choices
 from orchestrator.spec.base import IDENTIFIER, SLUG, StrictModel
+from orchestrator.spec.goal import goal_score
 from orchestrator.spec.limits import MAX_CALIBRATED, MAX_EXPERIMENTS
 
 AcquisitionName = Literal[ACQUISITIONS]  # the registry's names: a new acquisition is added there only
@@ -67,9 +68,7 @@ class Objective(StrictModel):
 
     def score(self, value: float) -> float:
         """``value`` turned into "higher is better": y, -y, or -|y - target|."""
-        if self.target is not None:
-            return -abs(float(value) - self.target)
-        return float(value) if self.direction == "maximize" else -float(value)
+        return goal_score(self.direction, self.target, value)
 
     @property
     def goal(self) -> str:

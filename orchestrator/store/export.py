@@ -9,25 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError, SpecError
-from orchestrator.spec.loader import parse_spec
-from orchestrator.spec.schema import CampaignSpec
+from orchestrator.spec.stored import read_stored_fields
 from orchestrator.store.campaign_store import CampaignInfo, CampaignStore
 
 FIXED_COLUMNS = ("id", "iteration", "sequence", "well", "status")
 TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
 
 
-def experiment_rows(store: CampaignStore, campaign: CampaignInfo,
-                    spec: CampaignSpec | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times.
-
-    ``spec``: the campaign's stored file, already parsed (None: parsed here).
-    """
+def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): fixed columns, every parameter, every objective and outcome, failure reason, times."""
     experiments = store.experiments(campaign.id)
     try:
-        spec = spec or parse_spec(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
-        parameters = [p.name for p in spec.parameters]
-        objectives = [o.name for o in spec.objectives] + spec.outcome_names()  # outcome names are never objectives
+        fields = read_stored_fields(campaign.spec_yaml, source=f"stored spec of {campaign.name}")
+        parameters = fields.parameter_names
+        objectives = [o.name for o in fields.objectives] + fields.outcome_names  # outcome names are never objectives
     except SpecError:  # stored by a version that checked less: the data still come out, named by themselves
         parameters = list(dict.fromkeys(name for e in experiments for name in e.params))
         objectives = list(dict.fromkeys(name for e in experiments for name in (e.values or {})))
