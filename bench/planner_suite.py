@@ -120,7 +120,8 @@ class OurPlanner(Peer):
         self.planner = planner or {}  # entries of the campaigns' planner section (kernel, acquisition)
         self._count = 0
 
-    def campaign(self, problem: BenchmarkProblem, budget: int, batch: int, seed: int, n_initial: int) -> Campaign:
+    def campaign(self, problem: BenchmarkProblem, budget: int, batch: int, seed: int, n_initial: int | None) -> Campaign:
+        """A campaign of ``problem`` on a new SQLite store; ``n_initial`` None: the campaign file's default design."""
         self._count += 1
         text = problem.to_campaign_yaml(budget=budget, batch_size=min(batch, budget), seed=seed,
                                         initial_experiments=n_initial, planner=self.planner)
@@ -186,8 +187,14 @@ def score(problem: BenchmarkProblem, history: Sequence[tuple[dict, dict]]) -> fl
     return max(problem.regret(best), 0.0)
 
 
-def run_problem(problem, mode, seeds, ours, peers, noise_frac, log, save=lambda scores: None) -> dict[str, list[float]]:
-    """Scores per method over ``seeds``; ``save`` gets the partial scores after every seed."""
+def run_problem(problem, mode, seeds, ours, peers, noise_frac, log, save=lambda scores: None,
+                own_designs: bool = False) -> dict[str, list[float]]:
+    """Scores per method over ``seeds``; ``save`` gets the partial scores after every seed.
+
+    ``own_designs``: every method starts from nothing with its own default initial design (what a user
+    who sets nothing gets: ours from the campaign file without ``planner.initial_experiments``, Ax's
+    generation strategy, BayBE's initial recommender, random all random), instead of the shared one.
+    """
     scores: dict[str, list[float]] = {m.name: [] for m in [ours, *peers]}
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -196,9 +203,12 @@ def run_problem(problem, mode, seeds, ours, peers, noise_frac, log, save=lambda 
         def evaluate(params, rng=rng, noise_sd=noise_sd):
             return problem.evaluate(params, rng=rng, noise_sd=noise_sd)
 
-        n_initial = initial_size(problem, mode)
         started = time.perf_counter()
-        campaign, initial = ours.initial_design(problem, n_initial, mode.budget, mode.batch, seed, evaluate)
+        if own_designs:
+            campaign, initial = ours.campaign(problem, mode.budget, mode.batch, seed, n_initial=None), []
+        else:
+            campaign, initial = ours.initial_design(problem, initial_size(problem, mode), mode.budget, mode.batch,
+                                                    seed, evaluate)
         runs = [(ours.name, started, lambda: ours.continue_run(campaign, problem, initial, mode.budget, mode.batch,
                                                                evaluate))]
         runs += [(peer.name, None, lambda peer=peer: peer.run(problem, initial, mode.budget, mode.batch, seed, evaluate))
@@ -288,18 +298,19 @@ def merge_results(parts: Sequence[dict[str, Any]], log) -> dict[str, Any]:
     median is then over other seeds than the rest. Latency and batch tables are taken
     whole per method from the last file that has them.
     """
-    by_seed: dict[str, dict[str, dict[int, float]]] = {}
-    merged: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": FULL.batch_n}
+    by_seed: dict[tuple[str, str], dict[str, dict[int, float]]] = {}  # (table, problem) -> method -> seed -> score
+    merged: dict[str, Any] = {"regret": {}, "regret_own": {}, "latency": {}, "batch": {}, "batch_n": FULL.batch_n}
     for part in parts:
-        for problem, methods in part.get("regret", {}).items():
-            for method, values in methods.items():
-                by_seed.setdefault(problem, {}).setdefault(method, {}).update(zip(part["seeds"], values))
+        for table in ("regret", "regret_own"):
+            for problem, methods in part.get(table, {}).items():
+                for method, values in methods.items():
+                    by_seed.setdefault((table, problem), {}).setdefault(method, {}).update(zip(part["seeds"], values))
         for key in ("latency", "batch"):
             merged[key].update(part.get(key, {}))
         merged["batch_n"] = part.get("batch_n", merged["batch_n"])
-    for problem, methods in by_seed.items():
+    for (table, problem), methods in by_seed.items():
         seeds = sorted({s for scores in methods.values() for s in scores})
-        merged["regret"][problem] = {m: [scores.get(s, float("nan")) for s in seeds] for m, scores in methods.items()}
+        merged[table][problem] = {m: [scores.get(s, float("nan")) for s in seeds] for m, scores in methods.items()}
         for method, scores in methods.items():
             if len(scores) < len(seeds):
                 log(f"note: {problem}: {method} has {len(scores)} of {len(seeds)} seeds; its median is not paired")
@@ -360,16 +371,17 @@ def printed_scores(name: str, scores: dict[str, list[float]]) -> tuple[dict[str,
     return gaps, f"{name} [HV gap]", False
 
 
-def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
-    print("\nmedian final score per problem (regret, or [HV gap]: the reference hypervolume less the one reached: "
-          "lower is better; hypervolume [HV]: higher is better)")
+def print_regret(regret: dict[str, dict[str, list[float]]], peer_names: Sequence[str], designs: str) -> None:
+    """The median-score table of ``regret`` (problem -> method -> per-seed scores) and the paired-seeds lines."""
+    print(f"\nmedian final score per problem, {designs} (regret, or [HV gap]: the reference hypervolume less the "
+          "one reached: lower is better; hypervolume [HV]: higher is better)")
     header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
     header += "".join(f"{'ours/' + n:>12}" for n in peer_names if n != "random") + f"{'ours/random':>12}"
     rivals = [n for n in peer_names if n != "random"]
     if len(rivals) > 1:
         header += f"{'ours/better':>12}"
     print(header)
-    for name, raw in results["regret"].items():
+    for name, raw in regret.items():
         scores, label, higher_is_better = printed_scores(name, raw)
         med = {m: _median(scores.get(m, [])) for m in ["ours", *peer_names]}
         row = f"{label:<20}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
@@ -385,7 +397,7 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
         print("\npaired seeds: ours better / worse than each peer, the two-sided sign-test p-value, and a 90% "
               "paired-bootstrap interval of the median ratio\n"
               "(p > 0.05, or an interval across 1: may be luck of the seeds)")
-        for name, raw in results["regret"].items():
+        for name, raw in regret.items():
             scores, _, higher_is_better = printed_scores(name, raw)
             cells = []
             for n in rivals:
@@ -393,6 +405,11 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
                 low, high = median_ratio_interval(scores.get("ours", []), scores.get(n, []))
                 cells.append(f"{n} {better}/{worse} p={p:.2g} [{low:.2g}, {high:.2g}]")
             print(f"{name:<20}" + "   ".join(cells))
+def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
+    for key, designs in (("regret", "the same initial design for every method"),
+                         ("regret_own", "each method's own default initial design")):
+        if results.get(key):
+            print_regret(results[key], peer_names, designs)
     for title, key, unit in (("proposal latency, q=1, Hartmann6 [s]", "latency", "n"),
                              ("one batch, Hartmann6 after %d observations [s]" % results["batch_n"], "batch", "q")):
         table = results[key]
@@ -435,6 +452,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--kernel", choices=["auto", *KERNELS], help="our planner's planner.kernel (default: auto)")
     parser.add_argument("--acquisition", choices=ACQUISITIONS,
                         help="our planner's planner.acquisition (default: qLogEI)")
+    parser.add_argument("--planner-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="another entry of our planner's planner section, e.g. num_restarts=20 (repeatable; "
+                             "the value is read as YAML)")
+    parser.add_argument("--own-designs", action="store_true",
+                        help="also a regret table where every method starts with its own default initial design "
+                             "(what a user who sets nothing gets), after the shared-design one")
+    parser.add_argument("--only-own-designs", action="store_true", help="only the own-designs regret table")
     parser.add_argument("--skip-timing", action="store_true", help="only the regret table")
     parser.add_argument("--skip-regret", action="store_true", help="only the latency and batch tables")
     parser.add_argument("--json", type=Path, help="also write every raw number to this file")
@@ -443,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.report:
         merged = merge_results([json.loads(path.read_text()) for path in args.report], print)
-        names = sorted({m for scores in merged["regret"].values() for m in scores if m != "ours"},
+        names = sorted({m for table in ("regret", "regret_own") for scores in merged[table].values() for m in scores
+                        if m != "ours"},
                        key=["ax", "baybe", "random"].index)
         print_report(merged, names)
         return
@@ -466,22 +491,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"mode {'full' if args.full else 'quick'}: problems {', '.join(problems)}; seeds {seeds[0]}..{seeds[-1]}; "
           f"budget {mode.budget} in batches of {mode.batch}; noise {args.noise:g} x noise_scale; "
           f"peers: {', '.join(peer_names) or 'none'}; our kernel: {args.kernel or 'auto'}, acquisition: "
-          f"{args.acquisition or 'qLogEI'}", flush=True)
+          f"{args.acquisition or 'qLogEI'}" + "".join(f", {item}" for item in args.planner_setting), flush=True)
     started = time.perf_counter()
     results: dict[str, Any] = {"regret": {}, "latency": {}, "batch": {}, "batch_n": mode.batch_n,
                                "mode": "full" if args.full else "quick", "seeds": seeds, "budget": mode.budget}
     with tempfile.TemporaryDirectory() as tmp:
-        options = {"kernel": args.kernel, "acquisition": args.acquisition}
-        ours = OurPlanner(Path(tmp), planner={k: v for k, v in options.items() if v})
-        for name in problems if not args.skip_regret else ():
-            problem = PROBLEMS[name]
-            log(f"{name}: shared Sobol design of {initial_size(problem, mode)} points")
-            results["regret"][name] = run_problem(
-                problem, mode, seeds, ours, peers, args.noise, log,
-                save=lambda partial, name=name: _save(args.json, {**results, "regret": {**results["regret"], name: partial}}))
-            medians = {m: _median(v) for m, v in results["regret"][name].items()}
-            log(f"  {name} medians: " + ", ".join(f"{m} {v:.4g}" for m, v in medians.items()))
-            _save(args.json, results)
+        options = {"kernel": args.kernel, "acquisition": args.acquisition, **planner_settings(args.planner_setting)}
+        ours = OurPlanner(Path(tmp), planner={k: v for k, v in options.items() if v is not None})
+        tables = [] if args.skip_regret else ["regret_own"] if args.only_own_designs else (
+            ["regret", "regret_own"] if args.own_designs else ["regret"])
+        for key in tables:
+            results[key] = {}
+            for name in problems:
+                problem = PROBLEMS[name]
+                log(f"{name}: " + ("each method's own default initial design" if key == "regret_own"
+                                   else f"shared Sobol design of {initial_size(problem, mode)} points"))
+                results[key][name] = run_problem(
+                    problem, mode, seeds, ours, peers, args.noise, log, own_designs=key == "regret_own",
+                    save=lambda partial, name=name, key=key: _save(args.json, {**results, key: {**results[key], name: partial}}))
+                medians = {m: _median(v) for m, v in results[key][name].items()}
+                log(f"  {name} medians: " + ", ".join(f"{m} {v:.4g}" for m, v in medians.items()))
+                _save(args.json, results)
         if not args.skip_timing:
             timed = [ours] + [p for p in peers if p.name != "random"]
             results["latency"] = latency_table(ours, timed, mode, log)
@@ -490,6 +520,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_report(results, peer_names)
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores")
     _save(args.json, results)
+
+
+def planner_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``["num_restarts=20"]`` -> ``{"num_restarts": 20}`` (values read as YAML scalars)."""
+    import yaml
+
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--planner-setting {item!r} is not KEY=VALUE, e.g. num_restarts=20")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
 
 
 def _save(path: Path | None, results: dict[str, Any]) -> None:

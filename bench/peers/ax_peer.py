@@ -2,7 +2,8 @@
 
 The shared initial points are attached as completed trials and Ax's generation strategy
 is told they are its initialisation (``initialization_budget`` = their number), so its
-first own proposal is already Bayesian (its default "fast" method: a BoTorch modular GP).
+first own proposal is already Bayesian (its default "fast" method: a BoTorch modular GP). With no
+shared design, Ax starts with its own default initialisation.
 
 Outcome constraints (``AxPeer(outcome_constraints=["g <= 50"])``) go to Ax's optimization
 config. An experiment whose ``evaluate`` returns None failed (``bench/constrained.py``'s
@@ -54,8 +55,11 @@ def _client(problem, initial, seed: int, outcome_constraints: Sequence[str] = ()
     client.configure_optimization(objective=", ".join(
         _metric(o.name) if o.direction == "maximize" else f"-{_metric(o.name)}" for o in problem.objectives),
         outcome_constraints=[_metric(c.strip()) for c in outcome_constraints] or None)
-    client.configure_generation_strategy(initialization_budget=len(initial), initialize_with_center=False,
-                                         initialization_random_seed=seed)
+    if initial:  # the shared design is Ax's initialisation
+        client.configure_generation_strategy(initialization_budget=len(initial), initialize_with_center=False,
+                                             initialization_random_seed=seed)
+    else:  # Ax's own default design (its generation strategy's initialisation), seeded
+        client.configure_generation_strategy(initialization_random_seed=seed)
     for params, values in initial:
         _report(client, client.attach_trial(parameters=_ax_params(problem, params)), values)
     return client

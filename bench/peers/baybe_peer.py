@@ -1,7 +1,8 @@
 """BayBE 0.15.0 with its default Bayesian recommender, given the same initial design.
 
 The shared initial points are added as measurements first, so BayBE's two-phase
-recommender goes straight to its Bayesian phase (BotorchRecommender). Integer
+recommender goes straight to its Bayesian phase (BotorchRecommender); with no shared design, its own
+initial recommender picks the first batch. Integer
 parameters become discrete numerical parameters (BayBE has no integer range).
 """
 
@@ -11,6 +12,7 @@ import logging
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 from baybe import Campaign
 from baybe.constraints import ContinuousLinearConstraint
@@ -60,11 +62,16 @@ class BayBEPeer(Peer):
     name = "baybe"
 
     def run(self, problem, initial, budget, batch, seed, evaluate):
+        import random
+
         import torch
 
         torch.manual_seed(seed)
+        random.seed(seed)  # BayBE's random initial recommender (no shared design) draws from these global states
+        np.random.seed(seed)
         campaign = _campaign(problem)
-        campaign.add_measurements(_frame(problem, initial), numerical_measurements_must_be_within_tolerance=False)
+        if initial:  # else BayBE's own initial recommender picks the first batch
+            campaign.add_measurements(_frame(problem, initial), numerical_measurements_must_be_within_tolerance=False)
         history = list(initial)
         while len(history) < budget:
             proposals = campaign.recommend(batch_size=min(batch, budget - len(history)))
