@@ -231,6 +231,22 @@ class LeanExactGP(Model):
         factors."""
         return self._scale.pow(2) * (_kernel(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
 
+    def covariance_of_factors(self, Va):
+        """What the observations explain of each point's variance ``(a,)``, from ``prepared`` factors ``Va``
+        ``(n, a)``: the posterior variance is ``prior_variance`` less this."""
+        return self._scale.pow(2) * (Va * Va).sum(-2)
+
+    def prior_variance(self, A):
+        """The kernel's variance ``(a,)`` at each of the points ``A`` ``(a, d)``, before any observation (output
+        units)."""
+        return self._scale.pow(2) * _kernel(self.exact, A.unsqueeze(-2), A.unsqueeze(-2))[..., 0, 0]
+
+    @property
+    def noise_variance(self) -> float:
+        """The noise variance of one new observation (output units): the fitted noise, or the mean of the
+        observations' own when the instrument reported them."""
+        return float(self._scale.pow(2) * self.exact.likelihood.noise.detach().reshape(-1).mean())
+
     def posterior(self, X, output_indices=None, observation_noise=False, posterior_transform=None, **kwargs):
         if observation_noise is not False:
             raise NotImplementedError("LeanExactGP gives the noise-free posterior only; use the exact model")

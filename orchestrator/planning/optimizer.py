@@ -1,7 +1,9 @@
 """Maximising an acquisition function over a constrained, mixed search space, one point at a time.
 
 ``AcquisitionOptimizer.batch`` gives a batch of up to ``LARGE_BATCH`` points by sequential
-greedy optimisation; larger batches (up to a 96-well plate) go to ``orchestrator.planning.penalized``.
+greedy optimisation; larger batches (up to a 96-well plate) go to the kriging believer
+(``orchestrator.planning.believer``) where it serves the acquisition, else to local penalisation
+(``orchestrator.planning.penalized``).
 Every point starts from feasible raw points (``feasible_starts``), is refined under every
 constraint with categories held (``refine``), then snapped and repaired
 (``SearchSpace.feasible_from_unit``), so no proposal breaks a constraint.
@@ -18,6 +20,7 @@ from botorch.optim.initializers import initialize_q_batch
 
 from orchestrator.errors import PlannerError
 from orchestrator.planning.design import SOBOL_CHUNK, SOBOL_MAX, sobol_dims
+from orchestrator.planning.believer import believer_batch
 from orchestrator.planning.penalized import equal_to_any, optimize_penalized
 from orchestrator.planning.space import SearchSpace
 
@@ -44,8 +47,9 @@ class AcquisitionOptimizer:
         Ax and BayBE do; no point repeats an earlier one, an in-flight one or a measured one
         when any other feasible point is left. Its cost grows with ``n`` (every point after
         the first carries the earlier ones). Larger batches (up to a 96-well plate):
-        ``penalized.optimize_penalized``, whose cost hardly grows with ``n``. How the two
-        compare in regret and time: ``bench/results/planner.md``.
+        ``believer.believer_batch`` where it serves ``acqf``, else ``penalized.optimize_penalized``;
+        the cost of either hardly grows with ``n``. How they compare in regret and time:
+        ``bench/batch_quality.py``, ``bench/results/planner.md``.
 
         Every point is optimised from feasible starts (``feasible_starts``) with the
         linear constraints, the nonlinear ones as SLSQP constraints, and categories held at
@@ -60,7 +64,9 @@ class AcquisitionOptimizer:
         """
         avoided = [t for t in (measured, in_flight) if t is not None]
         if n > LARGE_BATCH:
-            return optimize_penalized(self, acqf, n, torch.cat(avoided) if avoided else None)
+            done = torch.cat(avoided) if avoided else None
+            believed = believer_batch(self, acqf, n, done)
+            return believed if believed is not None else optimize_penalized(self, acqf, n, done)
         pool = self.feasible_starts(self.raw_samples)
         chosen, values = [], []
         try:

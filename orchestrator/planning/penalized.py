@@ -50,14 +50,15 @@ def optimize_penalized(optimizer: Any, acqf, n: int, done=None):
             acqf.set_X_pending(in_flight)
 
 
-def _penalized_batch(optimizer: Any, acqf, n: int, in_flight, done):
-    """``optimize_penalized`` with the acquisition's pending points cleared; ``in_flight`` ``(p, dim)``
-    (or None) become penalty centres instead; rows of ``done`` ``(m, dim)`` (or None) are not new."""
+def candidate_pool(optimizer: Any, acqf, n: int):
+    """The candidates of a large batch of ``n``: distinct feasible points ``(k, dim)`` and their acquisition values
+    (q = 1) ``(k,)``. A large feasible pool, feasible neighbours of its best points, and the best of them refined
+    by a short batched local optimisation, snapped and repaired (steps 1 and 2 of ``optimize_penalized``)."""
     space = optimizer.space
     pool = optimizer.feasible_starts(max(4 * optimizer.raw_samples, 8 * n))
     with torch.no_grad():
         pool_values = torch.cat([acqf(chunk.unsqueeze(1)) for chunk in pool.split(256)])
-        near = _perturb(space, pool[pool_values.topk(min(len(pool), PERTURBED_TOP)).indices])
+        near = perturb(space, pool[pool_values.topk(min(len(pool), PERTURBED_TOP)).indices])
         near_values = (torch.cat([acqf(chunk.unsqueeze(1)) for chunk in near.split(256)]) if len(near)
                        else near[:, 0])
     pool, pool_values = torch.cat([near, pool]), torch.cat([near_values, pool_values])
@@ -70,7 +71,14 @@ def _penalized_batch(optimizer: Any, acqf, n: int, in_flight, done):
     repaired = torch.stack(repaired)
     with torch.no_grad():
         repaired_values = acqf(repaired.unsqueeze(1))
-    candidates, values = _distinct(torch.cat([repaired, pool]), torch.cat([repaired_values, pool_values]))
+    return _distinct(torch.cat([repaired, pool]), torch.cat([repaired_values, pool_values]))
+
+
+def _penalized_batch(optimizer: Any, acqf, n: int, in_flight, done):
+    """``optimize_penalized`` with the acquisition's pending points cleared; ``in_flight`` ``(p, dim)``
+    (or None) become penalty centres instead; rows of ``done`` ``(m, dim)`` (or None) are not new."""
+    space = optimizer.space
+    candidates, values = candidate_pool(optimizer, acqf, n)
     fresh = torch.ones(len(candidates), dtype=torch.bool)
     if done is not None and len(done):
         fresh &= ~equal_to_any(candidates, done)
@@ -89,10 +97,11 @@ def _penalized_batch(optimizer: Any, acqf, n: int, in_flight, done):
     return candidates[chosen], values[chosen]
 
 
-def _perturb(space: Any, points):
-    """Feasible neighbours of ``points`` ``(k, dim)`` in ``space``: ``PERTURBATIONS`` each, Gaussian steps of
-    ``PERTURBATION_SD`` in unit coordinates, snapped, equalities re-solved, infeasible ones dropped."""
-    steps = torch.randn(len(points), PERTURBATIONS, space.dim, dtype=torch.float64) * PERTURBATION_SD
+def perturb(space: Any, points, count: int = PERTURBATIONS, sd: Any = PERTURBATION_SD):
+    """Feasible neighbours of ``points`` ``(k, dim)`` in ``space``: ``count`` each, Gaussian steps of ``sd`` (a
+    number, or one per column ``(dim,)``) in unit coordinates, snapped, equalities re-solved, infeasible ones
+    dropped."""
+    steps = torch.randn(len(points), count, space.dim, dtype=torch.float64) * sd
     moved = (points.unsqueeze(1) + steps).reshape(-1, space.dim).clamp(0.0, 1.0).numpy()
     U, ok = space.meet_equalities(space.snap_unit(moved))
     U = torch.tensor(U[ok & space.feasible_mask(U)], dtype=torch.float64)
