@@ -33,14 +33,14 @@ def _bowl(params) -> float:
     return -((params["a"] - 0.3) ** 2 + (params["b"] - 0.7) ** 2) * 10
 
 
-def _setup(n: int = 12, objectives=None, outcome_constraints=()):
+def _setup(n: int = 12, objectives=None, outcome_constraints=(), kernel: str = "matern"):
     """A fitted GP (lean, for one output) and its acquisition on ``n`` Sobol points of ``_bowl`` (and an outcome
     ``g`` = 3 a)."""
     objectives = objectives or [Objective(name="y", direction="maximize")]
     planner = Planner(SPACE, "y", True, seed=3, initial_experiments=n)
     observations = [(s.params, {"y": _bowl(s.params), "g": 3 * s.params["a"]}) for s in planner.initial_design(0, n)]
     problem = acquisition.build_problem(SPACE, objectives, outcome_constraints, observations)
-    fitted = [fit_output(data, 3)[0] for data in problem.outputs]
+    fitted = [fit_output(data, 3, kernel)[0] for data in problem.outputs]
     model = lean_gp.LeanExactGP(fitted[0]) if len(fitted) == 1 else ModelListGP(*fitted)
     acqf, _, _ = acquisition.make_acquisition(problem, model, observations, None, 3)
     return planner, model, acqf
@@ -65,8 +65,9 @@ def test_variances_after_beliefs_are_the_gaussian_process_conditioned_on_those_p
     assert torch.allclose(belief.mean, model.posterior(everything).mean.reshape(-1))  # a belief leaves the mean
 
 
-def test_a_plate_is_distinct_new_points_and_skips_what_is_done():
-    planner, model, acqf = _setup()
+@pytest.mark.parametrize("kernel", ["matern", "rbf"])
+def test_a_plate_is_distinct_new_points_and_skips_what_is_done(kernel):
+    planner, model, acqf = _setup(kernel=kernel)
     done = planner.optimizer.feasible_starts(8)
     points, values = believer.believer_batch(planner.optimizer, acqf, 24, done)
     assert points.shape == (24, 2) and values.shape == (24,)

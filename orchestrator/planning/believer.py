@@ -56,7 +56,7 @@ def believer_batch(optimizer: Any, acqf, n: int, done=None):
         if in_flight is not None:
             acqf.set_X_pending(in_flight)
     model = acqf.model
-    spread = NEIGHBOUR_SPREAD * model.exact.covar_module.lengthscale.detach().reshape(-1)  # (dim,)
+    spread = NEIGHBOUR_SPREAD * model.lengthscales  # (dim,)
     with torch.no_grad():
         belief = _Belief(model, sign, float(acqf.best_f), candidates, done)
         for x in [] if in_flight is None else in_flight:

@@ -231,6 +231,11 @@ class LeanExactGP(Model):
         factors."""
         return self._scale.pow(2) * (_kernel(self.exact, A, B) - Va.transpose(-2, -1) @ Vb)
 
+    @property
+    def lengthscales(self):
+        """The kernel's lengthscales ``(d,)`` in unit coordinates."""
+        return _base(self.exact.covar_module).lengthscale.detach().reshape(-1)
+
     def covariance_of_factors(self, Va):
         """What the observations explain of each point's variance ``(a,)``, from ``prepared`` factors ``Va``
         ``(n, a)``: the posterior variance is ``prior_variance`` less this."""
