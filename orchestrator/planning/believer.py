@@ -5,9 +5,10 @@ cost of minutes for a plate; local penalisation (``penalized``) is fast but only
 by distance, so most of its plate lands where the model expects nothing better. Here the plate is
 picked greedily by analytic log expected improvement over the incumbent, and after each pick the
 model believes its posterior mean there (Ginsbourger et al., 2010): the mean stays, the posterior
-variance of every candidate drops by what that point explains. A pick near a sure improvement stays
-attractive; one near an uncertain guess is not picked twice. The candidates are local penalisation's
-pool, and each pick adds its own feasible neighbours at a fraction of the model's lengthscales, so
+variance of every candidate drops by what that point explains, and a believed value above the
+incumbent becomes the incumbent. A pick near a sure improvement stays attractive until the plate holds
+one; one near an uncertain guess is not picked twice. The candidates are local penalisation's
+pool, and each pick adds its own feasible neighbours, near and far in the model's lengthscales, so
 the plate can fill a promising region at the model's resolution, as a continuous optimiser would.
 
 Exact for what it needs and cheap: with ``m`` candidates and ``n`` observations, one pick costs
@@ -30,7 +31,7 @@ from orchestrator.planning import lean_gp
 from orchestrator.planning.penalized import candidate_pool, equal_to_any, perturb
 
 NEIGHBOURS = 64  # feasible neighbours of each pick added to the candidates
-NEIGHBOUR_SPREAD = 0.3  # their steps' standard deviation, in the model's lengthscales
+NEIGHBOUR_SPREADS = (0.3, 1.0)  # their steps' standard deviations, in the model's lengthscales (half at each)
 _PROBE = torch.tensor([[-1.0], [0.0], [1.0], [2.0]], dtype=torch.float64)  # (4, 1): outputs to read the objective on
 
 
@@ -41,7 +42,7 @@ def believer_batch(optimizer: Any, acqf, n: int, done=None):
     ``optimizer``: the ``optimizer.AcquisitionOptimizer`` whose pool and refinement are used; rows of ``done``
     ``(m, dim)`` (measured or in flight) and earlier picks are not picked while a new point is left. The
     acquisition's pending points (in flight) are believed before the first pick. After each pick, feasible
-    neighbours of it join the candidates (``NEIGHBOURS``, steps of ``NEIGHBOUR_SPREAD`` lengthscales), so
+    neighbours of it join the candidates (``NEIGHBOURS``, steps of ``NEIGHBOUR_SPREADS`` lengthscales), so
     that the plate can fill the promising region at the model's own resolution, as a continuous optimiser would.
     """
     sign = _direction(acqf)
@@ -56,7 +57,6 @@ def believer_batch(optimizer: Any, acqf, n: int, done=None):
         if in_flight is not None:
             acqf.set_X_pending(in_flight)
     model = acqf.model
-    spread = NEIGHBOUR_SPREAD * model.lengthscales  # (dim,)
     with torch.no_grad():
         belief = _Belief(model, sign, float(acqf.best_f), candidates, done)
         for x in [] if in_flight is None else in_flight:
@@ -67,7 +67,9 @@ def believer_batch(optimizer: Any, acqf, n: int, done=None):
             chosen.append(belief.points[j])
             values.append(value)
             belief.believe(j)
-            belief.add(perturb(optimizer.space, belief.points[j:j + 1], NEIGHBOURS, spread))
+            for fraction in NEIGHBOUR_SPREADS:
+                belief.add(perturb(optimizer.space, belief.points[j:j + 1], NEIGHBOURS // len(NEIGHBOUR_SPREADS),
+                                   fraction * model.lengthscales))
     return torch.stack(chosen), torch.stack(values)
 
 
@@ -143,6 +145,7 @@ class _Belief:
         self.variance = (self.variance - self.updates[:, t].pow(2)).clamp_min(0.0)
         self.believed.append(j)
         self.scales.append(scale)
+        self.best_f = max(self.best_f, float(self.sign * self.mean[j]))  # a believed value joins the data
         self.fresh &= ~equal_to_any(self.points, self.points[j:j + 1])  # its copies (a small discrete space) too
 
 
