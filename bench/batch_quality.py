@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
-from bench.planner_suite import OurPlanner, ask_all  # noqa: E402
+from bench.planner_suite import OurPlanner, told_design  # noqa: E402
 from orchestrator.planning import believer, optimizer  # noqa: E402
 from simulators.benchmarks import PROBLEMS  # noqa: E402
 
@@ -40,8 +40,7 @@ METHODS = ("believer", "penalized", "greedy", "ax")
 def our_batch(ours: OurPlanner, problem, observed, q: int, seed: int, method: str) -> list[dict]:
     """Our planner's batch of ``q`` after ``observed`` (the campaign's own Sobol points), by ``method``."""
     campaign = ours.campaign(problem, len(observed) + q, q, seed, n_initial=len(observed))
-    for p, (_, values) in zip(ask_all(campaign, len(observed)), observed):
-        campaign.tell(p.id, values)
+    told_design(campaign, problem, observed)
     # the bench switches the optimiser's large-batch route by its module attributes, as nothing else does
     large, believe = optimizer.LARGE_BATCH, optimizer.believer_batch
     if method == "greedy":

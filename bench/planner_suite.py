@@ -61,18 +61,20 @@ class Mode:
     batch_n: int
     baybe_latency_max_n: int  # BayBE q=1 latency timed only up to this many observations
     baybe_batch_max_q: int  # BayBE batches timed only up to this q
+    ax_batch_max_q: int  # Ax batches timed only up to this q (its plate of 96 takes minutes: bench/batch_quality.py)
     run_time_limit_s: float | None  # one method's run on one seed is abandoned after this long (None: no limit)
 
 
-#: Quick mode keeps to the three synthetic problems: on mit_catalyst and colour_match one
-#: seed of Ax or BayBE took 2.5-22 min on 2 cores (measured), so they are left to --full or
-#: --problems. A run over the time limit is reported as such, not scored.
-QUICK = Mode(problems=("branin", "hartmann6", "mixed"), seeds=2, budget=20, batch=4,
+#: Quick mode (CI's bench step) keeps to two synthetic problems and one reaction-kinetics one: on
+#: mit_catalyst and colour_match one seed of Ax or BayBE took 2.5-22 min on 2 cores, and on mixed 2-4 min
+#: (measured), so they are left to --full or --problems. A run over the time limit is reported as such,
+#: not scored.
+QUICK = Mode(problems=("branin", "hartmann6", "decomposition_ridge"), seeds=2, budget=20, batch=4,
              latency_n=(10, 100, 500), latency_repeats={10: 3, 100: 3, 500: 1}, batch_q=(8, 24, 96), batch_n=96,
-             baybe_latency_max_n=100, baybe_batch_max_q=24, run_time_limit_s=120.0)
+             baybe_latency_max_n=100, baybe_batch_max_q=24, ax_batch_max_q=24, run_time_limit_s=120.0)
 FULL = Mode(problems=tuple(PROBLEMS), seeds=30, budget=40, batch=4,
             latency_n=(10, 100, 500), latency_repeats={10: 10, 100: 10, 500: 5}, batch_q=(8, 24, 96), batch_n=96,
-            baybe_latency_max_n=500, baybe_batch_max_q=96, run_time_limit_s=None)
+            baybe_latency_max_n=500, baybe_batch_max_q=96, ax_batch_max_q=96, run_time_limit_s=None)
 
 
 class RunTimeLimit(Exception):
@@ -151,10 +153,7 @@ class OurPlanner(Peer):
 
     def time_proposal(self, problem, observed, q, seed):
         campaign = self.campaign(problem, len(observed) + q, q, seed, n_initial=len(observed))
-        for p, (params, values) in zip(ask_all(campaign, len(observed)), observed):
-            if problem.checked(p.params) != params:
-                raise RuntimeError("the timing campaign's design differs from the observed points; same seed needed")
-            campaign.tell(p.id, values)
+        told_design(campaign, problem, observed)
         start = time.perf_counter()
         campaign.ask(q)
         return time.perf_counter() - start
@@ -162,15 +161,30 @@ class OurPlanner(Peer):
     def design(self, problem: BenchmarkProblem, n: int, seed: int) -> list[tuple[dict, dict]]:
         """``n`` Sobol points of a campaign seeded ``seed``, with their noise-free values."""
         campaign = self.campaign(problem, n, min(n, WELLS_PER_PLATE), seed, n_initial=n)
-        return [(problem.checked(p.params), problem.evaluate(p.params)) for p in ask_all(campaign, n)]
+        return told_design(campaign, problem, n)
 
 
-def ask_all(campaign: Campaign, n: int) -> list:
-    """``n`` proposals, asked a plate (``WELLS_PER_PLATE``) at a time: ``ask`` refuses more at once."""
-    proposals = []
-    while len(proposals) < n:
-        proposals += campaign.ask(min(WELLS_PER_PLATE, n - len(proposals)))
-    return proposals
+def told_design(campaign: Campaign, problem: BenchmarkProblem, observed: int | Sequence[tuple[dict, dict]]
+                ) -> list[tuple[dict, dict]]:
+    """The campaign's first design points with their values, asked a plate (``WELLS_PER_PLATE``) at a time and
+    each plate told before the next: ``ask`` refuses more than a plate at once, and more than
+    ``orchestrator.run.campaign.MAX_PENDING`` proposals waiting for ``tell``.
+
+    ``observed``: a number of points, told their noise-free values; or the (params, values) to tell, which must
+    be this campaign's own design (the same seed).
+    """
+    given = None if isinstance(observed, int) else list(observed)
+    n = observed if given is None else len(given)
+    told: list[tuple[dict, dict]] = []
+    while len(told) < n:
+        for p in campaign.ask(min(WELLS_PER_PLATE, n - len(told))):
+            params = problem.checked(p.params)
+            if given is not None and params != given[len(told)][0]:
+                raise RuntimeError("the campaign's design differs from the observed points; same seed needed")
+            values = problem.evaluate(params) if given is None else given[len(told)][1]
+            campaign.tell(p.id, values)
+            told.append((params, values))
+    return told
 
 
 # scoring -----------------------------------------------------------------------------------
@@ -271,7 +285,7 @@ def batch_table(ours: OurPlanner, methods: Sequence[Peer], mode: Mode, log) -> d
     times: dict[str, dict[int, float]] = {m.name: {} for m in methods}
     for q in mode.batch_q:
         for m in methods:
-            if m.name == "baybe" and q > mode.baybe_batch_max_q:
+            if (m.name == "baybe" and q > mode.baybe_batch_max_q) or (m.name == "ax" and q > mode.ax_batch_max_q):
                 continue
             times[m.name][q] = _timed(m, problem, observed, q, 7, log)
         log(f"  batch q={q}: " + ", ".join(f"{name} {t[q]:.1f}s" for name, t in times.items() if q in t))
@@ -375,7 +389,8 @@ def print_regret(regret: dict[str, dict[str, list[float]]], peer_names: Sequence
     """The median-score table of ``regret`` (problem -> method -> per-seed scores) and the paired-seeds lines."""
     print(f"\nmedian final score per problem, {designs} (regret, or [HV gap]: the reference hypervolume less the "
           "one reached: lower is better; hypervolume [HV]: higher is better)")
-    header = f"{'problem':<20}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
+    width = max(20, *(len(printed_scores(name, raw)[1]) + 2 for name, raw in regret.items()))  # the problem column
+    header = f"{'problem':<{width}}{'ours':>10}" + "".join(f"{n:>10}" for n in peer_names)
     header += "".join(f"{'ours/' + n:>12}" for n in peer_names if n != "random") + f"{'ours/random':>12}"
     rivals = [n for n in peer_names if n != "random"]
     if len(rivals) > 1:
@@ -384,7 +399,7 @@ def print_regret(regret: dict[str, dict[str, list[float]]], peer_names: Sequence
     for name, raw in regret.items():
         scores, label, higher_is_better = printed_scores(name, raw)
         med = {m: _median(scores.get(m, [])) for m in ["ours", *peer_names]}
-        row = f"{label:<20}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
+        row = f"{label:<{width}}{med['ours']:>10.4g}" + "".join(f"{med[n]:>10.4g}" for n in peer_names)
         row += "".join(f"{_ratio(med['ours'], med[n]):>12}" for n in rivals)
         row += f"{_ratio(med['ours'], med['random']) if 'random' in med else '  n/a':>12}"
         if len(rivals) > 1:  # the better peer: lower regret, or higher hypervolume
@@ -404,7 +419,7 @@ def print_regret(regret: dict[str, dict[str, list[float]]], peer_names: Sequence
                 better, worse, p = paired_signs(scores.get("ours", []), scores.get(n, []), higher_is_better)
                 low, high = median_ratio_interval(scores.get("ours", []), scores.get(n, []))
                 cells.append(f"{n} {better}/{worse} p={p:.2g} [{low:.2g}, {high:.2g}]")
-            print(f"{name:<20}" + "   ".join(cells))
+            print(f"{name:<{width}}" + "   ".join(cells))
 def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     for key, designs in (("regret", "the same initial design for every method"),
                          ("regret_own", "each method's own default initial design")):
@@ -438,8 +453,8 @@ def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="2 seeds, branin/hartmann6/mixed, budget 20, 120 s per run, BayBE timed up to n=100 and "
-                            "q=24 (the default)")
+    size.add_argument("--quick", action="store_true", help="2 seeds, branin/hartmann6/decomposition_ridge, budget 20, 120 s per run, BayBE "
+                            "timed up to n=100 and q=24, Ax up to q=24 (the default)")
     size.add_argument("--full", action="store_true", help="30 paired seeds, every problem, budget 40")
     parser.add_argument("--problems", nargs="+", choices=sorted(PROBLEMS), help="override the mode's problems")
     parser.add_argument("--seeds", type=int, help="override the number of paired seeds")
