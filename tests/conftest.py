@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,16 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
+    with postgres_database("sdl_test") as url:
+        yield url
+
+
+@contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database ``<prefix>_<random>`` on the test PostgreSQL server, dropped afterwards; its URL.
+
+    Skips the test without SDL_TEST_POSTGRES_URL, fails it with SDL_REQUIRE_POSTGRES (CI).
+    """
     admin_url = os.environ.get("SDL_TEST_POSTGRES_URL")
     if not admin_url:
         message = "no PostgreSQL server: run eval \"$(bash .ci/postgres.sh)\" to start one"
@@ -74,14 +86,16 @@ def store_url(request, tmp_path):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    database = f"sdl_test_{uuid4().hex[:12]}"
+    database = f"{prefix}_{uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{database}"'))
-    yield make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

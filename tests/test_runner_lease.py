@@ -188,3 +188,25 @@ def test_sdl_void_keeps_the_record_and_names_a_missing_experiment(tmp_path, caps
     assert "has no experiment 999" in capsys.readouterr().err
     assert main(["void", campaign.spec.name, str(p.id), "--reason", "a\x00b", "--store", url]) == 1
     assert "is not valid text" in capsys.readouterr().err
+
+
+def test_status_says_crashed_when_a_running_campaigns_runner_is_gone(tmp_path):
+    """A runner killed without a word (kill -9, a worker's PC gone) leaves the campaign stored as running; once its
+    lease lapses, sdl status calls it crashed and says how to go on. A live runner's campaign stays running."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    campaign = small_campaign(url, tmp_path)
+    store, cid = campaign.store, campaign.info.id
+    store.take_lease(cid, "demo", other_host())
+    store.set_campaign_status(cid, "running")
+
+    def status(*name: str) -> str:
+        done = subprocess.run([*SDL, "status", *name, "--store", url], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "│ running" in status() and "runner gone" not in status()
+    expire(store, cid)  # the other host's runner stopped renewing
+    assert "crashed (runner gone)" in status()
+    one = status(campaign.spec.name)
+    assert "(crashed (runner gone))" in one
+    assert "its runner (pid 4242 on host another-lab-pc, since" in one and f"sdl resume {campaign.spec.name}" in one

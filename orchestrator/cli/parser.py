@@ -25,7 +25,7 @@ EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 _RUNS_A_CAMPAIGN = ("run", "resume")
 #: the module of each command that has one of its own; the others' is ``orchestrator.cli.commands``. A command's
 #: module is imported when it runs: sdl validate loads no store, sdl status no planner (bench/cli_latency.py)
-_MODULES = {"validate": "file_commands", "deck": "file_commands", "schema": "schema", "check": "check",
+_MODULES = {"validate": "file_commands", "deck": "file_commands", "deploy": "file_commands", "schema": "schema", "check": "check",
             "status": "store_commands", "export": "store_commands"}
 
 
@@ -105,6 +105,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--dry-run", action="store_true", help="use the simulated twin of every instrument")
     p.add_argument("--store", help=store_help)
+
+    p = sub.add_parser("deploy", help="add a campaign to prefect.yaml as a deployment run by a work pool's workers")
+    p.add_argument("file")
+    p.add_argument("--pool", required=True, help="work pool whose workers drive the campaign's instruments, e.g. robot-pc")
+    p.add_argument("--dry-run", action="store_true", help="the deployment's runs use the simulated twin of every instrument")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--prefect-file", default="prefect.yaml", help="Prefect project file to write (default: prefect.yaml)")
+    p.add_argument("--workdir", help="folder the runs work in, on the worker's PC: reports go to runs/reports there "
+                   "(default: the project file's folder)")
 
     p = sub.add_parser("dashboard", help="start the Prefect dashboard on this machine and print its URL")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")

@@ -20,6 +20,8 @@ from orchestrator.errors import SpecError
 from orchestrator.run.best import best_measured, pareto_front
 from orchestrator.spec.stored import read_stored_fields
 from orchestrator.store.campaign_store import DEFAULT_STORE_PATH, CampaignInfo, CampaignStore
+from orchestrator.store.lease import Lease
+from orchestrator.store.tables import utcnow
 from orchestrator.store.export import experiment_rows, to_csv, to_json, write_parquet, write_protocols
 
 
@@ -48,11 +50,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         table.add_column(column)
     for c in campaigns:
         try:
-            table.add_row(c.name, c.status, *_counts(store, c))
+            table.add_row(c.name, _shown_status(store, c), *_counts(store, c))
         except SpecError:  # stored by a version that checked less; its own line says why, the others still show
-            table.add_row(c.name, c.status, "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
+            table.add_row(c.name, _shown_status(store, c), "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
     console.print(table)
     return 0
+
+
+def _runner_gone(store: CampaignStore, campaign: CampaignInfo) -> Lease | None:
+    """The lapsed lease of a campaign stored as running: its runner died (kill -9, a power cut, a worker's PC
+    gone) without saying so; None when its runner is alive, or the campaign is not running."""
+    if campaign.status != "running":
+        return None
+    lease = store.lease(campaign.id)
+    return lease if lease is not None and lease.lapsed(utcnow()) else None
+
+
+def _shown_status(store: CampaignStore, campaign: CampaignInfo) -> str:
+    """The stored status, or ``crashed`` for a running campaign whose runner is gone."""
+    return "crashed (runner gone)" if _runner_gone(store, campaign) else campaign.status
 
 
 def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
@@ -71,8 +87,12 @@ def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str
 
 def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInfo) -> None:
     measured, failed, budget, best = _counts(store, campaign)
-    console.print(f"[bold]{campaign.name}[/bold] ({campaign.status}) in {store.display}")
+    console.print(f"[bold]{campaign.name}[/bold] ({_shown_status(store, campaign)}) in {store.display}")
     console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
+    gone = _runner_gone(store, campaign)
+    if gone is not None:
+        console.print(f"its runner ({gone.describe()}) stopped without a word: go on with: sdl resume "
+                      f"{campaign.name} --store {store.display} (or run its deployment again)", markup=False)
     if campaign.status in ("interrupted", "failed"):
         console.print(f"its last run was {campaign.status} before the end; go on with: sdl resume {campaign.name}"
                       f" --store {store.display}", markup=False)
