@@ -169,4 +169,4 @@ def test_a_deployed_campaign_runs_on_its_pools_worker_through_prefects_own_comma
     runs = prefect("flow-run", "ls", "--state", "COMPLETED", cwd=tmp_path, env={**env, "COLUMNS": "250"})
     assert "deployed-colour" in runs.stdout, runs.stdout[-1500:]
     # the run worked in the deployment's folder, not the worker's temporary one: its report is kept
-    assert (tmp_path / "runs" / "reports" / "deployed-colour" / "index.html").exists()
+    assert (tmp_path / "runs" / "reports" / campaign.key / "index.html").exists()

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from orchestrator.cli import main
+from orchestrator.prefect.artifacts import artifact_key
 from orchestrator.store.campaign_store import CampaignStore
 from tests.conftest import DEMO, demo_document, write_campaign
 
@@ -89,13 +90,15 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
 
     path = small_campaign(tmp_path)
     assert main(["run", str(path), "--dry-run", "--store", f"sqlite:///{tmp_path / 's.db'}"]) == 0
+    key = artifact_key(CampaignStore(f"sqlite:///{tmp_path / 's.db'}").get_campaign("small-colour"))
+    assert key.startswith("small-colour-") and len(key) == len("small-colour-") + 8
 
     def artifacts():
         """Artifacts by key, straight from the server's REST API."""
         import httpx
         from prefect.settings import PREFECT_API_URL
 
-        keys = ["small-colour-report", "small-colour-experiments", "small-colour-progress", "small-colour-convergence"]
+        keys = [f"{key}-{kind}" for kind in ("report", "experiments", "progress", "convergence")]
         body = {"artifacts": {"key": {"any_": keys}, "flow_run_id": {"any_": [str(flow_runs[0].id)]}}, "limit": 50,
                 "sort": "CREATED_DESC"}
         response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
@@ -116,14 +119,14 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
     assert len(flow_runs) == 1 and flow_runs[0].state.is_completed()
     assert "small-colour · report" in task_names
     found = artifacts()
-    report = found["small-colour-report"]
+    report = found[f"{key}-report"]
     assert report["type"] == "markdown" and "file://" in report["data"] and "index.html" in report["data"]
-    table = found["small-colour-experiments"]
+    table = found[f"{key}-experiments"]
     assert table["type"] == "table"
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == 8
-    progress = found["small-colour-progress"]
+    progress = found[f"{key}-progress"]
     assert progress["type"] == "progress" and float(progress["data"]) == 100.0
-    convergence = found["small-colour-convergence"]
+    convergence = found[f"{key}-convergence"]
     assert convergence["type"] == "markdown" and "| 2 | 8 |" in convergence["data"]
     assert "data:image/png;base64," in convergence["data"]  # the report's figure, once the campaign is done
     for iteration in (1, 2):

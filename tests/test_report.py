@@ -157,7 +157,7 @@ def test_small_campaign_report_says_why_sections_are_empty(built, tmp_path, monk
     tiny.fail(c.id, "bubble in well")
     monkeypatch.chdir(tmp_path)
     assert main(["report", "tiny", "--store", url]) == 0
-    index = tmp_path / "runs" / "reports" / "tiny" / "index.html"
+    index = tmp_path / "runs" / "reports" / tiny.info.key / "index.html"
     assert capsys.readouterr().out.strip() == str(index.resolve())
     html = index.read_text(encoding="utf-8")
     assert re.findall(r'<section id="([^"]+)"><h2>', html) == list(SECTION_IDS)

@@ -275,12 +275,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of one campaign (and its figures) and print the path of the page."""
     store = CampaignStore(args.store, must_exist=True)
-    store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
+    campaign = store.get_campaign(args.name)  # an unknown name fails here, before the plotting imports
     _say("loading the plotting libraries and the planner's model (torch) ...")
     # matplotlib and the planner's model (torch) load for a report only
     from orchestrator.report import build_report
 
-    out_dir = Path(args.output) if args.output else default_report_dir(args.name)
+    out_dir = Path(args.output) if args.output else default_report_dir(campaign)
     _say(f"building the report of {args.name!r}: fitting the model, drawing every section's figures ...")
     index = build_report(store, args.name, out_dir).resolve()
     _say(f"report of {args.name!r} written to {out_dir}")

@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report of one campaign; prints its path")
     p.add_argument("name")
     p.add_argument("--output", "-o", metavar="DIR", help="folder to write index.html and its figures to "
-                   "(default: runs/reports/NAME)")
+                   "(default: runs/reports/NAME-UID, UID the start of the campaign's identity in its store)")
     p.add_argument("--store", help=store_help)
     return parser
 

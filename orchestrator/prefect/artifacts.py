@@ -27,7 +27,7 @@ from prefect.artifacts import (
 
 from orchestrator.run.best import best_measured
 from orchestrator.run.campaign import Campaign
-from orchestrator.store.campaign_store import TERMINAL
+from orchestrator.store.campaign_store import TERMINAL, CampaignInfo
 from orchestrator.store.export import experiment_rows
 
 
@@ -48,9 +48,10 @@ def markdown_text(value: Any) -> str:
                    for ch in str(value))
 
 
-def artifact_key(campaign_name: str) -> str:
-    """Prefect artifact keys take lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", campaign_name.lower()).strip("-") or "campaign"
+def artifact_key(campaign: CampaignInfo) -> str:
+    """The key of a campaign's artifacts: its ``CampaignInfo.key`` (name and uid start, so a campaign of the same
+    name in another store keeps its own), as Prefect takes keys: lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", campaign.key.lower()).strip("-") or "campaign"
 
 
 #: the dashboard is refreshed at most this often [s]: a lab iteration takes minutes, so each
@@ -62,7 +63,7 @@ class LiveArtifacts:
     """Keeps a campaign's dashboard artifacts up to date; call ``update`` after each iteration."""
 
     def __init__(self, campaign: Campaign) -> None:
-        self.campaign, self.key = campaign, artifact_key(campaign.spec.name)
+        self.campaign, self.key = campaign, artifact_key(campaign.info)
         self._progress_id: UUID | None = None
         self._last = -MIN_INTERVAL_S
 

@@ -105,11 +105,11 @@ def publish(campaign: Campaign) -> str:
     # matplotlib (the report's figures) loads when a run ends, not for sdl serve or sdl approve
     from orchestrator.report import build_report
 
-    name, key, spec = campaign.spec.name, artifact_key(campaign.spec.name), campaign.spec
+    name, key, spec = campaign.spec.name, artifact_key(campaign.info), campaign.spec
     columns, rows = experiment_rows(campaign.store, campaign.info)
     create_table_artifact(key=f"{key}-experiments", table=[{c: r[c] for c in columns} for r in rows],
                           description=f"Every experiment of campaign {name}")
-    path = build_report(campaign.store, name, default_report_dir(name), spec).resolve()
+    path = build_report(campaign.store, name, default_report_dir(campaign.info), spec).resolve()
     figure = next(iter(sorted(path.parent.glob("*convergence*.png"))), None)
     create_markdown_artifact(key=f"{key}-convergence", markdown=LiveArtifacts(campaign).convergence_markdown(figure),
                              description=f"Best {spec.objectives[0].name} after each iteration")

@@ -60,9 +60,10 @@ _TRANSITIONS = {
 }
 
 
-def default_report_dir(campaign_name: str) -> Path:
-    """Where ``sdl report`` and ``sdl run`` write a campaign's report: ``runs/reports/<name>``."""
-    return Path("runs") / "reports" / campaign_name
+def default_report_dir(campaign: "CampaignInfo") -> Path:
+    """Where ``sdl report`` and ``sdl run`` write a campaign's report: ``runs/reports/<name>-<uid start>``
+    (``CampaignInfo.key``: a campaign of the same name in another store writes elsewhere)."""
+    return Path("runs") / "reports" / campaign.key
 
 
 def default_store_url() -> str:
@@ -101,6 +102,13 @@ class CampaignInfo:
     versions: dict[str, Any]
     status: str
     created_at: datetime
+    uid: str = ""
+
+    @property
+    def key(self) -> str:
+        """The campaign's name and the start of its uid, e.g. ``colour-match-demo-3f9a1c2e``: what names its report
+        folder and its dashboard artifacts, apart from a campaign of the same name in another store."""
+        return f"{self.name}-{self.uid[:8]}" if self.uid else self.name
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -120,7 +128,7 @@ def _experiment(row: ExperimentRow) -> Experiment:
 def _campaign(row: CampaignRow) -> CampaignInfo:
     return CampaignInfo(
         row.id, row.name, row.description, row.spec_yaml, row.spec_hash, dict(row.versions), row.status,
-        _utc(row.created_at),
+        _utc(row.created_at), row.uid or "",
     )
 
 

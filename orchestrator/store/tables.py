@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from uuid import uuid4
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -25,10 +26,20 @@ class SchemaInfo(Base):
     version: Mapped[int] = mapped_column(Integer)
 
 
+def new_campaign_uid() -> str:
+    """A campaign's identity beyond its store: 32 hex digits, random (a campaign of the same name in another store
+    has another)."""
+    return uuid4().hex
+
+
 class CampaignRow(Base):
     __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_uid", "uid", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # nullable only in the table's definition (adding a NOT NULL column to SQLite's campaigns would copy the table
+    # that every other table points to); every row has one: new_campaign_uid, and migration 0004 for older rows
+    uid: Mapped[str | None] = mapped_column(String(32), default=new_campaign_uid)
     description: Mapped[str] = mapped_column(Text, default="")
     spec_yaml: Mapped[str] = mapped_column(Text)
     spec_hash: Mapped[str] = mapped_column(String(64))
