@@ -49,13 +49,13 @@ def small_campaign(folder: Path, name: str, experiments: int = 4, reader_lock: s
 
 
 @contextmanager
-def dashboard(home: Path, **settings: str) -> Iterator[dict]:
-    """``sdl dashboard`` on a free port with a Prefect home of its own (and ``settings``, e.g. the server's
-    database); yields the environment of a process that reaches it."""
+def dashboard(home: Path, *args: str, **settings: str) -> Iterator[dict]:
+    """``sdl dashboard`` on a free port with a Prefect home of its own, its options ``args`` (and ``settings``, e.g.
+    the server's database); yields the environment of a process that reaches it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(home), PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING", **settings)
-    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "dashboard", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "dashboard", "--port", str(port), *args],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         first = server.stdout.readline()

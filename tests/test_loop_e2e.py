@@ -120,7 +120,9 @@ def test_flow_run_and_named_task_runs_visible_in_prefect(prefect_server, tmp_pat
     assert "small-colour · report" in task_names
     found = artifacts()
     report = found[f"{key}-report"]
-    assert report["type"] == "markdown" and "file://" in report["data"] and "index.html" in report["data"]
+    assert report["type"] == "markdown" and "file://" not in report["data"] and r"index\.html" in report["data"]
+    assert f"/reports/{key.removeprefix('small-colour-')}" not in report["data"]  # the link carries the name too
+    assert f"/reports/small-colour-{key.removeprefix('small-colour-')}/)" in report["data"]
     table = found[f"{key}-experiments"]
     assert table["type"] == "table"
     assert len(json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]) == 8

@@ -246,8 +246,11 @@ def _say(line: str) -> None:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     # Prefect loads here, for the commands that talk to its server
     from orchestrator.prefect.dashboard import serve_dashboard
+    from orchestrator.store.campaign_store import DEFAULT_STORE_PATH
 
-    return serve_dashboard(args.host, args.port)
+    # the reports of the store named, or of this folder's default store when there is one (none is created)
+    store = CampaignStore(args.store, must_exist=True) if args.store or DEFAULT_STORE_PATH.exists() else None
+    return serve_dashboard(args.host, args.port, store, args.reports_port)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -283,6 +286,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out_dir = Path(args.output) if args.output else default_report_dir(campaign)
     _say(f"building the report of {args.name!r}: fitting the model, drawing every section's figures ...")
     index = build_report(store, args.name, out_dir).resolve()
+    store.keep_report(campaign.id, index.read_text(encoding="utf-8"))  # what sdl dashboard serves to any PC
     _say(f"report of {args.name!r} written to {out_dir}")
     print(index)
     return 0

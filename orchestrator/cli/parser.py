@@ -118,6 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dashboard", help="start the Prefect dashboard on this machine and print its URL")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=4200, help="port (default: 4200)")
+    p.add_argument("--store", help="campaign store whose reports are served beside the dashboard (default: "
+                   "runs/sdl.db when it exists)")
+    p.add_argument("--reports-port", type=int, help="port of the campaign reports (default: the dashboard's port + 1)")
 
     p = sub.add_parser("status", help="table of campaigns, or one campaign")
     p.add_argument("name", nargs="?")

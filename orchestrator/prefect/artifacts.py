@@ -4,7 +4,8 @@
 - ``<key>-experiments``: the table of every experiment so far;
 - ``<key>-convergence``: the best value after each iteration (a table, and the report's
   convergence figure once the campaign is done);
-- ``<key>-report``: a link to the HTML report (written at the end, see ``flows.publish``).
+- ``<key>-report``: a link to the HTML report over HTTP, served by ``sdl dashboard`` from the
+  campaign store (written at the end, see ``flows.publish``), and where the PC that ran it wrote it.
 
 Each update is a new version of the same key; the dashboard shows the latest. The dashboard renders
 markdown with raw HTML allowed, so every text from a file or a person enters it through ``markdown_text``.
@@ -25,6 +26,7 @@ from prefect.artifacts import (
     create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact,
 )
 
+from orchestrator.prefect.report_server import report_url, reports_base_url
 from orchestrator.run.best import best_measured
 from orchestrator.run.campaign import Campaign
 from orchestrator.store.campaign_store import TERMINAL, CampaignInfo
@@ -52,6 +54,20 @@ def artifact_key(campaign: CampaignInfo) -> str:
     """The key of a campaign's artifacts: its ``CampaignInfo.key`` (name and uid start, so a campaign of the same
     name in another store keeps its own), as Prefect takes keys: lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", campaign.key.lower()).strip("-") or "campaign"
+
+
+def report_markdown(campaign: CampaignInfo, path: Path, api_url: str | None) -> str:
+    """The report artifact: a link a browser on any PC opens (``report_server``), never a ``file://`` one (browsers
+    refuse those from an http page); the page's path on the PC that ran the campaign as plain text."""
+    written = f"Written on the PC that ran it to {markdown_text(path)}"
+    base = reports_base_url(api_url)
+    if base is None:
+        return (f"Report of {markdown_text(campaign.name)}: kept in the campaign store; open it with "
+                f"sdl dashboard \\-\\-store URL.\n\n{written}")
+    # a campaign's name is a slug (letters, digits, _ . -), safe as it is: the dashboard shows a link's text raw,
+    # a backslash escape or a code span's backticks included
+    return (f"[Report of {campaign.name}]({report_url(base, campaign)}) (served by sdl dashboard from "
+            f"the campaign store)\n\n{written}")
 
 
 #: the dashboard is refreshed at most this often [s]: a lab iteration takes minutes, so each

@@ -20,9 +20,12 @@ import sys
 import tempfile
 import time
 
+from typing import Any
+
 import httpx
 
 from orchestrator.errors import OrchestratorError, UsageError
+from orchestrator.prefect.report_server import REPORTS_URL_VARIABLE, serve_reports
 
 STARTUP_TIMEOUT_S = 180.0  # the first start migrates Prefect's database
 #: how many ports after a taken one are tried for the "choose another" hint
@@ -39,14 +42,22 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def serve_dashboard(host: str, port: int) -> int:
-    """Print where the dashboard is; start a local Prefect server when none is configured."""
+def serve_dashboard(host: str, port: int, store: Any = None, reports_port: int | None = None) -> int:
+    """Print where the dashboard is; start a local Prefect server when none is configured, and serve the reports
+    kept in ``store`` (a ``CampaignStore``; None: none served) on ``reports_port`` (default ``port + 1``)."""
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         print(f"Prefect dashboard: {ui_url(configured)} (from PREFECT_API_URL; nothing started)")
         return 0
     host = host.strip().removeprefix("[").removesuffix("]")  # --host [::1] as it is written in a URL
     require_free_address(host, port)
+    reports_port = port + 1 if reports_port is None else reports_port
+    if store is not None:
+        try:
+            require_free_address(host, reports_port)
+        except UsageError as err:
+            raise UsageError(f"reports: {err.message}", hint=f"choose another with --reports-port "
+                             f"(the reports' address is then given to runs as {REPORTS_URL_VARIABLE})") from None
     api_url = f"http://{url_host(host)}:{port}/api"
     # Ctrl-C and SIGTERM stop it even when started from a background job, which inherits
     # an ignored SIGINT (and Python then installs no handler of its own)
@@ -61,9 +72,18 @@ def serve_dashboard(host: str, port: int) -> int:
             [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
             env=env, stdout=messages, stderr=subprocess.STDOUT, text=True,
         )
+        reports = None
         try:
             _wait_until_healthy(server, api_url, messages)
             print(f"Prefect dashboard: {ui_url(api_url)}", flush=True)
+            if store is not None:
+                reports = serve_reports(store, host, reports_port)
+                print(f"campaign reports: http://{url_host(host)}:{reports_port}/ (kept in {store.display})", flush=True)
+                if reports_port != port + 1:
+                    print(f"  runs find them with {REPORTS_URL_VARIABLE}=http://{url_host(host)}:{reports_port}",
+                          flush=True)
+            else:
+                print("campaign reports: not served (no store here: give --store URL)", flush=True)
             print(f"to watch a campaign there, run in another terminal:\n"
                   f"  PREFECT_API_URL={api_url} sdl run FILE --dry-run\n(Ctrl-C stops the dashboard)", flush=True)
             code = server.wait()
@@ -72,6 +92,8 @@ def serve_dashboard(host: str, port: int) -> int:
         except KeyboardInterrupt:
             return 0
         finally:
+            if reports is not None:
+                reports.shutdown()
             _stop(server)
 
 

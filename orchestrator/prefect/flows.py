@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
+from prefect.settings import PREFECT_API_URL
 
 from instruments.errors import HintedError
 from instruments.factory import ResolvedDrivers
 from orchestrator.prefect.approval import review
-from orchestrator.prefect.artifacts import LiveArtifacts, artifact_key
+from orchestrator.prefect.artifacts import LiveArtifacts, artifact_key, report_markdown
 from orchestrator.prefect.handoff import asking_in_the_dashboard
 from orchestrator.prefect.handover import taken_over
 from orchestrator.prefect.locks import lock_instruments, robot_for_the_run
@@ -113,8 +114,10 @@ def publish(campaign: Campaign) -> str:
     figure = next(iter(sorted(path.parent.glob("*convergence*.png"))), None)
     create_markdown_artifact(key=f"{key}-convergence", markdown=LiveArtifacts(campaign).convergence_markdown(figure),
                              description=f"Best {spec.objectives[0].name} after each iteration")
-    create_link_artifact(key=f"{key}-report", link=path.as_uri(), link_text=f"Report of {name}",
-                         description=f"campaign file sha256 {campaign.info.spec_hash}")
+    # kept in the store too: sdl dashboard serves it to any PC, whichever PC ran the campaign
+    campaign.store.keep_report(campaign.info.id, path.read_text(encoding="utf-8"))
+    create_markdown_artifact(key=f"{key}-report", markdown=report_markdown(campaign.info, path, PREFECT_API_URL.value()),
+                             description=f"campaign file sha256 {campaign.info.spec_hash}")
     return str(path)
 
 

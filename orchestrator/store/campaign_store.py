@@ -31,6 +31,7 @@ from orchestrator.store import lease
 from orchestrator.store.ask_tell import AskTellVerbs, uses_budget
 from orchestrator.store.engine import display_url, open_engine, sqlite_file_missing
 from orchestrator.store.lease import RunnerLeases
+from orchestrator.store.reports import CampaignReports
 from orchestrator.store.migrate import upgrade_to_head
 from orchestrator.store.tables import (
     SCHEMA_VERSION,
@@ -140,7 +141,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class CampaignStore(RunnerLeases, AskTellVerbs):
+class CampaignStore(RunnerLeases, CampaignReports, AskTellVerbs):
     """Opens (and creates) the store at ``url``; describe it with ``display``.
 
     ``must_exist``: a SQLite file that is not there is a ``StoreError`` instead of a new empty store

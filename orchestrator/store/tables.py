@@ -9,7 +9,7 @@ from uuid import uuid4
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def utcnow() -> datetime:
@@ -121,3 +121,12 @@ class RunnerLeaseRow(Base):
     process: Mapped[str] = mapped_column(String(40), default="")
     since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignReportRow(Base):
+    """A campaign's latest HTML report (``orchestrator.store.reports``), served by ``sdl dashboard`` to any PC."""
+
+    __tablename__ = "campaign_reports"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True, autoincrement=False)
+    html: Mapped[str] = mapped_column(Text)  # self-contained: its figures are data URIs
+    written_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
