@@ -200,7 +200,8 @@ def test_tell_and_fail_show_in_store_and_export(plain_file, store_url):
     assert c.observations() == [(batch[0].params, {"distance": 0.12})]
 
     columns, rows = experiment_rows(c.store, c.info)
-    assert columns[:5] == ["id", "iteration", "sequence", "well", "status"]
+    assert columns[:6] == ["number", "id", "iteration", "sequence", "well", "status"]
+    assert [r["number"] for r in rows] == list(range(1, len(rows) + 1)), "numbered 1..n within the campaign"
     assert {"temperature", "ratio", "time_min", "distance", "failure_reason"} <= set(columns)
     by_row = {r["id"]: r for r in rows}
     assert by_row[batch[0].id]["status"] == "measured" and by_row[batch[0].id]["distance"] == 0.12

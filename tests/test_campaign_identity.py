@@ -61,3 +61,32 @@ def test_the_uid_migration_gives_every_older_campaign_its_own(tmp_path):
     uids = [c.uid for c in again.campaigns()]
     assert len(uids) == 2 and len(set(uids)) == 2 and all(len(u) == 32 for u in uids)
     assert again.create_campaign("third", "", "name: x", "0" * 64, {}).uid not in uids
+
+
+def test_experiments_are_numbered_within_their_campaign_where_people_read_them(tmp_path):
+    """A second campaign in a store starts again at experiment 1 in the status table and the export; the store's id,
+    counted across campaigns, stays beside it for joins."""
+    import subprocess
+    import sys
+
+    from orchestrator.run.campaign import Campaign
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for name in ("first", "second"):
+        doc = demo_document()
+        doc["name"] = name
+        c = Campaign.from_yaml(write_campaign(tmp_path, doc, name=f"{name}.yaml"), store=url)
+        for p in c.ask(3):
+            c.tell(p.id, {"distance": 0.5})
+    second = CampaignStore(url).get_campaign("second")
+    experiments = CampaignStore(url).experiments(second.id)
+    assert [e.number for e in experiments] == [1, 2, 3] and [e.id for e in experiments] == [4, 5, 6]
+    status = subprocess.run([sys.executable, "-m", "orchestrator.cli", "status", "second", "--store", url],
+                            capture_output=True, text=True, timeout=120)
+    header = next(line for line in status.stdout.splitlines() if line.startswith("┃"))
+    assert header.split("┃")[1].strip() == "number" and header.split("┃")[2].strip() == "id"
+    export = subprocess.run([sys.executable, "-m", "orchestrator.cli", "export", "second", "--store", url],
+                            capture_output=True, text=True, timeout=120)
+    lines = export.stdout.splitlines()
+    assert lines[0].startswith("number,id,") and [line.split(",")[:2] for line in lines[1:]] == \
+        [["1", "4"], ["2", "5"], ["3", "6"]]

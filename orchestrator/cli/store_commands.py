@@ -100,8 +100,8 @@ def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInf
         _show_deck(console, store, campaign)
     in_doubt = store.experiments(campaign.id, "dispatched")
     if in_doubt:
-        console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (ids "
-                      f"{', '.join(str(e.id) for e in in_doubt)}); if the campaign is not running any more they are "
+        console.print(f"{len(in_doubt)} experiment(s) dispatched and not measured yet (numbers "
+                      f"{', '.join(str(e.number) for e in in_doubt)}); if the campaign is not running any more they are "
                       f"in doubt: settle them with: sdl resume {campaign.name}")
     columns, rows = experiment_rows(store, campaign)
     table = Table()

@@ -45,7 +45,7 @@ def summary_section(data: ReportData) -> Section:
     info, spec, best = data.info, data.spec, data.best()
     count = Counter(e.status for e in data.experiments)
     best_text = "none yet" if best is None else (
-        f"experiment {best.id} (iteration {best.iteration}): {_params_text(data, best.params)} \u2192 "
+        f"experiment {best.number} (iteration {best.iteration}): {_params_text(data, best.params)} \u2192 "
         f"{data.objective.name} {fmt(best.values[data.objective.name])}")
     facts = [
         ("description", info.description.strip() or "\u2013"),
@@ -152,12 +152,12 @@ def failures_section(data: ReportData) -> Section:
         text = "No failures: every finished experiment was measured."
         return Section("failures", "Failures", paragraph(text, "note"))
     groups = failure_groups(failed, reporter_names(data))
-    rows = [(kind, cause, len(es), ", ".join(str(e.id) for e in es), es[0].failure_reason)
+    rows = [(kind, cause, len(es), ", ".join(str(e.number) for e in es), es[0].failure_reason)
             for (kind, cause), es in groups.items()]
     png = failures_figure(groups)
     body = paragraph(esc(f"{len(failed)} of {len(data.experiments)} experiments failed. "
                          f"{planner_failures_text(data)}"))
-    body += table(("kind", "cause", "count", "experiment ids", "reason (first)"), rows)
+    body += table(("kind", "cause", "count", "experiments", "reason (first)"), rows)
     body += figure(png, "Failed experiments per cause: red chemistry, grey instrument. A cause is the reason "
                         "without the name of the instrument that reported it, up to its first colon, with wells "
                         "and numbers as #.")
@@ -218,7 +218,7 @@ def _proposal_row(data: ReportData, e) -> tuple:
         outcome = fmt(e.values[data.objective.name])
     else:
         outcome = e.status + (f": {e.failure_reason}" if e.failure_reason else "")
-    return (e.id, e.iteration, strategy, _params_text(data, e.proposed_params), predicted,
+    return (e.number, e.iteration, strategy, _params_text(data, e.proposed_params), predicted,
             info.get("acquisition_value"), info.get("n_observations"), outcome)
 
 
@@ -227,7 +227,7 @@ def proposals_section(data: ReportData) -> Section:
     if not data.experiments:
         return Section("proposals", "Proposals", paragraph("No experiments have been proposed yet.", "note"))
     name = data.objective.name
-    headers = ("id", "iteration", "strategy", "proposed parameters", f"predicted {name} (mean \u00b1 sd)",
+    headers = ("experiment", "iteration", "strategy", "proposed parameters", f"predicted {name} (mean \u00b1 sd)",
                "acquisition value (log EI)", "observations seen", f"measured {name}")
     rows = [_proposal_row(data, e) for e in data.experiments]
     text = ("Every proposal and how it was chosen: Sobol points come from the seeded initial design; "

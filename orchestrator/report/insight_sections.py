@@ -45,7 +45,7 @@ def optimum_section(data: ReportData, summary: ModelSummary | None, reason: str)
     name = data.objective.name
     rows = [("predicted optimum (model)", _params_cell(data, optimum.params), "\u2013",
              _interval(optimum.mean, optimum.sd)),
-            (f"best measured (experiment {best.id})", _params_cell(data, best.params), fmt(best.values[name]),
+            (f"best measured (experiment {best.number})", _params_cell(data, best.params), fmt(best.values[name]),
              _interval(float(best_mean[0]), float(best_sd[0])))]
     where = ("is one of the measured points" if optimum.measured
              else "is a point not measured yet")
@@ -83,7 +83,7 @@ def surface_figure(data: ReportData, surface: Surface, optimum: PredictedOptimum
     if failed:
         ax.scatter(*coords(failed), marker="x", color=COLOURS["failed"], s=40, label="failed", zorder=3)
     ax.scatter(*coords([best]), marker="*", s=240, facecolor=COLOURS["best"], edgecolor="black", linewidth=0.8,
-               label=f"best measured (id {best.id})", zorder=4)
+               label=f"best measured (experiment {best.number})", zorder=4)
     if optimum is not None:
         ax.scatter([float(optimum.params[px.name])], [float(optimum.params[py.name])], marker="P", s=110,
                    color=COLOURS["optimum"], edgecolor="white", label="predicted optimum", zorder=4)

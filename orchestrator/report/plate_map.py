@@ -76,7 +76,7 @@ def plate_figure(data: ReportData, plates: dict[int, list[tuple[Experiment, tupl
                 ax.scatter([c], [r], s=50, color="white", marker="x", linewidth=1.2)
             elif e.status != "measured":
                 ax.scatter([c], [r], s=110, color="#bbbbbb", edgecolor="#333", linewidth=0.5)
-            ax.text(c, r + 0.42, str(e.id), ha="center", va="top", fontsize=5, color="#333")
+            ax.text(c, r + 0.42, str(e.number), ha="center", va="top", fontsize=5, color="#333")
         ax.set_xlim(-0.7, n_cols - 0.3)
         ax.set_ylim(n_rows - 0.2, -0.7)
         ax.set_aspect("equal")
@@ -106,13 +106,13 @@ def plate_map_section(data: ReportData) -> Section:
     for iteration, wells in plates.items():
         by_status: dict[str, list[str]] = defaultdict(list)
         for e, _ in wells:
-            by_status[e.status].append(f"{e.well} ({e.id})")
+            by_status[e.status].append(f"{e.well} ({e.number})")
         rows.append((iteration, len(wells), ", ".join(by_status.get("measured", [])) or "\u2013",
                      ", ".join(by_status.get("failed", [])) or "\u2013",
                      ", ".join(w for s, ws in by_status.items() if s not in ("measured", "failed") for w in ws)
                      or "\u2013"))
     caption = ("Each iteration's plate: measured wells coloured by their objective value, failed wells red with a "
-               "cross, wells used but not measured grey; the number under each well is its experiment id.")
+               "cross, wells used but not measured grey; the number under each well is its experiment's number in the campaign.")
     if len(plates) > MAX_PLATES:
         caption += f" Only the latest {MAX_PLATES} of {len(plates)} iterations are drawn; the table lists all."
     body = figure(png, caption) + table(("iteration", "wells", "measured: well (id)", "failed: well (id)",

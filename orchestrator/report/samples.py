@@ -50,7 +50,7 @@ def _pair_panel(ax, data: ReportData, px, py, optimum: dict[str, float] | None):
         ax.scatter(*_xy(data, failed, px, py), marker="x", color=COLOURS["failed"], s=40, label="failed")
     if best is not None:
         ax.scatter(*_xy(data, [best], px, py), marker="*", s=220, facecolor=COLOURS["best"], edgecolor="black",
-                   linewidth=0.8, label=f"best (id {best.id})", zorder=4)
+                   linewidth=0.8, label=f"best (experiment {best.number})", zorder=4)
     if optimum is not None and py is not None and px.name in optimum and py.name in optimum:
         ax.scatter([optimum[px.name]], [optimum[py.name]], marker="P", s=90, color=COLOURS["optimum"],
                    edgecolor="white", label="target mixture", zorder=4)
@@ -126,7 +126,7 @@ def spectra_figure(data: ReportData, shown: list[tuple[str, Experiment, tuple[np
     name = data.objective.name
     for role, e, (wl, values) in shown:
         colour = COLOURS["best"] if role.startswith("best") else COLOURS["latest"]
-        ax.plot(wl, values, color=colour, lw=2, label=f"{role}: experiment {e.id} ({name} {fmt(e.values[name])})")
+        ax.plot(wl, values, color=colour, lw=2, label=f"{role}: experiment {e.number} ({name} {fmt(e.values[name])})")
     style_axes(ax, "wavelength [nm]", "absorbance [AU]")
     ax.legend(fontsize=8)
     return to_png(fig, "spectra.png", "spectra of the best and latest experiments against the target")

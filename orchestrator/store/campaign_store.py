@@ -92,6 +92,12 @@ class Experiment:
     finished_at: datetime | None
     failure_kind: str | None = None
 
+    @property
+    def number(self) -> int:
+        """The experiment's number in its campaign, 1..n in the order proposed: what a person reads (``id`` is the
+        store's, counted across every campaign of the store, kept for joins)."""
+        return self.sequence + 1
+
 
 @dataclass(frozen=True)
 class CampaignInfo:

@@ -12,7 +12,8 @@ from orchestrator.errors import OrchestratorError, SpecError
 from orchestrator.spec.stored import read_stored_fields
 from orchestrator.store.campaign_store import CampaignInfo, CampaignStore
 
-FIXED_COLUMNS = ("id", "iteration", "sequence", "well", "status")
+#: ``number``: 1..n within the campaign, as a person counts; ``id``: the store's, across its campaigns, for joins
+FIXED_COLUMNS = ("number", "id", "iteration", "sequence", "well", "status")
 TIME_COLUMNS = ("created_at", "dispatched_at", "finished_at")
 
 
@@ -29,7 +30,7 @@ def experiment_rows(store: CampaignStore, campaign: CampaignInfo) -> tuple[list[
     columns = [*FIXED_COLUMNS, *parameters, *objectives, "failure_reason", *TIME_COLUMNS]
     rows = []
     for e in experiments:
-        row: dict[str, Any] = {"id": e.id, "iteration": e.iteration, "sequence": e.sequence, "well": e.well,
+        row: dict[str, Any] = {"number": e.number, "id": e.id, "iteration": e.iteration, "sequence": e.sequence, "well": e.well,
                                "status": e.status}
         row.update({p: e.params.get(p) for p in parameters})
         row.update({o: (e.values or {}).get(o) for o in objectives})
