@@ -190,10 +190,15 @@ def test_dashboard_names_a_prefect_server_that_already_holds_the_port(monkeypatc
     (["--port", "70000"], "--port 70000 is not a TCP port"),
     (["--port", "0"], "--port 0 is not a TCP port"),
     (["--host", "no-such-host.invalid"], "--host 'no-such-host.invalid' is not a name or address"),
+    (["--port", "24310", "--reports-port", "24310", "--store", "STORE"], "--reports-port 24310 is the dashboard's own"),
+    (["--reports-port", "70000", "--store", "STORE"], "--reports-port 70000 is not a TCP port"),
+    (["--store", "postgresql://lab@db-pc:notaport/sdl"], "not a database URL"),
 ])
-def test_dashboard_refuses_an_address_it_cannot_serve_on_in_one_line(monkeypatch, argv, named):
+def test_dashboard_refuses_an_address_it_cannot_serve_on_in_one_line(monkeypatch, tmp_path, argv, named):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    code, _, err = run_sdl(["dashboard", *argv])
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    CampaignStore(store)
+    code, _, err = run_sdl(["dashboard", *(store if a == "STORE" else a for a in argv)])
     assert code == 2 and named in one_line(err)
 
 

@@ -48,13 +48,13 @@ def test_deploy_writes_prefects_project_file_and_updates_its_own_entry(tmp_path)
 
 def test_a_store_password_never_reaches_the_project_file(tmp_path):
     path = small_campaign(tmp_path, "secret-store")
-    done = sdl("deploy", path.name, "--pool", "robot-pc", "--store", "postgresql+psycopg://lab:hunter2@db-pc/sdl",
-               cwd=tmp_path)
+    done = sdl("deploy", path.name, "--pool", "robot-pc", "--store",
+               "postgresql+psycopg://lab:hunter2@db-pc/sdl?SSLPassword=key-secret&sslmode=require", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "prefect.yaml").read_text()
-    assert "hunter2" not in text and "hunter2" not in done.stdout
+    assert "hunter2" not in text and "hunter2" not in done.stdout and "key-secret" not in text
     assert deployments(tmp_path / "prefect.yaml")["secret-store"]["parameters"]["store_url"] == \
-        "postgresql+psycopg://lab@db-pc/sdl"
+        "postgresql+psycopg://lab@db-pc/sdl?sslmode=require"
     assert "PGPASSWORD" in done.stdout
 
 
@@ -73,12 +73,20 @@ def test_other_deployments_and_project_sections_are_kept(tmp_path):
 @pytest.mark.parametrize("args, content, expected", [
     (["--pool", ""], None, "work pool name '' is empty"),
     (["--pool", "robot/pc"], None, "work pool name 'robot/pc' contains /"),
-    (["--pool", "pc", "--store", "not a url"], None, "--store 'not a url' is not a database URL"),
+    (["--pool", "pc", "--store", "not a url"], None, "not a database URL: 'not a url'"),
     (["--pool", "pc"], "deployments: [\n", "prefect.yaml: not readable YAML (line 2)"),
     (["--pool", "pc"], "- just\n- a list\n", "prefect.yaml: not a Prefect project file"),
     (["--pool", "pc"], "deployments:\n- name: same-name\n  entrypoint: other.py:flow\n",
      "a deployment named 'same-name' of another flow (other.py:flow) is already there"),
-], ids=["empty-pool", "slash-in-pool", "bad-store", "broken-yaml", "not-a-mapping", "name-taken"])
+    (["--pool", "line\nbreak"], None, "holds a control character"),
+    (["--pool", "pc", "--store", "postgresql://lab@db-pc:notaport/sdl"], None, "not a database URL"),
+    (["--pool", "pc", "--store", "sqlite://"], None, "is in memory: each run of the deployment would start an empty"),
+    (["--pool", "pc", "--store", "mysql://lab@db-pc/sdl"], None, "a campaign store is SQLite or PostgreSQL, not mysql"),
+    (["--pool", "pc", "--prefect-file", ""], None, "--prefect-file '' names no file"),
+    (["--pool", "pc", "--prefect-file", "/dev/null"], None, "is not a regular file (a device or a pipe)"),
+    (["--pool", "pc", "--prefect-file", "nowhere/prefect.yaml"], None, "does not exist"),
+], ids=["empty-pool", "slash-in-pool", "bad-store", "broken-yaml", "not-a-mapping", "name-taken", "control-in-pool",
+        "port-not-a-number", "store-in-memory", "store-not-sql-we-open", "no-file-name", "a-device", "no-folder"])
 def test_bad_input_is_one_line_and_the_file_is_left_as_it_was(tmp_path, args, content, expected):
     path = small_campaign(tmp_path, "same-name")
     project = tmp_path / "prefect.yaml"
@@ -90,6 +98,54 @@ def test_bad_input_is_one_line_and_the_file_is_left_as_it_was(tmp_path, args, co
     assert expected in line, line
     assert (project.read_text() if project.exists() else None) == content
     assert not list(tmp_path.glob(".prefect.yaml.sdl-*")), "no lock or partial file is left behind"
+
+
+def test_a_folder_as_project_file_is_refused(tmp_path):
+    path = small_campaign(tmp_path, "folder")
+    (tmp_path / "dir.yaml").mkdir()
+    done = sdl("deploy", path.name, "--pool", "pc", "--prefect-file", "dir.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and "--prefect-file dir.yaml is a folder" in done.stderr
+
+
+def test_a_linked_project_file_is_written_through_the_link(tmp_path):
+    """A lab share's prefect.yaml linked into a folder stays the one file: the entry lands in the share."""
+    shared = tmp_path / "share" / "prefect.yaml"
+    shared.parent.mkdir()
+    shared.write_text("name: lab\ndeployments: []\n")
+    (tmp_path / "prefect.yaml").symlink_to(shared)
+    path = small_campaign(tmp_path, "linked")
+    assert sdl("deploy", path.name, "--pool", "pc", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "prefect.yaml").is_symlink()
+    assert list(deployments(shared)) == ["linked"]
+
+
+def test_templates_in_the_campaign_file_are_refused(tmp_path):
+    """prefect deploy would put an environment variable (a password, say) where the campaign file says {{ ... }}."""
+    path = small_campaign(tmp_path, "templated")
+    path.write_text(path.read_text() + "# tuned by {{ $PGPASSWORD }}\n")
+    done = sdl("deploy", path.name, "--pool", "pc", cwd=tmp_path)
+    assert done.returncode == 2 and "the campaign file holds '{{', which prefect deploy reads as a template" \
+        in done.stderr
+    assert not (tmp_path / "prefect.yaml").exists()
+
+
+def test_deploy_checks_what_validate_checks(tmp_path):
+    doc = demo_document()
+    doc["name"] = "missing-target"
+    doc["analysis"][0]["target"] = {"csv": "no-such-target.csv"}
+    path = write_campaign(tmp_path, doc)
+    assert sdl("validate", path.name, cwd=tmp_path).returncode == 2
+    done = sdl("deploy", path.name, "--pool", "pc", cwd=tmp_path)
+    assert done.returncode == 2 and "no-such-target.csv" in done.stderr
+    assert not (tmp_path / "prefect.yaml").exists()
+
+
+def test_the_printed_commands_are_quoted_for_the_shell(tmp_path):
+    path = small_campaign(tmp_path, "quoted")
+    done = sdl("deploy", path.name, "--pool", "robot pc", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "prefect worker start --pool 'robot pc'" in done.stdout
+    assert "sslpassword" not in done.stdout
 
 
 def test_a_bad_campaign_file_is_refused_before_anything_is_written(tmp_path):

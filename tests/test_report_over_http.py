@@ -108,5 +108,7 @@ def test_the_report_server_serves_each_campaigns_latest_report_and_says_what_is_
         other_uid = httpx.get(f"{base}/reports/shown-{'f' * 8}/", timeout=10)
         assert other_uid.status_code == 404, "a campaign of the same name in another store is not this one"
         assert httpx.get(base + "/elsewhere", timeout=10).status_code == 404
+        head = httpx.head(f"{base}/reports/{shown.key}/", timeout=10)
+        assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
     finally:
         server.shutdown()

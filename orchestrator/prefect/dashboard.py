@@ -53,6 +53,9 @@ def serve_dashboard(host: str, port: int, store: Any = None, reports_port: int |
     require_free_address(host, port)
     reports_port = port + 1 if reports_port is None else reports_port
     if store is not None:
+        if not 1 <= reports_port <= 65535 or reports_port == port:
+            why = "is the dashboard's own port" if reports_port == port else "is not a TCP port (1 to 65535)"
+            raise UsageError(f"--reports-port {reports_port} {why}", hint=f"e.g. --reports-port {port + 1}")
         try:
             require_free_address(host, reports_port)
         except UsageError as err:

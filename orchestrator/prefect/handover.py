@@ -49,20 +49,26 @@ def handed_over(opened: Opened) -> Iterator[Opened]:
         _handed.reset(token)
 
 
+#: query arguments of a database URL that hold a secret (compared in lower case)
+SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+
 def without_password(url: str | None) -> str | None:
-    """Database URL ``url`` with its password taken out (in the URL, or as a ``password=`` query
-    argument); a URL without one, or text that is not a URL (the store refuses it), comes back as it was.
+    """Database URL ``url`` with its passwords taken out (in the URL, or as a ``password=`` or ``sslpassword=``
+    query argument, in any case); a URL without one, or text that is not a URL (the store refuses it), comes back
+    as it was.
 
     PostgreSQL's client then reads the password from ``PGPASSWORD`` or ``~/.pgpass``.
     """
     try:
         parsed = make_url(url) if url else None
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url
-    if parsed is None or (parsed.password is None and "password" not in parsed.query):
+    secrets = [key for key in (parsed.query if parsed is not None else ()) if key.lower() in SECRET_QUERY_KEYS]
+    if parsed is None or (parsed.password is None and not secrets):
         return url
     bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
-                      parsed.query).difference_update_query(["password"])  # URL.set(password=None) keeps it
+                      parsed.query).difference_update_query(secrets)  # URL.set(password=None) keeps it
     return bare.render_as_string(hide_password=False)
 
 

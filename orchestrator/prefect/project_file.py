@@ -7,7 +7,8 @@ deployment ``sdl-campaign/<name>``), run by the work pool that owns the campaign
 - **entrypoint** ``orchestrator.prefect.flows.campaign_flow``, a module path: the worker imports the
   flow from the installed package, so no code is copied and the entry says ``pull: []`` (else
   ``prefect deploy`` adds a step into the folder it ran in, which a worker's PC may not have);
-- **parameters** the campaign file's text (the worker's PC needs no copy of it), the store URL
+- **parameters** the campaign file's text (the worker's PC needs no copy of it; files it names beside
+  it, custom labware, offsets, a target spectrum, are read from its folder's path there), the store URL
   without a password (a worker gives it through ``PGPASSWORD`` or ``~/.pgpass``), an SQLite store
   as an absolute path (a worker runs its flows in a folder of its own), dry run or not;
 - **working_dir**: a process worker runs each flow in a temporary folder that it deletes afterwards;
@@ -19,7 +20,8 @@ deployment ``sdl-campaign/<name>``), run by the work pool that owns the campaign
   concurrency slot held by a killed run would keep its resume waiting until the slot's lease lapsed.
 
 Other deployments in the file are kept as they are; writing the same campaign again replaces its
-entry. Comments in an existing file are not kept (it is read and written as plain YAML). Two
+entry. A link is written through (a shared file stays shared); a device, a pipe or a folder is refused,
+and so is ``{{`` anywhere in the entry, which ``prefect deploy`` would read as a template. Comments in an existing file are not kept (it is read and written as plain YAML). Two
 ``sdl deploy`` at once on one file: the second waits for the first (a lock file beside it, created
 exclusively), and is told when it waited too long, never overwriting the other's entry.
 """
@@ -28,15 +30,16 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy.engine import make_url
 
 from orchestrator.errors import UsageError
 from orchestrator.prefect.handover import without_password
+from orchestrator.store.engine import display_url, parse_store_url, sqlite_target
 
 #: the flow every campaign deployment runs, as a module path the worker imports
 FLOW_ENTRYPOINT = "orchestrator.prefect.flows.campaign_flow"
@@ -70,11 +73,38 @@ def checked_pool_name(pool: str) -> str:
     """``pool`` as Prefect accepts a work pool's name; ``UsageError`` saying what is wrong otherwise."""
     stripped = pool.strip()
     refused = sorted(_POOL_NAME_REFUSED & set(stripped))
-    if not stripped or refused:
-        why = "is empty" if not stripped else f"contains {' '.join(refused)}"
+    control = any(unicodedata.category(ch) == "Cc" for ch in stripped)
+    if not stripped or refused or control:
+        why = "is empty" if not stripped else f"contains {' '.join(refused)}" if refused else "holds a control character"
         raise UsageError(f"work pool name {pool!r} {why}", hint="name it as `prefect work-pool create NAME` does, "
                          "e.g. --pool robot-pc")
     return stripped
+
+
+def checked_project_file(given: str) -> Path:
+    """The file ``sdl deploy`` writes for ``--prefect-file given``: a link's target (so a shared file stays shared),
+    a regular file or a new one in a folder that exists; ``UsageError`` otherwise (a device, a pipe, a folder)."""
+    path = Path(given)
+    if not given or not path.name or path.name in (".", ".."):
+        raise UsageError(f"--prefect-file {given!r} names no file", hint="e.g. --prefect-file prefect.yaml")
+    real = Path(os.path.realpath(path))
+    if not real.parent.is_dir():
+        raise UsageError(f"--prefect-file {path}: its folder {real.parent} does not exist",
+                         hint="create the folder, or give a file in one that exists")
+    if real.exists() and not real.is_file():
+        kind = "a folder" if real.is_dir() else "not a regular file (a device or a pipe)"
+        raise UsageError(f"--prefect-file {path} is {kind}", hint="give a Prefect project file, e.g. prefect.yaml")
+    return real
+
+
+def refuse_templates(**texts: str) -> None:
+    """``UsageError`` when a text written into ``prefect.yaml`` holds ``{{``: ``prefect deploy`` reads it as a
+    template, and would put environment variables (a password, say) or server values in its place, or drop it."""
+    for what, text in texts.items():
+        if "{{" in text:
+            raise UsageError(f"the {what.replace('_', ' ')} holds '{{{{', which prefect deploy reads as a template "
+                             "(an environment variable or a server value would take its place)",
+                             hint="remove the '{{' (in a comment too), then run sdl deploy again")
 
 
 def deployable_store_url(url: str) -> tuple[str, bool]:
@@ -82,12 +112,20 @@ def deployable_store_url(url: str) -> tuple[str, bool]:
 
     An SQLite file becomes an absolute path: a worker runs its flows from its own folder. A password is
     never written into ``prefect.yaml`` (a file people share and commit), nor into the server's parameters.
+    ``StoreError`` or ``UsageError`` for a URL a run could not use: not a URL, a store in memory (each run
+    would start an empty one), a database other than SQLite and PostgreSQL.
     """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not parsed.database.startswith("file:"):
-            parsed = parsed.set(database=str(Path(parsed.database).resolve()))
-        url = parsed.render_as_string(hide_password=False)
+    parsed = parse_store_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise UsageError(f"store {display_url(url)}: a campaign store is SQLite or PostgreSQL, not {backend}",
+                         hint="e.g. --store postgresql+psycopg://lab@db-pc/sdl for several PCs")
+    target = sqlite_target(parsed)
+    if target is not None and target.path is None:
+        raise UsageError(f"store {url} is in memory: each run of the deployment would start an empty one and lose it",
+                         hint="give a file (sqlite:///runs/sdl.db) or, for several PCs, a PostgreSQL store")
+    if target is not None and not parsed.database.startswith("file:"):
+        url = parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
     bare = without_password(url)
     return bare, bare != url
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import os
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -59,14 +60,27 @@ def serve_reports(store: CampaignStore, host: str, port: int) -> ThreadingHTTPSe
     class Handler(_ReportHandler):
         reports = store
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = _QuietServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="sdl-reports", daemon=True).start()
     return server
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A browser that leaves a page while it loads closes its connection: nothing to print for that."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class _ReportHandler(BaseHTTPRequestHandler):
     reports: CampaignStore
+    head_only = False
+
+    def do_HEAD(self) -> None:  # noqa: N802 - the http.server API
+        self.head_only = True
+        self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
         path = urlsplit(self.path).path
@@ -105,7 +119,8 @@ class _ReportHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if not self.head_only:
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the http.server API
         pass  # a request per line would bury the dashboard's own lines

@@ -94,8 +94,7 @@ class Experiment:
 
     @property
     def number(self) -> int:
-        """The experiment's number in its campaign, 1..n in the order proposed: what a person reads (``id`` is the
-        store's, counted across every campaign of the store, kept for joins)."""
+        """1..n in its campaign, in the order proposed, as a person reads it; ``id`` counts across the store."""
         return self.sequence + 1
 
 

@@ -82,7 +82,7 @@ def parse_store_url(url: str | URL) -> URL:
         raise StoreError(f"not a database URL: {url!r} holds a NUL character", hint=URL_EXAMPLE)
     try:
         return make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number, a bracket left open
         raise StoreError(f"not a database URL: {url!r}", hint=URL_EXAMPLE) from None
 
 
