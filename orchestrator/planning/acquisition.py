@@ -29,7 +29,9 @@ Scoring, on posterior samples ``Z`` of shape (..., q, outputs):
   counts only where ``lhs <= rhs`` and where the feasibility GP's value exceeds 0.5, so
   the expected improvement is weighted by the probability of feasibility;
 - an objective with a direction is modelled on its values with the worse tail pulled in to
-  the Tukey fence (``_winsorized``);
+  the Tukey fence (``_winsorized``), and, for the planner (``warp=True``), through a Yeo-Johnson
+  warp (``output_warp``) when it is the only objective and nothing reads its model in its own
+  units: no outcome constraint, no prior mean or earlier campaign, no reported uncertainty;
 - a chemistry failure also enters each objective's GP at the worst value observed so
   far. Without it the objective GP extrapolates freely into the failing region, and an
   expected improvement there can be large enough to outweigh a small P(success) (seen in
@@ -56,6 +58,7 @@ from botorch.sampling import SobolQMCNormalSampler
 
 from orchestrator.planning import lean_gp
 from orchestrator.planning.acquisition_registry import ACQUISITION_CHOICES, DEFAULT_ACQUISITION
+from orchestrator.planning.output_warp import YeoJohnsonWarp
 from orchestrator.planning.constraints import LinearConstraint
 from orchestrator.planning.space import SearchSpace
 from orchestrator.planning.surrogates import OutputData
@@ -93,9 +96,10 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
                   failed: Sequence[Mapping[str, Any]] = (),
                   uncertainty: Sequence[Mapping[str, float] | None] | None = None,
                   prior_data: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]] = (),
-                  prior: UnitPrior | None = None) -> Problem:
+                  prior: UnitPrior | None = None, warp: bool = False) -> Problem:
     """Training data of every modelled output (see the module docstring); ``prior``: the campaign's
-    mechanistic prior mean, as the planner evaluates it."""
+    mechanistic prior mean, as the planner evaluates it; ``warp``: warp the objective where it may (the
+    planner; the report models the values as they are, to show them in the objective's units)."""
     problem = Problem(list(objectives), list(outcome_constraints))
     units = np.stack([space.to_unit(p) for p, _ in observations])
     failed_units = [space.to_unit(p) for p in failed]
@@ -127,12 +131,18 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
         if given:  # rows without a reported sd take the median reported variance
             fill = float(np.median(given))
             Yvar = torch.tensor([[fill if v is None else max(v, 1e-12)] for v in variances], dtype=torch.float64)
+        output_warp = None
+        if warp and objective is not None and objective.target is None and len(objectives) == 1 \
+                and not outcome_constraints and prior is None and not prior_rows and Yvar is None:
+            output_warp = YeoJohnsonWarp.fitted(own, maximize=objective.direction == "maximize")
+            if output_warp is not None:
+                Y = output_warp.forward(own)
         task = None
         if prior_rows:
             task = torch.tensor([1.0] * (len(rows) + len(imputed)) + [0.0] * len(prior_rows), dtype=torch.float64)
         problem.outputs.append(OutputData(
             name, torch.tensor(np.stack(X), dtype=torch.float64), torch.tensor(Y, dtype=torch.float64).unsqueeze(-1),
-            Yvar, task, prior.for_output(name) if prior is not None else None,
+            Yvar, task, prior.for_output(name) if prior is not None else None, output_warp,
         ))
     if failed:
         labels = [1.0] * len(observations) + [0.0] * len(failed)
@@ -284,7 +294,7 @@ def predictions(problem: Problem, model, candidates) -> list[dict[str, Any]]:
         sd = posterior.variance.clamp_min(0).sqrt().reshape(len(candidates), -1)
     out = []
     for i in range(len(candidates)):
-        predicted = {d.name: {"mean": float(mean[i, j]), "sd": float(sd[i, j])}
+        predicted = {d.name: _in_units(d, float(mean[i, j]), float(sd[i, j]))
                      for j, d in enumerate(problem.outputs) if d.name != FEASIBLE}
         p_success = 1.0
         j = problem.index(FEASIBLE)
@@ -300,6 +310,13 @@ def predictions(problem: Problem, model, candidates) -> list[dict[str, Any]]:
             p_feasible *= _prob_below(lhs, spread, c.rhs) if c.op == "<=" else _prob_below(-lhs, spread, -c.rhs)
         out.append({"predicted": predicted, "probability_success": p_success, "probability_feasible": p_feasible})
     return out
+
+
+def _in_units(output: Any, mean: float, sd: float) -> dict[str, float]:
+    """A prediction of ``output`` in its own units: through its warp's inverse when it was warped."""
+    if output.warp is not None:
+        mean, sd = output.warp.predictive(mean, sd)
+    return {"mean": mean, "sd": sd}
 
 
 def _prob_below(mean: float, sd: float, threshold: float) -> float:

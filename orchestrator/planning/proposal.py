@@ -27,6 +27,8 @@ LOVE_ABOVE = 500  # observations; up to it exact predictive variances are cheap 
 #: observations up to which the acquisition runs on ``lean_gp.LeanExactGP``; above it BoTorch's own posterior
 #: is the faster one (bench/lean_gp.py, recorded in bench/results/lean_gp.md)
 LEAN_POSTERIOR_MAX = 350
+#: the planner models a lone direction objective through a Yeo-Johnson warp where it may (``output_warp``)
+WARP_OUTPUT = True
 SINGLE_THREAD_MAX = 500  # observations up to which a proposal runs on one torch thread (surrogates.single_threaded)
 
 
@@ -54,7 +56,7 @@ def _seeded(planner: Any, observations, pending, n, n_proposed, failed, uncertai
     if planner.prior is not None:
         planner.prior.calibrate(observations)  # a hybrid model's fitted settings; a no-op for a fixed model
     problem = acquisition.build_problem(planner.space, planner.objectives, planner.outcome_constraints, observations,
-                                        failed, uncertainty, planner.prior_data, planner.prior)
+                                        failed, uncertainty, planner.prior_data, planner.prior, warp=WARP_OUTPUT)
     fitted = [fit_output(data, planner.seed + n_proposed, planner.kernel) for data in problem.outputs]
     models = [m for m, _ in fitted]
     model = models[0] if len(models) == 1 else ModelListGP(*models)

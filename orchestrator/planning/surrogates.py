@@ -71,7 +71,8 @@ class OutputData:
     ``X``: (n, d) unit coordinates; ``Y``: (n, 1); ``Yvar``: (n, 1) observed noise
     variances or None; ``task``: (n,) 0 for earlier-campaign rows and 1 for this
     campaign's, or None; ``prior``: maps unit points (m, d) to prior means (m,) in the
-    output's units, or None.
+    output's units, or None; ``warp``: the ``output_warp.YeoJohnsonWarp`` that ``Y`` went through, or None
+    (``Y`` in the output's units).
     """
 
     name: str
@@ -80,6 +81,7 @@ class OutputData:
     Yvar: Any = None
     task: Any = None
     prior: Callable[[np.ndarray], np.ndarray] | None = None
+    warp: Any = None
 
 
 def fit_output(data: OutputData, seed: int, kernel: str = KERNELS[0]) -> tuple[Any, dict[str, Any]]:
