@@ -230,11 +230,15 @@ def test_dashboard_serves_on_an_ipv6_host(tmp_path):
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    child = subprocess.Popen([SDL, "dashboard", "--host", "::1", "--port", str(port)], env=env,
+    store = f"sqlite:///{tmp_path / 's.db'}"
+    CampaignStore(store)  # its reports are served beside the UI, on the same host
+    child = subprocess.Popen([SDL, "dashboard", "--host", "::1", "--port", str(port), "--store", store], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = child.stdout.readline()
         assert first.strip() == f"Prefect dashboard: http://[::1]:{port}", child.stderr.read() if not first else first
+        assert child.stdout.readline().startswith(f"campaign reports: http://[::1]:{port + 1}/")
+        assert httpx.get(f"http://[::1]:{port + 1}/", timeout=10).status_code == 200
         assert httpx.get(f"http://[::1]:{port}/api/health", timeout=10).json() is True
         # the UI in a browser reaches the API at the bracketed address too
         assert httpx.get(f"http://[::1]:{port}/ui-settings", timeout=10).json()["api_url"] == f"http://[::1]:{port}/api"

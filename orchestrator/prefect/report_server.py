@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import os
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -60,7 +61,10 @@ def serve_reports(store: CampaignStore, host: str, port: int) -> ThreadingHTTPSe
     class Handler(_ReportHandler):
         reports = store
 
-    server = _QuietServer((host, port), Handler)
+    class Server(_QuietServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET  # --host ::1 as the dashboard takes it
+
+    server = Server((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="sdl-reports", daemon=True).start()
     return server
