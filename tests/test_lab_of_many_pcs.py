@@ -135,7 +135,7 @@ def reader_overlaps(store: CampaignStore, names: list[str]) -> int:
     return sum(later < end for (_, end), (later, _) in zip(windows, windows[1:]))
 
 
-def test_twenty_campaigns_over_two_workers_while_exports_and_the_dashboard_read(lab):
+def test_twenty_campaigns_over_two_workers_while_exports_and_the_dashboard_read(lab, capsys):
     names = {pool: [f"{pool}-{i:02d}" for i in range(CAMPAIGNS_PER_POOL)] for pool in POOLS}
     campaigns = lab.share / "campaigns"
     campaigns.mkdir()
@@ -197,12 +197,13 @@ def test_twenty_campaigns_over_two_workers_while_exports_and_the_dashboard_read(
     overlaps = sum(reader_overlaps(store, pool_names) for pool_names in names.values())
     assert lost == 0 and repeated == 0 and overlaps == 0
     assert reads["exports"] > len(all_names) and reads["dashboard"] > 5
-    print(f"\nmany PCs: {len(all_names)} campaigns completed over {len(POOLS)} workers in {took:.0f} s, "
-          f"experiments lost {lost}, repeated {repeated}, reader lock overlaps {overlaps}; "
-          f"{reads['exports']} exports and {reads['dashboard']} dashboard reads meanwhile")
+    with capsys.disabled():  # CI's log shows the counts, not only a dot
+        print(f"\nmany PCs: {len(all_names)} campaigns completed over {len(POOLS)} workers in {took:.0f} s, "
+              f"experiments lost {lost}, repeated {repeated}, reader lock overlaps {overlaps}; "
+              f"{reads['exports']} exports and {reads['dashboard']} dashboard reads meanwhile")
 
 
-def test_a_worker_killed_mid_run_is_seen_crashed_and_its_campaign_resumes_on_the_other_worker(lab):
+def test_a_worker_killed_mid_run_is_seen_crashed_and_its_campaign_resumes_on_the_other_worker(lab, capsys):
     name = "crash-on-robot-pc"
     folder = lab.share / "campaigns-crash"
     folder.mkdir()
@@ -247,6 +248,7 @@ def test_a_worker_killed_mid_run_is_seen_crashed_and_its_campaign_resumes_on_the
     assert counts["measured"] + counts["failed"] == CRASH_BUDGET
     runs = flow_runs_of(lab)[name]
     assert any(r["state_type"] == "COMPLETED" and r["work_pool_name"] == "bench-2" for r in runs), runs
-    print(f"\nworker killed mid-run ({measured_at_kill} of {CRASH_BUDGET} measured): resumed on bench-2's worker, "
-          f"in-doubt batches reconciled {counts['in_doubt']}, measured {counts['measured']}, failed {counts['failed']}, "
-          f"abandoned {counts['abandoned']}; lost 0, repeated 0")
+    with capsys.disabled():
+        print(f"\nworker killed mid-run ({measured_at_kill} of {CRASH_BUDGET} measured): resumed on bench-2's "
+              f"worker, in-doubt batches reconciled {counts['in_doubt']}, measured {counts['measured']}, failed "
+              f"{counts['failed']}, abandoned {counts['abandoned']}; lost 0, repeated 0")
