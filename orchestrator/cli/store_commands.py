@@ -49,10 +49,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for column in ("campaign", "status", "measured", "failed", "budget", "best"):
         table.add_column(column)
     for c in campaigns:
+        status = _shown_status(c, _runner_gone(store, c))
         try:
-            table.add_row(c.name, _shown_status(store, c), *_counts(store, c))
+            table.add_row(c.name, status, *_counts(store, c))
         except SpecError:  # stored by a version that checked less; its own line says why, the others still show
-            table.add_row(c.name, _shown_status(store, c), "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
+            table.add_row(c.name, status, "?", "?", "?", f"sdl status {c.name}: its stored file is refused")
     console.print(table)
     return 0
 
@@ -66,9 +67,9 @@ def _runner_gone(store: CampaignStore, campaign: CampaignInfo) -> Lease | None:
     return lease if lease is not None and lease.lapsed(utcnow()) else None
 
 
-def _shown_status(store: CampaignStore, campaign: CampaignInfo) -> str:
-    """The stored status, or ``crashed`` for a running campaign whose runner is gone."""
-    return "crashed (runner gone)" if _runner_gone(store, campaign) else campaign.status
+def _shown_status(campaign: CampaignInfo, gone: Lease | None) -> str:
+    """The stored status, or ``crashed`` for a running campaign whose runner is ``gone`` (``_runner_gone``)."""
+    return "crashed (runner gone)" if gone is not None else campaign.status
 
 
 def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str, str]:
@@ -87,9 +88,9 @@ def _counts(store: CampaignStore, campaign: CampaignInfo) -> tuple[str, str, str
 
 def _show_campaign(console: Console, store: CampaignStore, campaign: CampaignInfo) -> None:
     measured, failed, budget, best = _counts(store, campaign)
-    console.print(f"[bold]{campaign.name}[/bold] ({_shown_status(store, campaign)}) in {store.display}")
-    console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
     gone = _runner_gone(store, campaign)
+    console.print(f"[bold]{campaign.name}[/bold] ({_shown_status(campaign, gone)}) in {store.display}")
+    console.print(f"measured {measured}, failed {failed}, budget {budget}, best {best}; spec sha256 {campaign.spec_hash[:12]}")
     if gone is not None:
         console.print(f"its runner ({gone.describe()}) stopped without a word: go on with: sdl resume "
                       f"{campaign.name} --store {store.display} (or run its deployment again)", markup=False)

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-
 from typing import Any
 
 import httpx
@@ -53,14 +52,10 @@ def serve_dashboard(host: str, port: int, store: Any = None, reports_port: int |
     require_free_address(host, port)
     reports_port = port + 1 if reports_port is None else reports_port
     if store is not None:
-        if not 1 <= reports_port <= 65535 or reports_port == port:
-            why = "is the dashboard's own port" if reports_port == port else "is not a TCP port (1 to 65535)"
-            raise UsageError(f"--reports-port {reports_port} {why}", hint=f"e.g. --reports-port {port + 1}")
-        try:
-            require_free_address(host, reports_port)
-        except UsageError as err:
-            raise UsageError(f"reports: {err.message}", hint=f"choose another with --reports-port "
-                             f"(the reports' address is then given to runs as {REPORTS_URL_VARIABLE})") from None
+        if reports_port == port:
+            raise UsageError(f"--reports-port {reports_port} is the dashboard's own port",
+                             hint=f"e.g. --reports-port {port + 1}")
+        require_free_address(host, reports_port, option="--reports-port")
     api_url = f"http://{url_host(host)}:{port}/api"
     # Ctrl-C and SIGTERM stop it even when started from a background job, which inherits
     # an ignored SIGINT (and Python then installs no handler of its own)
@@ -100,10 +95,11 @@ def serve_dashboard(host: str, port: int, store: Any = None, reports_port: int |
             _stop(server)
 
 
-def require_free_address(host: str, port: int) -> None:
-    """``UsageError`` (one line, with what to do) unless a server can listen on ``host``:``port`` now."""
+def require_free_address(host: str, port: int, option: str = "--port") -> None:
+    """``UsageError`` (one line, with what to do) unless a server can listen on ``host``:``port`` now; ``option``
+    is the command-line option that gave the port (``--port``, ``--reports-port``)."""
     if not 1 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a TCP port (1 to 65535)", hint="e.g. sdl dashboard --port 4200")
+        raise UsageError(f"{option} {port} is not a TCP port (1 to 65535)", hint=f"e.g. sdl dashboard {option} 4200")
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as err:
@@ -115,15 +111,15 @@ def require_free_address(host: str, port: int) -> None:
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
             raise UsageError(f"port {port} on {host} is taken by another program{_prefect_there(host, port)}",
-                             hint=f"choose another port: sdl dashboard --port {_free_port_after(host, port)}") from None
+                             hint=f"choose another port: sdl dashboard {option} {_free_port_after(host, port)}") from None
         if err.errno == errno.EADDRNOTAVAIL:
             raise UsageError(f"--host {host} is not an address of this machine",
                              hint="use 127.0.0.1 (this machine only), ::1, or 0.0.0.0 (every network)") from None
         if err.errno == errno.EACCES:
             raise UsageError(f"port {port} on {host} needs administrator rights (ports below 1024 do)",
-                             hint="choose a port from 1024 up, e.g. sdl dashboard --port 4200") from None
+                             hint=f"choose a port from 1024 up, e.g. sdl dashboard {option} 4200") from None
         raise UsageError(f"cannot serve on {url_host(host)}:{port}: {err.strerror or err}",
-                         hint="choose another --host or --port") from None
+                         hint=f"choose another --host or {option}") from None
 
 
 def _bind(family: int, kind: int, proto: int, address: tuple) -> None:

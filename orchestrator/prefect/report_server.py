@@ -48,11 +48,9 @@ def report_url(base: str, campaign: CampaignInfo) -> str:
 
 def find_by_key(store: CampaignStore, key: str) -> CampaignInfo | None:
     """The campaign whose ``CampaignInfo.key`` is ``key``, or None."""
-    name, _, uid_start = key.rpartition("-")
-    for candidate in (store.find_campaign(name) if name else None, store.find_campaign(key)):
-        if candidate is not None and candidate.key == key:
-            return candidate
-    return None
+    name = key.rpartition("-")[0]  # every stored campaign has a uid: its key is "<name>-<uid start>"
+    candidate = store.find_campaign(name) if name else None
+    return candidate if candidate is not None and candidate.key == key else None
 
 
 def serve_reports(store: CampaignStore, host: str, port: int) -> ThreadingHTTPServer:
