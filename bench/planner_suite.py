@@ -420,6 +420,8 @@ def print_regret(regret: dict[str, dict[str, list[float]]], peer_names: Sequence
                 low, high = median_ratio_interval(scores.get("ours", []), scores.get(n, []))
                 cells.append(f"{n} {better}/{worse} p={p:.2g} [{low:.2g}, {high:.2g}]")
             print(f"{name:<{width}}" + "   ".join(cells))
+
+
 def print_report(results: dict[str, Any], peer_names: Sequence[str]) -> None:
     for key, designs in (("regret", "the same initial design for every method"),
                          ("regret_own", "each method's own default initial design")):

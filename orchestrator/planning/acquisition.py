@@ -131,18 +131,18 @@ def build_problem(space: SearchSpace, objectives: Sequence[Objective], outcome_c
         if given:  # rows without a reported sd take the median reported variance
             fill = float(np.median(given))
             Yvar = torch.tensor([[fill if v is None else max(v, 1e-12)] for v in variances], dtype=torch.float64)
-        output_warp = None
+        output_warp, unwarped = None, None
         if warp and objective is not None and objective.target is None and len(objectives) == 1 \
                 and not outcome_constraints and prior is None and not prior_rows and Yvar is None:
             output_warp = YeoJohnsonWarp.fitted(own, maximize=objective.direction == "maximize")
             if output_warp is not None:
-                Y = output_warp.forward(own)
+                Y, unwarped = output_warp.forward(own), torch.tensor(own, dtype=torch.float64).unsqueeze(-1)
         task = None
         if prior_rows:
             task = torch.tensor([1.0] * (len(rows) + len(imputed)) + [0.0] * len(prior_rows), dtype=torch.float64)
         problem.outputs.append(OutputData(
             name, torch.tensor(np.stack(X), dtype=torch.float64), torch.tensor(Y, dtype=torch.float64).unsqueeze(-1),
-            Yvar, task, prior.for_output(name) if prior is not None else None, output_warp,
+            Yvar, task, prior.for_output(name) if prior is not None else None, output_warp, unwarped,
         ))
     if failed:
         labels = [1.0] * len(observations) + [0.0] * len(failed)

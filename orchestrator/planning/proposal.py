@@ -21,13 +21,15 @@ from botorch.models import ModelListGP
 
 from orchestrator.errors import PlannerError
 from orchestrator.planning import acquisition, lean_gp
-from orchestrator.planning.surrogates import fit_output, single_threaded
+from orchestrator.planning.surrogates import single_threaded
+from orchestrator.planning.warp_choice import fit_choosing_warp
 
 LOVE_ABOVE = 500  # observations; up to it exact predictive variances are cheap enough (see _fast_predictive_variance)
 #: observations up to which the acquisition runs on ``lean_gp.LeanExactGP``; above it BoTorch's own posterior
 #: is the faster one (bench/lean_gp.py, recorded in bench/results/lean_gp.md)
 LEAN_POSTERIOR_MAX = 350
 #: the planner models a lone direction objective through a Yeo-Johnson warp where it may (``output_warp``)
+#: and where the warped values are the likelier under a GP (``warp_choice``)
 WARP_OUTPUT = True
 SINGLE_THREAD_MAX = 500  # observations up to which a proposal runs on one torch thread (surrogates.single_threaded)
 
@@ -57,7 +59,9 @@ def _seeded(planner: Any, observations, pending, n, n_proposed, failed, uncertai
         planner.prior.calibrate(observations)  # a hybrid model's fitted settings; a no-op for a fixed model
     problem = acquisition.build_problem(planner.space, planner.objectives, planner.outcome_constraints, observations,
                                         failed, uncertainty, planner.prior_data, planner.prior, warp=WARP_OUTPUT)
-    fitted = [fit_output(data, planner.seed + n_proposed, planner.kernel) for data in problem.outputs]
+    chosen = [fit_choosing_warp(data, planner.seed + n_proposed, planner.kernel) for data in problem.outputs]
+    problem.outputs = [data for data, _, _ in chosen]
+    fitted = [(model, description) for _, model, description in chosen]
     models = [m for m, _ in fitted]
     model = models[0] if len(models) == 1 else ModelListGP(*models)
     n_rows = len(observations) + len(failed)

@@ -72,7 +72,8 @@ class OutputData:
     variances or None; ``task``: (n,) 0 for earlier-campaign rows and 1 for this
     campaign's, or None; ``prior``: maps unit points (m, d) to prior means (m,) in the
     output's units, or None; ``warp``: the ``output_warp.YeoJohnsonWarp`` that ``Y`` went through, or None
-    (``Y`` in the output's units).
+    (``Y`` in the output's units); ``Y_unwarped``: (n, 1) the values before the warp, where there is one
+    (``warp_choice`` weighs modelling them as they are).
     """
 
     name: str
@@ -82,6 +83,7 @@ class OutputData:
     task: Any = None
     prior: Callable[[np.ndarray], np.ndarray] | None = None
     warp: Any = None
+    Y_unwarped: Any = None
 
 
 def fit_output(data: OutputData, seed: int, kernel: str = KERNELS[0]) -> tuple[Any, dict[str, Any]]:
