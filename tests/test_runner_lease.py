@@ -184,6 +184,7 @@ def test_sdl_void_keeps_the_record_and_names_a_missing_experiment(tmp_path, caps
     campaign.tell(p.id, {"distance": 0.4})
     assert main(["void", campaign.spec.name, str(p.id), "--reason", "plate dropped", "--store", url]) == 0
     assert campaign.store.experiment(p.id).status == "voided" and campaign.store.experiment(p.id).values == {"distance": 0.4}
+    assert f"experiment 1 (store id {p.id}) voided" in capsys.readouterr().out, "the number sdl status shows, and the id"
     assert main(["void", campaign.spec.name, "999", "--reason", "x", "--store", url]) == 2
     assert "has no experiment 999" in capsys.readouterr().err
     assert main(["void", campaign.spec.name, str(p.id), "--reason", "a\x00b", "--store", url]) == 1

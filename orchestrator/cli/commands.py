@@ -167,8 +167,8 @@ def cmd_void(args: argparse.Namespace) -> int:
         raise UsageError(f"campaign {campaign.name!r} has no experiment {args.experiment}",
                          hint=f"see its experiments with: sdl status {campaign.name}")
     voided = store.void(args.experiment, checked_reason(args.reason, "sdl void --reason"))
-    print(f"campaign {campaign.name!r}: experiment {voided.id} voided ({args.reason}); the planner no longer learns "
-          "from it, and its record stays in the store")
+    print(f"campaign {campaign.name!r}: experiment {ours[voided.id].number} (store id {voided.id}) voided "
+          f"({args.reason}); the planner no longer learns from it, and its record stays in the store")
     return 0
 
 

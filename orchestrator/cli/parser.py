@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("void", help="mark a measured or failed experiment's record as wrong; kept, no longer learned from")
     p.add_argument("name", help="campaign name")
-    p.add_argument("experiment", type=int, help="experiment id (sdl status NAME lists them)")
+    p.add_argument("experiment", type=int, help="the experiment's store id: the id column of sdl status NAME (not its number)")
     p.add_argument("--reason", required=True, help="why the record is wrong, e.g. 'plate dropped before reading'")
     p.add_argument("--store", help=store_help)
 
