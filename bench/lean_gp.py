@@ -8,7 +8,7 @@ Where the planner uses ``orchestrator.planning.lean_gp`` (a plain single-output 
 rows (a subset above it), and ``LeanExactGP`` with ``LeanLogEI`` / ``LeanLogNEI`` for the
 acquisition up to ``proposal.LEAN_POSTERIOR_MAX`` observations (timed here up to ``proposal.LOVE_ABOVE``,
 where exact posteriors end, to show where that limit belongs). For each ``n`` this prints, with
-one torch thread (as a proposal runs up to ``proposal.SINGLE_THREAD_MAX`` observations):
+one torch thread (as every proposal runs):
 
 - ``mll``: one loss and gradient evaluation (BoTorch's own closure against ``neg_mll_closure``),
   and a whole hyperparameter fit (``fit_gpytorch_mll`` with either closure), only where ``n``

@@ -31,14 +31,12 @@ LEAN_POSTERIOR_MAX = 350
 #: the planner models a lone direction objective through a Yeo-Johnson warp where it may (``output_warp``)
 #: and where the warped values are the likelier under a GP (``warp_choice``)
 WARP_OUTPUT = True
-SINGLE_THREAD_MAX = 500  # observations up to which a proposal runs on one torch thread (surrogates.single_threaded)
 
 
 def propose(planner: Any, observations, pending, n: int, n_proposed: int, failed=(),
             uncertainty=None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """``n`` proposals ``(params, info)`` for ``planner`` (a ``planner.Planner``); arguments as ``Planner.suggest``."""
-    small = len(observations) + len(failed) + len(planner.prior_data) <= SINGLE_THREAD_MAX
-    with torch.random.fork_rng(), single_threaded() if small else contextlib.nullcontext():
+    with torch.random.fork_rng(), single_threaded():  # at every size: bench/results/planner.md, "One torch thread"
         torch.manual_seed(planner.seed * 1_000_003 + n_proposed)
         return _seeded(planner, observations, pending, n, n_proposed, failed, uncertainty)
 
