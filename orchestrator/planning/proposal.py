@@ -29,7 +29,7 @@ LOVE_ABOVE = 500  # observations; up to it exact predictive variances are cheap 
 #: is the faster one (bench/lean_gp.py, recorded in bench/results/lean_gp.md)
 LEAN_POSTERIOR_MAX = 350
 #: the planner models a lone direction objective through a Yeo-Johnson warp where it may (``output_warp``)
-#: and where the warped values are the likelier under a GP (``warp_choice``)
+#: unless a plain GP makes the measured values clearly likelier (``warp_choice``)
 WARP_OUTPUT = True
 
 
