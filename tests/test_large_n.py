@@ -48,12 +48,12 @@ def _timed(planner_: Planner, data) -> tuple[object, float, float]:
     return suggestion, time.perf_counter() - start, time.process_time() - cpu
 
 
-@pytest.mark.slow  # two proposals at n = 2000: minutes of wall time on a busy 2-core machine
+@pytest.mark.slow  # two proposals at n = 2000
 def test_proposals_at_2000_observations_are_feasible_and_fast():
     """Both the unconstrained and the linearly constrained space, in CPU seconds (the machine is shared).
 
-    The constraint sends the optimiser through its constrained refinement (SLSQP, ~175
-    acquisition evaluations): 4-5 s wall, 8-9 CPU s on an idle 2-core machine; unconstrained 2 s.
+    The constraint sends the optimiser through its constrained refinement (SLSQP); the bound is a
+    guard against a proposal that spins, not a benchmark (those are ``bench/large_n.py``'s).
     """
     free = SearchSpace([Parameter(name=f"x{i}", type="continuous", bounds=(0, 1)) for i in range(DIM)])
     Planner(free, "y", True, seed=0, initial_experiments=10).suggest(observations(20), [], 1, n_proposed=20)
