@@ -43,16 +43,19 @@ class YeoJohnsonWarp:
         _, lam = stats.yeojohnson((y - center) / scale)
         return cls(sign, center, scale, float(lam))
 
+    def _standardised(self, values: list[float]) -> np.ndarray:
+        return (self.sign * np.asarray(values, dtype=float) - self.center) / self.scale
+
     def forward(self, values: list[float]) -> list[float]:
-        z = (self.sign * np.asarray(values, dtype=float) - self.center) / self.scale
+        z = self._standardised(values)
         return (self.sign * stats.yeojohnson(z, lmbda=self.lam)).tolist()
 
     def log_jacobian(self, values: list[float]) -> float:
         """log |d forward / d y| summed over ``values`` (objective units): what the warp adds to the log
         density of the values when a model of the warped values is read as a model of the values."""
-        z = (self.sign * np.asarray(values, dtype=float) - self.center) / self.scale
-        slope = np.where(z >= 0, (self.lam - 1.0) * np.log1p(np.abs(z)), (1.0 - self.lam) * np.log1p(np.abs(z)))
-        return float(slope.sum() - len(z) * np.log(self.scale))
+        z = self._standardised(values)
+        log_slope = (self.lam - 1.0) * np.sign(z) * np.log1p(np.abs(z))  # Yeo-Johnson's slope, either side of 0
+        return float(log_slope.sum() - len(z) * np.log(self.scale))
 
     def inverse(self, t: np.ndarray) -> np.ndarray:
         """Objective values of warped values ``t`` (any shape)."""
