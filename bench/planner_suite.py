@@ -105,7 +105,9 @@ def time_limit(seconds: float | None):
 
 
 def initial_size(problem: BenchmarkProblem, mode: Mode) -> int:
-    """Size of the shared Sobol design: 2(d+1) as our campaigns default, at most a third of the budget."""
+    """Size of the shared Sobol design: 2(d+1), at most a third of the budget, as our campaigns' default
+    (``design.default_design_size``) but not rounded to whole batches: every method is told the shared design
+    at once."""
     return min(2 * (len(problem.parameters) + 1), max(mode.budget // 3, mode.batch))
 
 

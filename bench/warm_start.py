@@ -6,7 +6,7 @@ For each seed s, in one temporary SQLite store:
    ``--lab-budget`` experiments in batches of ``--lab-batch``, seed 100 + s);
 2. two plant campaigns on ``mit_catalyst_plant`` with seed s and batch ``--batch``: one
    with ``warm_start: {campaign: <lab name>}`` (the lab's GP as prior mean, Sobol design shrunk to one
-   batch of >= 2) and one from scratch (default Sobol design, 2(d+1) = 10 points).
+   batch of >= 2) and one from scratch (the default Sobol design: 2(d+1) = 10 points at the default budget of 30).
 
 Measured: the number of plant experiments until a measured yield [fraction of A charged]
 reaches ``--target-frac`` x PLANT_OPTIMUM (0.926587); ``--budget`` + 1 when never. Printed:

@@ -19,6 +19,19 @@ SOBOL_CHUNK = 1024  # Sobol rows drawn at a time (the initial design draws 4x mo
 SOBOL_MAX = 1 << 16  # Sobol rows after which the constraints are taken to leave no room
 
 
+def default_design_size(n_parameters: int, budget: int, batch_size: int) -> int:
+    """Sobol points a campaign starts with when its file names none: 2(d+1) for ``n_parameters`` = d, at most a
+    third of the ``budget`` (experiments), in whole batches of ``batch_size``; at least one batch and at least 2
+    (the model's first fit needs two observations).
+
+    Whole batches because a batch is proposed at once: a design that ends inside a batch would fill the rest of
+    that batch with Sobol points too. A third of the budget because 2(d+1) alone would spend a small budget on
+    the design (14 of 20 experiments for six parameters, all of them for ten).
+    """
+    target = min(2 * (n_parameters + 1), budget // 3)
+    return max(2, batch_size, (target // batch_size) * batch_size)
+
+
 def sobol_dims(space: SearchSpace) -> int:
     """Columns of a Sobol row for ``space``: one per numeric and one per categorical parameter (at least 1)."""
     return max(len(space.numeric) + len(space.categorical), 1)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from instruments.opentrons.deck import WELLS_PER_PLATE
 from orchestrator.errors import CampaignStateError
+from orchestrator.planning.design import default_design_size
 from orchestrator.planning.planner import Planner
 from orchestrator.planning.prior_mean import prior_mean_for
 from orchestrator.run.best import best_measured, pareto_front
@@ -69,17 +70,18 @@ def planner_for(spec: CampaignSpec, prior_data: Sequence[tuple[Mapping[str, Any]
                 emulate_prior: bool | None = None) -> Planner:
     """The planner of a campaign, configured from its spec (``Campaign`` and ``sdl replay`` both use it).
 
-    ``prior_data``: a warm start's earlier observations; ``prior_mean``: a callable (or a
-    ``prior_mean.CalibratedModel``) that overrides the spec's ``prior_mean``. With either, the
-    default Sobol design shrinks to one batch (at least 2 points): the earlier data or the model
-    already say where to look.
+    Without ``planner.initial_experiments`` the Sobol design is ``design.default_design_size``'s
+    (2(d+1), at most a third of the budget, in whole batches). ``prior_data``: a warm start's earlier
+    observations; ``prior_mean``: a callable (or a ``prior_mean.CalibratedModel``) that overrides the
+    spec's ``prior_mean``. With either, the default Sobol design shrinks to one batch (at least 2
+    points): the earlier data or the model already say where to look.
     ``emulate_prior``: evaluate the prior mean through its emulator (``unit_prior.UnitPrior``);
     None: the spec's ``prior_mean.emulate``, or True.
     """
     objective = spec.objectives[0]
     if prior_mean is None and spec.prior_mean is not None:
         prior_mean = prior_mean_for(spec.prior_mean.model, spec.prior_mean.settings, spec.prior_mean.calibrate)
-    default_design = max(2 * (len(spec.parameters) + 1), spec.budget.batch_size)
+    default_design = default_design_size(len(spec.parameters), spec.budget.experiments, spec.budget.batch_size)
     prior_knowledge = bool(prior_data) or prior_mean is not None
     if prior_knowledge:
         default_design = max(2, spec.budget.batch_size)

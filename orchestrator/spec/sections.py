@@ -151,7 +151,9 @@ class PriorMeanSpec(StrictModel):
 class PlannerSettings(StrictModel):
     """``planner:``, how the optimiser (``orchestrator.planning.planner.Planner``) proposes."""
 
-    initial_experiments: PositiveInt | None = Field(default=None, description="Sobol design size")
+    initial_experiments: PositiveInt | None = Field(
+        default=None, description="Sobol design size; default 2(d+1) for d parameters, at most a third of the "
+        "budget, in whole batches (at least one)")
     num_restarts: PositiveInt = Field(default=8, le=64, description="optimiser starts per proposal")
     raw_samples: PositiveInt = Field(default=256, le=8192, description="random points the starts are chosen from")
     kernel: Literal["auto", "rbf", "matern"] = Field(
