@@ -198,13 +198,14 @@ def test_flex_twin_runs_the_loop(prefect_server, tmp_path, driver):
 
 def test_the_summary_counts_experiments_by_status_and_names_a_pareto_front(capsys):
     """After a resume some experiments may be abandoned: the total says so; with several objectives the best
-    shown is one point of a front, and the summary says how many points the front has."""
+    shown is one point of a front, and the summary says how many points the front has. The best is named by its
+    number in the campaign, as ``sdl status`` lists it, and by the store id that ``sdl void`` takes."""
     from orchestrator.cli.commands import _print_summary
 
     summary = {"experiments": 8, "by_status": {"abandoned": 4, "measured": 4}, "pareto_front": 3, "report": None,
-               "best": {"id": 5, "params": {"x": 1.0}, "values": {"cost": 2.0, "waste": 3.0}}}
+               "best": {"id": 12, "number": 5, "params": {"x": 1.0}, "values": {"cost": 2.0, "waste": 3.0}}}
     _print_summary("two", summary, CampaignStore("sqlite://"))
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "campaign 'two' finished: 8 experiments (4 abandoned, 4 measured)"
-    assert out[1].startswith("Pareto front: 3 experiments") and out[2].startswith("best: experiment 5: x=1 -> cost=2")
+    assert out[1].startswith("Pareto front: 3 experiments") and out[2].startswith("best: experiment 5 (store id 12): x=1 -> cost=2")
 

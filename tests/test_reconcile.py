@@ -103,6 +103,26 @@ def test_a_batch_that_never_reached_the_robot_is_abandoned_and_its_budget_freed(
     assert again.instruments.lab.runs == {}
 
 
+def test_a_settled_batch_is_named_by_the_numbers_sdl_status_shows_not_by_store_ids(tmp_path):
+    """In a store shared with another campaign the store ids of this campaign's experiments start later; the
+    lines a person reads name them 1..n, as ``sdl status`` lists them."""
+    other = demo_document()
+    other["name"] = "earlier-campaign"
+    Campaign.from_yaml(write_campaign(tmp_path, other, "earlier.yaml"), store=f"sqlite:///{tmp_path / 's.db'}").ask(3)
+    runner = runner_for(tmp_path)
+    batch = runner.propose()
+    assert [p.id for p in batch] == [4, 5, 6, 7]
+
+    def die_before_the_run(plan):
+        raise Crash()
+
+    runner.instruments.liquid_handler.run_plan = die_before_the_run
+    with pytest.raises(Crash):
+        runner.prepare(batch)
+    (line,) = restarted(runner).reconcile()
+    assert "experiments 1, 2, 3, 4 never reached the robot" in line
+
+
 def test_a_run_the_robot_cannot_account_for_is_shown_to_the_user_then_settled_as_told(tmp_path):
     runner = runner_for(tmp_path)
     batch = runner.propose()

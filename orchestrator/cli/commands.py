@@ -200,7 +200,7 @@ def _print_summary(name: str, summary: dict, store: CampaignStore) -> None:
               "of them, the best on the first objective:")
     if best:
         shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in best["params"].items())
-        print(f"best: experiment {best['id']}: {shown} -> " + ", ".join(f"{k}={fmt_value(v)}" for k, v in best["values"].items()))
+        print(f"best: experiment {best['number']} (store id {best['id']}): {shown} -> " + ", ".join(f"{k}={fmt_value(v)}" for k, v in best["values"].items()))
     if summary.get("report"):
         print(f"report: {summary['report']}")
     campaign = store.find_campaign(name)

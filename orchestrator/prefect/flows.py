@@ -268,4 +268,4 @@ def _summary(campaign: Campaign, name: str, report: str | None) -> dict[str, Any
                           for status in sorted({e.status for e in experiments})},
             "pareto_front": (len(pareto_front(experiments, spec.objectives, outcome_constraints))
                              if len(spec.objectives) > 1 else None),
-            "best": {"id": best.id, "params": best.params, "values": best.values} if best else None}
+            "best": {"id": best.id, "number": best.number, "params": best.params, "values": best.values} if best else None}

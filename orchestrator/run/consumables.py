@@ -183,7 +183,7 @@ def record_refill(store: Any, campaign: Any, handler: Any, racks: Sequence[str],
     in_flight = store.experiments(campaign.id, "dispatched")
     if in_flight:
         raise CampaignStateError(
-            f"experiments {', '.join(str(e.id) for e in in_flight)} of {campaign.name!r} are dispatched and not "
+            f"experiments {', '.join(str(e.number) for e in in_flight)} of {campaign.name!r} are dispatched and not "
             "measured, so a refill now could not be placed before or after their robot run",
             hint=f"settle them first with: sdl resume {campaign.name}; then refill when the campaign stops",
         )

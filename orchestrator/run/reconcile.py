@@ -46,9 +46,15 @@ class InDoubtBatch:
     """The dispatched, unmeasured experiments of one iteration, with what the store knows of them."""
 
     iteration: int
-    experiment_ids: list[int]
+    experiment_ids: list[int]  # store ids, for the store's calls
     plan: PlatePlan | None  # None for batches dispatched before plans were stored with the dispatch
     run_id: str | None
+    numbers: list[int]  # the same experiments numbered in their campaign (``Experiment.number``), for people
+
+    @property
+    def shown(self) -> str:
+        """The experiments as ``sdl status`` lists them: their numbers in the campaign."""
+        return ", ".join(map(str, self.numbers))
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ def in_doubt_batches(campaign: Campaign) -> list[InDoubtBatch]:
             runs[detail["iteration"]] = detail["run_id"]
     iterations = sorted({e.iteration for e in dispatched})
     return [
-        InDoubtBatch(it, [e.id for e in dispatched if e.iteration == it], plans.get(it), runs.get(it))
+        InDoubtBatch(it, [e.id for e in dispatched if e.iteration == it], plans.get(it), runs.get(it),
+                     [e.number for e in dispatched if e.iteration == it])
         for it in iterations
     ]
 
@@ -106,7 +113,7 @@ def reconcile(parts: LoopParts, policy: str = "ask") -> list[str]:
 
 
 def _settle(parts: LoopParts, batch: InDoubtBatch, policy: str) -> str:
-    ids = ", ".join(map(str, batch.experiment_ids))
+    ids = batch.shown
     if policy == "failed":
         _fail(parts, batch, "in doubt after a restart; recorded as failed by the user (--in-doubt failed)")
         line = f"experiments {ids} recorded as failed, as the user said"
@@ -170,7 +177,7 @@ def _measure(parts: LoopParts, batch: InDoubtBatch, why: str, person_said: bool 
         raise InDoubtError(f"iteration {batch.iteration}: no stored plate plan, so its wells are unknown",
                            hint="resume with --in-doubt failed")
     reading = interrupted_reading(parts.store, parts.campaign.info.id, batch.iteration) or {}
-    ids = ", ".join(map(str, batch.experiment_ids))
+    ids = batch.shown
     if reading.get("rereading") == REREAD_NEVER:
         _fail(parts, batch, f"{reading['instrument']}: its reading of iteration {batch.iteration} was interrupted "
                             "after the robot began taking aliquots with the tips the plan set aside; reading again "
