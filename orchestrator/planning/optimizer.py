@@ -146,8 +146,9 @@ class AcquisitionOptimizer:
         return torch.cat([extra, starts])
 
     def best_feasible(self, acqf, candidates, pool, pool_values, taken=None):
-        """The best of the optimised ``candidates`` ``(r, dim)`` once snapped and repaired, and of the feasible
-        ``pool`` ``(k, dim)`` (values ``(k,)``): a unit vector ``(dim,)`` and its acquisition value ``()``.
+        """The best of the optimised ``candidates`` ``(r, dim)`` once snapped and repaired (each with its feasible
+        neighbours one integer or level away, ``SearchSpace.step_neighbours``), and of the feasible ``pool``
+        ``(k, dim)`` (values ``(k,)``): a unit vector ``(dim,)`` and its acquisition value ``()``.
 
         Points equal to a row of ``taken`` ``(t, dim)`` are left out unless nothing else is left
         (a tiny discrete space can run out of new points).
@@ -156,7 +157,8 @@ class AcquisitionOptimizer:
         for x in candidates:
             params = self.space.feasible_from_unit(x.numpy())
             if params is not None:
-                repaired.append(torch.tensor(self.space.to_unit(params), dtype=torch.float64))
+                for point in [params, *self.space.step_neighbours(params)]:
+                    repaired.append(torch.tensor(self.space.to_unit(point), dtype=torch.float64))
         options, values = pool, pool_values
         if repaired:
             stacked = torch.stack(repaired)
