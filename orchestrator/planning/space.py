@@ -84,10 +84,19 @@ class SearchSpace:
         t = lo + np.clip(u, 0.0, 1.0) * (hi - lo)
         return np.exp(t) if p.is_log else t
 
+    @staticmethod
+    def _whole_bounds(p: Parameter) -> tuple[int, int]:
+        """The lowest and highest whole number integer parameter ``p`` may take."""
+        return math.ceil(p.bounds[0]), math.floor(p.bounds[1])
+
+    def _level_value(self, p: Parameter, level: float) -> Any:
+        """The value of discrete parameter ``p``, as its file wrote it, that equals ``level``."""
+        return next(v for v in p.values if float(v) == level)
+
     def _snap(self, p: Parameter, x: np.ndarray) -> np.ndarray:
         """Relaxed values -> allowed values: whole numbers for integers, the nearest level for discrete."""
         if p.type == "integer":
-            return np.clip(np.round(x), math.ceil(p.bounds[0]), math.floor(p.bounds[1]))
+            return np.clip(np.round(x), *self._whole_bounds(p))
         if p.type == "discrete":
             levels = self._levels[p.name]  # sorted
             where = np.log(levels) if p.is_log else levels
@@ -128,7 +137,7 @@ class SearchSpace:
             if p.type == "integer":
                 params[p.name] = int(value)
             elif p.type == "discrete":
-                params[p.name] = next(v for v in p.values if float(v) == value)
+                params[p.name] = self._level_value(p, value)
             else:
                 params[p.name] = value
         return params
@@ -218,12 +227,12 @@ class SearchSpace:
             if p.type not in ("integer", "discrete"):
                 continue
             if p.type == "integer":
-                lo, hi = math.ceil(p.bounds[0]), math.floor(p.bounds[1])
+                lo, hi = self._whole_bounds(p)
                 steps = [v for v in (params[p.name] - 1, params[p.name] + 1) if lo <= v <= hi]
             else:
-                ordered = sorted(p.values, key=float)
-                at = [float(v) for v in ordered].index(float(params[p.name]))
-                steps = [ordered[i] for i in (at - 1, at + 1) if 0 <= i < len(ordered)]
+                levels = self._levels[p.name]  # sorted
+                at = int(np.searchsorted(levels, float(params[p.name])))
+                steps = [self._level_value(p, float(levels[i])) for i in (at - 1, at + 1) if 0 <= i < len(levels)]
             for value in steps:
                 moved = {**params, p.name: value}
                 if self.is_feasible(moved, STRICT_TOL):
@@ -233,13 +242,13 @@ class SearchSpace:
     def _neighbours(self, p: Parameter, x: float) -> list[Any]:
         """The allowed values just below and just above the relaxed value ``x``."""
         if p.type == "integer":
-            lo, hi = math.ceil(p.bounds[0]), math.floor(p.bounds[1])
+            lo, hi = self._whole_bounds(p)
             return sorted({min(max(f(x), lo), hi) for f in (math.floor, math.ceil)})
         levels = self._levels[p.name]
         below, above = levels[levels <= x], levels[levels >= x]
         picks = {float(below[-1]) if len(below) else float(levels[0]),
                  float(above[0]) if len(above) else float(levels[-1])}
-        return [next(v for v in p.values if float(v) == f) for f in sorted(picks)]
+        return [self._level_value(p, f) for f in sorted(picks)]
 
     def _move_continuous(self, params: dict[str, Any]) -> dict[str, Any] | None:
         """The feasible point nearest ``params`` (unit coordinates) that changes only continuous values."""

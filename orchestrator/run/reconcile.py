@@ -87,11 +87,12 @@ def in_doubt_batches(campaign: Campaign) -> list[InDoubtBatch]:
         elif event["kind"] == "robot_run_created":
             runs[detail["iteration"]] = detail["run_id"]
     iterations = sorted({e.iteration for e in dispatched})
-    return [
-        InDoubtBatch(it, [e.id for e in dispatched if e.iteration == it], plans.get(it), runs.get(it),
-                     [e.number for e in dispatched if e.iteration == it])
-        for it in iterations
-    ]
+    batches = []
+    for it in iterations:
+        members = [e for e in dispatched if e.iteration == it]
+        batches.append(InDoubtBatch(it, [e.id for e in members], plans.get(it), runs.get(it),
+                                    [e.number for e in members]))
+    return batches
 
 
 def reconcile(parts: LoopParts, policy: str = "ask") -> list[str]:
@@ -113,10 +114,10 @@ def reconcile(parts: LoopParts, policy: str = "ask") -> list[str]:
 
 
 def _settle(parts: LoopParts, batch: InDoubtBatch, policy: str) -> str:
-    ids = batch.shown
+    numbers = batch.shown
     if policy == "failed":
         _fail(parts, batch, "in doubt after a restart; recorded as failed by the user (--in-doubt failed)")
-        line = f"experiments {ids} recorded as failed, as the user said"
+        line = f"experiments {numbers} recorded as failed, as the user said"
         if batch.run_id is not None and _closed_unplayed(parts, batch):  # else it would keep the robot busy
             line += f"; robot run {batch.run_id} was never played; closed now"
         return line
@@ -125,23 +126,23 @@ def _settle(parts: LoopParts, batch: InDoubtBatch, policy: str) -> str:
     if batch.run_id is None:
         for experiment_id in batch.experiment_ids:
             parts.store.abandon(experiment_id, "never reached the robot: no run was started before the restart")
-        return f"experiments {ids} never reached the robot (no run started); abandoned, their budget is free again"
+        return f"experiments {numbers} never reached the robot (no run started); abandoned, their budget is free again"
     status = _run_status(parts, batch)
     state = status.get("status")
     if state == "idle" and _closed_unplayed(parts, batch):
         for experiment_id in batch.experiment_ids:
             parts.store.abandon(experiment_id, f"robot run {batch.run_id} was created but never played: nothing moved")
         return (f"robot run {batch.run_id} was never played (now closed, so it never will be); "
-                f"experiments {ids} abandoned, their budget is free again")
+                f"experiments {numbers} abandoned, their budget is free again")
     if state == "succeeded":
         return _measure(parts, batch, f"robot run {batch.run_id} succeeded")
     if state in ("failed", "stopped"):
         error = status.get("error") or "no error reported"
         _record_iteration(parts, batch, f"robot run {batch.run_id} {state} (found on restart): {error}")
         _fail(parts, batch, f"{parts.handler.name}: run {batch.run_id} {state}: {error}")
-        return f"robot run {batch.run_id} {state}; experiments {ids} recorded as failed (instrument)"
+        return f"robot run {batch.run_id} {state}; experiments {numbers} recorded as failed (instrument)"
     raise InDoubtError(
-        f"experiments {ids} of iteration {batch.iteration} are in doubt: robot run {batch.run_id} is "
+        f"experiments {numbers} of iteration {batch.iteration} are in doubt: robot run {batch.run_id} is "
         f"{state or 'unknown'}{': ' + status['error'] if status.get('error') else ''}",
         hint="check the plate, then resume with --in-doubt measure (it was made) or --in-doubt failed (it was not)",
     )
@@ -177,16 +178,16 @@ def _measure(parts: LoopParts, batch: InDoubtBatch, why: str, person_said: bool 
         raise InDoubtError(f"iteration {batch.iteration}: no stored plate plan, so its wells are unknown",
                            hint="resume with --in-doubt failed")
     reading = interrupted_reading(parts.store, parts.campaign.info.id, batch.iteration) or {}
-    ids = batch.shown
+    numbers = batch.shown
     if reading.get("rereading") == REREAD_NEVER:
         _fail(parts, batch, f"{reading['instrument']}: its reading of iteration {batch.iteration} was interrupted "
                             "after the robot began taking aliquots with the tips the plan set aside; reading again "
                             "would reuse them")
-        return f"{why}; its reading had begun (aliquots taken), so experiments {ids} are recorded as failed (instrument)"
+        return f"{why}; its reading had begun (aliquots taken), so experiments {numbers} are recorded as failed (instrument)"
     if reading.get("rereading") == REREAD_ASK and reading.get("stage") == "started" and not person_said:
         plate = batch.plan.label(batch.plan.wells[0].well).split("-", 1)[0] if batch.plan.wells else "the plate"
         raise InDoubtError(
-            f"experiments {ids} of iteration {batch.iteration}: {reading['instrument']} was reading plate {plate} "
+            f"experiments {numbers} of iteration {batch.iteration}: {reading['instrument']} was reading plate {plate} "
             "when the run stopped, so the plate may still be in the reader or the gripper",
             hint="put the plate back in its deck slot, then resume with --in-doubt measure (it reads the batch "
                  "again), or --in-doubt failed")
