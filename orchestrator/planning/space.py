@@ -84,11 +84,6 @@ class SearchSpace:
         t = lo + np.clip(u, 0.0, 1.0) * (hi - lo)
         return np.exp(t) if p.is_log else t
 
-    @staticmethod
-    def _whole_bounds(p: Parameter) -> tuple[int, int]:
-        """The lowest and highest whole number integer parameter ``p`` may take."""
-        return math.ceil(p.bounds[0]), math.floor(p.bounds[1])
-
     def _level_value(self, p: Parameter, level: float) -> Any:
         """The value of discrete parameter ``p``, as its file wrote it, that equals ``level``."""
         return next(v for v in p.values if float(v) == level)
@@ -96,7 +91,7 @@ class SearchSpace:
     def _snap(self, p: Parameter, x: np.ndarray) -> np.ndarray:
         """Relaxed values -> allowed values: whole numbers for integers, the nearest level for discrete."""
         if p.type == "integer":
-            return np.clip(np.round(x), *self._whole_bounds(p))
+            return np.clip(np.round(x), *p.whole_bounds)
         if p.type == "discrete":
             levels = self._levels[p.name]  # sorted
             where = np.log(levels) if p.is_log else levels
@@ -227,7 +222,7 @@ class SearchSpace:
             if p.type not in ("integer", "discrete"):
                 continue
             if p.type == "integer":
-                lo, hi = self._whole_bounds(p)
+                lo, hi = p.whole_bounds
                 steps = [v for v in (params[p.name] - 1, params[p.name] + 1) if lo <= v <= hi]
             else:
                 levels = self._levels[p.name]  # sorted
@@ -242,7 +237,7 @@ class SearchSpace:
     def _neighbours(self, p: Parameter, x: float) -> list[Any]:
         """The allowed values just below and just above the relaxed value ``x``."""
         if p.type == "integer":
-            lo, hi = self._whole_bounds(p)
+            lo, hi = p.whole_bounds
             return sorted({min(max(f(x), lo), hi) for f in (math.floor, math.ceil)})
         levels = self._levels[p.name]
         below, above = levels[levels <= x], levels[levels >= x]

@@ -25,7 +25,6 @@ half a second to import, and validation must stay well under a second. The linea
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -96,7 +95,8 @@ def value_range(p: Parameter) -> tuple[float, float]:
     if p.is_fixed:
         return float(p.value), float(p.value)
     if p.type == "integer":
-        return float(math.ceil(p.bounds[0])), float(math.floor(p.bounds[1]))
+        low, high = p.whole_bounds
+        return float(low), float(high)
     return float(p.bounds[0]), float(p.bounds[1])
 
 

@@ -116,7 +116,7 @@ class Parameter(StrictModel):
             raise ValueError(f"bounds [{lower:g}, {upper:g}] are too far apart to compute with; narrow them")
         if lower >= upper:
             raise ValueError(f"lower bound {lower:g} is not below upper bound {upper:g}; write [lower, upper]")
-        if self.type == "integer" and math.ceil(lower) > math.floor(upper):
+        if self.type == "integer" and self.whole_bounds[0] > self.whole_bounds[1]:
             raise ValueError(f"bounds [{lower:g}, {upper:g}] contain no integer; widen them")
 
     def _check_log_scale(self) -> None:
@@ -146,6 +146,11 @@ class Parameter(StrictModel):
         if self.type == "fixed":
             return isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
         return self.type != "categorical"
+
+    @property
+    def whole_bounds(self) -> tuple[int, int]:
+        """The lowest and highest whole number inside ``bounds`` (what an integer parameter may take)."""
+        return math.ceil(self.bounds[0]), math.floor(self.bounds[1])
 
     @property
     def is_fixed(self) -> bool:
